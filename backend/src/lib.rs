@@ -1,0 +1,7 @@
+//! The image server of one backend node: the viewer page, tiles, IIIF, thumbnails and uploads,
+//! the node's catalog (an index over what its disks hold), its disk set, replication and
+//! scrubbing.
+//!
+//! It must never encode or decode a JPEG to answer a tile request (a tile is one positional read
+//! of a pyramid file), never trust its catalog over the disks, and never let a failing disk slow
+//! down requests for images on the other disks.
