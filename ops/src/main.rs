@@ -1,1 +1,44 @@
-fn main() {}
+//! `td`: one command for everything on a Tertiary Disk node: tiling originals, inspecting
+//! pyramid files, and the demo appliance.
+
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "td",
+    version,
+    about = "Tertiary Disk: a self-maintaining web image storage appliance",
+    long_about = "Tertiary Disk: a self-maintaining web image storage appliance.\n\n\
+                  Start with `td demo` to see it serve a few sample artworks on this machine."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Tile(commands::tile::Args),
+    Inspect(commands::inspect::Args),
+    Demo(commands::demo::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tile(args) => commands::tile::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("td: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
