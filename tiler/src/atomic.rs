@@ -23,9 +23,10 @@ impl AtomicFile {
         let name = target
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        remove_stale_temps(dir, &prefix);
         let temp = dir.join(format!(
-            ".{}.tmp-{}-{}",
-            name.to_string_lossy(),
+            "{prefix}{}-{}",
             std::process::id(),
             SEQUENCE.fetch_add(1, Ordering::Relaxed)
         ));
@@ -79,6 +80,26 @@ impl Drop for AtomicFile {
     }
 }
 
+/// Removes temporary files of earlier runs for the same target whose process is gone (killed
+/// mid-write, or the machine crashed): they are never part of a committed file.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -100,6 +121,20 @@ mod tests {
             f.file().write_all(b"half").unwrap();
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn temp_files_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // PIDs above the kernel's maximum (4 194 304) never run.
+        let stale = dir.path().join(".a.tdp.tmp-4999999-0");
+        let other = dir.path().join(".b.tdp.tmp-4999999-0");
+        std::fs::write(&stale, b"left by a killed run").unwrap();
+        std::fs::write(&other, b"another target's").unwrap();
+        let f = AtomicFile::create(&dir.path().join("a.tdp")).unwrap();
+        assert!(!stale.exists());
+        assert!(other.exists(), "only the same target's temps are touched");
+        drop(f);
     }
 
     #[test]

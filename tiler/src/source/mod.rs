@@ -128,9 +128,15 @@ pub fn open(path: &Path, limits: Limits) -> Result<Box<dyn RowSource>, SourceErr
         .take(64)
         .read_to_end(&mut head)
         .map_err(io_err)?;
-    let format = image::guess_format(&head).map_err(|_| SourceError::UnknownFormat {
-        path: path.to_path_buf(),
-    })?;
+    // `image` does not know BigTIFF's magic; the `tiff` decoder reads it.
+    let bigtiff = head.starts_with(b"II\x2b\x00") || head.starts_with(b"MM\x00\x2b");
+    let format = if bigtiff {
+        image::ImageFormat::Tiff
+    } else {
+        image::guess_format(&head).map_err(|_| SourceError::UnknownFormat {
+            path: path.to_path_buf(),
+        })?
+    };
     match format {
         image::ImageFormat::Tiff => match TiffSource::open(path, limits)? {
             Some(stream) => Ok(Box::new(stream)),

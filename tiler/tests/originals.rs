@@ -1,0 +1,256 @@
+//! Round trips of originals made by real tools, in every kind the tiler promises to read:
+//! every tile of every level has the right size and shows the right region of the image.
+
+mod common;
+
+use std::path::Path;
+
+use common::{assert_round_trip, make_picture, run};
+use tiler::{tile, TileOptions};
+
+/// Mean error per sample, out of 255, that JPEG at quality 85 plus the difference between our
+/// 2×2 means and an exact block mean may add. A misplaced tile scores far above it.
+const TOLERANCE: f64 = 6.0;
+
+fn tile_and_check(original: &Path, options: &TileOptions) -> tiler::TileReport {
+    let pyramid = original.with_extension("tdp");
+    let thumb = original.with_extension("thumb.jpg");
+    let report = tile(original, &pyramid, &thumb, options, &|_, _| {}).unwrap();
+    let worst = assert_round_trip(original, &pyramid, TOLERANCE);
+    eprintln!("{}: worst tile error {worst:.2}", original.display());
+    let t = image::open(&thumb).unwrap();
+    assert_eq!(
+        t.width().max(t.height()),
+        options
+            .thumbnail_size
+            .min(report.geometry.width.max(report.geometry.height))
+    );
+    report
+}
+
+/// Odd sides, so that several levels have cropped edge tiles and odd halvings.
+const W: u32 = 1537;
+const H: u32 = 1023;
+
+#[test]
+fn baseline_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(dir.path(), "a.jpg", W, H, &["-quality", "92"]);
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert_eq!(r.geometry.levels.len(), 4);
+    assert_eq!(r.channels, 3);
+}
+
+#[test]
+fn progressive_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(
+        dir.path(),
+        "p.jpg",
+        W,
+        H,
+        &["-interlace", "JPEG", "-quality", "92"],
+    );
+    assert!(
+        String::from_utf8(run("identify", &["-verbose", p.to_str().unwrap()]))
+            .unwrap()
+            .contains("Interlace: JPEG")
+    );
+    tile_and_check(&p, &TileOptions::default());
+}
+
+#[test]
+fn cmyk_jpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(
+        dir.path(),
+        "c.jpg",
+        W,
+        H,
+        &["-colorspace", "CMYK", "-quality", "95"],
+    );
+    tile_and_check(&p, &TileOptions::default());
+}
+
+#[test]
+fn grayscale_jpeg_stays_grey() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(
+        dir.path(),
+        "g.jpg",
+        W,
+        H,
+        &["-colorspace", "Gray", "-quality", "92"],
+    );
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert_eq!(r.channels, 1);
+}
+
+#[test]
+fn jpeg_with_exif_orientation_is_turned_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(dir.path(), "o.jpg", W, H, &["-quality", "92"]);
+    run(
+        "exiftool",
+        &[
+            "-q",
+            "-overwrite_original",
+            "-Orientation=6",
+            "-n",
+            p.to_str().unwrap(),
+        ],
+    );
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert_eq!((r.geometry.width, r.geometry.height), (H, W));
+}
+
+#[test]
+fn png_16_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(dir.path(), "a.png", W, H, &["-depth", "16", "PNG48:"]);
+    tile_and_check(&p, &TileOptions::default());
+}
+
+#[test]
+fn png_with_alpha_is_flattened_onto_white() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(
+        dir.path(),
+        "a.png",
+        W,
+        H,
+        &[
+            "-alpha", "set", "-channel", "A", "-fx", "i/w", "+channel", "PNG32:",
+        ],
+    );
+    tile_and_check(&p, &TileOptions::default());
+}
+
+#[test]
+fn tiff_16_bit_stripped() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(
+        dir.path(),
+        "a.tif",
+        W,
+        H,
+        &["-depth", "16", "-compress", "lzw"],
+    );
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert!(r.source.contains("streamed"), "{}", r.source);
+}
+
+#[test]
+fn tiff_tiled_by_vips() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = make_picture(dir.path(), "src.png", W, H, &[]);
+    let p = dir.path().join("t.tif");
+    run(
+        "vips",
+        &[
+            "tiffsave",
+            src.to_str().unwrap(),
+            p.to_str().unwrap(),
+            "--tile",
+            "--tile-width",
+            "128",
+            "--tile-height",
+            "128",
+            "--compression",
+            "deflate",
+        ],
+    );
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert!(r.source.contains("tiled TIFF streamed"), "{}", r.source);
+}
+
+#[test]
+fn bigtiff_tiled_jpeg_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = make_picture(dir.path(), "src.png", W, H, &[]);
+    let p = dir.path().join("b.tif");
+    run(
+        "vips",
+        &[
+            "tiffsave",
+            src.to_str().unwrap(),
+            p.to_str().unwrap(),
+            "--tile",
+            "--bigtiff",
+            "--compression",
+            "jpeg",
+            "-Q",
+            "95",
+        ],
+    );
+    assert_eq!(&std::fs::read(&p).unwrap()[..4], b"II\x2b\x00", "a BigTIFF");
+    tile_and_check(&p, &TileOptions::default());
+}
+
+#[test]
+fn bigtiff_stripped_grey_16_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = make_picture(
+        dir.path(),
+        "src.png",
+        W,
+        H,
+        &["-colorspace", "Gray", "-depth", "16"],
+    );
+    let p = dir.path().join("g.tif");
+    run(
+        "convert",
+        &[
+            src.to_str().unwrap(),
+            "-depth",
+            "16",
+            &format!("TIFF64:{}", p.display()),
+        ],
+    );
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert_eq!(r.channels, 1);
+}
+
+#[test]
+fn tiff_with_orientation_is_turned_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(dir.path(), "o.tif", W, H, &["-orient", "RightTop"]);
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert_eq!((r.geometry.width, r.geometry.height), (H, W));
+}
+
+#[test]
+fn other_tile_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(dir.path(), "a.jpg", W, H, &["-quality", "92"]);
+    let r = tile_and_check(
+        &p,
+        &TileOptions {
+            tile_size: 128,
+            ..TileOptions::default()
+        },
+    );
+    assert_eq!(r.geometry.levels.len(), 5);
+    let r = tile_and_check(
+        &p,
+        &TileOptions {
+            tile_size: 512,
+            thumbnail_size: 100,
+            ..TileOptions::default()
+        },
+    );
+    assert_eq!(r.geometry.levels.len(), 3);
+}
+
+#[test]
+fn tiny_image_is_one_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    // Smooth, since 4:2:0 chroma on a 3×2 texture is mostly loss.
+    let p = dir.path().join("t.png");
+    run(
+        "convert",
+        &["-size", "3x2", "gradient:white-gray", p.to_str().unwrap()],
+    );
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert_eq!(r.geometry.tile_count(), 1);
+}
