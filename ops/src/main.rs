@@ -37,7 +37,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("td: error: {err:#}");
+            // Our errors carry their causes in their own message; `{:#}` would repeat them.
+            eprintln!("td: error: {err}");
             ExitCode::FAILURE
         }
     }

@@ -80,6 +80,8 @@ pub fn tile(
     if options.thumbnail_size == 0 {
         return Err(TileError::ThumbnailSize);
     }
+    // Check the tile size before the original costs anything to open.
+    Geometry::new(1, 1, options.tile_size).map_err(TileError::TileSize)?;
     let mut src = source::open(input, options.limits)?;
     let (width, height, channels) = (src.width(), src.height(), src.channels());
     let geometry = Geometry::new(width, height, options.tile_size).map_err(TileError::TileSize)?;

@@ -7,6 +7,7 @@ use std::io::{self, BufRead, ErrorKind, Read};
 pub enum Incomplete {
     Io(io::Error),
     Truncated(&'static str),
+    Damaged(&'static str),
 }
 
 impl From<io::Error> for Incomplete {
@@ -28,7 +29,7 @@ fn byte(r: &mut impl Read) -> io::Result<u8> {
 /// Reads the stream up to its EOI marker; fails if the file ends before it.
 pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
     if byte(&mut r)? != 0xFF || byte(&mut r)? != 0xD8 {
-        return Err(Incomplete::Truncated("no start-of-image marker"));
+        return Err(Incomplete::Damaged("no JPEG start-of-image marker"));
     }
     // The marker that ended a scan, already read.
     let mut pending = None;
@@ -37,8 +38,8 @@ pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
             Some(m) => m,
             None => {
                 if byte(&mut r)? != 0xFF {
-                    return Err(Incomplete::Truncated(
-                        "a segment is damaged (no marker where one must be)",
+                    return Err(Incomplete::Damaged(
+                        "a JPEG segment is damaged (no marker where one must be)",
                     ));
                 }
                 // Markers may be preceded by any number of 0xFF fill bytes.
@@ -55,7 +56,9 @@ pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
             _ => {
                 let len = u16::from_be_bytes([byte(&mut r)?, byte(&mut r)?]);
                 if len < 2 {
-                    return Err(Incomplete::Truncated("a segment has an impossible length"));
+                    return Err(Incomplete::Damaged(
+                        "a JPEG segment has an impossible length",
+                    ));
                 }
                 let skip = u64::from(len - 2);
                 if io::copy(&mut (&mut r).take(skip), &mut io::sink())? != skip {

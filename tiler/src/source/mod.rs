@@ -55,6 +55,8 @@ pub enum SourceError {
     Unsupported { path: PathBuf, what: String },
     #[error("{path}: file is truncated: {what}")]
     Truncated { path: PathBuf, what: &'static str },
+    #[error("{path}: file is damaged: {what}")]
+    Corrupt { path: PathBuf, what: &'static str },
     #[error("{path}: cannot decode: {source}")]
     Decode {
         path: PathBuf,
@@ -84,10 +86,10 @@ pub enum SourceError {
         limit: u64,
     },
     #[error(
-        "{path}: decoding this {width}×{height} image whole needs {} MiB, over the limit of {} MiB \
-         (save it as a tiled TIFF to stream it, or raise --max-memory)",
-        need >> 20,
-        limit >> 20
+        "{path}: decoding this {width}×{height} image whole needs {:.1} MiB, over the limit of \
+         {:.1} MiB (save it as a tiled TIFF to stream it, or raise --max-memory)",
+        *need as f64 / 1048576.0,
+        *limit as f64 / 1048576.0
     )]
     TooMuchMemory {
         path: PathBuf,
@@ -147,6 +149,10 @@ pub fn open(path: &Path, limits: Limits) -> Result<Box<dyn RowSource>, SourceErr
                 |e| match e {
                     jpeg_check::Incomplete::Io(source) => io_err(source),
                     jpeg_check::Incomplete::Truncated(what) => SourceError::Truncated {
+                        path: path.to_path_buf(),
+                        what,
+                    },
+                    jpeg_check::Incomplete::Damaged(what) => SourceError::Corrupt {
                         path: path.to_path_buf(),
                         what,
                     },
