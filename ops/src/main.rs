@@ -2,6 +2,7 @@
 //! pyramid files, and the demo appliance.
 
 mod commands;
+mod samples;
 
 use std::process::ExitCode;
 

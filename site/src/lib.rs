@@ -1,4 +1,137 @@
 //! The pages and their scripts (viewer, gallery, upload portal, operator dashboard), compiled
 //! into the binary so that a node serves them without any file outside its disks.
 //!
-//! It must never contain behaviour beyond filling a template: the servers own the logic.
+//! It must never contain behaviour beyond filling a template: the servers own the logic. Every
+//! value put into a page goes through [`escape`].
+
+/// The shared style sheet, served at `/site/style.css`.
+pub const STYLE_CSS: &str = include_str!("../assets/style.css");
+
+/// Escapes text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page around `body` (already HTML). `title` is plain text.
+pub fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
+         <body><header><a href=\"/\">Tertiary Disk</a></header><main>{body}</main>\
+         <footer class=\"muted\">Served by Tertiary Disk</footer></body></html>\n",
+        title = escape(title)
+    )
+}
+
+/// One entry of a gallery page.
+pub struct GalleryItem<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub artist: &'a str,
+    pub date: &'a str,
+}
+
+/// A page of thumbnails linking to the viewer.
+pub fn gallery(heading: &str, items: &[GalleryItem]) -> String {
+    let mut body = format!("<h1>{}</h1><ul class=\"gallery\">", escape(heading));
+    for it in items {
+        let id = escape(it.id);
+        body.push_str(&format!(
+            "<li><a href=\"/view/{id}\"><img src=\"/thumbs/{id}.jpg\" alt=\"{title}\" loading=\"lazy\">\
+             <div class=\"caption\"><strong>{title}</strong><br><span class=\"muted\">{artist}, {date}</span></div></a></li>",
+            title = escape(it.title),
+            artist = escape(it.artist),
+            date = escape(it.date),
+        ));
+    }
+    if items.is_empty() {
+        body.push_str("<li class=\"muted\">No images yet.</li>");
+    }
+    body.push_str("</ul>");
+    page(heading, &body)
+}
+
+/// What the plain-HTML viewer shows: a window of tiles of one level.
+pub struct ViewerWindow<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    /// (label, value) rows shown under the image.
+    pub metadata: Vec<(&'a str, &'a str)>,
+    pub level: usize,
+    pub levels: usize,
+    /// Tile rows of the window, each a list of (col, row, width, height).
+    pub tiles: Vec<Vec<(u32, u32, u32, u32)>>,
+    /// Links for zoom and pan: (label, query or None when impossible).
+    pub controls: Vec<(&'a str, Option<String>)>,
+}
+
+/// The viewer page that works without JavaScript: the current window as a grid of `<img>`
+/// tiles, with zoom and pan links that reload the page.
+pub fn viewer(w: &ViewerWindow) -> String {
+    let id = escape(w.id);
+    let mut body = format!(
+        "<h1>{}</h1><p class=\"muted\">Level {} of {} (0 is full size)</p><nav class=\"controls\">",
+        escape(w.title),
+        w.level,
+        w.levels - 1
+    );
+    for (label, link) in &w.controls {
+        match link {
+            Some(q) => body.push_str(&format!(
+                "<a href=\"/view/{id}?{}\">{}</a>",
+                escape(q),
+                escape(label)
+            )),
+            None => body.push_str(&format!("<span>{}</span>", escape(label))),
+        }
+    }
+    body.push_str("</nav><div class=\"viewer\"><div class=\"grid\">");
+    for row in &w.tiles {
+        body.push_str("<div style=\"display:flex\">");
+        for &(c, r, tw, th) in row {
+            body.push_str(&format!(
+                "<img src=\"/tiles/{id}/{}/{c}/{r}.jpg\" width=\"{tw}\" height=\"{th}\" alt=\"\">",
+                w.level
+            ));
+        }
+        body.push_str("</div>");
+    }
+    body.push_str("</div></div><dl class=\"meta\">");
+    for (k, v) in &w.metadata {
+        body.push_str(&format!("<dt>{}</dt><dd>{}</dd>", escape(k), escape(v)));
+    }
+    body.push_str("</dl>");
+    page(w.title, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_in_titles() {
+        let html = gallery(
+            "x",
+            &[GalleryItem {
+                id: "a",
+                title: "<script>alert(1)</script>",
+                artist: "A & B",
+                date: "1900",
+            }],
+        );
+        assert!(!html.contains("<script>alert"));
+        assert!(html.contains("&lt;script&gt;") && html.contains("A &amp; B"));
+    }
+}

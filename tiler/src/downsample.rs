@@ -37,7 +37,7 @@ fn halve_row<const C: usize>(r0: &[u8], r1: &[u8], out: &mut [u8]) {
             o[k] = ((sum + 2) >> 2) as u8;
         }
     }
-    if r0.len() % (2 * C) != 0 {
+    if !r0.len().is_multiple_of(2 * C) {
         let (a, b) = (&r0[pairs * 2 * C..], &r1[pairs * 2 * C..]);
         let o = &mut out[pairs * C..];
         for k in 0..C {

@@ -61,7 +61,7 @@ impl Geometry {
         if width == 0 || height == 0 {
             return Err(GeometryError::ZeroSized { width, height });
         }
-        if !(MIN_TILE_SIZE..=MAX_TILE_SIZE).contains(&tile_size) || tile_size % 2 != 0 {
+        if !(MIN_TILE_SIZE..=MAX_TILE_SIZE).contains(&tile_size) || !tile_size.is_multiple_of(2) {
             return Err(GeometryError::TileSize(tile_size));
         }
         let mut levels = Vec::new();

@@ -1,0 +1,270 @@
+//! The HTTP face of a node: gallery, viewer page, tiles and thumbnails.
+//!
+//! A tile is one positional read of a pyramid file on a blocking thread, sent with long-lived
+//! cache headers and an ETag taken from the tile index, so a revalidation costs no read at all.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use warp::http::{header, Response, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::{Filter, Rejection, Reply};
+
+use crate::library::{valid_id, Image, Library};
+
+/// Tiles the plain-HTML viewer shows at once: fits a laptop screen at 256 px tiles and
+/// shrinks to the phone's width through CSS.
+const WINDOW_COLS: u32 = 4;
+const WINDOW_ROWS: u32 = 3;
+
+type Body = warp::hyper::body::Bytes;
+
+/// Every route of the demo node, with errors turned into short plain-text answers.
+pub fn routes(
+    library: Arc<Library>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let lib = warp::any().map(move || library.clone());
+    let gallery = warp::path::end().and(lib.clone()).map(gallery);
+    let style = warp::path!("site" / "style.css").map(|| {
+        warp::reply::with_header(
+            site::STYLE_CSS,
+            header::CONTENT_TYPE,
+            "text/css; charset=utf-8",
+        )
+    });
+    let view = warp::path!("view" / String)
+        .and(warp::query::<ViewQuery>())
+        .and(lib.clone())
+        .map(view);
+    let tiles = warp::path!("tiles" / String / usize / u32 / String)
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and(lib.clone())
+        .then(tile);
+    let thumbs = warp::path!("thumbs" / String).and(lib).then(thumbnail);
+    warp::get()
+        .and(gallery.or(style).or(view).or(tiles).or(thumbs))
+        .recover(rejection)
+}
+
+fn text(status: StatusCode, message: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Bytes::from(format!("{message}\n")))
+        .expect("valid response")
+}
+
+fn html(page: String) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Bytes::from(page))
+        .expect("valid response")
+}
+
+async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
+    Ok(if r.is_not_found() {
+        text(StatusCode::NOT_FOUND, "not found")
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        text(
+            StatusCode::BAD_REQUEST,
+            "bad query: level, col and row must be whole numbers",
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served here")
+    } else {
+        text(StatusCode::BAD_REQUEST, "bad request")
+    })
+}
+
+fn gallery(lib: Arc<Library>) -> Response<Body> {
+    let items: Vec<_> = lib
+        .images()
+        .map(|i| site::GalleryItem {
+            id: &i.id,
+            title: &i.meta.title,
+            artist: &i.meta.artist,
+            date: &i.meta.date,
+        })
+        .collect();
+    html(site::gallery("Collection", &items))
+}
+
+#[derive(Debug, Deserialize)]
+struct ViewQuery {
+    level: Option<usize>,
+    col: Option<u32>,
+    row: Option<u32>,
+}
+
+fn view(id: String, q: ViewQuery, lib: Arc<Library>) -> Response<Body> {
+    let Some(image) = lib.get(&id) else {
+        return text(StatusCode::NOT_FOUND, "no image with this id");
+    };
+    html(site::viewer(&window(image, &q)))
+}
+
+/// The window of tiles the viewer shows for a query, clamped to the image.
+fn window<'a>(image: &'a Image, q: &ViewQuery) -> site::ViewerWindow<'a> {
+    let g = image.pyramid.geometry();
+    let fits = g
+        .levels
+        .iter()
+        .position(|l| l.cols <= WINDOW_COLS && l.rows <= WINDOW_ROWS)
+        .unwrap_or(g.levels.len() - 1);
+    let level = q.level.unwrap_or(fits).min(g.levels.len() - 1);
+    let l = g.levels[level];
+    let (wc, wr) = (WINDOW_COLS.min(l.cols), WINDOW_ROWS.min(l.rows));
+    let col = q.col.unwrap_or(0).min(l.cols - wc);
+    let row = q.row.unwrap_or(0).min(l.rows - wr);
+    let link = |level: usize, c: i64, r: i64| {
+        Some(format!("level={level}&col={}&row={}", c.max(0), r.max(0)))
+    };
+    let (cc, cr) = (i64::from(col + wc / 2), i64::from(row + wr / 2));
+    let (half_c, half_r) = (i64::from(WINDOW_COLS / 2), i64::from(WINDOW_ROWS / 2));
+    let zoom_in = (level > 0)
+        .then(|| link(level - 1, cc * 2 - half_c, cr * 2 - half_r))
+        .flatten();
+    let zoom_out = (level + 1 < g.levels.len())
+        .then(|| link(level + 1, cc / 2 - half_c, cr / 2 - half_r))
+        .flatten();
+    let (c, r) = (i64::from(col), i64::from(row));
+    let step = |n: u32| i64::from((n / 2).max(1));
+    let controls = vec![
+        ("Zoom in", zoom_in),
+        ("Zoom out", zoom_out),
+        (
+            "← Left",
+            (col > 0).then(|| link(level, c - step(wc), r)).flatten(),
+        ),
+        (
+            "Right →",
+            (col + wc < l.cols)
+                .then(|| link(level, c + step(wc), r))
+                .flatten(),
+        ),
+        (
+            "↑ Up",
+            (row > 0).then(|| link(level, c, r - step(wr))).flatten(),
+        ),
+        (
+            "Down ↓",
+            (row + wr < l.rows)
+                .then(|| link(level, c, r + step(wr)))
+                .flatten(),
+        ),
+    ];
+    let tiles = (row..row + wr)
+        .map(|tr| {
+            (col..col + wc)
+                .map(|tc| {
+                    let (w, h) = g.tile_dimensions(level, tc, tr).expect("inside the level");
+                    (tc, tr, w, h)
+                })
+                .collect()
+        })
+        .collect();
+    let m = &image.meta;
+    let mut metadata = vec![("Artist", m.artist.as_str()), ("Date", m.date.as_str())];
+    metadata.push(("Description", m.description.as_str()));
+    metadata.push(("Rights", m.rights.as_str()));
+    metadata.retain(|(_, v)| !v.is_empty());
+    site::ViewerWindow {
+        id: &image.id,
+        title: &m.title,
+        metadata,
+        level,
+        levels: g.levels.len(),
+        tiles,
+        controls,
+    }
+}
+
+async fn tile(
+    id: String,
+    level: usize,
+    col: u32,
+    row_jpg: String,
+    if_none_match: Option<String>,
+    lib: Arc<Library>,
+) -> Response<Body> {
+    let Some(row) = row_jpg
+        .strip_suffix(".jpg")
+        .and_then(|r| r.parse::<u32>().ok())
+    else {
+        return text(StatusCode::BAD_REQUEST, "tile URL must end in /{row}.jpg");
+    };
+    if !valid_id(&id) {
+        return text(StatusCode::BAD_REQUEST, "malformed image id");
+    }
+    let Some(image) = lib.get(&id).cloned() else {
+        return text(StatusCode::NOT_FOUND, "no image with this id");
+    };
+    let Ok(entry) = image.pyramid.entry(level, col, row) else {
+        return text(StatusCode::NOT_FOUND, "no such tile in this image");
+    };
+    let etag = format!("\"{:08x}-{:x}\"", entry.crc32c, entry.length);
+    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, etag)
+            .body(Bytes::new())
+            .expect("valid response");
+    }
+    let read = tokio::task::spawn_blocking(move || image.pyramid.read_tile(level, col, row)).await;
+    match read {
+        Ok(Ok(jpeg)) => Response::builder()
+            .header(header::CONTENT_TYPE, "image/jpeg")
+            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+            .header(header::ETAG, etag)
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+            .body(Bytes::from(jpeg))
+            .expect("valid response"),
+        Ok(Err(e)) => {
+            eprintln!("tile {id}/{level}/{col}/{row}: {e}");
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this copy of the tile is unreadable; try the other replica",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, "1".parse().expect("valid header"));
+            r
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
+    }
+}
+
+async fn thumbnail(id_jpg: String, lib: Arc<Library>) -> Response<Body> {
+    let Some(image) = id_jpg
+        .strip_suffix(".jpg")
+        .and_then(|id| lib.get(id))
+        .cloned()
+    else {
+        return text(StatusCode::NOT_FOUND, "no image with this id");
+    };
+    match tokio::fs::read(&image.thumbnail).await {
+        Ok(bytes) => Response::builder()
+            .header(header::CONTENT_TYPE, "image/jpeg")
+            .header(header::CACHE_CONTROL, "public, max-age=86400")
+            .body(Bytes::from(bytes))
+            .expect("valid response"),
+        Err(e) => {
+            eprintln!("thumbnail {}: {e}", image.thumbnail.display());
+            text(StatusCode::SERVICE_UNAVAILABLE, "thumbnail unreadable")
+        }
+    }
+}
+
+/// Serves the routes on an already bound listener until `shutdown` completes, then lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    library: Arc<Library>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(library))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}

@@ -1,0 +1,138 @@
+//! The images one process serves: a directory holding, for each image `ID`, its pyramid file
+//! `ID.tdp`, thumbnail `ID.thumb.jpg` and metadata `ID.json`. (The catalog of a real node,
+//! over many disks, grows from this.)
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tiler::{PyramidReader, ReadError};
+
+/// What a content provider says about an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub title: String,
+    #[serde(default)]
+    pub artist: String,
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub rights: String,
+}
+
+/// One servable image.
+#[derive(Debug)]
+pub struct Image {
+    pub id: String,
+    pub meta: ImageMeta,
+    pub pyramid: PyramidReader,
+    pub thumbnail: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("cannot read the image directory {path}: {source}")]
+    Dir { path: PathBuf, source: io::Error },
+    #[error("cannot read metadata {path}: {source}")]
+    Meta { path: PathBuf, source: io::Error },
+    #[error("metadata {path} is not valid: {source}")]
+    MetaJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Pyramid(#[from] ReadError),
+}
+
+/// Image ids are what URLs carry: short, and safe in a path and in HTML.
+pub fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Every image of a directory, by id.
+#[derive(Debug, Default)]
+pub struct Library {
+    images: BTreeMap<String, Arc<Image>>,
+}
+
+impl Library {
+    /// Loads every `ID.tdp` with its `ID.json` from `dir`. An image whose files are damaged
+    /// is skipped and reported in the returned list, never stopping the others.
+    pub fn open(dir: &Path) -> Result<(Library, Vec<LibraryError>), LibraryError> {
+        let dir_err = |source| LibraryError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        };
+        let mut images = BTreeMap::new();
+        let mut problems = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(dir_err)? {
+            let path = entry.map_err(dir_err)?.path();
+            let Some(id) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".tdp"))
+                .filter(|id| valid_id(id))
+            else {
+                continue;
+            };
+            match load(dir, id) {
+                Ok(image) => {
+                    images.insert(id.to_string(), Arc::new(image));
+                }
+                Err(e) => problems.push(e),
+            }
+        }
+        Ok((Library { images }, problems))
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Image>> {
+        self.images.get(id)
+    }
+
+    pub fn images(&self) -> impl Iterator<Item = &Arc<Image>> {
+        self.images.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+}
+
+fn load(dir: &Path, id: &str) -> Result<Image, LibraryError> {
+    let meta_path = dir.join(format!("{id}.json"));
+    let meta = match std::fs::read(&meta_path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| LibraryError::MetaJson {
+            path: meta_path.clone(),
+            source,
+        })?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => ImageMeta {
+            title: id.to_string(),
+            ..ImageMeta::default()
+        },
+        Err(source) => {
+            return Err(LibraryError::Meta {
+                path: meta_path,
+                source,
+            })
+        }
+    };
+    Ok(Image {
+        id: id.to_string(),
+        meta,
+        pyramid: PyramidReader::open(&dir.join(format!("{id}.tdp")))?,
+        thumbnail: dir.join(format!("{id}.thumb.jpg")),
+    })
+}
