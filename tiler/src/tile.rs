@@ -46,6 +46,8 @@ pub struct TileReport {
     pub channels: usize,
     /// How the original was read ("tiled TIFF streamed in 256×256 chunks", …).
     pub source: String,
+    /// What was done about its colour profile.
+    pub colour: source::ProfileUse,
     pub pyramid_bytes: u64,
     pub thumbnail: (u32, u32),
     pub thumbnail_bytes: u64,
@@ -82,7 +84,7 @@ pub fn tile(
     }
     // Check the tile size before the original costs anything to open.
     Geometry::new(1, 1, options.tile_size).map_err(TileError::TileSize)?;
-    let mut src = source::open(input, options.limits)?;
+    let (mut src, colour) = source::open(input, options.limits)?;
     let (width, height, channels) = (src.width(), src.height(), src.channels());
     let geometry = Geometry::new(width, height, options.tile_size).map_err(TileError::TileSize)?;
     let sizes: Vec<_> = geometry
@@ -151,6 +153,7 @@ pub fn tile(
         geometry,
         channels,
         source: source_name,
+        colour,
         pyramid_bytes,
         thumbnail: (tw, th),
         thumbnail_bytes: jpeg.len() as u64,

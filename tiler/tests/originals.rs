@@ -254,3 +254,90 @@ fn tiny_image_is_one_tile() {
     let r = tile_and_check(&p, &TileOptions::default());
     assert_eq!(r.geometry.tile_count(), 1);
 }
+
+const ICC_DIR: &str = "/usr/share/color/icc/ghostscript";
+
+/// Originals in wide-gamut spaces (ProPhoto TIFF, Adobe RGB JPEG) come out as sRGB tiles that
+/// match ImageMagick's own ICC conversion, and clearly not the unconverted numbers.
+#[test]
+fn wide_gamut_originals_are_converted_to_srgb() {
+    let dir = tempfile::tempdir().unwrap();
+    // Saturated colours, where the spaces differ most.
+    let src = make_picture(dir.path(), "src.png", W, H, &["-modulate", "100,200"]);
+    let srgb = format!("{ICC_DIR}/srgb.icc");
+    for (profile, name) in [("rommrgb.icc", "prophoto.tif"), ("a98.icc", "adobe.jpg")] {
+        let original = dir.path().join(name);
+        run(
+            "convert",
+            &[
+                src.to_str().unwrap(),
+                "-profile",
+                &srgb,
+                "-profile",
+                &format!("{ICC_DIR}/{profile}"),
+                "-quality",
+                "95",
+                original.to_str().unwrap(),
+            ],
+        );
+        // ImageMagick's conversion back to sRGB is the reference; the raw numbers are the trap.
+        let reference = dir.path().join(format!("{name}.srgb.png"));
+        run(
+            "convert",
+            &[
+                original.to_str().unwrap(),
+                "-profile",
+                &srgb,
+                reference.to_str().unwrap(),
+            ],
+        );
+        let raw = dir.path().join(format!("{name}.raw.png"));
+        run(
+            "convert",
+            &[
+                original.to_str().unwrap(),
+                "+profile",
+                "*",
+                raw.to_str().unwrap(),
+            ],
+        );
+
+        let pyramid = dir.path().join(format!("{name}.tdp"));
+        let report = tile(
+            &original,
+            &pyramid,
+            &dir.path().join("t.jpg"),
+            &TileOptions::default(),
+            &|_, _| {},
+        )
+        .unwrap();
+        assert!(
+            matches!(report.colour, tiler::source::ProfileUse::Converted(_)),
+            "{}",
+            report.colour
+        );
+        let converted = assert_round_trip(&reference, &pyramid, TOLERANCE);
+        let unconverted = common::worst_tile_error(&raw, &pyramid, false);
+        eprintln!(
+            "{name}: error {converted:.2} against sRGB, {unconverted:.2} against raw numbers"
+        );
+        assert!(
+            unconverted > 2.0 * TOLERANCE,
+            "{name}: conversion made no visible difference"
+        );
+    }
+}
+
+#[test]
+fn srgb_profile_is_recognised_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(
+        dir.path(),
+        "s.jpg",
+        W,
+        H,
+        &["-profile", &format!("{ICC_DIR}/srgb.icc")],
+    );
+    let r = tile_and_check(&p, &TileOptions::default());
+    assert_eq!(r.colour, tiler::source::ProfileUse::AlreadySrgb);
+}

@@ -104,7 +104,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if !args.quiet {
         let g = &report.geometry;
         println!(
-            "{} → {}: {}×{} px, {} levels, {} tiles of {} px, {} ({}); thumbnail {} {}×{} ({}); {:.2} s, {:.1} MP/s",
+            "{} → {}: {}×{} px, {} levels, {} tiles of {} px, {} ({}; {}); thumbnail {} {}×{} ({}); {:.2} s, {:.1} MP/s",
             args.original.display(),
             args.output.display(),
             g.width,
@@ -114,6 +114,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             g.tile_size,
             human_bytes(report.pyramid_bytes),
             report.source,
+            report.colour,
             thumbnail.display(),
             report.thumbnail.0,
             report.thumbnail.1,

@@ -16,6 +16,7 @@ pub struct InMemorySource {
     layout: Layout,
     next_row: u32,
     format: ImageFormat,
+    icc: Option<Vec<u8>>,
 }
 
 impl InMemorySource {
@@ -46,6 +47,8 @@ impl InMemorySource {
             });
         }
         let orientation = decoder.orientation().map_err(decode_err)?;
+        // A damaged profile is not a reason to refuse the pixels.
+        let icc = decoder.icc_profile().ok().flatten();
         let mut image = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
         image.apply_orientation(orientation);
         let layout = match &image {
@@ -72,6 +75,7 @@ impl InMemorySource {
             layout,
             next_row: 0,
             format,
+            icc,
         })
     }
 }
@@ -131,5 +135,9 @@ impl RowSource for InMemorySource {
 
     fn describe(&self) -> String {
         format!("{:?} decoded whole", self.format)
+    }
+
+    fn take_icc_profile(&mut self) -> Option<Vec<u8>> {
+        self.icc.take()
     }
 }

@@ -4,6 +4,7 @@
 //! image; JPEG and PNG (and TIFFs that must be rotated) are decoded whole by `image` and handed
 //! out row band by row band, converted as they go so that no second full-size copy exists.
 
+mod colour;
 mod convert;
 mod in_memory;
 mod jpeg_check;
@@ -13,6 +14,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+pub use colour::ProfileUse;
 pub use convert::Layout;
 pub use in_memory::InMemorySource;
 pub use tiff_stream::TiffSource;
@@ -110,10 +112,21 @@ pub trait RowSource: Send {
     fn read_rows(&mut self, out: &mut [u8], rows: u32) -> Result<(), SourceError>;
     /// How the original was read, for the report: "streamed TIFF", "decoded whole JPEG", …
     fn describe(&self) -> String;
+    /// The embedded ICC colour profile, if any (handed over once).
+    fn take_icc_profile(&mut self) -> Option<Vec<u8>>;
 }
 
-/// Opens an original, checks it against the limits, and returns its rows as a stream.
-pub fn open(path: &Path, limits: Limits) -> Result<Box<dyn RowSource>, SourceError> {
+/// Opens an original (see [`open_raw`]) and converts its colours to sRGB where its ICC profile
+/// says they are in another space.
+pub fn open(path: &Path, limits: Limits) -> Result<(Box<dyn RowSource>, ProfileUse), SourceError> {
+    let mut source = open_raw(path, limits)?;
+    let icc = source.take_icc_profile();
+    Ok(colour::manage(source, icc))
+}
+
+/// Opens an original, checks it against the limits, and returns its rows as a stream, with
+/// the colours as stored.
+pub fn open_raw(path: &Path, limits: Limits) -> Result<Box<dyn RowSource>, SourceError> {
     let io_err = |source| SourceError::Io {
         path: path.to_path_buf(),
         source,

@@ -35,7 +35,11 @@ pub struct TiffSource {
     next_row: u32,
     /// The last chunk read, as the decoder gives it.
     chunk: DecodingResult,
+    icc: Option<Vec<u8>>,
 }
+
+/// TIFF tag 34675: the embedded ICC profile.
+const ICC_PROFILE_TAG: u16 = 34675;
 
 impl TiffSource {
     /// Opens a TIFF for streaming, or returns `None` if it must be decoded whole.
@@ -94,6 +98,7 @@ impl TiffSource {
         if chunk_bytes > MAX_CHUNK_BYTES || chunk_w == 0 || chunk_h == 0 {
             return Ok(None);
         }
+        let icc = decoder.get_tag_u8_vec(Tag::Unknown(ICC_PROFILE_TAG)).ok();
         let chunks_across = if tiled { width.div_ceil(chunk_w) } else { 1 };
         Ok(Some(TiffSource {
             path: path.to_path_buf(),
@@ -110,6 +115,7 @@ impl TiffSource {
             band_rows: 0,
             next_row: 0,
             chunk: DecodingResult::U8(Vec::new()),
+            icc,
         }))
     }
 
@@ -199,5 +205,9 @@ impl RowSource for TiffSource {
             self.chunk_w.min(self.width),
             self.chunk_h.min(self.height)
         )
+    }
+
+    fn take_icc_profile(&mut self) -> Option<Vec<u8>> {
+        self.icc.take()
     }
 }
