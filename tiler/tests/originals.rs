@@ -140,26 +140,29 @@ fn tiff_16_bit_stripped() {
     assert!(r.source.contains("streamed"), "{}", r.source);
 }
 
+/// The test picture saved as a TIFF by libvips with the given `tiffsave` options.
+fn vips_tiff(dir: &Path, name: &str, options: &[&str]) -> std::path::PathBuf {
+    let src = make_picture(dir, "src.png", W, H, &[]);
+    let p = dir.join(name);
+    let mut args = vec!["tiffsave", src.to_str().unwrap(), p.to_str().unwrap()];
+    args.extend_from_slice(options);
+    run("vips", &args);
+    p
+}
+
 #[test]
 fn tiff_tiled_by_vips() {
     let dir = tempfile::tempdir().unwrap();
-    let src = make_picture(dir.path(), "src.png", W, H, &[]);
-    let p = dir.path().join("t.tif");
-    run(
-        "vips",
-        &[
-            "tiffsave",
-            src.to_str().unwrap(),
-            p.to_str().unwrap(),
-            "--tile",
-            "--tile-width",
-            "128",
-            "--tile-height",
-            "128",
-            "--compression",
-            "deflate",
-        ],
-    );
+    let options = [
+        "--tile",
+        "--tile-width",
+        "128",
+        "--tile-height",
+        "128",
+        "--compression",
+        "deflate",
+    ];
+    let p = vips_tiff(dir.path(), "t.tif", &options);
     let r = tile_and_check(&p, &TileOptions::default());
     assert!(r.source.contains("tiled TIFF streamed"), "{}", r.source);
 }
@@ -167,22 +170,8 @@ fn tiff_tiled_by_vips() {
 #[test]
 fn bigtiff_tiled_jpeg_compressed() {
     let dir = tempfile::tempdir().unwrap();
-    let src = make_picture(dir.path(), "src.png", W, H, &[]);
-    let p = dir.path().join("b.tif");
-    run(
-        "vips",
-        &[
-            "tiffsave",
-            src.to_str().unwrap(),
-            p.to_str().unwrap(),
-            "--tile",
-            "--bigtiff",
-            "--compression",
-            "jpeg",
-            "-Q",
-            "95",
-        ],
-    );
+    let options = ["--tile", "--bigtiff", "--compression", "jpeg", "-Q", "95"];
+    let p = vips_tiff(dir.path(), "b.tif", &options);
     assert_eq!(&std::fs::read(&p).unwrap()[..4], b"II\x2b\x00", "a BigTIFF");
     tile_and_check(&p, &TileOptions::default());
 }
