@@ -11,7 +11,17 @@ use warp::http::{header, Response, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
+use crate::iiif::{self, render, ImageRequest, OutputLimits};
 use crate::library::{valid_id, Image, Library};
+
+/// The largest image the IIIF service renders: 16 megapixels, sides up to 8192 px. A rendered
+/// request decodes at most four times that from the pyramid, so one request stays within about
+/// 200 MB however large the original.
+pub const IIIF_LIMITS: OutputLimits = OutputLimits {
+    max_width: 8192,
+    max_height: 8192,
+    max_area: 16_000_000,
+};
 
 /// Tiles the plain-HTML viewer shows at once: fits a laptop screen at 256 px tiles and
 /// shrinks to the phone's width through CSS.
@@ -41,9 +51,42 @@ pub fn routes(
         .and(warp::header::optional::<String>("if-none-match"))
         .and(lib.clone())
         .then(tile);
-    let thumbs = warp::path!("thumbs" / String).and(lib).then(thumbnail);
+    let thumbs = warp::path!("thumbs" / String)
+        .and(lib.clone())
+        .then(thumbnail);
+    let host = warp::header::optional::<String>("host");
+    let iiif_base = warp::path!("iiif" / "3" / String).map(|id: String| {
+        Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, format!("/iiif/3/{id}/info.json"))
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+            .body(Bytes::new())
+            .expect("valid response")
+    });
+    let iiif_info = warp::path!("iiif" / "3" / String / "info.json")
+        .and(host)
+        .and(warp::header::optional::<String>("accept"))
+        .and(lib.clone())
+        .map(iiif_info);
+    let iiif_manifest = warp::path!("iiif" / "3" / String / "manifest.json")
+        .and(warp::header::optional::<String>("host"))
+        .and(lib.clone())
+        .map(iiif_manifest);
+    let iiif_image = warp::path!("iiif" / "3" / String / String / String / String / String)
+        .and(lib)
+        .then(iiif_image);
     warp::get()
-        .and(gallery.or(style).or(view).or(tiles).or(thumbs))
+        .and(
+            gallery
+                .or(style)
+                .or(view)
+                .or(tiles)
+                .or(thumbs)
+                .or(iiif_base)
+                .or(iiif_info)
+                .or(iiif_manifest)
+                .or(iiif_image),
+        )
         .recover(rejection)
 }
 
@@ -231,6 +274,137 @@ async fn tile(
             r
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
+    }
+}
+
+fn iiif_info(
+    id: String,
+    host: Option<String>,
+    accept: Option<String>,
+    lib: Arc<Library>,
+) -> Response<Body> {
+    let Some(image) = lib.get(&id) else {
+        return text(StatusCode::NOT_FOUND, "no image with this id");
+    };
+    let base = format!("{}/iiif/3/{id}", origin(host));
+    let info = iiif::info::info_json(
+        &base,
+        image.pyramid.geometry(),
+        image.pyramid.header().channels,
+        IIIF_LIMITS,
+    );
+    let media = if accept.is_some_and(|a| a.contains("application/ld+json")) {
+        "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\""
+    } else {
+        "application/json"
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, media)
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(
+            header::LINK,
+            "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
+        )
+        .body(Bytes::from(info.to_string()))
+        .expect("valid response")
+}
+
+/// `http://host` as the client named this server: IIIF ids must be the URIs the client used.
+fn origin(host: Option<String>) -> String {
+    let host = host
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or_else(|| "localhost".into());
+    format!("http://{host}")
+}
+
+fn json_reply(value: &serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .body(Bytes::from(value.to_string()))
+        .expect("valid response")
+}
+
+fn iiif_manifest(id: String, host: Option<String>, lib: Arc<Library>) -> Response<Body> {
+    let Some(image) = lib.get(&id) else {
+        return text(StatusCode::NOT_FOUND, "no image with this id");
+    };
+    let origin = origin(host);
+    let g = image.pyramid.geometry();
+    let m = iiif::manifest::manifest(
+        &format!("{origin}/iiif/3/{id}"),
+        &format!("{origin}/thumbs/{id}.jpg"),
+        &image.meta,
+        g.width,
+        g.height,
+    );
+    json_reply(&m)
+}
+
+async fn iiif_image(
+    id: String,
+    region: String,
+    size: String,
+    rotation: String,
+    quality_format: String,
+    lib: Arc<Library>,
+) -> Response<Body> {
+    let Some(image) = lib.get(&id).cloned() else {
+        return text(StatusCode::NOT_FOUND, "no image with this id");
+    };
+    let req = match ImageRequest::parse(&region, &size, &rotation, &quality_format) {
+        Ok(r) => r,
+        Err(e) => {
+            return text(
+                StatusCode::from_u16(e.status()).expect("400 or 501"),
+                &e.to_string(),
+            )
+        }
+    };
+    let g = image.pyramid.geometry();
+    let plan = match iiif::request::resolve(&req, g.width, g.height, IIIF_LIMITS) {
+        Ok(p) => p,
+        Err(e) => {
+            return text(
+                StatusCode::from_u16(e.status()).expect("400 or 501"),
+                &e.to_string(),
+            )
+        }
+    };
+    let stored = render::stored_tile(&req, &plan, g, image.pyramid.header().channels);
+    let work = tokio::task::spawn_blocking(move || match stored {
+        Some((level, col, row)) => image
+            .pyramid
+            .read_tile(level, col, row)
+            .map_err(render::RenderError::from),
+        None => render::render(&image.pyramid, &req, &plan),
+    });
+    match work.await {
+        Ok(Ok(bytes)) => Response::builder()
+            .header(header::CONTENT_TYPE, req.format.media_type())
+            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+            .header(
+                header::LINK,
+                "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
+            )
+            .body(Bytes::from(bytes))
+            .expect("valid response"),
+        Ok(Err(e)) => {
+            eprintln!("iiif {id}/{region}/{size}/{rotation}/{quality_format}: {e}");
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this copy of the image is unreadable; try the other replica",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, "1".parse().expect("valid header"));
+            r
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed"),
     }
 }
 

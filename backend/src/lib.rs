@@ -2,14 +2,15 @@
 //! the node's catalog (an index over what its disks hold), its disk set, replication and
 //! scrubbing.
 //!
-//! Today it holds the [`library`] (the images of one directory) and the [`http`] routes that
-//! serve them: gallery, plain-HTML viewer, tiles and thumbnails.
+//! Today it holds the [`library`] (the images of one directory), the [`iiif`] Image API, and
+//! the [`http`] routes that serve them: gallery, plain-HTML viewer, tiles, IIIF and thumbnails.
 //!
 //! It must never encode or decode a JPEG to answer a tile request (a tile is one positional read
 //! of a pyramid file), never trust its catalog over the disks, and never let a failing disk slow
 //! down requests for images on the other disks.
 
 pub mod http;
+pub mod iiif;
 pub mod library;
 
 pub use library::{ImageMeta, Library};

@@ -1,0 +1,561 @@
+//! Parsing IIIF Image API 3.0 request parameters and resolving them against an image: which
+//! pixels of the full image, at what output size, turned and coloured how.
+//!
+//! Syntax errors name the parameter (400); well-formed requests this server does not do are
+//! told apart (501), as the specification asks.
+
+use std::fmt;
+
+/// The region parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Region {
+    Full,
+    Square,
+    Pixels { x: u32, y: u32, w: u32, h: u32 },
+    Percent { x: f64, y: f64, w: f64, h: f64 },
+}
+
+/// The size parameter. `upscale` is the `^` prefix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Size {
+    Max { upscale: bool },
+    Width { w: u32, upscale: bool },
+    Height { h: u32, upscale: bool },
+    Percent { n: f64, upscale: bool },
+    Exact { w: u32, h: u32, upscale: bool },
+    Confined { w: u32, h: u32, upscale: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quality {
+    Default,
+    Color,
+    Gray,
+    Bitonal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jpg,
+    Png,
+}
+
+impl Format {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Jpg => "image/jpeg",
+            Format::Png => "image/png",
+        }
+    }
+}
+
+/// A parsed image request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageRequest {
+    pub region: Region,
+    pub size: Size,
+    /// Clockwise quarter turns (0 to 3): only multiples of 90° are served.
+    pub quarter_turns: u8,
+    pub mirror: bool,
+    pub quality: Quality,
+    pub format: Format,
+}
+
+/// Why a request cannot be served, with the HTTP status the specification gives it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum IiifError {
+    /// 400: the parameter is malformed or asks for something impossible.
+    #[error("invalid {parameter} '{value}': {why}")]
+    Invalid {
+        parameter: &'static str,
+        value: String,
+        why: &'static str,
+    },
+    /// 501: well-formed, but not something this server does.
+    #[error("{parameter} '{value}' is not supported: {why}")]
+    NotSupported {
+        parameter: &'static str,
+        value: String,
+        why: &'static str,
+    },
+}
+
+impl IiifError {
+    pub fn status(&self) -> u16 {
+        match self {
+            IiifError::Invalid { .. } => 400,
+            IiifError::NotSupported { .. } => 501,
+        }
+    }
+}
+
+fn invalid(parameter: &'static str, value: &str, why: &'static str) -> IiifError {
+    IiifError::Invalid {
+        parameter,
+        value: value.to_string(),
+        why,
+    }
+}
+
+/// Whole pixel numbers as the specification writes them: digits only, no sign, no padding
+/// tricks that overflow.
+fn int(parameter: &'static str, value: &str, s: &str) -> Result<u32, IiifError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(parameter, value, "expected a whole number"));
+    }
+    s.parse()
+        .map_err(|_| invalid(parameter, value, "number too large"))
+}
+
+/// Decimal numbers: digits with at most one point, no sign or exponent.
+fn float(parameter: &'static str, value: &str, s: &str) -> Result<f64, IiifError> {
+    let ok = !s.is_empty()
+        && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && s.bytes().filter(|&b| b == b'.').count() <= 1
+        && s != ".";
+    if !ok {
+        return Err(invalid(parameter, value, "expected a decimal number"));
+    }
+    s.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| invalid(parameter, value, "expected a decimal number"))
+}
+
+fn four<T>(
+    parameter: &'static str,
+    value: &str,
+    list: &str,
+    each: impl Fn(&'static str, &str, &str) -> Result<T, IiifError>,
+) -> Result<[T; 4], IiifError> {
+    let parts: Vec<_> = list.split(',').collect();
+    if parts.len() != 4 {
+        return Err(invalid(
+            parameter,
+            value,
+            "expected four comma-separated numbers",
+        ));
+    }
+    Ok([
+        each(parameter, value, parts[0])?,
+        each(parameter, value, parts[1])?,
+        each(parameter, value, parts[2])?,
+        each(parameter, value, parts[3])?,
+    ])
+}
+
+pub fn parse_region(v: &str) -> Result<Region, IiifError> {
+    match v {
+        "full" => Ok(Region::Full),
+        "square" => Ok(Region::Square),
+        _ => {
+            if let Some(p) = v.strip_prefix("pct:") {
+                let [x, y, w, h] = four("region", v, p, float)?;
+                if w <= 0.0 || h <= 0.0 {
+                    return Err(invalid(
+                        "region",
+                        v,
+                        "width and height must be greater than zero",
+                    ));
+                }
+                Ok(Region::Percent { x, y, w, h })
+            } else {
+                let [x, y, w, h] = four("region", v, v, int)?;
+                if w == 0 || h == 0 {
+                    return Err(invalid(
+                        "region",
+                        v,
+                        "width and height must be greater than zero",
+                    ));
+                }
+                Ok(Region::Pixels { x, y, w, h })
+            }
+        }
+    }
+}
+
+pub fn parse_size(v: &str) -> Result<Size, IiifError> {
+    let (upscale, s) = match v.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    if s == "max" {
+        return Ok(Size::Max { upscale });
+    }
+    if s == "full" {
+        return Err(invalid(
+            "size",
+            v,
+            "'full' was removed in version 3; use 'max'",
+        ));
+    }
+    if let Some(p) = s.strip_prefix("pct:") {
+        let n = float("size", v, p)?;
+        if n <= 0.0 {
+            return Err(invalid("size", v, "percentage must be greater than zero"));
+        }
+        return Ok(Size::Percent { n, upscale });
+    }
+    let (confined, s) = match s.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let Some((w, h)) = s.split_once(',') else {
+        return Err(invalid(
+            "size",
+            v,
+            "expected max, w,, ,h, pct:n, w,h or !w,h",
+        ));
+    };
+    let size = match (w.is_empty(), h.is_empty()) {
+        (true, true) => return Err(invalid("size", v, "give a width, a height or both")),
+        (false, true) if !confined => Size::Width {
+            w: int("size", v, w)?,
+            upscale,
+        },
+        (true, false) if !confined => Size::Height {
+            h: int("size", v, h)?,
+            upscale,
+        },
+        (false, false) => {
+            let (w, h) = (int("size", v, w)?, int("size", v, h)?);
+            if confined {
+                Size::Confined { w, h, upscale }
+            } else {
+                Size::Exact { w, h, upscale }
+            }
+        }
+        _ => return Err(invalid("size", v, "'!' needs both a width and a height")),
+    };
+    match size {
+        Size::Width { w: 0, .. }
+        | Size::Height { h: 0, .. }
+        | Size::Exact { w: 0, .. }
+        | Size::Exact { h: 0, .. }
+        | Size::Confined { w: 0, .. }
+        | Size::Confined { h: 0, .. } => Err(invalid("size", v, "sizes must be greater than zero")),
+        ok => Ok(ok),
+    }
+}
+
+/// Returns (quarter turns, mirror).
+pub fn parse_rotation(v: &str) -> Result<(u8, bool), IiifError> {
+    let (mirror, s) = match v.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, v),
+    };
+    let degrees = float("rotation", v, s)?;
+    if degrees > 360.0 {
+        return Err(invalid("rotation", v, "must be between 0 and 360"));
+    }
+    if degrees % 90.0 != 0.0 {
+        return Err(IiifError::NotSupported {
+            parameter: "rotation",
+            value: v.to_string(),
+            why: "only multiples of 90 degrees",
+        });
+    }
+    Ok((((degrees / 90.0) as u8) % 4, mirror))
+}
+
+/// Parses `{quality}.{format}`.
+pub fn parse_quality_format(v: &str) -> Result<(Quality, Format), IiifError> {
+    let Some((q, f)) = v.rsplit_once('.') else {
+        return Err(invalid(
+            "quality.format",
+            v,
+            "expected quality.format, e.g. default.jpg",
+        ));
+    };
+    let quality = match q {
+        "default" => Quality::Default,
+        "color" => Quality::Color,
+        "gray" => Quality::Gray,
+        "bitonal" => Quality::Bitonal,
+        _ => {
+            return Err(invalid(
+                "quality",
+                q,
+                "expected default, color, gray or bitonal",
+            ))
+        }
+    };
+    let format = match f {
+        "jpg" => Format::Jpg,
+        "png" => Format::Png,
+        "tif" | "gif" | "pdf" | "jp2" | "webp" => {
+            return Err(IiifError::NotSupported {
+                parameter: "format",
+                value: f.to_string(),
+                why: "this server produces jpg and png",
+            })
+        }
+        _ => return Err(invalid("format", f, "unknown format")),
+    };
+    Ok((quality, format))
+}
+
+impl ImageRequest {
+    pub fn parse(
+        region: &str,
+        size: &str,
+        rotation: &str,
+        quality_format: &str,
+    ) -> Result<Self, IiifError> {
+        let region = parse_region(region)?;
+        let size = parse_size(size)?;
+        let (quarter_turns, mirror) = parse_rotation(rotation)?;
+        let (quality, format) = parse_quality_format(quality_format)?;
+        Ok(ImageRequest {
+            region,
+            size,
+            quarter_turns,
+            mirror,
+            quality,
+            format,
+        })
+    }
+}
+
+/// The server's limits on output, advertised in `info.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    pub max_width: u32,
+    pub max_height: u32,
+    pub max_area: u64,
+}
+
+/// A request resolved against an image of a given size: everything in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Region of the full-resolution image: x, y, width, height.
+    pub region: (u32, u32, u32, u32),
+    /// Output size before rotation.
+    pub width: u32,
+    pub height: u32,
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (x, y, w, h) = self.region;
+        write!(f, "{x},{y},{w},{h} → {}×{}", self.width, self.height)
+    }
+}
+
+fn round(v: f64) -> u32 {
+    v.round().clamp(0.0, f64::from(u32::MAX)) as u32
+}
+
+/// Resolves `req` for an image of `width × height`, under `limits`.
+pub fn resolve(
+    req: &ImageRequest,
+    width: u32,
+    height: u32,
+    limits: OutputLimits,
+) -> Result<Plan, IiifError> {
+    let region_text = || format!("{:?}", req.region);
+    let (x, y, w, h) = match req.region {
+        Region::Full => (0, 0, width, height),
+        Region::Square => {
+            let side = width.min(height);
+            ((width - side) / 2, (height - side) / 2, side, side)
+        }
+        Region::Pixels { x, y, w, h } => (x, y, w, h),
+        Region::Percent { x, y, w, h } => {
+            let (fw, fh) = (f64::from(width), f64::from(height));
+            (
+                round(x * fw / 100.0),
+                round(y * fh / 100.0),
+                round(w * fw / 100.0).max(1),
+                round(h * fh / 100.0).max(1),
+            )
+        }
+    };
+    if x >= width || y >= height {
+        return Err(IiifError::Invalid {
+            parameter: "region",
+            value: region_text(),
+            why: "lies entirely outside the image",
+        });
+    }
+    // Partly outside: cropped to the image, as the specification says.
+    let (w, h) = (w.min(width - x), h.min(height - y));
+    let (rw, rh) = (f64::from(w), f64::from(h));
+    let too_big = |upscale: bool, ow: u32, oh: u32| !upscale && (ow > w || oh > h);
+    let (ow, oh, upscale) = match req.size {
+        Size::Max { upscale } => {
+            // As large as allowed, keeping the aspect ratio.
+            let mut scale: f64 = if upscale { f64::INFINITY } else { 1.0 };
+            scale = scale
+                .min(f64::from(limits.max_width) / rw)
+                .min(f64::from(limits.max_height) / rh)
+                .min((limits.max_area as f64 / (rw * rh)).sqrt());
+            (
+                (round(rw * scale)).max(1),
+                (round(rh * scale)).max(1),
+                upscale,
+            )
+        }
+        Size::Width { w: ow, upscale } => (ow, round(rh * f64::from(ow) / rw).max(1), upscale),
+        Size::Height { h: oh, upscale } => (round(rw * f64::from(oh) / rh).max(1), oh, upscale),
+        Size::Percent { n, upscale } => (
+            round(rw * n / 100.0).max(1),
+            round(rh * n / 100.0).max(1),
+            upscale,
+        ),
+        Size::Exact {
+            w: ow,
+            h: oh,
+            upscale,
+        } => (ow, oh, upscale),
+        Size::Confined {
+            w: cw,
+            h: ch,
+            upscale,
+        } => {
+            let scale = (f64::from(cw) / rw).min(f64::from(ch) / rh);
+            let scale = if upscale { scale } else { scale.min(1.0) };
+            (round(rw * scale).max(1), round(rh * scale).max(1), true)
+        }
+    };
+    if too_big(upscale, ow, oh) {
+        return Err(IiifError::Invalid {
+            parameter: "size",
+            value: format!("{:?}", req.size),
+            why: "larger than the region; prefix the size with ^ to ask for upscaling",
+        });
+    }
+    if ow > limits.max_width
+        || oh > limits.max_height
+        || u64::from(ow) * u64::from(oh) > limits.max_area
+    {
+        return Err(IiifError::Invalid {
+            parameter: "size",
+            value: format!("{ow}×{oh}"),
+            why: "exceeds this server's maxWidth, maxHeight or maxArea (see info.json)",
+        });
+    }
+    Ok(Plan {
+        region: (x, y, w, h),
+        width: ow,
+        height: oh,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: OutputLimits = OutputLimits {
+        max_width: 4000,
+        max_height: 4000,
+        max_area: 4_000_000,
+    };
+
+    fn plan(r: &str, s: &str) -> Result<Plan, IiifError> {
+        let req = ImageRequest::parse(r, s, "0", "default.jpg")?;
+        resolve(&req, 6000, 4000, LIMITS)
+    }
+
+    #[test]
+    fn regions_resolve_to_pixels() {
+        assert_eq!(plan("full", "max").unwrap().region, (0, 0, 6000, 4000));
+        assert_eq!(plan("square", "max").unwrap().region, (1000, 0, 4000, 4000));
+        assert_eq!(
+            plan("10,20,300,400", "max").unwrap().region,
+            (10, 20, 300, 400)
+        );
+        assert_eq!(
+            plan("pct:50,25,50,50", "max").unwrap().region,
+            (3000, 1000, 3000, 2000)
+        );
+        // Partly outside is cropped; wholly outside is an error.
+        assert_eq!(
+            plan("5900,3900,500,500", "max").unwrap().region,
+            (5900, 3900, 100, 100)
+        );
+        assert_eq!(plan("6000,0,10,10", "max").unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn sizes_keep_aspect_and_respect_limits() {
+        let p = plan("full", "max").unwrap();
+        // 6000×4000 = 24 MP, over maxArea 4 MP: scaled by sqrt(1/6).
+        assert_eq!((p.width, p.height), (2449, 1633));
+        let p = plan("full", "600,").unwrap();
+        assert_eq!((p.width, p.height), (600, 400));
+        let p = plan("full", ",400").unwrap();
+        assert_eq!((p.width, p.height), (600, 400));
+        let p = plan("full", "pct:10").unwrap();
+        assert_eq!((p.width, p.height), (600, 400));
+        let p = plan("full", "!500,500").unwrap();
+        assert_eq!((p.width, p.height), (500, 333));
+        let p = plan("full", "300,300").unwrap();
+        assert_eq!((p.width, p.height), (300, 300));
+        let p = plan("0,0,100,100", "^200,").unwrap();
+        assert_eq!((p.width, p.height), (200, 200));
+        assert_eq!(
+            plan("0,0,100,100", "200,").unwrap_err().status(),
+            400,
+            "upscale without ^"
+        );
+        assert_eq!(
+            plan("full", "5000,").unwrap_err().status(),
+            400,
+            "over maxWidth"
+        );
+    }
+
+    #[test]
+    fn malformed_parameters_name_themselves() {
+        for (r, s, rot, qf, parameter) in [
+            ("1,2,3", "max", "0", "default.jpg", "region"),
+            ("0,0,0,5", "max", "0", "default.jpg", "region"),
+            ("-1,0,5,5", "max", "0", "default.jpg", "region"),
+            ("pct:1,2,3,x", "max", "0", "default.jpg", "region"),
+            ("full", "full", "0", "default.jpg", "size"),
+            ("full", ",", "0", "default.jpg", "size"),
+            ("full", "!100,", "0", "default.jpg", "size"),
+            ("full", "99999999999,", "0", "default.jpg", "size"),
+            ("full", "max", "400", "default.jpg", "rotation"),
+            ("full", "max", "-90", "default.jpg", "rotation"),
+            ("full", "max", "0", "best.jpg", "quality"),
+            ("full", "max", "0", "default", "quality.format"),
+            ("full", "max", "0", "default.exe", "format"),
+        ] {
+            match ImageRequest::parse(r, s, rot, qf) {
+                Err(IiifError::Invalid { parameter: p, .. }) => {
+                    assert_eq!(p, parameter, "{r} {s} {rot} {qf}")
+                }
+                other => panic!("{r}/{s}/{rot}/{qf}: expected invalid {parameter}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn unsupported_but_valid_requests_are_501() {
+        assert_eq!(
+            ImageRequest::parse("full", "max", "22.5", "default.jpg")
+                .unwrap_err()
+                .status(),
+            501
+        );
+        assert_eq!(
+            ImageRequest::parse("full", "max", "0", "default.webp")
+                .unwrap_err()
+                .status(),
+            501
+        );
+        let r = ImageRequest::parse("full", "max", "!270", "gray.png").unwrap();
+        assert_eq!(
+            (r.quarter_turns, r.mirror, r.quality, r.format),
+            (3, true, Quality::Gray, Format::Png)
+        );
+        assert_eq!(
+            ImageRequest::parse("full", "max", "360", "color.jpg")
+                .unwrap()
+                .quarter_turns,
+            0
+        );
+    }
+}

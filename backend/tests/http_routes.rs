@@ -1,0 +1,399 @@
+//! The node's HTTP routes over real HTTP on loopback: tiles with their cache headers, the IIIF
+//! Image API (info.json, stored tiles, rendered requests, errors), and a damaged tile.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+
+use backend::{ImageMeta, Library};
+use image::{GenericImageView, ImageFormat, RgbImage};
+use tiler::{PyramidReader, TileOptions};
+
+/// One HTTP/1.1 exchange, connection closed after it.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+fn get(addr: SocketAddr, path: &str, extra_headers: &[(&str, &str)]) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in extra_headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    let body = raw[split + 4..].to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A picture with structure everywhere: a colour ramp plus a checkerboard of 37 px cells.
+fn picture(w: u32, h: u32) -> RgbImage {
+    RgbImage::from_fn(w, h, |x, y| {
+        let check = if (x / 37 + y / 37) % 2 == 0 { 60 } else { 0 };
+        image::Rgb([
+            (x * 255 / w) as u8,
+            (y * 255 / h) as u8,
+            (128 + check) as u8,
+        ])
+    })
+}
+
+struct Node {
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+    original: RgbImage,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Node {
+    /// A server on 127.0.0.1:0 with one image `art` of 1500×1100 px.
+    fn start() -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let original = picture(1500, 1100);
+        let png = dir.path().join("art.png");
+        original.save(&png).unwrap();
+        let images = dir.path().join("images");
+        std::fs::create_dir(&images).unwrap();
+        tiler::tile(
+            &png,
+            &images.join("art.tdp"),
+            &images.join("art.thumb.jpg"),
+            &TileOptions::default(),
+            &|_, _| {},
+        )
+        .unwrap();
+        let meta = ImageMeta {
+            title: "Art".into(),
+            ..ImageMeta::default()
+        };
+        std::fs::write(images.join("art.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (library, problems) = Library::open(&images).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(backend::http::serve(
+            listener,
+            Arc::new(library),
+            std::future::pending(),
+        ));
+        Node {
+            addr,
+            dir,
+            original,
+            _runtime: runtime,
+        }
+    }
+
+    fn pyramid(&self) -> std::path::PathBuf {
+        self.dir.path().join("images/art.tdp")
+    }
+}
+
+fn decode(bytes: &[u8], format: ImageFormat) -> image::DynamicImage {
+    image::load_from_memory_with_format(bytes, format).unwrap()
+}
+
+/// Mean absolute difference per sample between two RGB images of the same size.
+fn mean_error(a: &RgbImage, b: &RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let total: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    total as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn tiles_carry_cache_headers_and_revalidate_without_a_read() {
+    let node = Node::start();
+    let r = get(node.addr, "/tiles/art/0/2/1.jpg", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert_eq!(
+        r.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let reader = PyramidReader::open(&node.pyramid()).unwrap();
+    assert_eq!(r.body, reader.read_tile(0, 2, 1).unwrap());
+    let etag = r.header("etag").unwrap().to_string();
+    let again = get(
+        node.addr,
+        "/tiles/art/0/2/1.jpg",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let other = get(
+        node.addr,
+        "/tiles/art/0/1/1.jpg",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(other.status, 200, "another tile's ETag does not match");
+}
+
+#[test]
+fn malformed_and_unknown_tile_urls_get_clear_4xx() {
+    let node = Node::start();
+    for (path, status) in [
+        ("/tiles/art/0/99/0.jpg", 404),
+        ("/tiles/art/9/0/0.jpg", 404),
+        ("/tiles/nope/0/0/0.jpg", 404),
+        ("/tiles/art/0/0/0.png", 400),
+        ("/tiles/art/x/0/0.jpg", 404),
+        ("/tiles/art/0/0/99999999999999999999.jpg", 400),
+        ("/tiles/..%2F..%2Fetc/0/0/0.jpg", 400),
+        ("/view/nope", 404),
+        ("/view/art?level=abc", 400),
+    ] {
+        let r = get(node.addr, path, &[]);
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert!(!r.body.is_empty(), "{path}: an explanation is expected");
+    }
+    // The server still answers after all of that.
+    assert_eq!(get(node.addr, "/tiles/art/0/0/0.jpg", &[]).status, 200);
+}
+
+#[test]
+fn iiif_info_json_describes_the_pyramid() {
+    let node = Node::start();
+    let r = get(node.addr, "/iiif/3/art", &[]);
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/iiif/3/art/info.json"));
+    let r = get(
+        node.addr,
+        "/iiif/3/art/info.json",
+        &[("Accept", "application/ld+json")],
+    );
+    assert_eq!(r.status, 200);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/ld+json"));
+    let info: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(info["id"], format!("http://{}/iiif/3/art", node.addr));
+    assert_eq!(info["type"], "ImageService3");
+    assert_eq!(info["profile"], "level2");
+    assert_eq!(
+        (info["width"].as_u64(), info["height"].as_u64()),
+        (Some(1500), Some(1100))
+    );
+    assert_eq!(info["tiles"][0]["width"], 256);
+    assert_eq!(
+        info["tiles"][0]["scaleFactors"],
+        serde_json::json!([1, 2, 4, 8])
+    );
+    assert_eq!(
+        info["sizes"][0],
+        serde_json::json!({"width": 188, "height": 138})
+    );
+    assert_eq!(get(node.addr, "/iiif/3/nope/info.json", &[]).status, 404);
+}
+
+#[test]
+fn iiif_request_for_a_stored_tile_sends_the_stored_bytes() {
+    let node = Node::start();
+    let reader = PyramidReader::open(&node.pyramid()).unwrap();
+    // Level 1 (scale 2), col 1, row 0: full-resolution region 512,0,512,512 → 256×256.
+    for path in [
+        "/iiif/3/art/512,0,512,512/256,/0/default.jpg",
+        "/iiif/3/art/512,0,512,512/256,256/0/default.jpg",
+    ] {
+        let r = get(node.addr, path, &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.body, reader.read_tile(1, 1, 0).unwrap(), "{path}");
+    }
+    // The cropped edge tile: level 0, col 5 (x 1280..1500), row 4 (y 1024..1100).
+    let r = get(
+        node.addr,
+        "/iiif/3/art/1280,1024,256,256/220,/0/default.jpg",
+        &[],
+    );
+    assert_eq!(r.body, reader.read_tile(0, 5, 4).unwrap());
+}
+
+#[test]
+fn iiif_renders_other_requests_from_the_pyramid() {
+    let node = Node::start();
+    let r = get(node.addr, "/iiif/3/art/full/!400,400/0/default.jpg", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let got = decode(&r.body, ImageFormat::Jpeg).to_rgb8();
+    assert_eq!(got.dimensions(), (400, 293));
+    let want = image::imageops::resize(
+        &node.original,
+        400,
+        293,
+        image::imageops::FilterType::Triangle,
+    );
+    let err = mean_error(&got, &want);
+    assert!(
+        err < 6.0,
+        "rendered full image differs from the original by {err:.2}"
+    );
+
+    // A region, mirrored and turned a quarter, in grey PNG.
+    let r = get(
+        node.addr,
+        "/iiif/3/art/100,200,300,150/max/!90/gray.png",
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("image/png"));
+    let got = decode(&r.body, ImageFormat::Png);
+    assert_eq!(
+        got.dimensions(),
+        (150, 300),
+        "a quarter turn swaps the sides"
+    );
+    assert!(matches!(got, image::DynamicImage::ImageLuma8(_)));
+    let crop = node.original.view(100, 200, 300, 150).to_image();
+    let want = image::DynamicImage::ImageRgb8(image::imageops::rotate90(
+        &image::imageops::flip_horizontal(&crop),
+    ))
+    .into_luma8();
+    let got = got.into_luma8();
+    let diff: u64 = got
+        .as_raw()
+        .iter()
+        .zip(want.as_raw())
+        .map(|(a, b)| u64::from(a.abs_diff(*b)))
+        .sum();
+    let err = diff as f64 / got.as_raw().len() as f64;
+    assert!(
+        err < 6.0,
+        "region mirrored, turned and grey differs by {err:.2}"
+    );
+
+    let r = get(node.addr, "/iiif/3/art/square/^2000,/0/bitonal.jpg", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        decode(&r.body, ImageFormat::Jpeg).dimensions(),
+        (2000, 2000)
+    );
+}
+
+#[test]
+fn iiif_errors_follow_the_specification() {
+    let node = Node::start();
+    for (path, status, says) in [
+        ("/iiif/3/art/1,2,3/max/0/default.jpg", 400, "region"),
+        ("/iiif/3/art/full/full/0/default.jpg", 400, "size"),
+        ("/iiif/3/art/full/2000,/0/default.jpg", 400, "^"),
+        ("/iiif/3/art/full/max/45/default.jpg", 501, "rotation"),
+        ("/iiif/3/art/full/max/0/default.webp", 501, "format"),
+        ("/iiif/3/art/full/max/0/sepia.jpg", 400, "quality"),
+        ("/iiif/3/art/5000,0,10,10/max/0/default.jpg", 400, "outside"),
+        ("/iiif/3/art/full/^99999,/0/default.jpg", 400, "maxWidth"),
+        ("/iiif/3/nope/full/max/0/default.jpg", 404, "no image"),
+    ] {
+        let r = get(node.addr, path, &[]);
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert!(
+            r.text().contains(says),
+            "{path}: '{says}' expected in {}",
+            r.text()
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_tile_is_never_sent_and_only_its_requests_fail() {
+    let node = Node::start();
+    let path = node.pyramid();
+    let entry = PyramidReader::open(&path).unwrap().entry(0, 1, 1).unwrap();
+    flip_byte(&path, entry.offset + 100);
+    let r = get(node.addr, "/tiles/art/0/1/1.jpg", &[]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after"), Some("1"));
+    assert_eq!(get(node.addr, "/tiles/art/0/2/1.jpg", &[]).status, 200);
+    let r = get(node.addr, "/iiif/3/art/0,0,600,600/max/0/default.jpg", &[]);
+    assert_eq!(
+        r.status, 503,
+        "a rendering that needs the bad tile fails too"
+    );
+}
+
+fn flip_byte(path: &Path, at: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x55], at).unwrap();
+}
+
+#[test]
+fn iiif_manifest_points_at_the_image_service() {
+    let node = Node::start();
+    let r = get(node.addr, "/iiif/3/art/manifest.json", &[]);
+    assert_eq!(r.status, 200);
+    let m: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let base = format!("http://{}/iiif/3/art", node.addr);
+    assert_eq!(m["type"], "Manifest");
+    assert_eq!(m["id"], format!("{base}/manifest.json"));
+    assert_eq!(m["label"]["none"][0], "Art");
+    let canvas = &m["items"][0];
+    assert_eq!(
+        (canvas["width"].as_u64(), canvas["height"].as_u64()),
+        (Some(1500), Some(1100))
+    );
+    let body = &canvas["items"][0]["items"][0]["body"];
+    assert_eq!(body["service"][0]["id"], base);
+    assert_eq!(canvas["items"][0]["items"][0]["target"], canvas["id"]);
+    // The painted image URL itself answers.
+    let path = body["id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches(&format!("http://{}", node.addr))
+        .to_string();
+    assert_eq!(get(node.addr, &path, &[]).status, 200);
+}
