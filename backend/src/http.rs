@@ -13,6 +13,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::iiif::{self, render, ImageRequest, OutputLimits};
 use crate::library::{valid_id, Image, Library};
+use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
 
 /// The largest image the IIIF service renders: 16 megapixels, sides up to 8192 px. A rendered
 /// request decodes at most four times that from the pyramid, so one request stays within about
@@ -35,6 +36,8 @@ pub fn routes(
     library: Arc<Library>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let lib = warp::any().map(move || library.clone());
+    let cache = Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES));
+    let cache = warp::any().map(move || cache.clone());
     let gallery = warp::path::end().and(lib.clone()).map(gallery);
     let style = warp::path!("site" / "style.css").map(|| {
         warp::reply::with_header(
@@ -50,6 +53,7 @@ pub fn routes(
     let tiles = warp::path!("tiles" / String / usize / u32 / String)
         .and(warp::header::optional::<String>("if-none-match"))
         .and(lib.clone())
+        .and(cache)
         .then(tile);
     let thumbs = warp::path!("thumbs" / String)
         .and(lib.clone())
@@ -230,6 +234,7 @@ async fn tile(
     row_jpg: String,
     if_none_match: Option<String>,
     lib: Arc<Library>,
+    cache: Arc<TileCache>,
 ) -> Response<Body> {
     let Some(row) = row_jpg
         .strip_suffix(".jpg")
@@ -254,16 +259,37 @@ async fn tile(
             .body(Bytes::new())
             .expect("valid response");
     }
-    let read = tokio::task::spawn_blocking(move || image.pyramid.read_tile(level, col, row)).await;
+    let index = image
+        .pyramid
+        .geometry()
+        .tile_index(level, col, row)
+        .expect("entry exists");
+    let serial = image.serial;
+    let read = match cache.get(serial, index) {
+        Some(bytes) => Ok(bytes),
+        None => {
+            let read =
+                tokio::task::spawn_blocking(move || image.pyramid.read_tile(level, col, row)).await;
+            match read {
+                Ok(Ok(jpeg)) => {
+                    let jpeg = Bytes::from(jpeg);
+                    cache.insert(serial, index, jpeg.clone());
+                    Ok(jpeg)
+                }
+                Ok(Err(e)) => Err(Some(e)),
+                Err(_) => Err(None),
+            }
+        }
+    };
     match read {
-        Ok(Ok(jpeg)) => Response::builder()
+        Ok(jpeg) => Response::builder()
             .header(header::CONTENT_TYPE, "image/jpeg")
             .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
             .header(header::ETAG, etag)
             .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-            .body(Bytes::from(jpeg))
+            .body(jpeg)
             .expect("valid response"),
-        Ok(Err(e)) => {
+        Err(Some(e)) => {
             eprintln!("tile {id}/{level}/{col}/{row}: {e}");
             let mut r = text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -273,7 +299,7 @@ async fn tile(
                 .insert(header::RETRY_AFTER, "1".parse().expect("valid header"));
             r
         }
-        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
+        Err(None) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
     }
 }
 

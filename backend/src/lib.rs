@@ -12,5 +12,6 @@
 pub mod http;
 pub mod iiif;
 pub mod library;
+pub mod tile_cache;
 
 pub use library::{ImageMeta, Library};

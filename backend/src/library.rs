@@ -30,6 +30,8 @@ pub struct ImageMeta {
 #[derive(Debug)]
 pub struct Image {
     pub id: String,
+    /// A number unique to this image in this process: a cheap key for caches.
+    pub serial: u64,
     pub meta: ImageMeta,
     pub pyramid: PyramidReader,
     pub thumbnail: PathBuf,
@@ -84,7 +86,7 @@ impl Library {
             else {
                 continue;
             };
-            match load(dir, id) {
+            match load(dir, id, images.len() as u64) {
                 Ok(image) => {
                     images.insert(id.to_string(), Arc::new(image));
                 }
@@ -111,7 +113,7 @@ impl Library {
     }
 }
 
-fn load(dir: &Path, id: &str) -> Result<Image, LibraryError> {
+fn load(dir: &Path, id: &str, serial: u64) -> Result<Image, LibraryError> {
     let meta_path = dir.join(format!("{id}.json"));
     let meta = match std::fs::read(&meta_path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| LibraryError::MetaJson {
@@ -131,6 +133,7 @@ fn load(dir: &Path, id: &str) -> Result<Image, LibraryError> {
     };
     Ok(Image {
         id: id.to_string(),
+        serial,
         meta,
         pyramid: PyramidReader::open(&dir.join(format!("{id}.tdp")))?,
         thumbnail: dir.join(format!("{id}.thumb.jpg")),

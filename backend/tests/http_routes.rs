@@ -397,3 +397,16 @@ fn iiif_manifest_points_at_the_image_service() {
         .to_string();
     assert_eq!(get(node.addr, &path, &[]).status, 200);
 }
+
+#[test]
+fn a_tile_once_read_is_served_from_memory() {
+    let node = Node::start();
+    let first = get(node.addr, "/tiles/art/0/3/2.jpg", &[]);
+    assert_eq!(first.status, 200);
+    // Damage it on the disk: the checked copy in memory is what visitors keep getting.
+    let entry = PyramidReader::open(&node.pyramid()).unwrap().entry(0, 3, 2).unwrap();
+    flip_byte(&node.pyramid(), entry.offset + 10);
+    let again = get(node.addr, "/tiles/art/0/3/2.jpg", &[]);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, first.body);
+}
