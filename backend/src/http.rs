@@ -79,7 +79,10 @@ pub fn routes(
     let iiif_image = warp::path!("iiif" / "3" / String / String / String / String / String)
         .and(lib)
         .then(iiif_image);
+    // HEAD is answered like GET; hyper leaves the body out.
     warp::get()
+        .or(warp::head())
+        .unify()
         .and(
             gallery
                 .or(style)
@@ -118,7 +121,10 @@ async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
             "bad query: level, col and row must be whole numbers",
         )
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        text(StatusCode::METHOD_NOT_ALLOWED, "only GET is served here")
+        text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET and HEAD are served here",
+        )
     } else {
         text(StatusCode::BAD_REQUEST, "bad request")
     })

@@ -30,8 +30,12 @@ impl Reply {
 }
 
 fn get(addr: SocketAddr, path: &str, extra_headers: &[(&str, &str)]) -> Reply {
+    exchange(addr, "GET", path, extra_headers)
+}
+
+fn exchange(addr: SocketAddr, method: &str, path: &str, extra_headers: &[(&str, &str)]) -> Reply {
     let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in extra_headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -404,9 +408,33 @@ fn a_tile_once_read_is_served_from_memory() {
     let first = get(node.addr, "/tiles/art/0/3/2.jpg", &[]);
     assert_eq!(first.status, 200);
     // Damage it on the disk: the checked copy in memory is what visitors keep getting.
-    let entry = PyramidReader::open(&node.pyramid()).unwrap().entry(0, 3, 2).unwrap();
+    let entry = PyramidReader::open(&node.pyramid())
+        .unwrap()
+        .entry(0, 3, 2)
+        .unwrap();
     flip_byte(&node.pyramid(), entry.offset + 10);
     let again = get(node.addr, "/tiles/art/0/3/2.jpg", &[]);
     assert_eq!(again.status, 200);
     assert_eq!(again.body, first.body);
+}
+
+#[test]
+fn head_answers_like_get_without_a_body() {
+    let node = Node::start();
+    let got = get(node.addr, "/tiles/art/1/0/0.jpg", &[]);
+    let head = exchange(node.addr, "HEAD", "/tiles/art/1/0/0.jpg", &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.header("content-length"),
+        Some(got.body.len().to_string().as_str())
+    );
+    assert_eq!(head.header("etag"), got.header("etag"));
+    let post = exchange(
+        node.addr,
+        "POST",
+        "/tiles/art/1/0/0.jpg",
+        &[("Content-Length", "0")],
+    );
+    assert_eq!(post.status, 405, "{}", post.text());
 }
