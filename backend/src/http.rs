@@ -32,10 +32,17 @@ const WINDOW_ROWS: u32 = 3;
 type Body = warp::hyper::body::Bytes;
 
 /// Every route of the demo node, with errors turned into short plain-text answers.
+/// `replicas` are the origins that also serve these images (`http://host:port`), offered to the
+/// viewer so it can fetch tiles from them when this node fails.
 pub fn routes(
     library: Arc<Library>,
+    replicas: Vec<String>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let lib = warp::any().map(move || library.clone());
+    // This node first, as the same origin.
+    let replicas: Arc<Vec<String>> =
+        Arc::new(std::iter::once(String::new()).chain(replicas).collect());
+    let replicas = warp::any().map(move || replicas.clone());
     let cache = Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES));
     let cache = warp::any().map(move || cache.clone());
     let gallery = warp::path::end().and(lib.clone()).map(gallery);
@@ -46,9 +53,17 @@ pub fn routes(
             "text/css; charset=utf-8",
         )
     });
+    let script = warp::path!("site" / "viewer.js").map(|| {
+        warp::reply::with_header(
+            site::VIEWER_JS,
+            header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )
+    });
     let view = warp::path!("view" / String)
         .and(warp::query::<ViewQuery>())
         .and(lib.clone())
+        .and(replicas)
         .map(view);
     let tiles = warp::path!("tiles" / String / usize / u32 / String)
         .and(warp::header::optional::<String>("if-none-match"))
@@ -86,6 +101,7 @@ pub fn routes(
         .and(
             gallery
                 .or(style)
+                .or(script)
                 .or(view)
                 .or(tiles)
                 .or(thumbs)
@@ -150,15 +166,15 @@ struct ViewQuery {
     row: Option<u32>,
 }
 
-fn view(id: String, q: ViewQuery, lib: Arc<Library>) -> Response<Body> {
+fn view(id: String, q: ViewQuery, lib: Arc<Library>, replicas: Arc<Vec<String>>) -> Response<Body> {
     let Some(image) = lib.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
-    html(site::viewer(&window(image, &q)))
+    html(site::viewer(&window(image, &q, &replicas)))
 }
 
 /// The window of tiles the viewer shows for a query, clamped to the image.
-fn window<'a>(image: &'a Image, q: &ViewQuery) -> site::ViewerWindow<'a> {
+fn window<'a>(image: &'a Image, q: &ViewQuery, replicas: &'a [String]) -> site::ViewerWindow<'a> {
     let g = image.pyramid.geometry();
     let fits = g
         .levels
@@ -228,6 +244,10 @@ fn window<'a>(image: &'a Image, q: &ViewQuery) -> site::ViewerWindow<'a> {
         metadata,
         level,
         levels: g.levels.len(),
+        width: g.width,
+        height: g.height,
+        tile_size: g.tile_size,
+        replicas,
         tiles,
         controls,
     }
@@ -466,9 +486,10 @@ async fn thumbnail(id_jpg: String, lib: Arc<Library>) -> Response<Body> {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     library: Arc<Library>,
+    replicas: Vec<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(library))
+    warp::serve(routes(library, replicas))
         .incoming(listener)
         .graceful(shutdown)
         .run()

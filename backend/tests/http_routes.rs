@@ -122,6 +122,7 @@ impl Node {
         runtime.spawn(backend::http::serve(
             listener,
             Arc::new(library),
+            vec![],
             std::future::pending(),
         ));
         Node {

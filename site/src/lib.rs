@@ -6,6 +6,8 @@
 
 /// The shared style sheet, served at `/site/style.css`.
 pub const STYLE_CSS: &str = include_str!("../assets/style.css");
+/// The deep-zoom viewer script, served at `/site/viewer.js`.
+pub const VIEWER_JS: &str = include_str!("../assets/viewer.js");
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -71,6 +73,12 @@ pub struct ViewerWindow<'a> {
     pub metadata: Vec<(&'a str, &'a str)>,
     pub level: usize,
     pub levels: usize,
+    /// Full image size and tile side, for the script.
+    pub width: u32,
+    pub height: u32,
+    pub tile_size: u32,
+    /// Origins that serve this image's tiles, this one first ("" = same origin).
+    pub replicas: &'a [String],
     /// Tile rows of the window, each a list of (col, row, width, height).
     pub tiles: Vec<Vec<(u32, u32, u32, u32)>>,
     /// Links for zoom and pan: (label, query or None when impossible).
@@ -82,7 +90,7 @@ pub struct ViewerWindow<'a> {
 pub fn viewer(w: &ViewerWindow) -> String {
     let id = escape(w.id);
     let mut body = format!(
-        "<h1>{}</h1><p class=\"muted\">Level {} of {} (0 is full size)</p><nav class=\"controls\">",
+        "<h1>{}</h1><p class=\"muted level-note\">Level {} of {} (0 is full size)</p><nav class=\"controls\">",
         escape(w.title),
         w.level,
         w.levels - 1
@@ -97,7 +105,24 @@ pub fn viewer(w: &ViewerWindow) -> String {
             None => body.push_str(&format!("<span>{}</span>", escape(label))),
         }
     }
-    body.push_str("</nav><div class=\"viewer\"><div class=\"grid\">");
+    let replicas = format!(
+        "[{}]",
+        w.replicas
+            .iter()
+            .map(|r| format!("\"{}\"", r.replace(['\\', '"'], "")))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    body.push_str(&format!(
+        "</nav><div class=\"viewer\" id=\"viewer\" data-id=\"{id}\" data-width=\"{}\" \
+         data-height=\"{}\" data-tile=\"{}\" data-levels=\"{}\" data-replicas=\"{}\">\
+         <div class=\"grid\">",
+        w.width,
+        w.height,
+        w.tile_size,
+        w.levels,
+        escape(&replicas)
+    ));
     for row in &w.tiles {
         body.push_str("<div style=\"display:flex\">");
         for &(c, r, tw, th) in row {
@@ -112,7 +137,7 @@ pub fn viewer(w: &ViewerWindow) -> String {
     for (k, v) in &w.metadata {
         body.push_str(&format!("<dt>{}</dt><dd>{}</dd>", escape(k), escape(v)));
     }
-    body.push_str("</dl>");
+    body.push_str("</dl><script src=\"/site/viewer.js\" defer></script>");
     page(w.title, &body)
 }
 

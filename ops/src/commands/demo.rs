@@ -23,6 +23,10 @@ pub struct Args {
     /// Address to serve on (loopback by default: the demo is for this machine).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Another server of the same images (e.g. http://127.0.0.1:8081), offered to the viewer
+    /// for tiles when this one fails. Repeat for more.
+    #[arg(long = "replica", value_name = "URL")]
+    replicas: Vec<String>,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -59,7 +63,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        backend::http::serve(listener, library, shutdown).await;
+        backend::http::serve(listener, library, args.replicas, shutdown).await;
         println!("stopped");
         Ok(ExitCode::SUCCESS)
     })
