@@ -121,6 +121,18 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
         .expect("valid response")
 }
 
+/// 503 with `Retry-After`: this replica cannot serve `what`, the other one may (the viewer and
+/// the frontends move on to it).
+fn replica_unavailable(what: &str) -> Response<Body> {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("this copy of the {what} is unreadable; try the other replica"),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, "1".parse().expect("valid header"));
+    r
+}
+
 fn html(page: String) -> Response<Body> {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
@@ -317,13 +329,7 @@ async fn tile(
             .expect("valid response"),
         Err(Some(e)) => {
             eprintln!("tile {id}/{level}/{col}/{row}: {e}");
-            let mut r = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this copy of the tile is unreadable; try the other replica",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, "1".parse().expect("valid header"));
-            r
+            replica_unavailable("tile")
         }
         Err(None) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
     }
@@ -448,13 +454,7 @@ async fn iiif_image(
             .expect("valid response"),
         Ok(Err(e)) => {
             eprintln!("iiif {id}/{region}/{size}/{rotation}/{quality_format}: {e}");
-            let mut r = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this copy of the image is unreadable; try the other replica",
-            );
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, "1".parse().expect("valid header"));
-            r
+            replica_unavailable("image")
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed"),
     }

@@ -24,6 +24,7 @@ pub mod format;
 pub mod geometry;
 mod pyramid;
 pub mod reader;
+pub mod resample;
 pub mod source;
 pub mod thumbnail;
 mod tile;

@@ -1,8 +1,7 @@
 //! The thumbnail: the smallest pyramid level that is still at least as large as the thumbnail,
 //! resized with a Lanczos filter so that its longest side is exactly the thumbnail size.
 
-use fast_image_resize::images::Image;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use crate::resample;
 
 /// Longest side of a thumbnail, in pixels.
 pub const DEFAULT_THUMBNAIL_SIZE: u32 = 256;
@@ -37,25 +36,11 @@ pub fn resize(
     size: u32,
 ) -> (Vec<u8>, u32, u32) {
     let (tw, th) = dimensions(width, height, size);
-    if (tw, th) == (width, height) {
-        return (pixels, width, height);
-    }
-    let pixel_type = if channels == 1 {
-        PixelType::U8
-    } else {
-        PixelType::U8x3
-    };
-    let src =
-        Image::from_vec_u8(width, height, pixels, pixel_type).expect("buffer matches its size");
-    let mut dst = Image::new(tw, th, pixel_type);
-    Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)),
-        )
-        .expect("same pixel type on both sides");
-    (dst.into_vec(), tw, th)
+    (
+        resample::lanczos(pixels, width, height, tw, th, channels),
+        tw,
+        th,
+    )
 }
 
 #[cfg(test)]

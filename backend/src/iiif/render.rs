@@ -2,8 +2,6 @@
 //! otherwise rendered from the nearest pyramid level at or above the output resolution —
 //! decode only the tiles the region touches, crop, resize, mirror, turn, recolour, encode.
 
-use fast_image_resize::images::Image as FirImage;
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 use tiler::{Geometry, PyramidReader, ReadError};
 
@@ -113,7 +111,7 @@ pub fn render(
             }
         }
     }
-    let pixels = resize(region, rw, rh, plan.width, plan.height, channels);
+    let pixels = tiler::resample::lanczos(region, rw, rh, plan.width, plan.height, channels);
     let mut img = if channels == 1 {
         DynamicImage::ImageLuma8(
             GrayImage::from_raw(plan.width, plan.height, pixels).expect("sized by resize"),
@@ -144,27 +142,6 @@ pub fn render(
         }
     };
     encode(&img, req.format)
-}
-
-fn resize(pixels: Vec<u8>, w: u32, h: u32, ow: u32, oh: u32, channels: usize) -> Vec<u8> {
-    if (w, h) == (ow, oh) {
-        return pixels;
-    }
-    let pixel_type = if channels == 1 {
-        PixelType::U8
-    } else {
-        PixelType::U8x3
-    };
-    let src = FirImage::from_vec_u8(w, h, pixels, pixel_type).expect("buffer matches its size");
-    let mut dst = FirImage::new(ow, oh, pixel_type);
-    Resizer::new()
-        .resize(
-            &src,
-            &mut dst,
-            &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)),
-        )
-        .expect("same pixel type on both sides");
-    dst.into_vec()
 }
 
 fn encode(img: &DynamicImage, format: Format) -> Result<Vec<u8>, RenderError> {
