@@ -13,6 +13,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::iiif::{self, render, ImageRequest, OutputLimits};
 use crate::library::{valid_id, Image, Library};
+use crate::metrics::Metrics;
 use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
 
 /// The largest image the IIIF service renders: 16 megapixels, sides up to 8192 px. A rendered
@@ -44,7 +45,27 @@ pub fn routes(
         Arc::new(std::iter::once(String::new()).chain(replicas).collect());
     let replicas = warp::any().map(move || replicas.clone());
     let cache = Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES));
+    let metrics = Arc::new(Metrics::default());
+    let counted = metrics.clone();
+    let log = warp::log::custom(move |info| {
+        counted.record(info.path(), info.status().as_u16(), info.elapsed())
+    });
+    let metrics = warp::any().map(move || metrics.clone());
     let cache = warp::any().map(move || cache.clone());
+    let health = warp::path!("health").and(lib.clone()).map(health);
+    let metrics_page = warp::path!("metrics")
+        .and(metrics)
+        .and(lib.clone())
+        .and(cache.clone())
+        .map(
+            |m: Arc<Metrics>, lib: Arc<Library>, cache: Arc<TileCache>| {
+                warp::reply::with_header(
+                    m.render(lib.len(), cache.counts()),
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4",
+                )
+            },
+        );
     let gallery = warp::path::end().and(lib.clone()).map(gallery);
     let style = warp::path!("site" / "style.css").map(|| {
         warp::reply::with_header(
@@ -108,9 +129,12 @@ pub fn routes(
                 .or(iiif_base)
                 .or(iiif_info)
                 .or(iiif_manifest)
-                .or(iiif_image),
+                .or(iiif_image)
+                .or(health)
+                .or(metrics_page),
         )
         .recover(rejection)
+        .with(log)
 }
 
 fn text(status: StatusCode, message: &str) -> Response<Body> {
@@ -156,6 +180,20 @@ async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     } else {
         text(StatusCode::BAD_REQUEST, "bad request")
     })
+}
+
+/// The node's own view of its health. (Disks and their states come with the disk set.)
+fn health(lib: Arc<Library>) -> Response<Body> {
+    let body = serde_json::json!({
+        "status": if lib.skipped().is_empty() { "ok" } else { "degraded" },
+        "images": lib.len(),
+        "skipped": lib.skipped(),
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Bytes::from(body.to_string()))
+        .expect("valid response")
 }
 
 fn gallery(lib: Arc<Library>) -> Response<Body> {

@@ -12,6 +12,7 @@
 pub mod http;
 pub mod iiif;
 pub mod library;
+pub mod metrics;
 pub mod tile_cache;
 
 pub use library::{ImageMeta, Library};

@@ -64,6 +64,8 @@ pub fn valid_id(id: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Library {
     images: BTreeMap<String, Arc<Image>>,
+    /// Why images found in the directory are not served, for `/health`.
+    skipped: Vec<String>,
 }
 
 impl Library {
@@ -93,7 +95,8 @@ impl Library {
                 Err(e) => problems.push(e),
             }
         }
-        Ok((Library { images }, problems))
+        let skipped = problems.iter().map(ToString::to_string).collect();
+        Ok((Library { images, skipped }, problems))
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Image>> {
@@ -102,6 +105,10 @@ impl Library {
 
     pub fn images(&self) -> impl Iterator<Item = &Arc<Image>> {
         self.images.values()
+    }
+
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
     }
 
     pub fn len(&self) -> usize {

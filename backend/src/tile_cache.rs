@@ -3,6 +3,8 @@
 //! Images are immutable once published, so a cached tile never goes stale; bytes enter the
 //! cache only after their checksum passed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 use warp::hyper::body::Bytes;
@@ -25,6 +27,8 @@ impl Weighter<Key, Bytes> for ByteWeight {
 
 pub struct TileCache {
     tiles: Cache<Key, Bytes, ByteWeight>,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 impl TileCache {
@@ -33,11 +37,28 @@ impl TileCache {
         let estimated_items = (capacity_bytes / (16 << 10)).max(16) as usize;
         TileCache {
             tiles: Cache::with_weighter(estimated_items, capacity_bytes, ByteWeight),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         }
     }
 
     pub fn get(&self, image: u64, tile: u64) -> Option<Bytes> {
-        self.tiles.get(&(image, tile))
+        let found = self.tiles.get(&(image, tile));
+        let counter = if found.is_some() {
+            &self.hits
+        } else {
+            &self.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// (hits, misses) since the start.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     pub fn insert(&self, image: u64, tile: u64, bytes: Bytes) {

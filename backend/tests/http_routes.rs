@@ -439,3 +439,48 @@ fn head_answers_like_get_without_a_body() {
     );
     assert_eq!(post.status, 405, "{}", post.text());
 }
+
+#[test]
+fn metrics_count_requests_by_route_and_status_and_cache_use() {
+    let node = Node::start();
+    for _ in 0..3 {
+        assert_eq!(get(node.addr, "/tiles/art/0/0/0.jpg", &[]).status, 200);
+    }
+    assert_eq!(get(node.addr, "/tiles/art/0/99/0.jpg", &[]).status, 404);
+    let r = get(node.addr, "/metrics", &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    let text = r.text();
+    for line in [
+        "td_http_requests_total{route=\"tiles\",status=\"200\"} 3",
+        "td_http_requests_total{route=\"tiles\",status=\"404\"} 1",
+        "td_http_request_duration_seconds_count{route=\"tiles\"} 4",
+        "td_tile_cache_requests_total{result=\"hit\"} 2",
+        "td_tile_cache_requests_total{result=\"miss\"} 1",
+        "td_images 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing '{line}' in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn health_reports_images_and_what_was_skipped() {
+    let node = Node::start();
+    let h: serde_json::Value =
+        serde_json::from_slice(&get(node.addr, "/health", &[]).body).unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["images"], 1);
+    // A damaged pyramid beside it: the library skips it and says why.
+    let images = node.dir.path().join("images");
+    std::fs::write(images.join("broken.tdp"), b"\x89TDP\r\n\x1a\nnot really").unwrap();
+    let (library, problems) = Library::open(&images).unwrap();
+    assert_eq!((library.len(), problems.len()), (1, 1));
+    assert!(
+        library.skipped()[0].contains("broken.tdp"),
+        "{:?}",
+        library.skipped()
+    );
+}
