@@ -53,6 +53,7 @@ pub fn routes(
     let metrics = warp::any().map(move || metrics.clone());
     let cache = warp::any().map(move || cache.clone());
     let health = warp::path!("health").and(lib.clone()).map(health);
+    let meta = warp::path!("meta" / String).and(lib.clone()).map(meta);
     let metrics_page = warp::path!("metrics")
         .and(metrics)
         .and(lib.clone())
@@ -130,6 +131,7 @@ pub fn routes(
                 .or(iiif_info)
                 .or(iiif_manifest)
                 .or(iiif_image)
+                .or(meta)
                 .or(health)
                 .or(metrics_page),
         )
@@ -180,6 +182,19 @@ async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     } else {
         text(StatusCode::BAD_REQUEST, "bad request")
     })
+}
+
+/// `GET /meta/{id}.json`: what the content provider said about the image, and its size.
+fn meta(id_json: String, lib: Arc<Library>) -> Response<Body> {
+    let Some(image) = id_json.strip_suffix(".json").and_then(|id| lib.get(id)) else {
+        return text(StatusCode::NOT_FOUND, "no image with this id");
+    };
+    let g = image.pyramid.geometry();
+    let mut value = serde_json::to_value(&image.meta).expect("plain data");
+    value["id"] = image.id.clone().into();
+    value["width"] = g.width.into();
+    value["height"] = g.height.into();
+    json_reply(&value)
 }
 
 /// The node's own view of its health. (Disks and their states come with the disk set.)

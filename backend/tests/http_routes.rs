@@ -484,3 +484,21 @@ fn health_reports_images_and_what_was_skipped() {
         library.skipped()
     );
 }
+
+#[test]
+fn meta_json_says_what_the_provider_said() {
+    let node = Node::start();
+    let r = get(node.addr, "/meta/art.json", &[]);
+    assert_eq!(r.status, 200);
+    let m: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        (m["id"].as_str(), m["title"].as_str()),
+        (Some("art"), Some("Art"))
+    );
+    assert_eq!(
+        (m["width"].as_u64(), m["height"].as_u64()),
+        (Some(1500), Some(1100))
+    );
+    assert_eq!(get(node.addr, "/meta/nope.json", &[]).status, 404);
+    assert_eq!(get(node.addr, "/thumbs/art.jpg", &[]).status, 200);
+}

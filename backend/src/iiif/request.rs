@@ -558,4 +558,26 @@ mod tests {
             0
         );
     }
+
+    proptest::proptest! {
+        /// Whatever a client sends, parsing and resolving answer with a plan or an error.
+        #[test]
+        fn any_parameters_get_an_answer_never_a_panic(
+            region in "(full|square|pct:[0-9.,]{0,20}|[0-9,]{0,30}|.{0,12})",
+            size in "\\^?!?(max|full|pct:[0-9.]{0,12}|[0-9]{0,12},[0-9]{0,12}|.{0,8})",
+            rotation in "!?[0-9.]{0,12}",
+            qf in "(default|color|gray|bitonal|x)\\.(jpg|png|webp|x)",
+            w in 1u32..100_000,
+            h in 1u32..100_000,
+        ) {
+            if let Ok(req) = ImageRequest::parse(&region, &size, &rotation, &qf) {
+                if let Ok(p) = resolve(&req, w, h, LIMITS) {
+                    let (x, y, rw, rh) = p.region;
+                    proptest::prop_assert!(rw >= 1 && rh >= 1 && x + rw <= w && y + rh <= h);
+                    proptest::prop_assert!(p.width >= 1 && p.width <= LIMITS.max_width);
+                    proptest::prop_assert!(p.height >= 1 && p.height <= LIMITS.max_height);
+                }
+            }
+        }
+    }
 }
