@@ -9,6 +9,7 @@
 //! of a pyramid file), never trust its catalog over the disks, and never let a failing disk slow
 //! down requests for images on the other disks.
 
+pub mod disk;
 pub mod http;
 pub mod iiif;
 pub mod library;

@@ -50,6 +50,8 @@ pub enum LibraryError {
     },
     #[error(transparent)]
     Pyramid(#[from] ReadError),
+    #[error("{path}: an image with this id was already found on another disk")]
+    Duplicate { path: PathBuf },
 }
 
 /// Image ids are what URLs carry: short, and safe in a path and in HTML.
@@ -72,31 +74,25 @@ impl Library {
     /// Loads every `ID.tdp` with its `ID.json` from `dir`. An image whose files are damaged
     /// is skipped and reported in the returned list, never stopping the others.
     pub fn open(dir: &Path) -> Result<(Library, Vec<LibraryError>), LibraryError> {
-        let dir_err = |source| LibraryError::Dir {
-            path: dir.to_path_buf(),
-            source,
-        };
         let mut images = BTreeMap::new();
         let mut problems = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(dir_err)? {
-            let path = entry.map_err(dir_err)?.path();
-            let Some(id) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".tdp"))
-                .filter(|id| valid_id(id))
-            else {
-                continue;
-            };
-            match load(dir, id, images.len() as u64) {
-                Ok(image) => {
-                    images.insert(id.to_string(), Arc::new(image));
-                }
-                Err(e) => problems.push(e),
+        add_dir(dir, &mut images, &mut problems)?;
+        let skipped = problems.iter().map(ToString::to_string).collect();
+        Ok((Library { images, skipped }, problems))
+    }
+
+    /// Loads the images of several directories (a node's disks). A directory that cannot be
+    /// read, or an image found twice, is reported and skipped.
+    pub fn open_all(dirs: &[PathBuf]) -> (Library, Vec<LibraryError>) {
+        let mut images = BTreeMap::new();
+        let mut problems = Vec::new();
+        for dir in dirs {
+            if let Err(e) = add_dir(dir, &mut images, &mut problems) {
+                problems.push(e);
             }
         }
         let skipped = problems.iter().map(ToString::to_string).collect();
-        Ok((Library { images, skipped }, problems))
+        (Library { images, skipped }, problems)
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Image>> {
@@ -118,6 +114,41 @@ impl Library {
     pub fn is_empty(&self) -> bool {
         self.images.is_empty()
     }
+}
+
+/// Adds the images of `dir` to `images`; an image already there (from another disk) or damaged
+/// is reported in `problems` and skipped.
+fn add_dir(
+    dir: &Path,
+    images: &mut BTreeMap<String, Arc<Image>>,
+    problems: &mut Vec<LibraryError>,
+) -> Result<(), LibraryError> {
+    let dir_err = |source| LibraryError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(dir_err)? {
+        let path = entry.map_err(dir_err)?.path();
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".tdp"))
+            .filter(|id| valid_id(id))
+        else {
+            continue;
+        };
+        if images.contains_key(id) {
+            problems.push(LibraryError::Duplicate { path });
+            continue;
+        }
+        match load(dir, id, images.len() as u64) {
+            Ok(image) => {
+                images.insert(id.to_string(), Arc::new(image));
+            }
+            Err(e) => problems.push(e),
+        }
+    }
+    Ok(())
 }
 
 fn load(dir: &Path, id: &str, serial: u64) -> Result<Image, LibraryError> {

@@ -26,6 +26,7 @@ enum Command {
     Tile(commands::tile::Args),
     Inspect(commands::inspect::Args),
     Demo(commands::demo::Args),
+    Backend(commands::backend::Args),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         Command::Tile(args) => commands::tile::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Backend(args) => commands::backend::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! One module per `td` subcommand: its arguments and what it runs.
 
+pub mod backend;
 pub mod demo;
 pub mod inspect;
 pub mod tile;

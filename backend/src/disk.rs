@@ -1,0 +1,176 @@
+//! A node's disks: each carries an identity file written when the disk is adopted, so that a
+//! disk moved to another slot or node, or swapped for a blank one, is recognised by what it is,
+//! not by where it is mounted.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cluster::DiskConfig;
+use serde::{Deserialize, Serialize};
+
+/// The identity file at the root of every adopted disk.
+pub const IDENTITY_FILE: &str = "td-disk.json";
+/// Where a disk keeps its images.
+pub const IMAGES_DIR: &str = "images";
+
+/// What a disk says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub disk_id: String,
+    pub node: String,
+    pub serial: Option<String>,
+    pub slot: Option<u32>,
+    /// Seconds since the Unix epoch.
+    pub adopted_at: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("disk {disk} at {path}: {source}")]
+    Io {
+        disk: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "disk {disk} at {path} holds files but no {IDENTITY_FILE}: not adopted, so that nothing on it \
+         is overwritten (empty it, or mount the right disk there)"
+    )]
+    NotEmpty { disk: String, path: PathBuf },
+    #[error("disk {disk} at {path}: {IDENTITY_FILE} is damaged: {source}")]
+    BadIdentity {
+        disk: String,
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "disk at {path} is disk {found_disk} of node {found_node}, not disk {disk} of node {node}: \
+         not used (was it moved? correct the configuration or swap it back)"
+    )]
+    Mismatch {
+        disk: String,
+        node: String,
+        path: PathBuf,
+        found_disk: String,
+        found_node: String,
+    },
+}
+
+/// Checks that the disk mounted at `config.path` is the configured one, adopting it (writing
+/// its identity file) if it is blank. Returns its identity.
+pub fn adopt_or_check(config: &DiskConfig, node: &str) -> Result<Identity, DiskError> {
+    let root = &config.path;
+    let io = |path: &Path| {
+        let (disk, path) = (config.id.clone(), path.to_path_buf());
+        move |source| DiskError::Io { disk, path, source }
+    };
+    let id_path = root.join(IDENTITY_FILE);
+    let identity = match std::fs::read(&id_path) {
+        Ok(bytes) => {
+            serde_json::from_slice::<Identity>(&bytes).map_err(|source| DiskError::BadIdentity {
+                disk: config.id.clone(),
+                path: id_path.clone(),
+                source,
+            })?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => adopt(config, node)?,
+        Err(e) => return Err(io(&id_path)(e)),
+    };
+    if identity.disk_id != config.id || identity.node != node {
+        return Err(DiskError::Mismatch {
+            disk: config.id.clone(),
+            node: node.to_string(),
+            path: root.clone(),
+            found_disk: identity.disk_id,
+            found_node: identity.node,
+        });
+    }
+    let images = root.join(IMAGES_DIR);
+    std::fs::create_dir_all(&images).map_err(io(&images))?;
+    Ok(identity)
+}
+
+fn adopt(config: &DiskConfig, node: &str) -> Result<Identity, DiskError> {
+    let root = &config.path;
+    let io = |source| DiskError::Io {
+        disk: config.id.clone(),
+        path: root.clone(),
+        source,
+    };
+    let blank = std::fs::read_dir(root)
+        .map_err(io)?
+        .filter_map(Result::ok)
+        .all(|e| e.file_name() == "lost+found");
+    if !blank {
+        return Err(DiskError::NotEmpty {
+            disk: config.id.clone(),
+            path: root.clone(),
+        });
+    }
+    let identity = Identity {
+        disk_id: config.id.clone(),
+        node: node.to_string(),
+        serial: config.serial.clone(),
+        slot: config.location.slot,
+        adopted_at: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    // Written whole or not at all: temp file, fsync, rename, fsync the directory.
+    let temp = root.join(format!(".{IDENTITY_FILE}.tmp"));
+    let mut f = std::fs::File::create(&temp).map_err(io)?;
+    f.write_all(&serde_json::to_vec_pretty(&identity).expect("plain data"))
+        .and_then(|()| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&temp, root.join(IDENTITY_FILE)).map_err(io)?;
+    std::fs::File::open(root)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> DiskConfig {
+        DiskConfig {
+            id: "a1".into(),
+            path: dir.to_path_buf(),
+            serial: Some("WD-1".into()),
+            location: cluster::Location {
+                slot: Some(4),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn a_blank_disk_is_adopted_once_and_then_recognised() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = adopt_or_check(&config(dir.path()), "node-a").unwrap();
+        assert_eq!((first.disk_id.as_str(), first.slot), ("a1", Some(4)));
+        assert!(dir.path().join(IMAGES_DIR).is_dir());
+        let again = adopt_or_check(&config(dir.path()), "node-a").unwrap();
+        assert_eq!(again, first, "the identity is read back, not rewritten");
+    }
+
+    #[test]
+    fn a_disk_of_another_node_or_with_unknown_files_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        adopt_or_check(&config(dir.path()), "node-a").unwrap();
+        let err = adopt_or_check(&config(dir.path()), "node-b").unwrap_err();
+        assert!(
+            matches!(err, DiskError::Mismatch { ref found_node, .. } if found_node == "node-a"),
+            "{err}"
+        );
+        let full = tempfile::tempdir().unwrap();
+        std::fs::write(full.path().join("somebody's.txt"), b"data").unwrap();
+        assert!(matches!(
+            adopt_or_check(&config(full.path()), "node-a"),
+            Err(DiskError::NotEmpty { .. })
+        ));
+        assert!(!full.path().join(IDENTITY_FILE).exists());
+    }
+}

@@ -1,0 +1,79 @@
+//! `td backend`: one node's image server, over the disks the cluster configuration gives it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use backend::disk::{self, IMAGES_DIR};
+use backend::Library;
+use cluster::ClusterConfig;
+
+/// Run one node's image server: adopt or recognise each of its disks, then serve the images
+/// on them (viewer, tiles, IIIF, thumbnails, health, metrics).
+///
+/// A disk that is not the configured one, or holds unknown files, is reported and left alone;
+/// the node serves from the others.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The cluster configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Which node of the configuration this is.
+    #[arg(long)]
+    node: String,
+    /// Listen here instead of the node's configured address (e.g. 127.0.0.1:0 for any port).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let config = ClusterConfig::load(&args.config)?;
+    let Some(node) = config.node(&args.node) else {
+        let known: Vec<_> = config.nodes.iter().map(|n| n.name.as_str()).collect();
+        bail!(
+            "no node '{}' in {} (it has: {})",
+            args.node,
+            args.config.display(),
+            known.join(", ")
+        );
+    };
+    let mut dirs = Vec::new();
+    for d in &node.disks {
+        match disk::adopt_or_check(d, &node.name) {
+            Ok(_) => dirs.push(d.path.join(IMAGES_DIR)),
+            Err(e) => eprintln!("td backend: {e}"),
+        }
+    }
+    if dirs.is_empty() {
+        eprintln!(
+            "td backend: warning: node {} has no usable disk; serving nothing",
+            node.name
+        );
+    }
+    let (library, problems) = Library::open_all(&dirs);
+    for p in problems {
+        eprintln!("td backend: skipping: {p}");
+    }
+    let library = Arc::new(library);
+    let listen = args.listen.unwrap_or(node.address);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        println!(
+            "td backend {}: {} images on {} disks, listening on http://{}/",
+            node.name,
+            library.len(),
+            dirs.len(),
+            listener.local_addr()?
+        );
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        backend::http::serve(listener, library, Vec::new(), shutdown).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

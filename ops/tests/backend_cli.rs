@@ -1,0 +1,245 @@
+//! `td backend` as an operator runs it: blank disks are adopted, a node serves the images on
+//! all its disks, and a disk that is not the configured one is left alone while the others
+//! keep serving.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+struct Running {
+    child: Child,
+    addr: String,
+    banner: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `td backend` on a free port and waits for its banner line.
+fn start(config: &Path, node: &str) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args([
+            "backend",
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            node,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    if banner.is_empty() {
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        panic!("td backend did not start: {err}");
+    }
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    Running {
+        child,
+        addr,
+        banner,
+    }
+}
+
+fn stderr_of(mut r: Running) -> String {
+    let _ = r.child.kill();
+    let mut err = String::new();
+    r.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+fn status(addr: &str, path: &str) -> u16 {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    BufReader::new(s).read_line(&mut head).unwrap();
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+fn tile_into(dir: &Path, id: &str) {
+    let png = dir.join(format!("{id}.png"));
+    let out = Command::new("convert")
+        .args([
+            "-size",
+            "600x400",
+            "gradient:red-blue",
+            png.to_str().unwrap(),
+        ])
+        .output()
+        .expect("ImageMagick (the README's test command installs it)");
+    assert!(out.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args(["tile", "-q", png.to_str().unwrap(), "-o"])
+        .arg(dir.join(format!("{id}.tdp")))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_file(png).unwrap();
+}
+
+const CONFIG: &str = r#"
+name = "test"
+
+[[node]]
+name = "node-a"
+address = "127.0.0.1:1"
+power_domain = "A"
+
+[[node.disk]]
+id = "a1"
+path = "a1"
+location = { enclosure = "e1", slot = 1 }
+
+[[node.disk]]
+id = "a2"
+path = "a2"
+location = { enclosure = "e1", slot = 2 }
+
+[[node]]
+name = "node-b"
+address = "127.0.0.1:2"
+power_domain = "B"
+"#;
+
+#[test]
+fn a_node_adopts_blank_disks_serves_them_and_leaves_a_foreign_disk_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for disk in ["a1", "a2"] {
+        std::fs::create_dir(d.join(disk)).unwrap();
+    }
+    let config = d.join("cluster.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+
+    // First start: both blank disks are adopted.
+    let first = start(&config, "node-a");
+    assert!(
+        first.banner.contains("0 images on 2 disks"),
+        "{}",
+        first.banner
+    );
+    drop(first);
+    for disk in ["a1", "a2"] {
+        let id: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(d.join(disk).join("td-disk.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            (id["disk_id"].as_str(), id["node"].as_str()),
+            (Some(disk), Some("node-a"))
+        );
+    }
+
+    // Images placed on both disks are served.
+    tile_into(&d.join("a1/images"), "one");
+    tile_into(&d.join("a2/images"), "two");
+    let node = start(&config, "node-a");
+    assert!(
+        node.banner.contains("2 images on 2 disks"),
+        "{}",
+        node.banner
+    );
+    assert_eq!(status(&node.addr, "/tiles/one/0/0/0.jpg"), 200);
+    assert_eq!(status(&node.addr, "/tiles/two/0/0/0.jpg"), 200);
+    drop(node);
+
+    // Disk a2 now claims to be another disk: it is not used, a1 still serves.
+    let id_path = d.join("a2/td-disk.json");
+    let text = std::fs::read_to_string(&id_path)
+        .unwrap()
+        .replace("\"a2\"", "\"b7\"");
+    std::fs::write(&id_path, text).unwrap();
+    let node = start(&config, "node-a");
+    assert!(
+        node.banner.contains("1 images on 1 disks"),
+        "{}",
+        node.banner
+    );
+    assert_eq!(status(&node.addr, "/tiles/one/0/0/0.jpg"), 200);
+    assert_eq!(status(&node.addr, "/tiles/two/0/0/0.jpg"), 404);
+    let err = stderr_of(node);
+    assert!(
+        err.contains("is disk b7 of node node-a, not disk a2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_node_and_bad_configuration_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args([
+            "backend",
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            "node-z",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no node 'node-z'") && err.contains("node-a, node-b"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &config,
+        CONFIG.replace("power_domain = \"B\"", "power_domain = \"B\"\nspeed = 3"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args([
+            "backend",
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            "node-a",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a valid cluster configuration") && err.contains("speed"),
+        "{err}"
+    );
+}
