@@ -174,3 +174,57 @@ mod tests {
         assert!(!full.path().join(IDENTITY_FILE).exists());
     }
 }
+
+/// Whether a disk may be read. A disk is failed at the first I/O error and stays failed until
+/// the node restarts (repair decides what happens next, not a retry in the request path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DiskState {
+    Healthy,
+    Failed { error: String, since: u64 },
+}
+
+/// A disk in use by this node, with its live state.
+#[derive(Debug)]
+pub struct Disk {
+    pub config: DiskConfig,
+    /// A `std::sync::Mutex`, not a Tokio one: held only to copy or swap a small value, never
+    /// across an await.
+    state: std::sync::Mutex<DiskState>,
+}
+
+impl Disk {
+    pub fn new(config: DiskConfig) -> Disk {
+        Disk {
+            config,
+            state: std::sync::Mutex::new(DiskState::Healthy),
+        }
+    }
+
+    pub fn images_dir(&self) -> PathBuf {
+        self.config.path.join(IMAGES_DIR)
+    }
+
+    pub fn state(&self) -> DiskState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        matches!(self.state(), DiskState::Failed { .. })
+    }
+
+    /// Marks the disk failed; returns true if it was healthy until now (report it once).
+    pub fn mark_failed(&self, error: &dyn std::fmt::Display) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*state, DiskState::Failed { .. }) {
+            return false;
+        }
+        *state = DiskState::Failed {
+            error: error.to_string(),
+            since: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        true
+    }
+}

@@ -147,6 +147,13 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
         .expect("valid response")
 }
 
+/// Reports a read error; an I/O error fails the image's disk, once.
+fn note_failure(image: &Image, error: &tiler::ReadError) {
+    if let Some(disk) = image.read_failed(error) {
+        eprintln!("disk {} failed, no longer read: {error}", disk.config.id);
+    }
+}
+
 /// 503 with `Retry-After`: this replica cannot serve `what`, the other one may (the viewer and
 /// the frontends move on to it).
 fn replica_unavailable(what: &str) -> Response<Body> {
@@ -199,9 +206,23 @@ fn meta(id_json: String, lib: Arc<Library>) -> Response<Body> {
 
 /// The node's own view of its health. (Disks and their states come with the disk set.)
 fn health(lib: Arc<Library>) -> Response<Body> {
+    let disks: Vec<_> = lib
+        .disks()
+        .iter()
+        .map(|d| {
+            let mut v = serde_json::to_value(d.state()).expect("plain data");
+            v["id"] = d.config.id.clone().into();
+            v["path"] = d.config.path.display().to_string().into();
+            v["serial"] = d.config.serial.clone().into();
+            v["slot"] = d.config.location.slot.into();
+            v
+        })
+        .collect();
+    let failed = lib.disks().iter().any(|d| d.is_failed());
     let body = serde_json::json!({
-        "status": if lib.skipped().is_empty() { "ok" } else { "degraded" },
+        "status": if lib.skipped().is_empty() && !failed { "ok" } else { "degraded" },
         "images": lib.len(),
+        "disks": disks,
         "skipped": lib.skipped(),
     });
     Response::builder()
@@ -358,7 +379,9 @@ async fn tile(
     let serial = image.serial;
     let read = match cache.get(serial, index) {
         Some(bytes) => Ok(bytes),
+        None if !image.readable() => return replica_unavailable("tile"),
         None => {
+            let image = image.clone();
             let read =
                 tokio::task::spawn_blocking(move || image.pyramid.read_tile(level, col, row)).await;
             match read {
@@ -382,6 +405,7 @@ async fn tile(
             .expect("valid response"),
         Err(Some(e)) => {
             eprintln!("tile {id}/{level}/{col}/{row}: {e}");
+            note_failure(&image, &e);
             replica_unavailable("tile")
         }
         Err(None) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
@@ -487,12 +511,16 @@ async fn iiif_image(
         }
     };
     let stored = render::stored_tile(&req, &plan, g, image.pyramid.header().channels);
+    if !image.readable() {
+        return replica_unavailable("image");
+    }
+    let reader = image.clone();
     let work = tokio::task::spawn_blocking(move || match stored {
-        Some((level, col, row)) => image
+        Some((level, col, row)) => reader
             .pyramid
             .read_tile(level, col, row)
             .map_err(render::RenderError::from),
-        None => render::render(&image.pyramid, &req, &plan),
+        None => render::render(&reader.pyramid, &req, &plan),
     });
     match work.await {
         Ok(Ok(bytes)) => Response::builder()
@@ -507,6 +535,9 @@ async fn iiif_image(
             .expect("valid response"),
         Ok(Err(e)) => {
             eprintln!("iiif {id}/{region}/{size}/{rotation}/{quality_format}: {e}");
+            if let render::RenderError::Read(e) = &e {
+                note_failure(&image, e);
+            }
             replica_unavailable("image")
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed"),

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::disk::Disk;
 use tiler::{PyramidReader, ReadError};
 
 /// What a content provider says about an image.
@@ -35,6 +37,22 @@ pub struct Image {
     pub meta: ImageMeta,
     pub pyramid: PyramidReader,
     pub thumbnail: PathBuf,
+    /// The disk it is on (none in the demo's single folder).
+    pub disk: Option<Arc<Disk>>,
+}
+
+impl Image {
+    /// False once its disk has failed: its requests are answered 503 without touching it.
+    pub fn readable(&self) -> bool {
+        !self.disk.as_ref().is_some_and(|d| d.is_failed())
+    }
+
+    /// Takes note of an error reading this image: an I/O error fails the whole disk (damage
+    /// to one file does not). Returns the disk if this error failed it just now.
+    pub fn read_failed(&self, error: &ReadError) -> Option<&Arc<Disk>> {
+        let disk = self.disk.as_ref()?;
+        (error.is_io() && disk.mark_failed(error)).then_some(disk)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +84,7 @@ pub fn valid_id(id: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Library {
     images: BTreeMap<String, Arc<Image>>,
+    disks: Vec<Arc<Disk>>,
     /// Why images found in the directory are not served, for `/health`.
     skipped: Vec<String>,
 }
@@ -76,23 +95,42 @@ impl Library {
     pub fn open(dir: &Path) -> Result<(Library, Vec<LibraryError>), LibraryError> {
         let mut images = BTreeMap::new();
         let mut problems = Vec::new();
-        add_dir(dir, &mut images, &mut problems)?;
+        add_dir(dir, None, &mut images, &mut problems)?;
         let skipped = problems.iter().map(ToString::to_string).collect();
-        Ok((Library { images, skipped }, problems))
+        let disks = Vec::new();
+        Ok((
+            Library {
+                images,
+                disks,
+                skipped,
+            },
+            problems,
+        ))
     }
 
-    /// Loads the images of several directories (a node's disks). A directory that cannot be
-    /// read, or an image found twice, is reported and skipped.
-    pub fn open_all(dirs: &[PathBuf]) -> (Library, Vec<LibraryError>) {
+    /// Loads the images of a node's disks. A disk that cannot be read, or an image found
+    /// twice, is reported and skipped.
+    pub fn open_disks(disks: Vec<Arc<Disk>>) -> (Library, Vec<LibraryError>) {
         let mut images = BTreeMap::new();
         let mut problems = Vec::new();
-        for dir in dirs {
-            if let Err(e) = add_dir(dir, &mut images, &mut problems) {
+        for disk in &disks {
+            if let Err(e) = add_dir(&disk.images_dir(), Some(disk), &mut images, &mut problems) {
                 problems.push(e);
             }
         }
         let skipped = problems.iter().map(ToString::to_string).collect();
-        (Library { images, skipped }, problems)
+        (
+            Library {
+                images,
+                disks,
+                skipped,
+            },
+            problems,
+        )
+    }
+
+    pub fn disks(&self) -> &[Arc<Disk>] {
+        &self.disks
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Image>> {
@@ -120,6 +158,7 @@ impl Library {
 /// is reported in `problems` and skipped.
 fn add_dir(
     dir: &Path,
+    disk: Option<&Arc<Disk>>,
     images: &mut BTreeMap<String, Arc<Image>>,
     problems: &mut Vec<LibraryError>,
 ) -> Result<(), LibraryError> {
@@ -142,7 +181,8 @@ fn add_dir(
             continue;
         }
         match load(dir, id, images.len() as u64) {
-            Ok(image) => {
+            Ok(mut image) => {
+                image.disk = disk.cloned();
                 images.insert(id.to_string(), Arc::new(image));
             }
             Err(e) => problems.push(e),
@@ -175,5 +215,6 @@ fn load(dir: &Path, id: &str, serial: u64) -> Result<Image, LibraryError> {
         meta,
         pyramid: PyramidReader::open(&dir.join(format!("{id}.tdp")))?,
         thumbnail: dir.join(format!("{id}.thumb.jpg")),
+        disk: None,
     })
 }

@@ -43,6 +43,11 @@ pub enum ReadError {
 }
 
 impl ReadError {
+    /// True when the disk failed to read (the operating system returned an error).
+    pub fn is_io(&self) -> bool {
+        matches!(self, ReadError::Io { .. })
+    }
+
     /// True when the bytes on the disk are wrong (as opposed to the disk failing to read them):
     /// the replica is suspect, the disk is not necessarily failing.
     pub fn is_corruption(&self) -> bool {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use backend::disk::{self, IMAGES_DIR};
+use backend::disk::{self, Disk};
 use backend::Library;
 use cluster::ClusterConfig;
 
@@ -39,20 +39,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
             known.join(", ")
         );
     };
-    let mut dirs = Vec::new();
+    let mut disks = Vec::new();
     for d in &node.disks {
         match disk::adopt_or_check(d, &node.name) {
-            Ok(_) => dirs.push(d.path.join(IMAGES_DIR)),
+            Ok(_) => disks.push(Arc::new(Disk::new(d.clone()))),
             Err(e) => eprintln!("td backend: {e}"),
         }
     }
-    if dirs.is_empty() {
+    let disk_count = disks.len();
+    if disks.is_empty() {
         eprintln!(
             "td backend: warning: node {} has no usable disk; serving nothing",
             node.name
         );
     }
-    let (library, problems) = Library::open_all(&dirs);
+    let (library, problems) = Library::open_disks(disks);
     for p in problems {
         eprintln!("td backend: skipping: {p}");
     }
@@ -67,7 +68,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "td backend {}: {} images on {} disks, listening on http://{}/",
             node.name,
             library.len(),
-            dirs.len(),
+            disk_count,
             listener.local_addr()?
         );
         let shutdown = async {

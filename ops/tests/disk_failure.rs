@@ -1,0 +1,236 @@
+//! A disk that fails for real while the node serves: two ext4 filesystems on loop devices, one
+//! shut down with the filesystem shutdown ioctl (every later read returns EIO and the kernel
+//! logs it). Its images answer 503 with Retry-After at once and `/health` names it; the other
+//! disk's images keep being served.
+//!
+//! Needs root (loop devices, mount). In CI it must run; elsewhere without root it says it is
+//! skipped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+fn sh(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Loop-device filesystems, torn down in order (unmount, detach) even when the test fails.
+#[derive(Default)]
+struct LoopDisks {
+    mounted: Vec<(PathBuf, String)>,
+}
+
+impl LoopDisks {
+    fn add(&mut self, dir: &Path, name: &str) -> PathBuf {
+        let image = dir.join(format!("{name}.img"));
+        let file = std::fs::File::create(&image).unwrap();
+        file.set_len(64 << 20).unwrap();
+        let dev = sh("losetup", &["-f", "--show", image.to_str().unwrap()]);
+        let mnt = dir.join(name);
+        std::fs::create_dir(&mnt).unwrap();
+        sh("mkfs.ext4", &["-q", &dev]);
+        sh("mount", &[&dev, mnt.to_str().unwrap()]);
+        self.mounted.push((mnt.clone(), dev));
+        mnt
+    }
+}
+
+impl Drop for LoopDisks {
+    fn drop(&mut self) {
+        for (mnt, dev) in self.mounted.drain(..).rev() {
+            let _ = Command::new("umount").arg(&mnt).status();
+            let _ = Command::new("losetup").args(["-d", &dev]).status();
+        }
+    }
+}
+
+struct Node(Child, String);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(config: &Path) -> Node {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args([
+            "backend",
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            "n1",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut banner = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut banner)
+        .unwrap();
+    let addr = banner
+        .split("http://")
+        .nth(1)
+        .expect("banner")
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    Node(child, addr)
+}
+
+fn get(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, raw[split + 4..].to_vec())
+}
+
+/// The filesystem shutdown ioctl (EXT4_IOC_SHUTDOWN, the same number as XFS's), without
+/// flushing the log: the disk is gone as if its cable were pulled.
+fn shut_down(mnt: &Path) {
+    const FS_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587D;
+    const NOLOGFLUSH: u32 = 2;
+    let dir = std::fs::File::open(mnt).unwrap();
+    let flags = NOLOGFLUSH;
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            FS_IOC_SHUTDOWN,
+            &flags,
+        )
+    };
+    assert_eq!(rc, 0, "shutdown ioctl: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        eprintln!("SKIPPED: needs root for loop devices and mount (runs in CI)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut disks = LoopDisks::default();
+    let m1 = disks.add(d, "d1");
+    let m2 = disks.add(d, "d2");
+    let config = d.join("cluster.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"t\"\n[[node]]\nname = \"n1\"\naddress = \"127.0.0.1:1\"\npower_domain = \"A\"\n\
+             [[node.disk]]\nid = \"d1\"\npath = \"{}\"\nserial = \"LOOP-1\"\nlocation = {{ slot = 1 }}\n\
+             [[node.disk]]\nid = \"d2\"\npath = \"{}\"\nlocation = {{ slot = 2 }}\n",
+            m1.display(),
+            m2.display()
+        ),
+    )
+    .unwrap();
+    drop(start(&config)); // adopts both disks
+    for (mnt, id) in [(&m1, "one"), (&m2, "two")] {
+        let png = d.join(format!("{id}.png"));
+        sh(
+            "convert",
+            &["-size", "900x700", "plasma:fractal", png.to_str().unwrap()],
+        );
+        let out = mnt.join("images").join(format!("{id}.tdp"));
+        sh(
+            env!("CARGO_BIN_EXE_td"),
+            &[
+                "tile",
+                "-q",
+                png.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+            ],
+        );
+    }
+    let node = start(&config);
+    assert_eq!(get(&node.1, "/tiles/one/0/0/0.jpg").0, 200);
+    assert_eq!(get(&node.1, "/tiles/two/0/0/0.jpg").0, 200);
+
+    shut_down(&m1);
+    sh("sh", &["-c", "echo 3 > /proc/sys/vm/drop_caches"]);
+    let failed_at = Instant::now();
+    // The first read of the dead disk fails and fails the disk; no later request touches it.
+    let (status, head, _) = get(&node.1, "/tiles/one/0/1/1.jpg");
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 1"),
+        "{head}"
+    );
+    let masked = failed_at.elapsed();
+    eprintln!("first request after the shutdown answered 503 in {masked:?}");
+    for path in [
+        "/tiles/one/1/0/0.jpg",
+        "/iiif/3/one/full/200,/0/default.jpg",
+        "/thumbs/one.jpg",
+    ] {
+        assert_eq!(get(&node.1, path).0, 503, "{path}");
+    }
+    // The other disk is untouched by all of that.
+    for path in [
+        "/tiles/two/0/1/1.jpg",
+        "/tiles/two/1/0/0.jpg",
+        "/iiif/3/two/full/200,/0/default.jpg",
+    ] {
+        assert_eq!(get(&node.1, path).0, 200, "{path}");
+    }
+    let (_, _, body) = get(&node.1, "/health");
+    let h: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(h["status"], "degraded");
+    let d1 = h["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "d1")
+        .unwrap()
+        .clone();
+    assert_eq!(d1["state"], "failed", "{h}");
+    assert_eq!(d1["serial"], "LOOP-1");
+    assert!(
+        d1["error"].as_str().unwrap().contains("Input/output error"),
+        "{d1}"
+    );
+    let d2 = h["disks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "d2")
+        .unwrap()
+        .clone();
+    assert_eq!(d2["state"], "healthy");
+    // The kernel saw it too.
+    let log = sh("dmesg", &[]);
+    assert!(
+        log.contains("shut down requested") || log.contains("shutdown"),
+        "no kernel line about the shutdown"
+    );
+    drop(node);
+}
