@@ -15,6 +15,7 @@ use crate::iiif::{self, render, ImageRequest, OutputLimits};
 use crate::library::{valid_id, Image, Library};
 use crate::metrics::Metrics;
 use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
+use crate::worker::Runner;
 
 /// The largest image the IIIF service renders: 16 megapixels, sides up to 8192 px. A rendered
 /// request decodes at most four times that from the pyramid, so one request stays within about
@@ -38,7 +39,10 @@ type Body = warp::hyper::body::Bytes;
 pub fn routes(
     library: Arc<Library>,
     replicas: Vec<String>,
+    runner: Runner,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let workers =
+        warp::path!("workers").map(move || json_reply(&serde_json::json!(runner.statuses())));
     let lib = warp::any().map(move || library.clone());
     // This node first, as the same origin.
     let replicas: Arc<Vec<String>> =
@@ -133,6 +137,7 @@ pub fn routes(
                 .or(iiif_image)
                 .or(meta)
                 .or(health)
+                .or(workers)
                 .or(metrics_page),
         )
         .recover(rejection)
@@ -571,9 +576,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     library: Arc<Library>,
     replicas: Vec<String>,
+    runner: Runner,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(library, replicas))
+    warp::serve(routes(library, replicas, runner))
         .incoming(listener)
         .graceful(shutdown)
         .run()

@@ -10,10 +10,12 @@
 //! down requests for images on the other disks.
 
 pub mod disk;
+pub mod disk_probe;
 pub mod http;
 pub mod iiif;
 pub mod library;
 pub mod metrics;
 pub mod tile_cache;
+pub mod worker;
 
 pub use library::{ImageMeta, Library};

@@ -123,6 +123,7 @@ impl Node {
             listener,
             Arc::new(library),
             vec![],
+            backend::worker::Runner::new(),
             std::future::pending(),
         ));
         Node {

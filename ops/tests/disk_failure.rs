@@ -49,9 +49,25 @@ impl LoopDisks {
 impl Drop for LoopDisks {
     fn drop(&mut self) {
         for (mnt, dev) in self.mounted.drain(..).rev() {
+            // A frozen filesystem cannot be unmounted; thaw it first (an error if not frozen).
+            let _ = Command::new("fsfreeze")
+                .arg("-u")
+                .arg(&mnt)
+                .stderr(Stdio::null())
+                .status();
             let _ = Command::new("umount").arg(&mnt).status();
             let _ = Command::new("losetup").args(["-d", &dev]).status();
         }
+    }
+}
+
+/// Thaws a frozen filesystem when dropped. Declared after the node, so it runs first: a
+/// process with a write blocked on a frozen filesystem cannot exit until it is thawed.
+struct Thaw(PathBuf);
+
+impl Drop for Thaw {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.0).status();
     }
 }
 
@@ -226,11 +242,61 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         .unwrap()
         .clone();
     assert_eq!(d2["state"], "healthy");
-    // The kernel saw it too.
+    // Each disk has its probe worker; the failed disk's probe has stopped.
+    let (_, _, body) = get(&node.1, "/workers");
+    let workers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let probe = |id: &str| {
+        workers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == format!("disk probe {id}"))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(probe("d1")["state"], "stopped", "{workers}");
+    assert!(
+        probe("d2")["units_done"].as_u64().unwrap() >= 1,
+        "{workers}"
+    );
+
+    // A hung disk: d2 frozen, so the probe's write blocks. The probe's time budget fails it
+    // without any visitor request touching it.
+    let thaw = Thaw(m2.clone());
+    sh("fsfreeze", &["-f", m2.to_str().unwrap()]);
+    let frozen_at = Instant::now();
+    let d2 = loop {
+        let (_, _, body) = get(&node.1, "/health");
+        let h: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let d2 = h["disks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == "d2")
+            .unwrap()
+            .clone();
+        if d2["state"] == "failed" {
+            break d2;
+        }
+        assert!(
+            frozen_at.elapsed() < std::time::Duration::from_secs(15),
+            "hung disk never failed: {h}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    eprintln!(
+        "frozen disk failed by its probe after {:?}",
+        frozen_at.elapsed()
+    );
+    assert!(d2["error"].as_str().unwrap().contains("hung"), "{d2}");
+    assert_eq!(get(&node.1, "/tiles/two/0/2/2.jpg").0, 503);
+
+    // The kernel saw the shutdown too.
     let log = sh("dmesg", &[]);
     assert!(
         log.contains("shut down requested") || log.contains("shutdown"),
         "no kernel line about the shutdown"
     );
+    drop(thaw);
     drop(node);
 }

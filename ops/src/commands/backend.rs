@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use std::time::Duration;
+
 use backend::disk::{self, Disk};
+use backend::disk_probe::DiskProbe;
+use backend::worker::Runner;
 use backend::Library;
 use cluster::ClusterConfig;
 
@@ -74,7 +78,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        backend::http::serve(listener, library, Vec::new(), shutdown).await;
+        // Every disk is watched by its probe worker while the node serves.
+        let runner = Runner::new();
+        for disk in library.disks() {
+            runner.spawn(DiskProbe::new(disk.clone()));
+        }
+        backend::http::serve(listener, library, Vec::new(), runner.clone(), shutdown).await;
+        runner.shutdown(Duration::from_secs(5)).await;
         Ok(ExitCode::SUCCESS)
     })
 }

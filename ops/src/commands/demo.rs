@@ -63,7 +63,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        backend::http::serve(listener, library, args.replicas, shutdown).await;
+        backend::http::serve(
+            listener,
+            library,
+            args.replicas,
+            backend::worker::Runner::new(),
+            shutdown,
+        )
+        .await;
         println!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -1,0 +1,99 @@
+//! The disk health probe: a worker per disk that writes, flushes and reads back a small file
+//! every second within a time budget, so that a failed or hung disk is found and masked before
+//! a visitor's request runs into it.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::disk::Disk;
+use crate::worker::{BoxFuture, Worker, WorkerState};
+
+/// How often each disk is probed.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// A probe slower than this means a hung disk: it is failed rather than waited for.
+pub const PROBE_BUDGET: Duration = Duration::from_secs(2);
+/// The probe file, at the root of the disk.
+pub const PROBE_FILE: &str = ".td-probe";
+
+pub struct DiskProbe {
+    disk: Arc<Disk>,
+    round: u64,
+}
+
+impl DiskProbe {
+    pub fn new(disk: Arc<Disk>) -> DiskProbe {
+        DiskProbe { disk, round: 0 }
+    }
+}
+
+/// Writes `round` into the probe file, flushes it to the disk and reads it back.
+fn probe(path: std::path::PathBuf, round: u64) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    let payload = format!("td disk probe, round {round}\n");
+    f.write_all(payload.as_bytes())?;
+    f.sync_all()?;
+    f.seek(SeekFrom::Start(0))?;
+    let mut back = String::new();
+    f.read_to_string(&mut back)?;
+    if back != payload {
+        return Err(std::io::Error::other(
+            "probe file read back different bytes",
+        ));
+    }
+    Ok(())
+}
+
+impl Worker for DiskProbe {
+    fn name(&self) -> String {
+        format!("disk probe {}", self.disk.config.id)
+    }
+
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState, String>> {
+        Box::pin(async move {
+            if self.disk.is_failed() {
+                // Failed disks stay out until repair; probing them again would only hang.
+                return Ok(WorkerState::Done);
+            }
+            self.round += 1;
+            let path = self.disk.config.path.join(PROBE_FILE);
+            let job = tokio::task::spawn_blocking({
+                let round = self.round;
+                move || probe(path, round)
+            });
+            match tokio::time::timeout(PROBE_BUDGET, job).await {
+                Ok(Ok(Ok(()))) => Ok(WorkerState::Throttled(PROBE_INTERVAL)),
+                Ok(Ok(Err(e))) => {
+                    if self.disk.mark_failed(&format!("health probe: {e}")) {
+                        eprintln!("disk {} failed its health probe: {e}", self.disk.config.id);
+                    }
+                    Ok(WorkerState::Done)
+                }
+                Ok(Err(join)) => Err(format!("probe task failed: {join}")),
+                Err(_) => {
+                    let why = format!("health probe hung for more than {PROBE_BUDGET:?}");
+                    if self.disk.mark_failed(&why) {
+                        eprintln!("disk {}: {why}", self.disk.config.id);
+                    }
+                    Ok(WorkerState::Done)
+                }
+            }
+        })
+    }
+
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(PROBE_INTERVAL))
+    }
+
+    fn progress(&self) -> String {
+        match self.disk.state() {
+            crate::disk::DiskState::Healthy => format!("{} probes passed", self.round),
+            crate::disk::DiskState::Failed { error, .. } => format!("disk failed: {error}"),
+        }
+    }
+}
