@@ -2,90 +2,15 @@
 //! all its disks, and a disk that is not the configured one is left alone while the others
 //! keep serving.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-struct Running {
-    child: Child,
-    addr: String,
-    banner: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `td backend` on a free port and waits for its banner line.
-fn start(config: &Path, node: &str) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_td"))
-        .args([
-            "backend",
-            "--config",
-            config.to_str().unwrap(),
-            "--node",
-            node,
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    if banner.is_empty() {
-        let mut err = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut err)
-            .unwrap();
-        panic!("td backend did not start: {err}");
-    }
-    let addr = banner
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches('/')
-        .to_string();
-    Running {
-        child,
-        addr,
-        banner,
-    }
-}
-
-fn stderr_of(mut r: Running) -> String {
-    let _ = r.child.kill();
-    let mut err = String::new();
-    r.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    err
-}
+use common::{get, start_backend as start};
 
 fn status(addr: &str, path: &str) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut head = String::new();
-    BufReader::new(s).read_line(&mut head).unwrap();
-    head.split(' ').nth(1).unwrap().parse().unwrap()
+    get(addr, path).0
 }
 
 fn tile_into(dir: &Path, id: &str) {
@@ -192,7 +117,7 @@ fn a_node_adopts_blank_disks_serves_them_and_leaves_a_foreign_disk_alone() {
     );
     assert_eq!(status(&node.addr, "/tiles/one/0/0/0.jpg"), 200);
     assert_eq!(status(&node.addr, "/tiles/two/0/0/0.jpg"), 404);
-    let err = stderr_of(node);
+    let err = node.stderr();
     assert!(
         err.contains("is disk b7 of node node-a, not disk a2"),
         "{err}"

@@ -6,10 +6,12 @@
 //! Needs root (loop devices, mount). In CI it must run; elsewhere without root it says it is
 //! skipped.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use common::{disk_health, get, start_backend};
 use std::time::Instant;
 
 fn sh(program: &str, args: &[&str]) -> String {
@@ -71,59 +73,6 @@ impl Drop for Thaw {
     }
 }
 
-struct Node(Child, String);
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &Path) -> Node {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_td"))
-        .args([
-            "backend",
-            "--config",
-            config.to_str().unwrap(),
-            "--node",
-            "n1",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
-    let addr = banner
-        .split("http://")
-        .nth(1)
-        .expect("banner")
-        .trim()
-        .trim_end_matches('/')
-        .to_string();
-    Node(child, addr)
-}
-
-fn get(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head, raw[split + 4..].to_vec())
-}
-
 /// The filesystem shutdown ioctl (EXT4_IOC_SHUTDOWN, the same number as XFS's), without
 /// flushing the log: the disk is gone as if its cable were pulled.
 fn shut_down(mnt: &Path) {
@@ -168,7 +117,7 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         ),
     )
     .unwrap();
-    drop(start(&config)); // adopts both disks
+    drop(start_backend(&config, "n1")); // adopts both disks
     for (mnt, id) in [(&m1, "one"), (&m2, "two")] {
         let png = d.join(format!("{id}.png"));
         sh(
@@ -187,15 +136,15 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
             ],
         );
     }
-    let node = start(&config);
-    assert_eq!(get(&node.1, "/tiles/one/0/0/0.jpg").0, 200);
-    assert_eq!(get(&node.1, "/tiles/two/0/0/0.jpg").0, 200);
+    let node = start_backend(&config, "n1");
+    assert_eq!(get(&node.addr, "/tiles/one/0/0/0.jpg").0, 200);
+    assert_eq!(get(&node.addr, "/tiles/two/0/0/0.jpg").0, 200);
 
     shut_down(&m1);
     sh("sh", &["-c", "echo 3 > /proc/sys/vm/drop_caches"]);
     let failed_at = Instant::now();
     // The first read of the dead disk fails and fails the disk; no later request touches it.
-    let (status, head, _) = get(&node.1, "/tiles/one/0/1/1.jpg");
+    let (status, head, _) = get(&node.addr, "/tiles/one/0/1/1.jpg");
     assert_eq!(status, 503, "{head}");
     assert!(
         head.to_ascii_lowercase().contains("retry-after: 1"),
@@ -208,7 +157,7 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         "/iiif/3/one/full/200,/0/default.jpg",
         "/thumbs/one.jpg",
     ] {
-        assert_eq!(get(&node.1, path).0, 503, "{path}");
+        assert_eq!(get(&node.addr, path).0, 503, "{path}");
     }
     // The other disk is untouched by all of that.
     for path in [
@@ -216,34 +165,22 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         "/tiles/two/1/0/0.jpg",
         "/iiif/3/two/full/200,/0/default.jpg",
     ] {
-        assert_eq!(get(&node.1, path).0, 200, "{path}");
+        assert_eq!(get(&node.addr, path).0, 200, "{path}");
     }
-    let (_, _, body) = get(&node.1, "/health");
+    let (_, _, body) = get(&node.addr, "/health");
     let h: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(h["status"], "degraded");
-    let d1 = h["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == "d1")
-        .unwrap()
-        .clone();
+    let d1 = disk_health(&h, "d1");
     assert_eq!(d1["state"], "failed", "{h}");
     assert_eq!(d1["serial"], "LOOP-1");
     assert!(
         d1["error"].as_str().unwrap().contains("Input/output error"),
         "{d1}"
     );
-    let d2 = h["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["id"] == "d2")
-        .unwrap()
-        .clone();
+    let d2 = disk_health(&h, "d2");
     assert_eq!(d2["state"], "healthy");
     // Each disk has its probe worker; the failed disk's probe has stopped.
-    let (_, _, body) = get(&node.1, "/workers");
+    let (_, _, body) = get(&node.addr, "/workers");
     let workers: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let probe = |id: &str| {
         workers
@@ -266,15 +203,9 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
     sh("fsfreeze", &["-f", m2.to_str().unwrap()]);
     let frozen_at = Instant::now();
     let d2 = loop {
-        let (_, _, body) = get(&node.1, "/health");
+        let (_, _, body) = get(&node.addr, "/health");
         let h: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        let d2 = h["disks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|x| x["id"] == "d2")
-            .unwrap()
-            .clone();
+        let d2 = disk_health(&h, "d2");
         if d2["state"] == "failed" {
             break d2;
         }
@@ -289,7 +220,7 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         frozen_at.elapsed()
     );
     assert!(d2["error"].as_str().unwrap().contains("hung"), "{d2}");
-    assert_eq!(get(&node.1, "/tiles/two/0/2/2.jpg").0, 503);
+    assert_eq!(get(&node.addr, "/tiles/two/0/2/2.jpg").0, 503);
 
     // The kernel saw the shutdown too.
     let log = sh("dmesg", &[]);
