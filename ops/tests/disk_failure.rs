@@ -179,22 +179,33 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
     );
     let d2 = disk_health(&h, "d2");
     assert_eq!(d2["state"], "healthy");
-    // Each disk has its probe worker; the failed disk's probe has stopped.
-    let (_, _, body) = get(&node.addr, "/workers");
-    let workers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    // Each disk has its probe worker; the failed disk's probe stops at its next round (it
+    // may be in its one-second pause when the request failed the disk).
     let probe = |id: &str| {
-        workers
+        let (_, _, body) = get(&node.addr, "/workers");
+        let workers: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let name = format!("disk probe {id}");
+        let found = workers
             .as_array()
             .unwrap()
             .iter()
-            .find(|w| w["name"] == format!("disk probe {id}"))
-            .cloned()
-            .unwrap()
+            .find(|w| w["name"] == name)
+            .cloned();
+        found.unwrap_or_else(|| panic!("no {name} in {workers}"))
     };
-    assert_eq!(probe("d1")["state"], "stopped", "{workers}");
+    let asked = Instant::now();
+    while probe("d1")["state"] != "stopped" {
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(10),
+            "probe of the failed disk still runs: {}",
+            probe("d1")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(
         probe("d2")["units_done"].as_u64().unwrap() >= 1,
-        "{workers}"
+        "{}",
+        probe("d2")
     );
 
     // A hung disk: d2 frozen, so the probe's write blocks. The probe's time budget fails it
