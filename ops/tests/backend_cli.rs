@@ -124,45 +124,36 @@ fn a_node_adopts_blank_disks_serves_them_and_leaves_a_foreign_disk_alone() {
     );
 }
 
+/// Runs `td backend` expecting it to refuse to start; returns its stderr.
+fn refused(config: &Path, node: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args([
+            "backend",
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            node,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "td backend started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn unknown_node_and_bad_configuration_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cluster.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_td"))
-        .args([
-            "backend",
-            "--config",
-            config.to_str().unwrap(),
-            "--node",
-            "node-z",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&config, "node-z");
     assert!(
         err.contains("no node 'node-z'") && err.contains("node-a, node-b"),
         "{err}"
     );
 
-    std::fs::write(
-        &config,
-        CONFIG.replace("power_domain = \"B\"", "power_domain = \"B\"\nspeed = 3"),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_td"))
-        .args([
-            "backend",
-            "--config",
-            config.to_str().unwrap(),
-            "--node",
-            "node-a",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let typo = CONFIG.replace("power_domain = \"B\"", "power_domain = \"B\"\nspeed = 3");
+    std::fs::write(&config, typo).unwrap();
+    let err = refused(&config, "node-a");
     assert!(
         err.contains("not a valid cluster configuration") && err.contains("speed"),
         "{err}"
