@@ -1,0 +1,82 @@
+//! What a backend's catalog says about the replicas on its disks, as it travels to frontends
+//! (`GET /catalog?since=VERSION`).
+
+use serde::{Deserialize, Serialize};
+
+/// What a content provider says about an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub title: String,
+    #[serde(default)]
+    pub artist: String,
+    #[serde(default)]
+    pub date: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    #[serde(default)]
+    pub rights: String,
+}
+
+/// One file of a replica and what it must hash to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSum {
+    /// The name inside the replica's folder (`pyramid.tdp`, `original.jpg`, …).
+    pub name: String,
+    pub size: u64,
+    /// SHA-256, lower-case hex (what `sha256sum` prints).
+    pub sha256: String,
+}
+
+/// Whether a replica may be served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ReplicaState {
+    /// Complete and readable as far as this node knows.
+    Ok,
+    /// A check failed on part of it (a tile's checksum): still served where it reads right,
+    /// but it should be verified and replaced.
+    Suspect { reason: String },
+    /// It cannot be served: its disk failed, or its files are missing or damaged.
+    Unreadable { reason: String },
+    /// It was on this node and is no longer (kept so that a frontend learns it is gone).
+    Removed,
+}
+
+impl ReplicaState {
+    /// Whether a frontend may send visitors to it.
+    pub fn servable(&self) -> bool {
+        matches!(self, ReplicaState::Ok | ReplicaState::Suspect { .. })
+    }
+}
+
+/// The catalog's record of one replica on this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub id: String,
+    /// The catalog version at which this entry last changed.
+    pub version: u64,
+    #[serde(flatten)]
+    pub state: ReplicaState,
+    /// The disk holding it.
+    pub disk: String,
+    /// The nodes holding the image's replicas, this one included.
+    pub nodes: Vec<String>,
+    pub width: u32,
+    pub height: u32,
+    pub meta: ImageMeta,
+    pub files: Vec<FileSum>,
+}
+
+/// A page of catalog changes: every entry changed after the version the frontend asked from.
+/// `catalog` names this catalog's life: when it differs from the one a frontend knew (the
+/// catalog was rebuilt), the frontend starts again from version 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogPage {
+    pub node: String,
+    pub catalog: String,
+    /// Ask with `since=version` next time.
+    pub version: u64,
+    pub entries: Vec<CatalogEntry>,
+}

@@ -1,0 +1,260 @@
+//! `CLUSTER.toml`: nodes, their disks and where each disk physically is, with the checks that
+//! refuse a configuration that cannot be right.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The whole cluster, as written in `CLUSTER.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// A name for reports and the operator ("Museum of X, basement rack").
+    pub name: String,
+    #[serde(rename = "node")]
+    pub nodes: Vec<NodeConfig>,
+}
+
+/// One backend node: a PC with disks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub name: String,
+    /// Where its image server listens.
+    pub address: SocketAddr,
+    /// The two replicas of an image live in different power domains.
+    pub power_domain: String,
+    #[serde(default)]
+    pub rack: String,
+    /// Where the node keeps its own state (catalog, event log): a folder on its system disk,
+    /// never on one of its data disks. Default: `/var/lib/td/NODE`.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    #[serde(rename = "disk", default)]
+    pub disks: Vec<DiskConfig>,
+}
+
+impl NodeConfig {
+    /// The folder of the node's catalog and event log.
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| Path::new("/var/lib/td").join(&self.name))
+    }
+
+    /// The origin its image server answers at, as a browser writes it.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.address)
+    }
+}
+
+/// One disk of a node: a mounted filesystem (or, in the demo, a directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    /// Unique in the cluster; written into the disk's identity file when it is adopted.
+    pub id: String,
+    /// Where it is mounted.
+    pub path: PathBuf,
+    /// The drive's serial number, where known (the operator matches it on the label).
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub location: Location,
+}
+
+/// Where a disk physically is, so that a repair instruction names the right slot.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub adapter: Option<u32>,
+    pub bus: Option<u32>,
+    pub target: Option<u32>,
+    pub enclosure: Option<String>,
+    pub slot: Option<u32>,
+    pub power_feed: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid cluster configuration: {source}")]
+    Syntax {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}: {problem}")]
+    Invalid { path: PathBuf, problem: Problem },
+}
+
+/// What is wrong in a configuration that parses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("the cluster has no nodes")]
+    NoNodes,
+    #[error("node name '{0}' is used twice")]
+    DuplicateNode(String),
+    #[error("address {0} is given to two nodes")]
+    DuplicateAddress(SocketAddr),
+    #[error("disk id '{0}' is used twice")]
+    DuplicateDisk(String),
+    #[error("disk path {0} is given to two disks")]
+    DuplicatePath(PathBuf),
+    #[error("'{0}' is not a usable name: letters, digits, '-' and '_' only, 1 to 64 of them")]
+    BadName(String),
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl ClusterConfig {
+    /// Reads and checks `path`. Relative disk and state paths are taken relative to the file's folder.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = ClusterConfig::parse(&text).map_err(|e| match e {
+            ParseError::Syntax(source) => ConfigError::Syntax {
+                path: path.to_path_buf(),
+                source,
+            },
+            ParseError::Invalid(problem) => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problem,
+            },
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for node in &mut config.nodes {
+            if let Some(state) = node.state_dir.as_mut().filter(|p| p.is_relative()) {
+                *state = base.join(&*state);
+            }
+            for disk in node.disks.iter_mut().filter(|d| d.path.is_relative()) {
+                disk.path = base.join(&disk.path);
+            }
+        }
+        Ok(config)
+    }
+
+    /// Parses and checks a configuration's text.
+    pub fn parse(text: &str) -> Result<ClusterConfig, ParseError> {
+        let config: ClusterConfig =
+            toml::from_str(text).map_err(|e| ParseError::Syntax(Box::new(e)))?;
+        config.check().map_err(ParseError::Invalid)?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), Problem> {
+        if self.nodes.is_empty() {
+            return Err(Problem::NoNodes);
+        }
+        let (mut names, mut addresses, mut disks, mut paths) = (
+            HashSet::new(),
+            HashSet::new(),
+            HashSet::new(),
+            HashSet::new(),
+        );
+        for node in &self.nodes {
+            if !valid_name(&node.name) {
+                return Err(Problem::BadName(node.name.clone()));
+            }
+            if !names.insert(&node.name) {
+                return Err(Problem::DuplicateNode(node.name.clone()));
+            }
+            if !addresses.insert(node.address) {
+                return Err(Problem::DuplicateAddress(node.address));
+            }
+            for disk in &node.disks {
+                if !valid_name(&disk.id) {
+                    return Err(Problem::BadName(disk.id.clone()));
+                }
+                if !disks.insert(&disk.id) {
+                    return Err(Problem::DuplicateDisk(disk.id.clone()));
+                }
+                if !paths.insert(&disk.path) {
+                    return Err(Problem::DuplicatePath(disk.path.clone()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Syntax(Box<toml::de::Error>),
+    #[error(transparent)]
+    Invalid(Problem),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWO_NODES: &str = r#"
+name = "test cluster"
+
+[[node]]
+name = "node-a"
+address = "127.0.0.1:8101"
+power_domain = "A"
+rack = "r1"
+
+[[node.disk]]
+id = "a1"
+path = "disks/a1"
+serial = "WD-123"
+location = { adapter = 0, bus = 0, target = 1, enclosure = "e1", slot = 3, power_feed = "A" }
+
+[[node]]
+name = "node-b"
+address = "127.0.0.1:8102"
+power_domain = "B"
+"#;
+
+    #[test]
+    fn parses_nodes_disks_and_locations() {
+        let c = ClusterConfig::parse(TWO_NODES).unwrap();
+        assert_eq!(c.nodes.len(), 2);
+        let a = c.node("node-a").unwrap();
+        assert_eq!(a.disks[0].serial.as_deref(), Some("WD-123"));
+        assert_eq!(a.disks[0].location.slot, Some(3));
+        assert!(c.node("node-b").unwrap().disks.is_empty());
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let dup = TWO_NODES.replace("node-b", "node-a");
+        assert!(
+            matches!(ClusterConfig::parse(&dup), Err(ParseError::Invalid(Problem::DuplicateNode(n))) if n == "node-a")
+        );
+        let addr = TWO_NODES.replace("8102", "8101");
+        assert!(matches!(
+            ClusterConfig::parse(&addr),
+            Err(ParseError::Invalid(Problem::DuplicateAddress(_)))
+        ));
+        let typo = TWO_NODES.replace("power_domain = \"B\"", "power_domian = \"B\"");
+        let err = ClusterConfig::parse(&typo).unwrap_err().to_string();
+        assert!(err.contains("power_domian"), "{err}");
+        let bad = TWO_NODES.replace("id = \"a1\"", "id = \"a/1\"");
+        assert!(matches!(
+            ClusterConfig::parse(&bad),
+            Err(ParseError::Invalid(Problem::BadName(_)))
+        ));
+    }
+}
