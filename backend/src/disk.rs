@@ -38,6 +38,8 @@ pub enum DiskError {
          is overwritten (empty it, or mount the right disk there)"
     )]
     NotEmpty { disk: String, path: PathBuf },
+    #[error("disk {disk} at {path} has no {IDENTITY_FILE}: the node has not adopted it yet")]
+    NotAdopted { disk: String, path: PathBuf },
     #[error("disk {disk} at {path}: {IDENTITY_FILE} is damaged: {source}")]
     BadIdentity {
         disk: String,
@@ -60,6 +62,15 @@ pub enum DiskError {
 /// Checks that the disk mounted at `config.path` is the configured one, adopting it (writing
 /// its identity file) if it is blank. Returns its identity.
 pub fn adopt_or_check(config: &DiskConfig, node: &str) -> Result<Identity, DiskError> {
+    check_or(config, node, true)
+}
+
+/// Checks that the disk mounted at `config.path` is the configured one; never writes.
+pub fn check(config: &DiskConfig, node: &str) -> Result<Identity, DiskError> {
+    check_or(config, node, false)
+}
+
+fn check_or(config: &DiskConfig, node: &str, may_adopt: bool) -> Result<Identity, DiskError> {
     let root = &config.path;
     let io = |path: &Path| {
         let (disk, path) = (config.id.clone(), path.to_path_buf());
@@ -74,7 +85,13 @@ pub fn adopt_or_check(config: &DiskConfig, node: &str) -> Result<Identity, DiskE
                 source,
             })?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => adopt(config, node)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_adopt => adopt(config, node)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(DiskError::NotAdopted {
+                disk: config.id.clone(),
+                path: root.clone(),
+            })
+        }
         Err(e) => return Err(io(&id_path)(e)),
     };
     if identity.disk_id != config.id || identity.node != node {
@@ -86,8 +103,10 @@ pub fn adopt_or_check(config: &DiskConfig, node: &str) -> Result<Identity, DiskE
             found_node: identity.node,
         });
     }
-    let images = root.join(IMAGES_DIR);
-    std::fs::create_dir_all(&images).map_err(io(&images))?;
+    if may_adopt {
+        let images = root.join(IMAGES_DIR);
+        std::fs::create_dir_all(&images).map_err(io(&images))?;
+    }
     Ok(identity)
 }
 

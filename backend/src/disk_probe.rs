@@ -6,7 +6,10 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cluster::EventKind;
+
 use crate::disk::Disk;
+use crate::faults::Faults;
 use crate::worker::{BoxFuture, Worker, WorkerState};
 
 /// How often each disk is probed.
@@ -18,12 +21,17 @@ pub const PROBE_FILE: &str = ".td-probe";
 
 pub struct DiskProbe {
     disk: Arc<Disk>,
+    faults: Arc<Faults>,
     round: u64,
 }
 
 impl DiskProbe {
-    pub fn new(disk: Arc<Disk>) -> DiskProbe {
-        DiskProbe { disk, round: 0 }
+    pub fn new(disk: Arc<Disk>, faults: Arc<Faults>) -> DiskProbe {
+        DiskProbe {
+            disk,
+            faults,
+            round: 0,
+        }
     }
 }
 
@@ -69,17 +77,16 @@ impl Worker for DiskProbe {
             match tokio::time::timeout(PROBE_BUDGET, job).await {
                 Ok(Ok(Ok(()))) => Ok(WorkerState::Throttled(PROBE_INTERVAL)),
                 Ok(Ok(Err(e))) => {
-                    if self.disk.mark_failed(&format!("health probe: {e}")) {
-                        eprintln!("disk {} failed its health probe: {e}", self.disk.config.id);
-                    }
+                    let why = format!("health probe: {e}");
+                    self.faults
+                        .disk_failed(&self.disk, EventKind::DiskFailed, &why);
                     Ok(WorkerState::Done)
                 }
                 Ok(Err(join)) => Err(format!("probe task failed: {join}")),
                 Err(_) => {
                     let why = format!("health probe hung for more than {PROBE_BUDGET:?}");
-                    if self.disk.mark_failed(&why) {
-                        eprintln!("disk {}: {why}", self.disk.config.id);
-                    }
+                    self.faults
+                        .disk_failed(&self.disk, EventKind::DiskHung, &why);
                     Ok(WorkerState::Done)
                 }
             }

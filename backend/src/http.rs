@@ -1,4 +1,5 @@
-//! The HTTP face of a node: gallery, viewer page, tiles and thumbnails.
+//! The HTTP face of a node: gallery, viewer page, tiles, IIIF and thumbnails for visitors;
+//! the catalog for frontends; health, metrics, events and workers for operators.
 //!
 //! A tile is one positional read of a pyramid file on a blocking thread, sent with long-lived
 //! cache headers and an ETag taken from the tile index, so a revalidation costs no read at all.
@@ -12,10 +13,10 @@ use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
 use crate::iiif::{self, render, ImageRequest, OutputLimits};
-use crate::library::{valid_id, Image, Library};
-use crate::metrics::Metrics;
+use crate::library::{valid_id, Image};
+use crate::metrics::{DiskGauge, Metrics};
+use crate::node::Node;
 use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
-use crate::worker::Runner;
 
 /// The largest image the IIIF service renders: 16 megapixels, sides up to 8192 px. A rendered
 /// request decodes at most four times that from the pyramid, so one request stays within about
@@ -33,21 +34,12 @@ const WINDOW_ROWS: u32 = 3;
 
 type Body = warp::hyper::body::Bytes;
 
-/// Every route of the demo node, with errors turned into short plain-text answers.
-/// `replicas` are the origins that also serve these images (`http://host:port`), offered to the
-/// viewer so it can fetch tiles from them when this node fails.
-pub fn routes(
-    library: Arc<Library>,
-    replicas: Vec<String>,
-    runner: Runner,
-) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+/// Every route of a node, with errors turned into short plain-text answers.
+pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let runner = node.runner.clone();
     let workers =
         warp::path!("workers").map(move || json_reply(&serde_json::json!(runner.statuses())));
-    let lib = warp::any().map(move || library.clone());
-    // This node first, as the same origin.
-    let replicas: Arc<Vec<String>> =
-        Arc::new(std::iter::once(String::new()).chain(replicas).collect());
-    let replicas = warp::any().map(move || replicas.clone());
+    let lib = warp::any().map(move || node.clone());
     let cache = Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES));
     let metrics = Arc::new(Metrics::default());
     let counted = metrics.clone();
@@ -62,15 +54,34 @@ pub fn routes(
         .and(metrics)
         .and(lib.clone())
         .and(cache.clone())
-        .map(
-            |m: Arc<Metrics>, lib: Arc<Library>, cache: Arc<TileCache>| {
-                warp::reply::with_header(
-                    m.render(lib.len(), cache.counts()),
-                    header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4",
-                )
-            },
-        );
+        .map(|m: Arc<Metrics>, node: Arc<Node>, cache: Arc<TileCache>| {
+            let disks: Vec<_> = node.library.disks().iter().map(disk_gauge).collect();
+            warp::reply::with_header(
+                m.render(node.library.len(), cache.counts(), &disks),
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4",
+            )
+        });
+    let catalog = warp::path!("catalog")
+        .and(warp::query::<SinceQuery>())
+        .and(lib.clone())
+        .map(|q: SinceQuery, node: Arc<Node>| {
+            no_store(json_reply(
+                &serde_json::to_value(node.catalog.page_since(q.since.unwrap_or(0)))
+                    .expect("plain data"),
+            ))
+        });
+    let events = warp::path!("events")
+        .and(warp::query::<SinceQuery>())
+        .and(lib.clone())
+        .map(|q: SinceQuery, node: Arc<Node>| {
+            let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+            let page = match q.since {
+                Some(since) => node.events.since(since, limit),
+                None => node.events.recent(limit),
+            };
+            no_store(json_reply(&serde_json::to_value(page).expect("plain data")))
+        });
     let gallery = warp::path::end().and(lib.clone()).map(gallery);
     let style = warp::path!("site" / "style.css").map(|| {
         warp::reply::with_header(
@@ -89,7 +100,6 @@ pub fn routes(
     let view = warp::path!("view" / String)
         .and(warp::query::<ViewQuery>())
         .and(lib.clone())
-        .and(replicas)
         .map(view);
     let tiles = warp::path!("tiles" / String / usize / u32 / String)
         .and(warp::header::optional::<String>("if-none-match"))
@@ -137,6 +147,8 @@ pub fn routes(
                 .or(iiif_image)
                 .or(meta)
                 .or(health)
+                .or(catalog)
+                .or(events)
                 .or(workers)
                 .or(metrics_page),
         )
@@ -152,10 +164,35 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
         .expect("valid response")
 }
 
-/// Reports a read error; an I/O error fails the image's disk, once.
-fn note_failure(image: &Image, error: &tiler::ReadError) {
-    if let Some(disk) = image.read_failed(error) {
-        eprintln!("disk {} failed, no longer read: {error}", disk.config.id);
+#[derive(Debug, Deserialize)]
+struct SinceQuery {
+    since: Option<u64>,
+    limit: Option<usize>,
+}
+
+fn no_store(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        "no-store".parse().expect("valid header"),
+    );
+    r
+}
+
+fn disk_gauge(d: &Arc<crate::disk::Disk>) -> DiskGauge {
+    let failed = d.is_failed();
+    // A failed disk is not asked: statvfs on a hung filesystem could hang too.
+    let space = (!failed).then(|| {
+        (
+            fs2::available_space(&d.config.path).ok(),
+            fs2::total_space(&d.config.path).ok(),
+        )
+    });
+    let (free, total) = space.unwrap_or((None, None));
+    DiskGauge {
+        id: d.config.id.clone(),
+        failed,
+        free,
+        total,
     }
 }
 
@@ -197,8 +234,11 @@ async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
 }
 
 /// `GET /meta/{id}.json`: what the content provider said about the image, and its size.
-fn meta(id_json: String, lib: Arc<Library>) -> Response<Body> {
-    let Some(image) = id_json.strip_suffix(".json").and_then(|id| lib.get(id)) else {
+fn meta(id_json: String, node: Arc<Node>) -> Response<Body> {
+    let Some(image) = id_json
+        .strip_suffix(".json")
+        .and_then(|id| node.library.get(id))
+    else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let g = image.pyramid.geometry();
@@ -210,35 +250,38 @@ fn meta(id_json: String, lib: Arc<Library>) -> Response<Body> {
 }
 
 /// The node's own view of its health. (Disks and their states come with the disk set.)
-fn health(lib: Arc<Library>) -> Response<Body> {
-    let disks: Vec<_> = lib
+fn health(node: Arc<Node>) -> Response<Body> {
+    let disks: Vec<_> = node
+        .library
         .disks()
         .iter()
         .map(|d| {
+            let gauge = disk_gauge(d);
             let mut v = serde_json::to_value(d.state()).expect("plain data");
             v["id"] = d.config.id.clone().into();
             v["path"] = d.config.path.display().to_string().into();
             v["serial"] = d.config.serial.clone().into();
             v["slot"] = d.config.location.slot.into();
+            v["free_bytes"] = gauge.free.into();
+            v["total_bytes"] = gauge.total.into();
             v
         })
         .collect();
-    let failed = lib.disks().iter().any(|d| d.is_failed());
+    let failed = node.library.disks().iter().any(|d| d.is_failed());
     let body = serde_json::json!({
-        "status": if lib.skipped().is_empty() && !failed { "ok" } else { "degraded" },
-        "images": lib.len(),
+        "node": node.config.name,
+        "status": if node.warnings.is_empty() && !failed { "ok" } else { "degraded" },
+        "images": node.library.len(),
+        "catalog": { "name": node.catalog.generation(), "version": node.catalog.version() },
         "disks": disks,
-        "skipped": lib.skipped(),
+        "warnings": node.warnings,
     });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Bytes::from(body.to_string()))
-        .expect("valid response")
+    no_store(json_reply(&body))
 }
 
-fn gallery(lib: Arc<Library>) -> Response<Body> {
-    let items: Vec<_> = lib
+fn gallery(node: Arc<Node>) -> Response<Body> {
+    let items: Vec<_> = node
+        .library
         .images()
         .map(|i| site::GalleryItem {
             id: &i.id,
@@ -257,15 +300,15 @@ struct ViewQuery {
     row: Option<u32>,
 }
 
-fn view(id: String, q: ViewQuery, lib: Arc<Library>, replicas: Arc<Vec<String>>) -> Response<Body> {
-    let Some(image) = lib.get(&id) else {
+fn view(id: String, q: ViewQuery, node: Arc<Node>) -> Response<Body> {
+    let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
-    html(site::viewer(&window(image, &q, &replicas)))
+    html(site::viewer(&window(image, &q)))
 }
 
 /// The window of tiles the viewer shows for a query, clamped to the image.
-fn window<'a>(image: &'a Image, q: &ViewQuery, replicas: &'a [String]) -> site::ViewerWindow<'a> {
+fn window<'a>(image: &'a Image, q: &ViewQuery) -> site::ViewerWindow<'a> {
     let g = image.pyramid.geometry();
     let fits = g
         .levels
@@ -338,7 +381,7 @@ fn window<'a>(image: &'a Image, q: &ViewQuery, replicas: &'a [String]) -> site::
         width: g.width,
         height: g.height,
         tile_size: g.tile_size,
-        replicas,
+        replicas: &image.replicas,
         tiles,
         controls,
     }
@@ -350,7 +393,7 @@ async fn tile(
     col: u32,
     row_jpg: String,
     if_none_match: Option<String>,
-    lib: Arc<Library>,
+    node: Arc<Node>,
     cache: Arc<TileCache>,
 ) -> Response<Body> {
     let Some(row) = row_jpg
@@ -362,7 +405,7 @@ async fn tile(
     if !valid_id(&id) {
         return text(StatusCode::BAD_REQUEST, "malformed image id");
     }
-    let Some(image) = lib.get(&id).cloned() else {
+    let Some(image) = node.library.get(&id).cloned() else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let Ok(entry) = image.pyramid.entry(level, col, row) else {
@@ -410,7 +453,7 @@ async fn tile(
             .expect("valid response"),
         Err(Some(e)) => {
             eprintln!("tile {id}/{level}/{col}/{row}: {e}");
-            note_failure(&image, &e);
+            node.faults.read_failed(&image, &e);
             replica_unavailable("tile")
         }
         Err(None) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
@@ -421,9 +464,9 @@ fn iiif_info(
     id: String,
     host: Option<String>,
     accept: Option<String>,
-    lib: Arc<Library>,
+    node: Arc<Node>,
 ) -> Response<Body> {
-    let Some(image) = lib.get(&id) else {
+    let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let base = format!("{}/iiif/3/{id}", origin(host));
@@ -469,8 +512,8 @@ fn json_reply(value: &serde_json::Value) -> Response<Body> {
         .expect("valid response")
 }
 
-fn iiif_manifest(id: String, host: Option<String>, lib: Arc<Library>) -> Response<Body> {
-    let Some(image) = lib.get(&id) else {
+fn iiif_manifest(id: String, host: Option<String>, node: Arc<Node>) -> Response<Body> {
+    let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let origin = origin(host);
@@ -491,9 +534,9 @@ async fn iiif_image(
     size: String,
     rotation: String,
     quality_format: String,
-    lib: Arc<Library>,
+    node: Arc<Node>,
 ) -> Response<Body> {
-    let Some(image) = lib.get(&id).cloned() else {
+    let Some(image) = node.library.get(&id).cloned() else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let req = match ImageRequest::parse(&region, &size, &rotation, &quality_format) {
@@ -541,7 +584,7 @@ async fn iiif_image(
         Ok(Err(e)) => {
             eprintln!("iiif {id}/{region}/{size}/{rotation}/{quality_format}: {e}");
             if let render::RenderError::Read(e) = &e {
-                note_failure(&image, e);
+                node.faults.read_failed(&image, e);
             }
             replica_unavailable("image")
         }
@@ -549,10 +592,10 @@ async fn iiif_image(
     }
 }
 
-async fn thumbnail(id_jpg: String, lib: Arc<Library>) -> Response<Body> {
+async fn thumbnail(id_jpg: String, node: Arc<Node>) -> Response<Body> {
     let Some(image) = id_jpg
         .strip_suffix(".jpg")
-        .and_then(|id| lib.get(id))
+        .and_then(|id| node.library.get(id))
         .cloned()
     else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
@@ -570,16 +613,14 @@ async fn thumbnail(id_jpg: String, lib: Arc<Library>) -> Response<Body> {
     }
 }
 
-/// Serves the routes on an already bound listener until `shutdown` completes, then lets the
+/// Serves the node on an already bound listener until `shutdown` completes, then lets the
 /// requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    library: Arc<Library>,
-    replicas: Vec<String>,
-    runner: Runner,
+    node: Arc<Node>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(library, replicas, runner))
+    warp::serve(routes(node))
         .incoming(listener)
         .graceful(shutdown)
         .run()

@@ -2,20 +2,30 @@
 //! the node's catalog (an index over what its disks hold), its disk set, replication and
 //! scrubbing.
 //!
-//! Today it holds the [`library`] (the images of one directory), the [`iiif`] Image API, and
-//! the [`http`] routes that serve them: gallery, plain-HTML viewer, tiles, IIIF and thumbnails.
+//! A [`node`] is opened from the cluster configuration: its [`disk`]s, each holding
+//! [`replica`] folders; the [`catalog`] (sled) indexing them; the [`library`] of servable
+//! images built from it; the [`faults`] path that fails a disk and records the event; the
+//! [`disk_probe`] workers under the [`worker`] runner; and the [`http`] routes with the
+//! [`iiif`] Image API.
 //!
 //! It must never encode or decode a JPEG to answer a tile request (a tile is one positional read
 //! of a pyramid file), never trust its catalog over the disks, and never let a failing disk slow
 //! down requests for images on the other disks.
 
+pub mod audit;
+pub mod catalog;
 pub mod disk;
 pub mod disk_probe;
+pub mod faults;
 pub mod http;
 pub mod iiif;
 pub mod library;
 pub mod metrics;
+pub mod node;
+pub mod replica;
 pub mod tile_cache;
 pub mod worker;
 
-pub use library::{ImageMeta, Library};
+pub use cluster::ImageMeta;
+pub use library::Library;
+pub use node::{CatalogStart, Node};

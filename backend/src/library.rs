@@ -1,32 +1,15 @@
-//! The images one process serves: a directory holding, for each image `ID`, its pyramid file
-//! `ID.tdp`, thumbnail `ID.thumb.jpg` and metadata `ID.json`. (The catalog of a real node,
-//! over many disks, grows from this.)
+//! The images this node serves, in memory: built from the catalog's servable entries, each
+//! with its pyramid file open, its disk and the origins of its replicas.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use cluster::{CatalogEntry, ImageMeta};
 
 use crate::disk::Disk;
+use crate::replica;
 use tiler::{PyramidReader, ReadError};
-
-/// What a content provider says about an image.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageMeta {
-    pub title: String,
-    #[serde(default)]
-    pub artist: String,
-    #[serde(default)]
-    pub date: String,
-    #[serde(default)]
-    pub description: String,
-    #[serde(default)]
-    pub keywords: Vec<String>,
-    #[serde(default)]
-    pub rights: String,
-}
 
 /// One servable image.
 #[derive(Debug)]
@@ -37,39 +20,24 @@ pub struct Image {
     pub meta: ImageMeta,
     pub pyramid: PyramidReader,
     pub thumbnail: PathBuf,
-    /// The disk it is on (none in the demo's single folder).
-    pub disk: Option<Arc<Disk>>,
+    /// The disk it is on.
+    pub disk: Arc<Disk>,
+    /// Where its replicas are served, this node first as "" (the same origin), for the
+    /// viewer to try in turn.
+    pub replicas: Vec<String>,
 }
 
 impl Image {
     /// False once its disk has failed: its requests are answered 503 without touching it.
     pub fn readable(&self) -> bool {
-        !self.disk.as_ref().is_some_and(|d| d.is_failed())
+        !self.disk.is_failed()
     }
 
-    /// Takes note of an error reading this image: an I/O error fails the whole disk (damage
-    /// to one file does not). Returns the disk if this error failed it just now.
-    pub fn read_failed(&self, error: &ReadError) -> Option<&Arc<Disk>> {
-        let disk = self.disk.as_ref()?;
-        (error.is_io() && disk.mark_failed(error)).then_some(disk)
+    /// Whether this error reading it is the disk's fault (an I/O error) rather than damage to
+    /// this one file.
+    pub fn is_disk_error(error: &ReadError) -> bool {
+        error.is_io()
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LibraryError {
-    #[error("cannot read the image directory {path}: {source}")]
-    Dir { path: PathBuf, source: io::Error },
-    #[error("cannot read metadata {path}: {source}")]
-    Meta { path: PathBuf, source: io::Error },
-    #[error("metadata {path} is not valid: {source}")]
-    MetaJson {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error(transparent)]
-    Pyramid(#[from] ReadError),
-    #[error("{path}: an image with this id was already found on another disk")]
-    Duplicate { path: PathBuf },
 }
 
 /// Image ids are what URLs carry: short, and safe in a path and in HTML.
@@ -80,53 +48,49 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Every image of a directory, by id.
+/// Every servable image of the node, by id.
 #[derive(Debug, Default)]
 pub struct Library {
     images: BTreeMap<String, Arc<Image>>,
     disks: Vec<Arc<Disk>>,
-    /// Why images found in the directory are not served, for `/health`.
-    skipped: Vec<String>,
 }
 
 impl Library {
-    /// Loads every `ID.tdp` with its `ID.json` from `dir`. An image whose files are damaged
-    /// is skipped and reported in the returned list, never stopping the others.
-    pub fn open(dir: &Path) -> Result<(Library, Vec<LibraryError>), LibraryError> {
+    /// Opens the pyramid file of every servable entry. Returns the entries that could not be
+    /// opened, with the reason, for the caller to record.
+    pub fn from_catalog(
+        entries: Vec<CatalogEntry>,
+        disks: Vec<Arc<Disk>>,
+        origin_of: impl Fn(&str) -> Option<String>,
+    ) -> (Library, Vec<(String, String)>) {
         let mut images = BTreeMap::new();
-        let mut problems = Vec::new();
-        add_dir(dir, None, &mut images, &mut problems)?;
-        let skipped = problems.iter().map(ToString::to_string).collect();
-        let disks = Vec::new();
-        Ok((
-            Library {
-                images,
-                disks,
-                skipped,
-            },
-            problems,
-        ))
-    }
-
-    /// Loads the images of a node's disks. A disk that cannot be read, or an image found
-    /// twice, is reported and skipped.
-    pub fn open_disks(disks: Vec<Arc<Disk>>) -> (Library, Vec<LibraryError>) {
-        let mut images = BTreeMap::new();
-        let mut problems = Vec::new();
-        for disk in &disks {
-            if let Err(e) = add_dir(&disk.images_dir(), Some(disk), &mut images, &mut problems) {
-                problems.push(e);
+        let mut failed = Vec::new();
+        for entry in entries.into_iter().filter(|e| e.state.servable()) {
+            let Some(disk) = disks.iter().find(|d| d.config.id == entry.disk) else {
+                failed.push((entry.id, format!("disk {} is not in service", entry.disk)));
+                continue;
+            };
+            let dir = disk.images_dir().join(&entry.id);
+            match PyramidReader::open(&dir.join(replica::PYRAMID)) {
+                Ok(pyramid) => {
+                    let replicas = std::iter::once(String::new())
+                        .chain(entry.nodes.iter().filter_map(|n| origin_of(n)))
+                        .collect();
+                    let image = Image {
+                        serial: images.len() as u64,
+                        id: entry.id.clone(),
+                        meta: entry.meta,
+                        pyramid,
+                        thumbnail: dir.join(replica::THUMBNAIL),
+                        disk: disk.clone(),
+                        replicas,
+                    };
+                    images.insert(entry.id, Arc::new(image));
+                }
+                Err(e) => failed.push((entry.id, e.to_string())),
             }
         }
-        let skipped = problems.iter().map(ToString::to_string).collect();
-        (
-            Library {
-                images,
-                disks,
-                skipped,
-            },
-            problems,
-        )
+        (Library { images, disks }, failed)
     }
 
     pub fn disks(&self) -> &[Arc<Disk>] {
@@ -141,10 +105,6 @@ impl Library {
         self.images.values()
     }
 
-    pub fn skipped(&self) -> &[String] {
-        &self.skipped
-    }
-
     pub fn len(&self) -> usize {
         self.images.len()
     }
@@ -152,69 +112,4 @@ impl Library {
     pub fn is_empty(&self) -> bool {
         self.images.is_empty()
     }
-}
-
-/// Adds the images of `dir` to `images`; an image already there (from another disk) or damaged
-/// is reported in `problems` and skipped.
-fn add_dir(
-    dir: &Path,
-    disk: Option<&Arc<Disk>>,
-    images: &mut BTreeMap<String, Arc<Image>>,
-    problems: &mut Vec<LibraryError>,
-) -> Result<(), LibraryError> {
-    let dir_err = |source| LibraryError::Dir {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(dir_err)? {
-        let path = entry.map_err(dir_err)?.path();
-        let Some(id) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".tdp"))
-            .filter(|id| valid_id(id))
-        else {
-            continue;
-        };
-        if images.contains_key(id) {
-            problems.push(LibraryError::Duplicate { path });
-            continue;
-        }
-        match load(dir, id, images.len() as u64) {
-            Ok(mut image) => {
-                image.disk = disk.cloned();
-                images.insert(id.to_string(), Arc::new(image));
-            }
-            Err(e) => problems.push(e),
-        }
-    }
-    Ok(())
-}
-
-fn load(dir: &Path, id: &str, serial: u64) -> Result<Image, LibraryError> {
-    let meta_path = dir.join(format!("{id}.json"));
-    let meta = match std::fs::read(&meta_path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| LibraryError::MetaJson {
-            path: meta_path.clone(),
-            source,
-        })?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => ImageMeta {
-            title: id.to_string(),
-            ..ImageMeta::default()
-        },
-        Err(source) => {
-            return Err(LibraryError::Meta {
-                path: meta_path,
-                source,
-            })
-        }
-    };
-    Ok(Image {
-        id: id.to_string(),
-        serial,
-        meta,
-        pyramid: PyramidReader::open(&dir.join(format!("{id}.tdp")))?,
-        thumbnail: dir.join(format!("{id}.thumb.jpg")),
-        disk: None,
-    })
 }

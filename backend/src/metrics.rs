@@ -18,6 +18,15 @@ const BUCKETS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
 ];
 
+/// One disk's figures for `/metrics`.
+pub struct DiskGauge {
+    pub id: String,
+    pub failed: bool,
+    /// Bytes free and in all; unknown for a failed disk (it is not asked).
+    pub free: Option<u64>,
+    pub total: Option<u64>,
+}
+
 #[derive(Default)]
 pub struct Metrics {
     requests: [[AtomicU64; STATUSES.len()]; ROUTES.len()],
@@ -55,7 +64,12 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every counter.
-    pub fn render(&self, images: usize, (cache_hits, cache_misses): (u64, u64)) -> String {
+    pub fn render(
+        &self,
+        images: usize,
+        (cache_hits, cache_misses): (u64, u64),
+        disks: &[DiskGauge],
+    ) -> String {
         let mut out = String::new();
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         out.push_str(
@@ -125,6 +139,27 @@ impl Metrics {
         );
         out.push_str("# HELP td_images Images this node serves.\n# TYPE td_images gauge\n");
         let _ = writeln!(out, "td_images {images}");
+        out.push_str("# HELP td_disk_failed Whether the disk is failed (1) or in service (0).\n# TYPE td_disk_failed gauge\n");
+        for d in disks {
+            let _ = writeln!(
+                out,
+                "td_disk_failed{{disk=\"{}\"}} {}",
+                d.id,
+                u8::from(d.failed)
+            );
+        }
+        out.push_str("# HELP td_disk_free_bytes Bytes free on the disk's filesystem.\n# TYPE td_disk_free_bytes gauge\n");
+        for d in disks {
+            if let Some(free) = d.free {
+                let _ = writeln!(out, "td_disk_free_bytes{{disk=\"{}\"}} {free}", d.id);
+            }
+        }
+        out.push_str("# HELP td_disk_size_bytes Size of the disk's filesystem.\n# TYPE td_disk_size_bytes gauge\n");
+        for d in disks {
+            if let Some(total) = d.total {
+                let _ = writeln!(out, "td_disk_size_bytes{{disk=\"{}\"}} {total}", d.id);
+            }
+        }
         out
     }
 }
@@ -140,7 +175,24 @@ mod tests {
         m.record("/tiles/a/0/0/0.jpg", 200, Duration::from_millis(20));
         m.record("/iiif/3/a/info.json", 404, Duration::from_micros(50));
         m.record("/nowhere", 418, Duration::from_micros(50));
-        let text = m.render(3, (5, 1));
+        let disks = [
+            DiskGauge {
+                id: "a1".into(),
+                failed: false,
+                free: Some(10),
+                total: Some(20),
+            },
+            DiskGauge {
+                id: "a2".into(),
+                failed: true,
+                free: None,
+                total: None,
+            },
+        ];
+        let text = m.render(3, (5, 1), &disks);
+        assert!(text.contains("td_disk_failed{disk=\"a2\"} 1\n"), "{text}");
+        assert!(text.contains("td_disk_free_bytes{disk=\"a1\"} 10\n"));
+        assert!(!text.contains("td_disk_free_bytes{disk=\"a2\"}"));
         assert!(
             text.contains("td_http_requests_total{route=\"tiles\",status=\"200\"} 2\n"),
             "{text}"

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::library::ImageMeta;
+use cluster::ImageMeta;
 
 /// `base` is the image service URI (`http://host/iiif/3/{id}`), `thumbnail` the thumbnail URL.
 pub fn manifest(base: &str, thumbnail: &str, meta: &ImageMeta, width: u32, height: u32) -> Value {

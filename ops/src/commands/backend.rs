@@ -1,21 +1,20 @@
 //! `td backend`: one node's image server, over the disks the cluster configuration gives it.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use std::time::Duration;
+use anyhow::{Context, Result};
 
-use backend::disk::{self, Disk};
-use backend::disk_probe::DiskProbe;
-use backend::worker::Runner;
-use backend::Library;
+use backend::{CatalogStart, Node};
 use cluster::ClusterConfig;
 
-/// Run one node's image server: adopt or recognise each of its disks, then serve the images
-/// on them (viewer, tiles, IIIF, thumbnails, health, metrics).
+/// Run one node's image server: adopt or recognise each of its disks, bring its catalog up to
+/// date with what they hold, then serve the images on them (viewer, tiles, IIIF, thumbnails;
+/// the catalog for frontends; health, metrics, events and workers for operators).
 ///
 /// A disk that is not the configured one, or holds unknown files, is reported and left alone;
 /// the node serves from the others.
@@ -30,61 +29,103 @@ pub struct Args {
     /// Listen here instead of the node's configured address (e.g. 127.0.0.1:0 for any port).
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Throw the catalog away and rebuild it from the disks, then serve. (A missing or damaged
+    /// catalog is rebuilt without asking.)
+    #[arg(long)]
+    rebuild_catalog: bool,
+    /// Check the stopped node instead of serving: every replica in the catalog is read and
+    /// hashed against its manifest, and every replica on the disks must be in the catalog.
+    /// Changes nothing. Exits 1 if anything disagrees.
+    #[arg(long, conflicts_with_all = ["rebuild_catalog", "listen"])]
+    audit: bool,
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
-    let Some(node) = config.node(&args.node) else {
-        let known: Vec<_> = config.nodes.iter().map(|n| n.name.as_str()).collect();
-        bail!(
-            "no node '{}' in {} (it has: {})",
-            args.node,
-            args.config.display(),
-            known.join(", ")
-        );
+    if args.audit {
+        return audit(&config, &args.node);
+    }
+    let start = if args.rebuild_catalog {
+        CatalogStart::Rebuild
+    } else {
+        CatalogStart::Sync
     };
-    let mut disks = Vec::new();
-    for d in &node.disks {
-        match disk::adopt_or_check(d, &node.name) {
-            Ok(_) => disks.push(Arc::new(Disk::new(d.clone()))),
-            Err(e) => eprintln!("td backend: {e}"),
-        }
+    let (node, opening) = Node::open(&config, &args.node, start)?;
+    let name = node.config.name.clone();
+    for w in &opening.warnings {
+        eprintln!("td backend {name}: {w}");
     }
-    let disk_count = disks.len();
-    if disks.is_empty() {
+    if let Some(why) = &opening.rebuilt {
+        let s = &opening.sync;
         eprintln!(
-            "td backend: warning: node {} has no usable disk; serving nothing",
-            node.name
+            "td backend {name}: catalog rebuilt from the disks ({why}): {} replicas, {} unreadable",
+            s.added, s.unreadable
         );
     }
-    let (library, problems) = Library::open_disks(disks);
-    for p in problems {
-        eprintln!("td backend: skipping: {p}");
+    if node.library.disks().is_empty() {
+        eprintln!("td backend {name}: warning: no usable disk; serving nothing");
     }
-    let library = Arc::new(library);
-    let listen = args.listen.unwrap_or(node.address);
+    let listen = args.listen.unwrap_or(node.config.address);
+    let node = Arc::new(node);
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         println!(
-            "td backend {}: {} images on {} disks, listening on http://{}/",
-            node.name,
-            library.len(),
-            disk_count,
+            "td backend {name}: {} images on {} disks, listening on http://{}/",
+            node.library.len(),
+            node.library.disks().len(),
             listener.local_addr()?
         );
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        // Every disk is watched by its probe worker while the node serves.
-        let runner = Runner::new();
-        for disk in library.disks() {
-            runner.spawn(DiskProbe::new(disk.clone()));
-        }
-        backend::http::serve(listener, library, Vec::new(), runner.clone(), shutdown).await;
+        node.start_workers();
+        let runner = node.runner.clone();
+        let events = node.events.clone();
+        backend::http::serve(listener, node, shutdown).await;
         runner.shutdown(Duration::from_secs(5)).await;
+        events.flush();
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn audit(config: &ClusterConfig, name: &str) -> Result<ExitCode> {
+    let tty = std::io::stderr().is_terminal();
+    let mut last = Instant::now();
+    let started = Instant::now();
+    let report = backend::node::audit(config, name, &mut |done, total| {
+        if tty && last.elapsed() > Duration::from_millis(200) {
+            last = Instant::now();
+            let pct = if total == 0 { 100 } else { done * 100 / total };
+            eprint!(
+                "\raudit {name}: {pct}% ({} of {} MiB)",
+                done >> 20,
+                total >> 20
+            );
+        }
+    })?;
+    if tty {
+        eprint!("\r\x1b[K");
+    }
+    for p in &report.problems {
+        println!("problem: {p}");
+    }
+    println!(
+        "audit {name}: {} replicas, {} MiB read and hashed in {:.1} s: {}",
+        report.replicas,
+        report.bytes >> 20,
+        started.elapsed().as_secs_f64(),
+        if report.problems.is_empty() {
+            "all agree with the catalog".to_string()
+        } else {
+            format!("{} problems", report.problems.len())
+        }
+    );
+    Ok(if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     })
 }

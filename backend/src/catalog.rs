@@ -1,0 +1,311 @@
+//! The node's catalog: for every replica on its disks, which disk, which files with which
+//! checksums, what the provider said, the image size and whether it can be served. It is an
+//! index in sled over the replica folders, which are the truth: `rebuild` recreates it from the
+//! disks alone, and `sync` brings it up to date with what the disks hold.
+//!
+//! Every change gets the next catalog version, so a frontend asks for what changed since the
+//! version it last saw (`GET /catalog?since=V`). A rebuilt catalog has a new name, which tells
+//! frontends to start again from 0.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use cluster::{CatalogEntry, CatalogPage, ReplicaState};
+use monitor::store::{self, Opened, StoreError};
+
+use crate::disk::Disk;
+use crate::replica;
+
+const GENERATION: &[u8] = b"generation";
+const VERSION: &[u8] = b"version";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct Catalog {
+    db: sled::Db,
+    /// id → entry (JSON).
+    entries: sled::Tree,
+    /// version → id of the entry that has it now.
+    changes: sled::Tree,
+    node: String,
+    /// Held while writing, so versions are given out in order.
+    write: Mutex<()>,
+    path: std::path::PathBuf,
+}
+
+/// What a sync or rebuild did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub added: usize,
+    pub removed: usize,
+    pub unreadable: usize,
+    pub kept: usize,
+    /// One line for each replica or disk that could not be read.
+    pub problems: Vec<String>,
+}
+
+impl Catalog {
+    /// Opens the catalog at `path`. Returns, besides it, why it must be rebuilt: it is new,
+    /// or was damaged and moved aside.
+    pub fn open(path: &Path, node: &str) -> Result<(Catalog, Option<String>), CatalogError> {
+        let (db, opened) = store::open(path)?;
+        let sled = StoreError::sled(path);
+        let catalog = Catalog {
+            entries: db.open_tree("entries").map_err(&sled)?,
+            changes: db.open_tree("changes").map_err(&sled)?,
+            db,
+            node: node.to_string(),
+            write: Mutex::new(()),
+            path: path.to_path_buf(),
+        };
+        let why = match opened {
+            Opened::New => Some("there was no catalog".to_string()),
+            Opened::MovedAside { to, why } => Some(format!(
+                "the catalog was damaged ({why}) and was moved aside to {}",
+                to.display()
+            )),
+            Opened::Existing if catalog.db.get(GENERATION).ok().flatten().is_none() => {
+                Some("the catalog was never completed".to_string())
+            }
+            Opened::Existing => None,
+        };
+        Ok((catalog, why))
+    }
+
+    fn sled_err(&self) -> impl Fn(sled::Error) -> CatalogError + '_ {
+        move |e| CatalogError::Store(StoreError::sled(&self.path)(e))
+    }
+
+    /// This catalog's name: new at every rebuild.
+    pub fn generation(&self) -> String {
+        self.db
+            .get(GENERATION)
+            .ok()
+            .flatten()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.db
+            .get(VERSION)
+            .ok()
+            .flatten()
+            .and_then(|v| v.as_ref().try_into().ok())
+            .map_or(0, u64::from_be_bytes)
+    }
+
+    pub fn get(&self, id: &str) -> Option<CatalogEntry> {
+        let bytes = self.entries.get(id).ok()??;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Every entry, by id.
+    pub fn entries(&self) -> Vec<CatalogEntry> {
+        self.entries
+            .iter()
+            .values()
+            .filter_map(|v| v.ok().and_then(|v| serde_json::from_slice(&v).ok()))
+            .collect()
+    }
+
+    /// Every entry changed after version `since`, oldest change first.
+    pub fn page_since(&self, since: u64) -> CatalogPage {
+        let _held = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let entries = self
+            .changes
+            .range(since.saturating_add(1).to_be_bytes()..)
+            .values()
+            .filter_map(|id| self.get(&String::from_utf8_lossy(&id.ok()?)))
+            .collect();
+        CatalogPage {
+            node: self.node.clone(),
+            catalog: self.generation(),
+            version: self.version(),
+            entries,
+        }
+    }
+
+    /// Stores `entry` under the next version.
+    fn put(&self, mut entry: CatalogEntry) -> Result<CatalogEntry, CatalogError> {
+        let _held = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let e = self.sled_err();
+        let version = self.version() + 1;
+        if let Some(old) = self.get(&entry.id) {
+            self.changes.remove(old.version.to_be_bytes()).map_err(&e)?;
+        }
+        entry.version = version;
+        self.entries
+            .insert(&entry.id, serde_json::to_vec(&entry).expect("plain data"))
+            .map_err(&e)?;
+        self.changes
+            .insert(version.to_be_bytes(), entry.id.as_bytes())
+            .map_err(&e)?;
+        self.db
+            .insert(VERSION, &version.to_be_bytes())
+            .map_err(&e)?;
+        Ok(entry)
+    }
+
+    /// Changes an entry's state (a new version) unless it is already in it.
+    pub fn set_state(&self, id: &str, state: ReplicaState) -> Result<bool, CatalogError> {
+        match self.get(id) {
+            Some(entry) if entry.state != state => {
+                self.put(CatalogEntry { state, ..entry })?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Marks every servable entry on `disk` unreadable, for `reason`. Returns how many.
+    pub fn disk_failed(&self, disk: &str, reason: &str) -> Result<usize, CatalogError> {
+        let mut n = 0;
+        for entry in self.entries() {
+            if entry.disk == disk && entry.state.servable() {
+                self.put(CatalogEntry {
+                    state: ReplicaState::Unreadable {
+                        reason: reason.to_string(),
+                    },
+                    ..entry
+                })?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Throws everything away and reads the disks again, under a new name.
+    pub fn rebuild(&self, disks: &[Arc<Disk>]) -> Result<SyncReport, CatalogError> {
+        {
+            let _held = self.write.lock().unwrap_or_else(|p| p.into_inner());
+            let e = self.sled_err();
+            self.entries.clear().map_err(&e)?;
+            self.changes.clear().map_err(&e)?;
+            self.db.remove(VERSION).map_err(&e)?;
+            self.db.remove(GENERATION).map_err(&e)?;
+        }
+        let report = self.sync(disks)?;
+        // Named last: a rebuild cut short is found unfinished at the next open.
+        let generation = format!(
+            "{}-{:x}",
+            self.node,
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        self.db
+            .insert(GENERATION, generation.as_bytes())
+            .map_err(self.sled_err())?;
+        self.db.flush().map_err(self.sled_err())?;
+        Ok(report)
+    }
+
+    /// Brings the catalog up to date with the disks: replica folders it does not know are read
+    /// and added (or re-read when their entry was not servable), entries whose folder is gone
+    /// become `Removed`, and entries of a disk that is not in `disks` (not in service) become
+    /// unreadable. Disks are read in the order given and folders in id order, so the same
+    /// disks always give the same catalog.
+    pub fn sync(&self, disks: &[Arc<Disk>]) -> Result<SyncReport, CatalogError> {
+        let mut report = SyncReport::default();
+        let mut seen = std::collections::HashSet::new();
+        let mut read_disks = std::collections::HashSet::new();
+        for disk in disks.iter().filter(|d| !d.is_failed()) {
+            let ids = match replica::list(&disk.images_dir()) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    report.problems.push(format!(
+                        "disk {}: cannot list {}: {e}",
+                        disk.config.id,
+                        disk.images_dir().display()
+                    ));
+                    continue;
+                }
+            };
+            read_disks.insert(disk.config.id.clone());
+            for id in ids {
+                if !seen.insert(id.clone()) {
+                    report.problems.push(format!(
+                        "disk {}: a second replica of {id} on this node; only the first is used",
+                        disk.config.id
+                    ));
+                    continue;
+                }
+                let known = self.get(&id);
+                if known
+                    .as_ref()
+                    .is_some_and(|k| k.disk == disk.config.id && k.state.servable())
+                {
+                    report.kept += 1;
+                    continue;
+                }
+                let entry = read_entry(disk, &id);
+                if let ReplicaState::Unreadable { reason } = &entry.state {
+                    report.problems.push(reason.clone());
+                    report.unreadable += 1;
+                } else {
+                    report.added += 1;
+                }
+                self.put(entry)?;
+            }
+        }
+        for entry in self.entries() {
+            if seen.contains(&entry.id) || entry.state == ReplicaState::Removed {
+                continue;
+            }
+            if read_disks.contains(&entry.disk) {
+                self.put(CatalogEntry {
+                    state: ReplicaState::Removed,
+                    ..entry
+                })?;
+                report.removed += 1;
+            } else if entry.state.servable() {
+                let reason = format!("disk {} is not in service", entry.disk);
+                self.put(CatalogEntry {
+                    state: ReplicaState::Unreadable { reason },
+                    ..entry
+                })?;
+                report.unreadable += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    pub fn flush(&self) {
+        let _ = self.db.flush();
+    }
+}
+
+/// Reads a replica folder into an entry; what cannot be read makes it `Unreadable`, saying why.
+pub fn read_entry(disk: &Disk, id: &str) -> CatalogEntry {
+    let dir = disk.images_dir().join(id);
+    let mut entry = CatalogEntry {
+        id: id.to_string(),
+        version: 0,
+        state: ReplicaState::Ok,
+        disk: disk.config.id.clone(),
+        nodes: Vec::new(),
+        width: 0,
+        height: 0,
+        meta: cluster::ImageMeta::default(),
+        files: Vec::new(),
+    };
+    let mut read = || -> Result<(), String> {
+        let manifest = replica::read_manifest(&dir, id).map_err(|e| e.to_string())?;
+        entry.nodes = manifest.nodes;
+        entry.files = manifest.files;
+        entry.meta = replica::read_meta(&dir).map_err(|e| e.to_string())?;
+        let pyramid =
+            tiler::PyramidReader::open(&dir.join(replica::PYRAMID)).map_err(|e| e.to_string())?;
+        (entry.width, entry.height) = (pyramid.geometry().width, pyramid.geometry().height);
+        Ok(())
+    };
+    if let Err(reason) = read() {
+        entry.state = ReplicaState::Unreadable { reason };
+    }
+    entry
+}

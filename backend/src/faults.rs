@@ -1,0 +1,105 @@
+//! What the node does the moment something breaks: a disk that returns an I/O error or hangs
+//! is failed (no request touches it again), the fact is recorded as an event with its
+//! evidence, and the catalog marks the replicas concerned, so frontends learn of it at their
+//! next catalog poll as well as from `/health`.
+
+use std::sync::Arc;
+
+use cluster::{Component, EventKind, ReplicaState};
+use monitor::{EventLog, NewEvent};
+use tiler::ReadError;
+
+use crate::catalog::Catalog;
+use crate::disk::Disk;
+use crate::library::Image;
+
+pub struct Faults {
+    catalog: Arc<Catalog>,
+    events: Arc<EventLog>,
+}
+
+impl Faults {
+    pub fn new(catalog: Arc<Catalog>, events: Arc<EventLog>) -> Faults {
+        Faults { catalog, events }
+    }
+
+    /// Fails `disk` for `why`. Only the first call for a disk records anything; it returns
+    /// whether this was it.
+    pub fn disk_failed(&self, disk: &Arc<Disk>, kind: EventKind, why: &str) -> bool {
+        if !disk.mark_failed(&why) {
+            return false;
+        }
+        let id = &disk.config.id;
+        eprintln!("disk {id} failed, no longer read: {why}");
+        let slot = disk
+            .config
+            .location
+            .slot
+            .map_or_else(String::new, |s| format!(" (slot {s})"));
+        self.events.record(
+            NewEvent::new(
+                Component::Disk { disk: id.clone() },
+                kind,
+                format!("disk {id}{slot} failed and is no longer read; its images are served from their other replicas"),
+            )
+            .at(disk.config.location.clone(), disk.config.serial.clone())
+            .evidence(why),
+        );
+        // Marking every entry of the disk is sled work proportional to its images: off the
+        // async threads when there are some.
+        let (catalog, disk_id, reason) = (
+            self.catalog.clone(),
+            id.clone(),
+            format!("disk {id} failed: {why}"),
+        );
+        let mark = move || {
+            if let Err(e) = catalog.disk_failed(&disk_id, &reason) {
+                eprintln!("catalog: cannot mark the replicas of disk {disk_id}: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(mark)),
+            Err(_) => mark(),
+        }
+        true
+    }
+
+    /// Takes note of an error reading `image`: an I/O error fails its disk; damage to the file
+    /// (a checksum mismatch) makes this replica suspect.
+    pub fn read_failed(&self, image: &Image, error: &ReadError) {
+        if Image::is_disk_error(error) {
+            self.disk_failed(&image.disk, EventKind::DiskFailed, &error.to_string());
+        } else {
+            self.replica_suspect(image, &error.to_string());
+        }
+    }
+
+    /// Records once that part of a replica is damaged.
+    pub fn replica_suspect(&self, image: &Image, why: &str) {
+        let state = ReplicaState::Suspect {
+            reason: why.to_string(),
+        };
+        match self.catalog.set_state(&image.id, state) {
+            Ok(false) => {}
+            Ok(true) => {
+                eprintln!("replica of {} is damaged: {why}", image.id);
+                self.events.record(
+                    NewEvent::new(
+                        Component::Replica {
+                            image: image.id.clone(),
+                            disk: image.disk.config.id.clone(),
+                        },
+                        EventKind::ReplicaCorrupt,
+                        format!(
+                            "the replica of {} on disk {} is damaged; the damaged parts are \
+                             not served",
+                            image.id, image.disk.config.id
+                        ),
+                    )
+                    .evidence(why),
+                );
+            }
+            Err(e) => eprintln!("catalog: cannot mark {} suspect: {e}", image.id),
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! One backend node put together from the cluster configuration: its disks (adopted or
+//! recognised), its event log and catalog in its state folder, the library of servable images,
+//! and the workers that watch the disks.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cluster::{ClusterConfig, Component, EventKind, NodeConfig, ReplicaState};
+use monitor::{EventLog, NewEvent};
+
+use crate::audit::AuditReport;
+use crate::catalog::{Catalog, CatalogError, SyncReport};
+use crate::disk::{self, Disk};
+use crate::disk_probe::DiskProbe;
+use crate::faults::Faults;
+use crate::library::Library;
+use crate::worker::Runner;
+
+/// The catalog's folder inside the node's state folder.
+pub const CATALOG_DIR: &str = "catalog";
+/// The backend's event log inside the node's state folder.
+pub const EVENTS_DIR: &str = "events-backend";
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("no node '{name}' in the configuration (it has: {known})")]
+    UnknownNode { name: String, known: String },
+    #[error("cannot create the node's state folder {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("event log: {0}")]
+    Events(#[from] monitor::store::StoreError),
+    #[error("catalog: {0}")]
+    Catalog(#[from] CatalogError),
+    #[error(
+        "node {node} has no catalog at {path}: it has not run yet, so there is nothing to audit"
+    )]
+    NoCatalog { node: String, path: PathBuf },
+}
+
+/// How to treat the catalog when the node opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogStart {
+    /// Use it, bringing it up to date with the disks (rebuilt if missing or damaged).
+    Sync,
+    /// Throw it away and rebuild it from the disks.
+    Rebuild,
+}
+
+/// What opening the node found, for its operator.
+#[derive(Debug, Default)]
+pub struct Opening {
+    /// Why the catalog was rebuilt, if it was.
+    pub rebuilt: Option<String>,
+    pub sync: SyncReport,
+    /// Disks not used, and images not served, with the reason.
+    pub warnings: Vec<String>,
+}
+
+pub struct Node {
+    pub config: NodeConfig,
+    pub library: Arc<Library>,
+    pub catalog: Arc<Catalog>,
+    pub events: Arc<EventLog>,
+    pub faults: Arc<Faults>,
+    pub runner: Runner,
+    /// What was found wrong when the node opened (refused disks, replicas not served), for
+    /// `/health`.
+    pub warnings: Vec<String>,
+}
+
+fn node_config(cluster: &ClusterConfig, name: &str) -> Result<NodeConfig, NodeError> {
+    cluster
+        .node(name)
+        .cloned()
+        .ok_or_else(|| NodeError::UnknownNode {
+            name: name.to_string(),
+            known: cluster
+                .nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// Audits node `name` while it is not running: its catalog against its disks, reading every
+/// file (see [`crate::audit`]). Changes nothing. Disks that are not the configured ones are
+/// problems of the report.
+pub fn audit(
+    cluster: &ClusterConfig,
+    name: &str,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<AuditReport, NodeError> {
+    let config = node_config(cluster, name)?;
+    let path = config.state_dir().join(CATALOG_DIR);
+    if !path.exists() {
+        return Err(NodeError::NoCatalog {
+            node: name.to_string(),
+            path,
+        });
+    }
+    let (catalog, why) = Catalog::open(&path, name)?;
+    let mut disks = Vec::new();
+    let mut refused = Vec::new();
+    for d in &config.disks {
+        match disk::check(d, name) {
+            Ok(_) => disks.push(Arc::new(Disk::new(d.clone()))),
+            Err(e) => refused.push(e.to_string()),
+        }
+    }
+    let mut report = crate::audit::audit(&catalog, &disks, progress);
+    if let Some(why) = why {
+        report.problems.insert(0, format!("catalog: {why}"));
+    }
+    report.problems.extend(refused);
+    Ok(report)
+}
+
+impl Node {
+    /// Opens node `name` of `cluster`. Nothing here stops a node from serving what it can: a
+    /// refused disk or an unreadable replica is a warning and an event.
+    pub fn open(
+        cluster: &ClusterConfig,
+        name: &str,
+        start: CatalogStart,
+    ) -> Result<(Node, Opening), NodeError> {
+        let config = node_config(cluster, name)?;
+        let state = config.state_dir();
+        std::fs::create_dir_all(&state).map_err(|source| NodeError::StateDir {
+            path: state.clone(),
+            source,
+        })?;
+        let events = Arc::new(EventLog::open(&state.join(EVENTS_DIR), name, "backend")?);
+        let mut opening = Opening::default();
+        let mut disks = Vec::new();
+        for d in &config.disks {
+            match disk::adopt_or_check(d, name) {
+                Ok(_) => disks.push(Arc::new(Disk::new(d.clone()))),
+                Err(e) => {
+                    opening.warnings.push(e.to_string());
+                    events.record(
+                        NewEvent::new(
+                            Component::Disk { disk: d.id.clone() },
+                            EventKind::DiskRefused,
+                            format!("disk {} is not used", d.id),
+                        )
+                        .at(d.location.clone(), d.serial.clone())
+                        .evidence(e.to_string()),
+                    );
+                }
+            }
+        }
+        let (catalog, why) = Catalog::open(&state.join(CATALOG_DIR), name)?;
+        let why = why.or((start == CatalogStart::Rebuild).then(|| "asked for".to_string()));
+        opening.sync = match &why {
+            Some(why) => {
+                let report = catalog.rebuild(&disks)?;
+                events.record(NewEvent::new(
+                    Component::Catalog,
+                    EventKind::CatalogRebuilt,
+                    format!(
+                        "the catalog was rebuilt from the disks ({why}): {} replicas, {} unreadable",
+                        report.added, report.unreadable
+                    ),
+                ));
+                report
+            }
+            None => catalog.sync(&disks)?,
+        };
+        opening.rebuilt = why;
+        opening
+            .warnings
+            .extend(opening.sync.problems.iter().cloned());
+        let origin_of = |node: &str| {
+            (node != name)
+                .then(|| cluster.node(node).map(NodeConfig::origin))
+                .flatten()
+        };
+        let (library, failed) = Library::from_catalog(catalog.entries(), disks, origin_of);
+        for (id, reason) in failed {
+            if catalog.set_state(
+                &id,
+                ReplicaState::Unreadable {
+                    reason: reason.clone(),
+                },
+            )? {
+                let disk = catalog.get(&id).map(|e| e.disk).unwrap_or_default();
+                events.record(
+                    NewEvent::new(
+                        Component::Replica {
+                            image: id.clone(),
+                            disk,
+                        },
+                        EventKind::ReplicaUnreadable,
+                        format!("the replica of {id} cannot be opened and is not served"),
+                    )
+                    .evidence(reason.clone()),
+                );
+            }
+            opening.warnings.push(format!("{id}: not served: {reason}"));
+        }
+        catalog.flush();
+        events.flush();
+        let catalog = Arc::new(catalog);
+        let faults = Arc::new(Faults::new(catalog.clone(), events.clone()));
+        let node = Node {
+            config,
+            library: Arc::new(library),
+            catalog,
+            events,
+            faults,
+            runner: Runner::new(),
+            warnings: opening.warnings.clone(),
+        };
+        Ok((node, opening))
+    }
+
+    /// Starts the workers that watch the node's disks.
+    pub fn start_workers(&self) {
+        for disk in self.library.disks() {
+            self.runner
+                .spawn(DiskProbe::new(disk.clone(), self.faults.clone()));
+        }
+    }
+}
