@@ -42,7 +42,8 @@ pub struct Catalog {
 pub struct SyncReport {
     pub added: usize,
     pub removed: usize,
-    pub unreadable: usize,
+    /// Replicas found unreadable: (image id, disk id, why).
+    pub unreadable: Vec<(String, String, String)>,
     pub kept: usize,
     /// One line for each replica or disk that could not be read.
     pub problems: Vec<String>,
@@ -246,7 +247,9 @@ impl Catalog {
                 let entry = read_entry(disk, &id);
                 if let ReplicaState::Unreadable { reason } = &entry.state {
                     report.problems.push(reason.clone());
-                    report.unreadable += 1;
+                    report
+                        .unreadable
+                        .push((id.clone(), disk.config.id.clone(), reason.clone()));
                 } else {
                     report.added += 1;
                 }
@@ -265,11 +268,13 @@ impl Catalog {
                 report.removed += 1;
             } else if entry.state.servable() {
                 let reason = format!("disk {} is not in service", entry.disk);
+                report
+                    .unreadable
+                    .push((entry.id.clone(), entry.disk.clone(), reason.clone()));
                 self.put(CatalogEntry {
                     state: ReplicaState::Unreadable { reason },
                     ..entry
                 })?;
-                report.unreadable += 1;
             }
         }
         Ok(report)

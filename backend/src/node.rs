@@ -119,6 +119,18 @@ pub fn audit(
     Ok(report)
 }
 
+fn unreadable_event(id: &str, disk: &str, reason: &str) -> NewEvent {
+    NewEvent::new(
+        Component::Replica {
+            image: id.to_string(),
+            disk: disk.to_string(),
+        },
+        EventKind::ReplicaUnreadable,
+        format!("the replica of {id} on disk {disk} cannot be read and is not served"),
+    )
+    .evidence(reason)
+}
+
 impl Node {
     /// Opens node `name` of `cluster`. Nothing here stops a node from serving what it can: a
     /// refused disk or an unreadable replica is a warning and an event.
@@ -163,7 +175,8 @@ impl Node {
                     EventKind::CatalogRebuilt,
                     format!(
                         "the catalog was rebuilt from the disks ({why}): {} replicas, {} unreadable",
-                        report.added, report.unreadable
+                        report.added,
+                        report.unreadable.len()
                     ),
                 ));
                 report
@@ -174,6 +187,9 @@ impl Node {
         opening
             .warnings
             .extend(opening.sync.problems.iter().cloned());
+        for (id, disk, reason) in &opening.sync.unreadable {
+            events.record(unreadable_event(id, disk, reason));
+        }
         let origin_of = |node: &str| {
             (node != name)
                 .then(|| cluster.node(node).map(NodeConfig::origin))
@@ -188,17 +204,7 @@ impl Node {
                 },
             )? {
                 let disk = catalog.get(&id).map(|e| e.disk).unwrap_or_default();
-                events.record(
-                    NewEvent::new(
-                        Component::Replica {
-                            image: id.clone(),
-                            disk,
-                        },
-                        EventKind::ReplicaUnreadable,
-                        format!("the replica of {id} cannot be opened and is not served"),
-                    )
-                    .evidence(reason.clone()),
-                );
+                events.record(unreadable_event(&id, &disk, &reason));
             }
             opening.warnings.push(format!("{id}: not served: {reason}"));
         }

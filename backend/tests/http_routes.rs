@@ -3,12 +3,14 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::sync::Arc;
 
-use backend::{ImageMeta, Library};
+mod common;
+
+use backend::CatalogStart;
+use common::{flip_byte, picture, TestCluster};
 use image::{GenericImageView, ImageFormat, RgbImage};
-use tiler::{PyramidReader, TileOptions};
+use tiler::PyramidReader;
 
 /// One HTTP/1.1 exchange, connection closed after it.
 struct Reply {
@@ -71,71 +73,53 @@ fn exchange(addr: SocketAddr, method: &str, path: &str, extra_headers: &[(&str, 
     }
 }
 
-/// A picture with structure everywhere: a colour ramp plus a checkerboard of 37 px cells.
-fn picture(w: u32, h: u32) -> RgbImage {
-    RgbImage::from_fn(w, h, |x, y| {
-        let check = if (x / 37 + y / 37) % 2 == 0 { 60 } else { 0 };
-        image::Rgb([
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            (128 + check) as u8,
-        ])
-    })
-}
-
 struct Node {
     addr: SocketAddr,
-    dir: tempfile::TempDir,
+    cluster: TestCluster,
+    node: Arc<backend::Node>,
     original: RgbImage,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Node {
-    /// A server on 127.0.0.1:0 with one image `art` of 1500×1100 px.
+    /// Node n1 serving on 127.0.0.1:0, with one image `art` of 1500×1100 px on its disk.
     fn start() -> Node {
-        let dir = tempfile::tempdir().unwrap();
+        let cluster = TestCluster::new(1);
         let original = picture(1500, 1100);
-        let png = dir.path().join("art.png");
-        original.save(&png).unwrap();
-        let images = dir.path().join("images");
-        std::fs::create_dir(&images).unwrap();
-        tiler::tile(
-            &png,
-            &images.join("art.tdp"),
-            &images.join("art.thumb.jpg"),
-            &TileOptions::default(),
-            &|_, _| {},
-        )
-        .unwrap();
-        let meta = ImageMeta {
-            title: "Art".into(),
-            ..ImageMeta::default()
-        };
-        std::fs::write(images.join("art.json"), serde_json::to_vec(&meta).unwrap()).unwrap();
+        cluster.place(1, "art", &original, "Art");
+        Node::serve(cluster, original)
+    }
+
+    fn serve(cluster: TestCluster, original: RgbImage) -> Node {
+        let (node, _) = cluster.open(CatalogStart::Sync);
+        let node = Arc::new(node);
         let runtime = tokio::runtime::Runtime::new().unwrap();
-        let (library, problems) = Library::open(&images).unwrap();
-        assert!(problems.is_empty(), "{problems:?}");
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let addr = listener.local_addr().unwrap();
         runtime.spawn(backend::http::serve(
             listener,
-            Arc::new(library),
-            vec![],
-            backend::worker::Runner::new(),
+            node.clone(),
             std::future::pending(),
         ));
         Node {
             addr,
-            dir,
+            cluster,
+            node,
             original,
             _runtime: runtime,
         }
     }
 
     fn pyramid(&self) -> std::path::PathBuf {
-        self.dir.path().join("images/art.tdp")
+        self.cluster.replica(1, "art").join("pyramid.tdp")
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let r = get(self.addr, path, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
     }
 }
 
@@ -363,18 +347,26 @@ fn a_corrupt_tile_is_never_sent_and_only_its_requests_fail() {
         r.status, 503,
         "a rendering that needs the bad tile fails too"
     );
-}
-
-fn flip_byte(path: &Path, at: u64) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
-    let mut b = [0u8];
-    f.read_exact_at(&mut b, at).unwrap();
-    f.write_all_at(&[b[0] ^ 0x55], at).unwrap();
+    // Damage, not a disk failure: the disk stays in service, the replica becomes suspect in
+    // the catalog (a new version), and one event says so.
+    assert!(node.node.library.disks()[0].state() == backend::disk::DiskState::Healthy);
+    let entry = &node.json("/catalog?since=1")["entries"][0];
+    assert_eq!(
+        (entry["id"].as_str(), entry["state"].as_str()),
+        (Some("art"), Some("suspect"))
+    );
+    let events = node.json("/events?since=0");
+    let corrupt: Vec<_> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "replica_corrupt")
+        .collect();
+    assert_eq!(corrupt.len(), 1, "reported once: {events}");
+    assert!(corrupt[0]["evidence"][0]
+        .as_str()
+        .unwrap()
+        .contains("checksum"));
 }
 
 #[test]
@@ -468,21 +460,46 @@ fn metrics_count_requests_by_route_and_status_and_cache_use() {
 }
 
 #[test]
-fn health_reports_images_and_what_was_skipped() {
-    let node = Node::start();
-    let h: serde_json::Value =
-        serde_json::from_slice(&get(node.addr, "/health", &[]).body).unwrap();
-    assert_eq!(h["status"], "ok");
+fn health_reports_disks_and_replicas_not_served() {
+    let cluster = TestCluster::new(2);
+    cluster.place(1, "art", &picture(600, 400), "Art");
+    cluster.place(2, "broken", &picture(300, 300), "Broken");
+    // Damage the second replica's pyramid header after placement: the node must open, serve
+    // the first, and say why it does not serve the second.
+    flip_byte(&cluster.replica(2, "broken").join("pyramid.tdp"), 20);
+    let node = Node::serve(cluster, picture(600, 400));
+    let h = node.json("/health");
+    assert_eq!(h["status"], "degraded");
     assert_eq!(h["images"], 1);
-    // A damaged pyramid beside it: the library skips it and says why.
-    let images = node.dir.path().join("images");
-    std::fs::write(images.join("broken.tdp"), b"\x89TDP\r\n\x1a\nnot really").unwrap();
-    let (library, problems) = Library::open(&images).unwrap();
-    assert_eq!((library.len(), problems.len()), (1, 1));
+    assert_eq!(h["node"], "n1");
+    let warnings = h["warnings"].to_string();
+    assert!(warnings.contains("broken"), "{warnings}");
+    let disks = h["disks"].as_array().unwrap();
+    assert_eq!(disks.len(), 2);
+    assert!(disks.iter().all(|d| d["state"] == "healthy"));
+    assert!(disks[0]["free_bytes"].as_u64().unwrap() > 0);
+    assert_eq!(disks[1]["serial"], "SN-2");
+    // The catalog tells frontends the same, and the event log keeps the evidence.
+    let catalog = node.json("/catalog");
+    let entries = catalog["entries"].as_array().unwrap();
+    let broken = entries.iter().find(|e| e["id"] == "broken").unwrap();
+    assert_eq!(broken["state"], "unreadable");
+    assert!(broken["reason"].as_str().unwrap().contains("pyramid.tdp"));
+    let events = node.json("/events");
+    let kinds: Vec<_> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
     assert!(
-        library.skipped()[0].contains("broken.tdp"),
-        "{:?}",
-        library.skipped()
+        kinds.contains(&"replica_unreadable".to_string()),
+        "{kinds:?}"
+    );
+    let metrics = get(node.addr, "/metrics", &[]).text();
+    assert!(
+        metrics.contains("td_disk_failed{disk=\"d2\"} 0\n"),
+        "{metrics}"
     );
 }
 

@@ -59,7 +59,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let s = &opening.sync;
         eprintln!(
             "td backend {name}: catalog rebuilt from the disks ({why}): {} replicas, {} unreadable",
-            s.added, s.unreadable
+            s.added,
+            s.unreadable.len()
         );
     }
     if node.library.disks().is_empty() {
