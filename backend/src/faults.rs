@@ -16,11 +16,24 @@ use crate::library::Image;
 pub struct Faults {
     catalog: Arc<Catalog>,
     events: Arc<EventLog>,
+    /// Replicas found damaged since the node started, with the first reason: `/health`
+    /// shows them without scanning the catalog.
+    suspects: std::sync::Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl Faults {
     pub fn new(catalog: Arc<Catalog>, events: Arc<EventLog>) -> Faults {
-        Faults { catalog, events }
+        Faults {
+            catalog,
+            events,
+            suspects: Default::default(),
+        }
+    }
+
+    /// The replicas found damaged since the node started: (image id, why).
+    pub fn suspects(&self) -> Vec<(String, String)> {
+        let s = self.suspects.lock().unwrap_or_else(|p| p.into_inner());
+        s.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Fails `disk` for `why`. Only the first call for a disk records anything; it returns
@@ -76,6 +89,11 @@ impl Faults {
 
     /// Records once that part of a replica is damaged.
     pub fn replica_suspect(&self, image: &Image, why: &str) {
+        self.suspects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(image.id.clone())
+            .or_insert_with(|| why.to_string());
         let state = ReplicaState::Suspect {
             reason: why.to_string(),
         };

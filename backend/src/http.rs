@@ -268,9 +268,17 @@ fn health(node: Arc<Node>) -> Response<Body> {
         })
         .collect();
     let failed = node.library.disks().iter().any(|d| d.is_failed());
+    let suspect: Vec<_> = node
+        .faults
+        .suspects()
+        .into_iter()
+        .map(|(id, reason)| serde_json::json!({ "id": id, "reason": reason }))
+        .collect();
+    let ok = node.warnings.is_empty() && !failed && suspect.is_empty();
     let body = serde_json::json!({
         "node": node.config.name,
-        "status": if node.warnings.is_empty() && !failed { "ok" } else { "degraded" },
+        "status": if ok { "ok" } else { "degraded" },
+        "suspect_replicas": suspect,
         "images": node.library.len(),
         "catalog": { "name": node.catalog.generation(), "version": node.catalog.version() },
         "disks": disks,

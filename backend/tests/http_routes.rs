@@ -363,6 +363,9 @@ fn a_corrupt_tile_is_never_sent_and_only_its_requests_fail() {
         .filter(|e| e["kind"] == "replica_corrupt")
         .collect();
     assert_eq!(corrupt.len(), 1, "reported once: {events}");
+    let h = node.json("/health");
+    assert_eq!(h["status"], "degraded");
+    assert_eq!(h["suspect_replicas"][0]["id"], "art");
     assert!(corrupt[0]["evidence"][0]
         .as_str()
         .unwrap()

@@ -1,41 +1,28 @@
-//! `td backend` as an operator runs it: blank disks are adopted, a node serves the images on
-//! all its disks, and a disk that is not the configured one is left alone while the others
-//! keep serving.
+//! `td backend` as an operator runs it: blank disks are adopted, a node serves the replicas on
+//! all its disks, a disk that is not the configured one is left alone while the others keep
+//! serving, and `--audit` checks a stopped node.
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{get, start_backend as start};
+use common::{get, place, start_backend as start};
 
 fn status(addr: &str, path: &str) -> u16 {
     get(addr, path).0
 }
 
-fn tile_into(dir: &Path, id: &str) {
-    let png = dir.join(format!("{id}.png"));
-    let out = Command::new("convert")
-        .args([
-            "-size",
-            "600x400",
-            "gradient:red-blue",
-            png.to_str().unwrap(),
-        ])
-        .output()
-        .expect("ImageMagick (the README's test command installs it)");
-    assert!(out.status.success());
+/// Runs `td backend --audit`: (exit code, stdout).
+fn audit(config: &Path) -> (i32, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_td"))
-        .args(["tile", "-q", png.to_str().unwrap(), "-o"])
-        .arg(dir.join(format!("{id}.tdp")))
+        .args(["backend", "--audit", "--config", config.to_str().unwrap()])
+        .args(["--node", "node-a"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::remove_file(png).unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap(), text)
 }
 
 const CONFIG: &str = r#"
@@ -45,6 +32,7 @@ name = "test"
 name = "node-a"
 address = "127.0.0.1:1"
 power_domain = "A"
+state_dir = "state"
 
 [[node.disk]]
 id = "a1"
@@ -90,9 +78,9 @@ fn a_node_adopts_blank_disks_serves_them_and_leaves_a_foreign_disk_alone() {
         );
     }
 
-    // Images placed on both disks are served.
-    tile_into(&d.join("a1/images"), "one");
-    tile_into(&d.join("a2/images"), "two");
+    // Replicas placed on both disks are served, and listed in the catalog.
+    place(&d.join("a1"), "one", "gradient:red-blue", "600x400");
+    place(&d.join("a2"), "two", "gradient:red-blue", "600x400");
     let node = start(&config, "node-a");
     assert!(
         node.banner.contains("2 images on 2 disks"),
@@ -101,7 +89,33 @@ fn a_node_adopts_blank_disks_serves_them_and_leaves_a_foreign_disk_alone() {
     );
     assert_eq!(status(&node.addr, "/tiles/one/0/0/0.jpg"), 200);
     assert_eq!(status(&node.addr, "/tiles/two/0/0/0.jpg"), 200);
+    let catalog: serde_json::Value =
+        serde_json::from_slice(&get(&node.addr, "/catalog").2).unwrap();
+    assert_eq!(catalog["entries"].as_array().unwrap().len(), 2);
+    // The catalog is the node's: an audit must wait for it to stop.
+    let (code, text) = audit(&config);
+    assert!(
+        code != 0 && text.contains("in use by another process"),
+        "{text}"
+    );
     drop(node);
+
+    let (code, text) = audit(&config);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("2 replicas") && text.contains("all agree"),
+        "{text}"
+    );
+    let original = d.join("a2/images/two/original.png");
+    let mut bytes = std::fs::read(&original).unwrap();
+    bytes[100] ^= 0x10;
+    std::fs::write(&original, bytes).unwrap();
+    let (code, text) = audit(&config);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("problem: two on disk a2") && text.contains("original.png"),
+        "{text}"
+    );
 
     // Disk a2 now claims to be another disk: it is not used, a1 still serves.
     let id_path = d.join("a2/td-disk.json");

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{disk_health, get, start_backend};
+use common::{disk_health, get, place, start_backend};
 use std::time::Instant;
 
 fn sh(program: &str, args: &[&str]) -> String {
@@ -110,6 +110,7 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         &config,
         format!(
             "name = \"t\"\n[[node]]\nname = \"n1\"\naddress = \"127.0.0.1:1\"\npower_domain = \"A\"\n\
+             state_dir = \"state\"\n\
              [[node.disk]]\nid = \"d1\"\npath = \"{}\"\nserial = \"LOOP-1\"\nlocation = {{ slot = 1 }}\n\
              [[node.disk]]\nid = \"d2\"\npath = \"{}\"\nlocation = {{ slot = 2 }}\n",
             m1.display(),
@@ -118,24 +119,8 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
     )
     .unwrap();
     drop(start_backend(&config, "n1")); // adopts both disks
-    for (mnt, id) in [(&m1, "one"), (&m2, "two")] {
-        let png = d.join(format!("{id}.png"));
-        sh(
-            "convert",
-            &["-size", "900x700", "plasma:fractal", png.to_str().unwrap()],
-        );
-        let out = mnt.join("images").join(format!("{id}.tdp"));
-        sh(
-            env!("CARGO_BIN_EXE_td"),
-            &[
-                "tile",
-                "-q",
-                png.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-            ],
-        );
-    }
+    place(&m1, "one", "plasma:fractal", "900x700");
+    place(&m2, "two", "plasma:fractal", "900x700");
     let node = start_backend(&config, "n1");
     assert_eq!(get(&node.addr, "/tiles/one/0/0/0.jpg").0, 200);
     assert_eq!(get(&node.addr, "/tiles/two/0/0/0.jpg").0, 200);
@@ -179,6 +164,46 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
     );
     let d2 = disk_health(&h, "d2");
     assert_eq!(d2["state"], "healthy");
+    // One event, with the disk's location, serial and the error as evidence; the catalog tells
+    // frontends that the replica on d1 cannot be served.
+    let (_, _, body) = get(&node.addr, "/events");
+    let events: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let failed: Vec<_> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "disk_failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{events}");
+    assert_eq!(
+        (
+            &failed[0]["disk"],
+            &failed[0]["serial"],
+            &failed[0]["location"]["slot"]
+        ),
+        (&"d1".into(), &"LOOP-1".into(), &1.into())
+    );
+    assert!(failed[0]["evidence"][0]
+        .as_str()
+        .unwrap()
+        .contains("Input/output error"));
+    let catalog = |id: &str| {
+        let (_, _, body) = get(&node.addr, "/catalog");
+        let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let entries = page["entries"].as_array().unwrap().clone();
+        entries.into_iter().find(|e| e["id"] == id).unwrap()
+    };
+    // The catalog is marked off the request path: wait for that write, not for a time.
+    let asked = Instant::now();
+    while catalog("one")["state"] != "unreadable" {
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(10),
+            "catalog still says {}",
+            catalog("one")
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(catalog("two")["state"], "ok");
     // Each disk has its probe worker; the failed disk's probe stops at its next round (it
     // may be in its one-second pause when the request failed the disk).
     let probe = |id: &str| {

@@ -1,6 +1,7 @@
 // The viewer in a real browser (Debian's Chromium): with JavaScript it pans and zooms and,
 // when the backend serving the page dies mid-visit, keeps loading tiles from the other
-// replica; without JavaScript it is a grid of tiles with zoom links that reload the page.
+// replica, which the page learnt from the node's catalog; without JavaScript it is a grid of
+// tiles with zoom links that reload the page.
 //
 // Needs /usr/bin/chromium and a built td (TD_BIN, default target/debug/td).
 
@@ -19,31 +20,42 @@ const data = mkdtempSync(join(tmpdir(), "td-viewer-"));
 const servers = [];
 let browser;
 
-/// Starts `td demo` on a free loopback port and resolves to its origin once it serves.
-function startNode(extra) {
+/// Runs `td args` and resolves to its output once `pattern` matches it (rejects on exit or
+/// after `ms`).
+function waitFor(args, pattern, ms, keep) {
   return new Promise((ok, fail) => {
-    const child = spawn(td, ["demo", "--data", data, "--listen", "127.0.0.1:0", ...extra], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    servers.push(child);
+    const child = spawn(td, args, { stdio: ["ignore", "pipe", "pipe"] });
+    if (keep) servers.push(child);
     let out = "";
-    const timer = setTimeout(() => fail(new Error("td demo did not start:\n" + out)), 300_000);
+    const timer = setTimeout(() => fail(new Error(`td ${args[0]} timed out:\n${out}`)), ms);
     const read = (chunk) => {
       out += chunk;
-      const m = out.match(/Open (http:\/\/[^/\s]+)\//);
-      if (m) { clearTimeout(timer); ok({ child, origin: m[1] }); }
+      const m = out.match(pattern);
+      if (m) { clearTimeout(timer); ok({ child, match: m }); }
     };
     child.stdout.on("data", read);
     child.stderr.on("data", read);
-    child.on("exit", (code) => fail(new Error(`td demo exited (${code}):\n${out}`)));
+    // After a match this is a no-op; before one, the command failed.
+    child.on("close", (code) => fail(new Error(`td ${args[0]} exited (${code}):\n${out}`)));
   });
 }
 
+/// The demo prepares two nodes that both hold every sample; each runs as its own `td backend`
+/// process, so one can be killed mid-visit.
 let a, b;
 before(async () => {
   assert.ok(existsSync(td), `td binary not found at ${td}: build it first (cargo build -p td)`);
-  b = await startNode([]); // first: renders and tiles the samples into the shared data dir
-  a = await startNode(["--replica", b.origin]); // A offers B as the other replica
+  const prepared = await waitFor(["demo", "--data", data, "--listen", "127.0.0.1:0", "--prepare"],
+    /node-b http:\/\/\S+\/.*\n/, 300_000, false);
+  assert.match(prepared.match.input, /node-a http:/);
+  const config = join(data, "cluster.toml");
+  const start = async (node) => {
+    const { child, match } = await waitFor(["backend", "--config", config, "--node", node],
+      /listening on (http:\/\/[^/\s]+)\//, 60_000, true);
+    return { child, origin: match[1] };
+  };
+  a = await start("node-a");
+  b = await start("node-b");
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

@@ -99,7 +99,7 @@ fn audit(config: &ClusterConfig, name: &str) -> Result<ExitCode> {
     let report = backend::node::audit(config, name, &mut |done, total| {
         if tty && last.elapsed() > Duration::from_millis(200) {
             last = Instant::now();
-            let pct = if total == 0 { 100 } else { done * 100 / total };
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
             eprint!(
                 "\raudit {name}: {pct}% ({} of {} MiB)",
                 done >> 20,

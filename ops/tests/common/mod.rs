@@ -98,3 +98,36 @@ pub fn disk_health(health: &serde_json::Value, id: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no disk {id} in {health}"))
         .clone()
 }
+
+/// Makes a picture with ImageMagick (`picture` of `size`), tiles it with `td tile` and places it as a replica of `id` on `disk`.
+pub fn place(disk: &Path, id: &str, picture: &str, size: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let png = work.path().join(format!("{id}.png"));
+    let out = Command::new("convert")
+        .args(["-size", size, picture, png.to_str().unwrap()])
+        .output()
+        .expect("ImageMagick (the README's test command installs it)");
+    assert!(out.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args(["tile", "-q", png.to_str().unwrap(), "-o"])
+        .arg(work.path().join("p.tdp"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta = backend::ImageMeta {
+        title: id.into(),
+        ..Default::default()
+    };
+    let sources = backend::replica::Sources {
+        original: &png,
+        pyramid: &work.path().join("p.tdp"),
+        thumbnail: &work.path().join("p.thumb.jpg"),
+        meta: &meta,
+    };
+    let nodes = ["node-a".to_string(), "node-b".to_string()];
+    backend::replica::place(&disk.join("images"), id, &sources, &nodes).unwrap();
+}
