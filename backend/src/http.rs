@@ -42,6 +42,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
     let lib = warp::any().map(move || node.clone());
     let cache = Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES));
     let metrics = Arc::new(Metrics::default());
+    let metrics_handle = metrics.clone();
     let counted = metrics.clone();
     let log = warp::log::custom(move |info| {
         counted.record(info.path(), info.status().as_u16(), info.elapsed())
@@ -130,8 +131,9 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
     let iiif_image = warp::path!("iiif" / "3" / String / String / String / String / String)
         .and(lib)
         .then(iiif_image);
+    let sized = metrics_handle.clone();
     // HEAD is answered like GET; hyper leaves the body out.
-    warp::get()
+    let all = warp::get()
         .or(warp::head())
         .unify()
         .and(
@@ -152,7 +154,22 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
                 .or(workers)
                 .or(metrics_page),
         )
-        .recover(rejection)
+        .recover(rejection);
+    // Bytes sent, by route: every body here has a known size.
+    warp::path::full()
+        .and(warp::method())
+        .and(all)
+        .map(
+            move |path: warp::path::FullPath, method: warp::http::Method, reply| {
+                let response = warp::Reply::into_response(reply);
+                if method != warp::http::Method::HEAD {
+                    if let Some(n) = http_body::Body::size_hint(response.body()).exact() {
+                        sized.add_bytes(path.as_str(), n);
+                    }
+                }
+                response
+            },
+        )
         .with(log)
 }
 

@@ -34,6 +34,7 @@ pub struct Metrics {
     latency: [[AtomicU64; BUCKETS.len()]; ROUTES.len()],
     latency_count: [AtomicU64; ROUTES.len()],
     latency_micros: [AtomicU64; ROUTES.len()],
+    bytes: [AtomicU64; ROUTES.len()],
 }
 
 fn route_index(path: &str) -> usize {
@@ -61,6 +62,11 @@ impl Metrics {
         }
         self.latency_count[r].fetch_add(1, Ordering::Relaxed);
         self.latency_micros[r].fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts the body bytes of a response to `path`.
+    pub fn add_bytes(&self, path: &str, n: u64) {
+        self.bytes[route_index(path)].fetch_add(n, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition of every counter.
@@ -125,6 +131,14 @@ impl Metrics {
                 "td_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
             );
         }
+        out.push_str("# HELP td_http_response_bytes_total Body bytes sent, by route.\n");
+        out.push_str("# TYPE td_http_response_bytes_total counter\n");
+        for (r, route) in ROUTES.iter().enumerate() {
+            let n = get(&self.bytes[r]);
+            if n > 0 {
+                let _ = writeln!(out, "td_http_response_bytes_total{{route=\"{route}\"}} {n}");
+            }
+        }
         out.push_str("# HELP td_tile_cache_requests_total Tile requests answered from memory (hit) or disk (miss).\n");
         out.push_str("# TYPE td_tile_cache_requests_total counter\n");
         let _ = writeln!(
@@ -175,6 +189,8 @@ mod tests {
         m.record("/tiles/a/0/0/0.jpg", 200, Duration::from_millis(20));
         m.record("/iiif/3/a/info.json", 404, Duration::from_micros(50));
         m.record("/nowhere", 418, Duration::from_micros(50));
+        m.add_bytes("/tiles/a/0/0/0.jpg", 1000);
+        m.add_bytes("/tiles/a/0/0/1.jpg", 234);
         let disks = [
             DiskGauge {
                 id: "a1".into(),
@@ -206,6 +222,7 @@ mod tests {
             .contains("td_http_request_duration_seconds_bucket{route=\"tiles\",le=\"0.025\"} 2\n"));
         assert!(text.contains("td_http_request_duration_seconds_count{route=\"tiles\"} 2\n"));
         assert!(text.contains("td_images 3\n"));
+        assert!(text.contains("td_http_response_bytes_total{route=\"tiles\"} 1234\n"));
         assert!(text.contains("td_tile_cache_requests_total{result=\"hit\"} 5\n"));
     }
 }

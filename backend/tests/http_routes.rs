@@ -439,21 +439,32 @@ fn head_answers_like_get_without_a_body() {
 #[test]
 fn metrics_count_requests_by_route_and_status_and_cache_use() {
     let node = Node::start();
+    let mut sent = 0;
     for _ in 0..3 {
-        assert_eq!(get(node.addr, "/tiles/art/0/0/0.jpg", &[]).status, 200);
+        let r = get(node.addr, "/tiles/art/0/0/0.jpg", &[]);
+        assert_eq!(r.status, 200);
+        sent += r.body.len();
     }
-    assert_eq!(get(node.addr, "/tiles/art/0/99/0.jpg", &[]).status, 404);
+    let r = get(node.addr, "/tiles/art/0/99/0.jpg", &[]);
+    assert_eq!(r.status, 404);
+    sent += r.body.len();
+    // A HEAD sends no body and counts none.
+    assert_eq!(
+        exchange(node.addr, "HEAD", "/tiles/art/0/0/0.jpg", &[]).status,
+        200
+    );
     let r = get(node.addr, "/metrics", &[]);
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").unwrap().starts_with("text/plain"));
     let text = r.text();
     for line in [
-        "td_http_requests_total{route=\"tiles\",status=\"200\"} 3",
+        "td_http_requests_total{route=\"tiles\",status=\"200\"} 4",
         "td_http_requests_total{route=\"tiles\",status=\"404\"} 1",
-        "td_http_request_duration_seconds_count{route=\"tiles\"} 4",
-        "td_tile_cache_requests_total{result=\"hit\"} 2",
+        "td_http_request_duration_seconds_count{route=\"tiles\"} 5",
+        "td_tile_cache_requests_total{result=\"hit\"} 3",
         "td_tile_cache_requests_total{result=\"miss\"} 1",
         "td_images 1",
+        &format!("td_http_response_bytes_total{{route=\"tiles\"}} {sent}"),
     ] {
         assert!(
             text.lines().any(|l| l == line),
