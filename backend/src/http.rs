@@ -329,11 +329,11 @@ fn view(id: String, q: ViewQuery, node: Arc<Node>) -> Response<Body> {
     let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
-    html(site::viewer(&window(image, &q)))
+    html(site::viewer(&window(image, &q, &node.viewer_links)))
 }
 
 /// The window of tiles the viewer shows for a query, clamped to the image.
-fn window<'a>(image: &'a Image, q: &ViewQuery) -> site::ViewerWindow<'a> {
+fn window<'a>(image: &'a Image, q: &ViewQuery, nav: &'a str) -> site::ViewerWindow<'a> {
     let g = image.pyramid.geometry();
     let fits = g
         .levels
@@ -407,6 +407,7 @@ fn window<'a>(image: &'a Image, q: &ViewQuery) -> site::ViewerWindow<'a> {
         height: g.height,
         tile_size: g.tile_size,
         replicas: &image.replicas,
+        nav,
         tiles,
         controls,
     }

@@ -24,7 +24,7 @@ pub mod metrics;
 pub mod node;
 pub mod replica;
 pub mod tile_cache;
-pub mod worker;
+pub use cluster::worker;
 
 pub use cluster::ImageMeta;
 pub use library::Library;

@@ -69,6 +69,9 @@ pub struct Node {
     /// What was found wrong when the node opened (refused disks, replicas not served), for
     /// `/health`.
     pub warnings: Vec<String>,
+    /// Where the plain viewer's zoom and pan links go: `http://CANONICAL/images/` when the
+    /// cluster has a canonical address, else this node's own `/view/`.
+    pub viewer_links: String,
 }
 
 fn node_config(cluster: &ClusterConfig, name: &str) -> Result<NodeConfig, NodeError> {
@@ -220,6 +223,9 @@ impl Node {
             faults,
             runner: Runner::new(),
             warnings: opening.warnings.clone(),
+            viewer_links: cluster
+                .canonical
+                .map_or_else(|| "/view/".to_string(), |c| format!("http://{c}/images/")),
         };
         Ok((node, opening))
     }

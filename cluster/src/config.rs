@@ -13,8 +13,22 @@ use serde::{Deserialize, Serialize};
 pub struct ClusterConfig {
     /// A name for reports and the operator ("Museum of X, basement rack").
     pub name: String,
+    /// The address visitors use (`http://canonical/images/ID`), held by one frontend at a time.
+    #[serde(default)]
+    pub canonical: Option<SocketAddr>,
+    #[serde(rename = "frontend", default)]
+    pub frontends: Vec<FrontendConfig>,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeConfig>,
+}
+
+/// One of the redirecting frontends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendConfig {
+    pub name: String,
+    /// Its own address (not the canonical one): for its peer and for operators.
+    pub address: SocketAddr,
 }
 
 /// One backend node: a PC with disks.
@@ -98,9 +112,9 @@ pub enum ConfigError {
 pub enum Problem {
     #[error("the cluster has no nodes")]
     NoNodes,
-    #[error("node name '{0}' is used twice")]
+    #[error("the name '{0}' is given to two nodes or frontends")]
     DuplicateNode(String),
-    #[error("address {0} is given to two nodes")]
+    #[error("address {0} is given twice (nodes, frontends and the canonical address each need their own)")]
     DuplicateAddress(SocketAddr),
     #[error("disk id '{0}' is used twice")]
     DuplicateDisk(String),
@@ -164,6 +178,22 @@ impl ClusterConfig {
             HashSet::new(),
             HashSet::new(),
         );
+        for fe in &self.frontends {
+            if !valid_name(&fe.name) {
+                return Err(Problem::BadName(fe.name.clone()));
+            }
+            if !names.insert(&fe.name) {
+                return Err(Problem::DuplicateNode(fe.name.clone()));
+            }
+            if !addresses.insert(fe.address) {
+                return Err(Problem::DuplicateAddress(fe.address));
+            }
+        }
+        if let Some(canonical) = self.canonical {
+            if !addresses.insert(canonical) {
+                return Err(Problem::DuplicateAddress(canonical));
+            }
+        }
         for node in &self.nodes {
             if !valid_name(&node.name) {
                 return Err(Problem::BadName(node.name.clone()));
@@ -192,6 +222,10 @@ impl ClusterConfig {
     pub fn node(&self, name: &str) -> Option<&NodeConfig> {
         self.nodes.iter().find(|n| n.name == name)
     }
+
+    pub fn frontend(&self, name: &str) -> Option<&FrontendConfig> {
+        self.frontends.iter().find(|f| f.name == name)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +242,15 @@ mod tests {
 
     const TWO_NODES: &str = r#"
 name = "test cluster"
+canonical = "127.0.0.1:8080"
+
+[[frontend]]
+name = "fe-1"
+address = "127.0.0.1:8091"
+
+[[frontend]]
+name = "fe-2"
+address = "127.0.0.1:8092"
 
 [[node]]
 name = "node-a"
@@ -235,6 +278,8 @@ power_domain = "B"
         assert_eq!(a.disks[0].serial.as_deref(), Some("WD-123"));
         assert_eq!(a.disks[0].location.slot, Some(3));
         assert!(c.node("node-b").unwrap().disks.is_empty());
+        assert_eq!(c.frontends.len(), 2);
+        assert_eq!(c.frontend("fe-2").unwrap().address.port(), 8092);
     }
 
     #[test]
@@ -246,6 +291,11 @@ power_domain = "B"
         let addr = TWO_NODES.replace("8102", "8101");
         assert!(matches!(
             ClusterConfig::parse(&addr),
+            Err(ParseError::Invalid(Problem::DuplicateAddress(_)))
+        ));
+        let clash = TWO_NODES.replace("8092", "8080");
+        assert!(matches!(
+            ClusterConfig::parse(&clash),
             Err(ParseError::Invalid(Problem::DuplicateAddress(_)))
         ));
         let typo = TWO_NODES.replace("power_domain = \"B\"", "power_domian = \"B\"");

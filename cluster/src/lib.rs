@@ -1,16 +1,20 @@
 //! The cluster's vocabulary: the configuration every process reads (nodes, their disks and
 //! where each disk physically is), what a backend's catalog says on the wire, and the events a
-//! node records, as plain serde types with their validation.
+//! node records, as plain serde types with their validation; and the [`worker`] runner that
+//! every process (backend, frontend, monitor) runs its background work under.
 //!
-//! It must never hold behaviour beyond parsing and checking: the crates that run things own it.
+//! It must never hold behaviour beyond parsing, checking and running workers: the crates that
+//! run things own what the workers do.
 
 pub mod catalog;
 pub mod config;
 pub mod event;
+pub mod worker;
 
 pub use catalog::{CatalogEntry, CatalogPage, FileSum, ImageMeta, ReplicaState};
 pub use config::{
-    ClusterConfig, ConfigError, DiskConfig, Location, NodeConfig, ParseError, Problem,
+    ClusterConfig, ConfigError, DiskConfig, FrontendConfig, Location, NodeConfig, ParseError,
+    Problem,
 };
 pub use event::{Component, Event, EventKind, EventPage};
 

@@ -1,5 +1,5 @@
 //! `td`: one command for everything on a Tertiary Disk node: tiling originals, inspecting
-//! pyramid files, and the demo appliance.
+//! pyramid files, running a backend node or a frontend, and the demo appliance.
 
 mod commands;
 mod samples;
@@ -27,6 +27,7 @@ enum Command {
     Inspect(commands::inspect::Args),
     Demo(commands::demo::Args),
     Backend(commands::backend::Args),
+    Frontend(commands::frontend::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect::run(args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Backend(args) => commands::backend::run(args),
+        Command::Frontend(args) => commands::frontend::run(args),
     };
     match result {
         Ok(code) => code,

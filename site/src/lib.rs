@@ -38,6 +38,7 @@ pub fn page(title: &str, body: &str) -> String {
 }
 
 /// One entry of a gallery page.
+#[derive(Debug, Clone)]
 pub struct GalleryItem<'a> {
     pub id: &'a str,
     pub title: &'a str,
@@ -45,13 +46,14 @@ pub struct GalleryItem<'a> {
     pub date: &'a str,
 }
 
-/// A page of thumbnails linking to the viewer.
-pub fn gallery(heading: &str, items: &[GalleryItem]) -> String {
-    let mut body = format!("<h1>{}</h1><ul class=\"gallery\">", escape(heading));
+/// The list of thumbnails of a gallery; each links to `{view}{id}` (the backend's `/view/` or
+/// the frontend's `/images/`).
+fn gallery_list(items: &[GalleryItem], view: &str) -> String {
+    let mut list = String::from("<ul class=\"gallery\">");
     for it in items {
         let id = escape(it.id);
-        body.push_str(&format!(
-            "<li><a href=\"/view/{id}\"><img src=\"/thumbs/{id}.jpg\" alt=\"{title}\" loading=\"lazy\">\
+        list.push_str(&format!(
+            "<li><a href=\"{view}{id}\"><img src=\"/thumbs/{id}.jpg\" alt=\"{title}\" loading=\"lazy\">\
              <div class=\"caption\"><strong>{title}</strong><br><span class=\"muted\">{artist}, {date}</span></div></a></li>",
             title = escape(it.title),
             artist = escape(it.artist),
@@ -59,10 +61,86 @@ pub fn gallery(heading: &str, items: &[GalleryItem]) -> String {
         ));
     }
     if items.is_empty() {
-        body.push_str("<li class=\"muted\">No images yet.</li>");
+        list.push_str("<li class=\"muted\">No images yet.</li>");
     }
-    body.push_str("</ul>");
+    list.push_str("</ul>");
+    list
+}
+
+/// A page of thumbnails linking to the viewer.
+pub fn gallery(heading: &str, items: &[GalleryItem]) -> String {
+    let body = format!(
+        "<h1>{}</h1>{}",
+        escape(heading),
+        gallery_list(items, "/view/")
+    );
     page(heading, &body)
+}
+
+/// The public gallery and its search: a form, one page of results, and links to the pages
+/// before and after (already-built query strings, or None).
+pub struct SearchPage<'a> {
+    pub heading: &'a str,
+    /// The form's values as the visitor typed them.
+    pub q: &'a str,
+    pub artist: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub items: Vec<GalleryItem<'a>>,
+    /// How many images match in all, and which page of how many this is (from 1).
+    pub total: usize,
+    pub page: usize,
+    pub pages: usize,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+/// The gallery of the canonical address: works without JavaScript, every link a plain link.
+pub fn search(p: &SearchPage) -> String {
+    let field = |name: &str, label: &str, value: &str, kind: &str| {
+        format!(
+            "<label>{label} <input type=\"{kind}\" name=\"{name}\" value=\"{}\"></label>",
+            escape(value)
+        )
+    };
+    let mut body = format!(
+        "<h1>{}</h1><form class=\"search\" action=\"/search\" method=\"get\" role=\"search\">{}{}{}{}\
+         <button type=\"submit\">Search</button></form>",
+        escape(p.heading),
+        field("q", "Words", p.q, "search"),
+        field("artist", "Artist", p.artist, "text"),
+        field("from", "From year", p.from, "number"),
+        field("to", "To year", p.to, "number"),
+    );
+    body.push_str(&format!(
+        "<p class=\"muted result-count\">{} {} · page {} of {}</p>",
+        p.total,
+        if p.total == 1 { "image" } else { "images" },
+        p.page,
+        p.pages.max(1)
+    ));
+    body.push_str(&gallery_list(&p.items, "/images/"));
+    body.push_str("<nav class=\"pager\">");
+    for (label, link) in [("← Previous", &p.prev), ("Next →", &p.next)] {
+        match link {
+            Some(href) => body.push_str(&format!("<a href=\"{}\">{label}</a>", escape(href))),
+            None => body.push_str(&format!("<span>{label}</span>")),
+        }
+    }
+    body.push_str("</nav>");
+    page(p.heading, &body)
+}
+
+/// A short page that explains itself: an unknown image, or none of its copies reachable now.
+pub fn message(title: &str, text: &str) -> String {
+    page(
+        title,
+        &format!(
+            "<h1>{}</h1><p>{}</p><p><a href=\"/\">Back to the collection</a></p>",
+            escape(title),
+            escape(text)
+        ),
+    )
 }
 
 /// What the plain-HTML viewer shows: a window of tiles of one level.
@@ -83,6 +161,9 @@ pub struct ViewerWindow<'a> {
     pub tiles: Vec<Vec<(u32, u32, u32, u32)>>,
     /// Links for zoom and pan: (label, query or None when impossible).
     pub controls: Vec<(&'a str, Option<String>)>,
+    /// Where those links go, before the id: the canonical address's `/images/` (so a click
+    /// goes through a frontend, to whichever replica is healthy) or this server's `/view/`.
+    pub nav: &'a str,
 }
 
 /// The viewer page that works without JavaScript: the current window as a grid of `<img>`
@@ -98,7 +179,8 @@ pub fn viewer(w: &ViewerWindow) -> String {
     for (label, link) in &w.controls {
         match link {
             Some(q) => body.push_str(&format!(
-                "<a href=\"/view/{id}?{}\">{}</a>",
+                "<a href=\"{}{id}?{}\">{}</a>",
+                escape(w.nav),
                 escape(q),
                 escape(label)
             )),

@@ -1,73 +1,34 @@
 // The viewer in a real browser (Debian's Chromium): with JavaScript it pans and zooms and,
 // when the backend serving the page dies mid-visit, keeps loading tiles from the other
 // replica, which the page learnt from the node's catalog; without JavaScript it is a grid of
-// tiles with zoom links that reload the page.
+// tiles with zoom links that reload the page through the canonical address.
 //
 // Needs /usr/bin/chromium and a built td (TD_BIN, default target/debug/td).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve, dirname } from "node:path";
-import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
+import { startDemo, tableReady, chromiumArgs } from "./demo.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const td = process.env.TD_BIN || resolve(here, "../../target/debug/td");
-const data = mkdtempSync(join(tmpdir(), "td-viewer-"));
-const servers = [];
-let browser;
-
-/// Runs `td args` and resolves to its output once `pattern` matches it (rejects on exit or
-/// after `ms`).
-function waitFor(args, pattern, ms, keep) {
-  return new Promise((ok, fail) => {
-    const child = spawn(td, args, { stdio: ["ignore", "pipe", "pipe"] });
-    if (keep) servers.push(child);
-    let out = "";
-    const timer = setTimeout(() => fail(new Error(`td ${args[0]} timed out:\n${out}`)), ms);
-    const read = (chunk) => {
-      out += chunk;
-      const m = out.match(pattern);
-      if (m) { clearTimeout(timer); ok({ child, match: m }); }
-    };
-    child.stdout.on("data", read);
-    child.stderr.on("data", read);
-    // After a match this is a no-op; before one, the command failed.
-    child.on("close", (code) => fail(new Error(`td ${args[0]} exited (${code}):\n${out}`)));
-  });
-}
-
-/// The demo prepares two nodes that both hold every sample; each runs as its own `td backend`
-/// process, so one can be killed mid-visit.
-let a, b;
+let demo, browser;
 before(async () => {
-  assert.ok(existsSync(td), `td binary not found at ${td}: build it first (cargo build -p td)`);
-  const prepared = await waitFor(["demo", "--data", data, "--listen", "127.0.0.1:0", "--prepare"],
-    /node-b http:\/\/\S+\/.*\n/, 300_000, false);
-  assert.match(prepared.match.input, /node-a http:/);
-  const config = join(data, "cluster.toml");
-  const start = async (node) => {
-    const { child, match } = await waitFor(["backend", "--config", config, "--node", node],
-      /listening on (http:\/\/[^/\s]+)\//, 60_000, true);
-    return { child, origin: match[1] };
-  };
-  a = await start("node-a");
-  b = await start("node-b");
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
+  demo = await startDemo();
+  await tableReady(demo.canonical, 3);
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: chromiumArgs });
 });
 
 after(async () => {
   await browser?.close();
-  for (const s of servers) s.kill("SIGKILL");
-  rmSync(data, { recursive: true, force: true });
+  demo?.stop();
 });
+
+/// The demo role serving `url`.
+function roleOf(url) {
+  const origin = new URL(url).origin;
+  const name = Object.keys(demo.roles).find((n) => demo.roles[n].origin === origin);
+  assert.ok(name, `no demo role at ${origin}`);
+  return name;
+}
 
 /// Waits until the viewer shows tiles and every one of them has loaded.
 async function allTilesLoaded(page) {
@@ -80,7 +41,13 @@ async function allTilesLoaded(page) {
 
 test("with JavaScript: zoom loads new tiles, and a dead backend's tiles come from the other replica", async () => {
   const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
-  await page.goto(`${a.origin}/view/seahorse-valley`);
+  // The canonical address redirects to one of the two nodes holding the image.
+  await page.goto(`${demo.canonical}/images/seahorse-valley`);
+  const a = demo.roles[roleOf(page.url())];
+  const replicas = JSON.parse(await page.$eval("#viewer", (v) => v.dataset.replicas));
+  assert.equal(replicas.length, 2, `the page knows both replicas: ${replicas}`);
+  const b = demo.roles[roleOf(replicas[1])];
+  assert.notEqual(a, b);
   const first = await allTilesLoaded(page);
   assert.ok(first.every((s) => s.startsWith(a.origin)), "tiles come from the page's own backend first");
   const box = await page.$eval("#viewer", (v) => [v.getBoundingClientRect().width, document.documentElement.scrollWidth]);
@@ -108,15 +75,20 @@ test("without JavaScript: a grid of tiles, and zoom is a link that reloads", asy
   const page = await context.newPage();
   const tiles = [];
   page.on("response", (r) => { if (r.url().includes("/tiles/")) tiles.push(r.status()); });
-  await page.goto(`${b.origin}/view/zone-plate`, { waitUntil: "load" });
+  await page.goto(`${demo.canonical}/images/zone-plate`, { waitUntil: "load" });
+  assert.match(roleOf(page.url()), /^node-/, "redirected to a node holding it");
   const shown = await page.locator(".grid img").count();
   assert.ok(shown > 0, "tiles are plain <img> elements");
   assert.equal(tiles.length, shown, "every tile of the grid was fetched");
   assert.ok(tiles.every((s) => s === 200), `all tiles answered 200: ${tiles}`);
   const before = await page.locator("p.muted").first().textContent();
+  const navigations = [];
+  page.on("request", (r) => { if (r.isNavigationRequest()) navigations.push(r.url()); });
   await Promise.all([page.waitForNavigation(), page.getByText("Zoom in").click()]);
   const after = await page.locator("p.muted").first().textContent();
   assert.notEqual(after, before, "the zoom link loaded another level");
-  assert.match(page.url(), /level=/);
+  assert.match(page.url(), /\/view\/zone-plate\?level=/);
+  assert.ok(navigations.some((u) => u.startsWith(`${demo.canonical}/images/zone-plate?level=`)),
+    `the click went through the canonical address: ${navigations}`);
   await context.close();
 });

@@ -1,73 +1,83 @@
-//! `td demo`: a two-node appliance on this machine, with a few sample artworks mirrored on both
-//! nodes, run the way a real cluster runs (a `CLUSTER.toml`, disks with identities, catalogs).
+//! `td demo`: the whole appliance on this machine, run the way a real cluster runs: a
+//! `CLUSTER.toml`, two frontends sharing the canonical address, three backend nodes with disks,
+//! identities and catalogs, and every sample mirrored on two nodes in different power domains.
+//! Each role is its own `td` process, so killing any one of them leaves every image viewable.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::sync::Arc;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use backend::replica::{self, Sources};
-use backend::{CatalogStart, Node};
 use cluster::ClusterConfig;
 use tiler::TileOptions;
 
 use crate::samples::{Sample, SAMPLES};
 
-/// The demo's two nodes, in two power domains, each with two disks (folders).
-const NODES: [&str; 2] = ["node-a", "node-b"];
+const FRONTENDS: [&str; 2] = ["fe-1", "fe-2"];
+/// Three nodes in three power domains, two folder disks each.
+const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const DISKS_PER_NODE: usize = 2;
 
-/// Render and tile a few built-in sample artworks, place a replica of each on two demo nodes,
-/// then serve both on this machine.
+/// Render and tile a few built-in sample artworks, place two replicas of each on three demo
+/// nodes, then run two frontends and the three nodes as processes on this machine.
 ///
 /// The first run renders the samples and tiles them (a minute or less); later runs reuse them.
 /// Everything lives under --data: the originals, `cluster.toml`, and each node's disks and
-/// state. Stop it with Ctrl-C.
+/// state. Visitors use the canonical address (--listen); the frontends take the next two
+/// ports and the nodes the three after. Stop it with Ctrl-C.
 #[derive(clap::Args)]
 pub struct Args {
     /// Where the demo keeps its originals, configuration, disks and node state.
     #[arg(long, default_value = "demo-data")]
     data: PathBuf,
-    /// Address of the first node, the one to open (loopback by default: the demo is for this
-    /// machine). Port 0 picks a free one.
+    /// The canonical address visitors open (loopback by default: the demo is for this
+    /// machine). The frontends and nodes take the five ports after it; port 0 picks free ports.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Address of the second node, which holds the other replica of every image [default: the
-    /// next port after --listen].
-    #[arg(long)]
-    second: Option<SocketAddr>,
-    /// Prepare everything (samples, disks, `cluster.toml` with these addresses) and exit,
-    /// printing how to start each node with `td backend`.
+    /// Prepare everything (samples, disks, `cluster.toml`) and exit, printing how to start
+    /// each process by hand.
     #[arg(long)]
     prepare: bool,
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
-    let second = args.second.unwrap_or_else(|| {
-        let mut s = args.listen;
-        if s.port() != 0 {
-            s.set_port(s.port().wrapping_add(1));
+/// The addresses of the demo: canonical, frontends, nodes.
+struct Addresses {
+    canonical: SocketAddr,
+    frontends: [SocketAddr; 2],
+    nodes: [SocketAddr; 3],
+}
+
+fn addresses(listen: SocketAddr) -> Result<Addresses> {
+    // Bound (then let go) to find free ports for port 0 and to say at once which port is taken.
+    let take = |n: u16| -> Result<SocketAddr> {
+        let mut addr = listen;
+        if listen.port() != 0 {
+            addr.set_port(listen.port().checked_add(n).context("port out of range")?);
         }
-        s
-    });
+        let l = std::net::TcpListener::bind(addr).with_context(|| {
+            format!(
+                "cannot listen on {addr} (is another demo running? try --listen 127.0.0.1:9080)"
+            )
+        })?;
+        Ok(l.local_addr()?)
+    };
+    Ok(Addresses {
+        canonical: take(0)?,
+        frontends: [take(1)?, take(2)?],
+        nodes: [take(3)?, take(4)?, take(5)?],
+    })
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create {}", args.data.display()))?;
     let data = args
         .data
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", args.data.display()))?;
-    // Bound first, so that the configuration names the ports really in use.
-    let listeners = [args.listen, second].map(|addr| {
-        std::net::TcpListener::bind(addr).with_context(|| {
-            format!(
-                "cannot listen on {addr} (is another demo running? try --listen 127.0.0.1:8090)"
-            )
-        })
-    });
-    let [a, b] = listeners;
-    let listeners = [a?, b?];
-    let addrs = [listeners[0].local_addr()?, listeners[1].local_addr()?];
+    let addrs = addresses(args.listen)?;
     let config_path = data.join("cluster.toml");
     std::fs::write(&config_path, cluster_toml(&addrs))
         .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -77,67 +87,147 @@ pub fn run(args: Args) -> Result<ExitCode> {
         std::fs::create_dir_all(&disk.path)
             .with_context(|| format!("cannot create {}", disk.path.display()))?;
     }
-    for sample in &SAMPLES {
-        prepare(sample, &data, &config)?;
+    for (i, sample) in SAMPLES.iter().enumerate() {
+        prepare(sample, i, &data, &config)?;
     }
+    let config_arg = config_path.display().to_string();
+    let roles: Vec<(String, SocketAddr, Vec<String>)> = FRONTENDS
+        .iter()
+        .zip(addrs.frontends)
+        .map(|(name, addr)| {
+            let args = ["frontend", "--config", &config_arg, "--name", name];
+            (name.to_string(), addr, args.map(String::from).to_vec())
+        })
+        .chain(NODES.iter().zip(addrs.nodes).map(|(name, addr)| {
+            let args = ["backend", "--config", &config_arg, "--node", name];
+            (name.to_string(), addr, args.map(String::from).to_vec())
+        }))
+        .collect();
     if args.prepare {
         println!("Prepared {} ({} samples).", data.display(), SAMPLES.len());
-        for (name, addr) in NODES.iter().zip(addrs) {
-            println!(
-                "{name} http://{addr}/  td backend --config {} --node {name}",
-                config_path.display()
-            );
+        println!("canonical http://{}/", addrs.canonical);
+        for (name, addr, args) in &roles {
+            println!("{name} http://{addr}/  td {}", args.join(" "));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let mut nodes = Vec::new();
-    for name in NODES {
-        let (node, opening) = Node::open(&config, name, CatalogStart::Sync)?;
-        for w in &opening.warnings {
-            eprintln!("td demo {name}: {w}");
+    let exe = std::env::current_exe().context("cannot find the td program itself")?;
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for (name, _, role_args) in &roles {
+        let child = spawn_child(&exe, role_args).with_context(|| format!("cannot start {name}"))?;
+        children.push((name.clone(), child));
+        if name == FRONTENDS[0] {
+            // fe-1 first, so that it is the one holding the canonical address.
+            std::thread::sleep(Duration::from_millis(300));
         }
-        nodes.push(Arc::new(node));
     }
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let stop = tokio_util::sync::CancellationToken::new();
-        let mut servers = tokio::task::JoinSet::new();
-        for (node, listener) in nodes.iter().zip(listeners) {
-            listener.set_nonblocking(true)?;
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            node.start_workers();
-            let stopped = stop.clone().cancelled_owned();
-            servers.spawn(backend::http::serve(listener, node.clone(), stopped));
+    println!(
+        "Tertiary Disk demo: {} sample images, each on two of {} nodes; frontends {} and {}.",
+        SAMPLES.len(),
+        NODES.len(),
+        FRONTENDS[0],
+        FRONTENDS[1]
+    );
+    for (name, addr, _) in &roles {
+        println!("  {name:7} http://{addr}/");
+    }
+    println!(
+        "Open http://{}/ in a browser. Stop with Ctrl-C.",
+        addrs.canonical
+    );
+    supervise(children)
+}
+
+/// Starts `td ARGS` as a child that dies with the demo (even if the demo is killed).
+fn spawn_child(exe: &Path, args: &[String]) -> std::io::Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(exe);
+    cmd.args(args).stdin(Stdio::null());
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Waits for Ctrl-C (the children get it too, from the terminal) or reports a child that
+/// ends on its own; the others keep serving, which is the point.
+fn supervise(mut children: Vec<(String, Child)>) -> Result<ExitCode> {
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // SIGINT and SIGTERM set the flag; the loop below notices within 200 ms.
+        let handler = move || flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        signal_hook_lite(handler)?;
+    }
+    while !interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        children.retain_mut(|(name, child)| match child.try_wait() {
+            Ok(Some(status)) => {
+                eprintln!("td demo: {name} stopped ({status}); the others go on serving");
+                false
+            }
+            _ => true,
+        });
+        if children.is_empty() {
+            bail!("every process of the demo has stopped");
         }
-        println!(
-            "Tertiary Disk demo: {} images, each on both nodes: {} at http://{} and {} at http://{}",
-            nodes[0].library.len(),
-            NODES[0],
-            addrs[0],
-            NODES[1],
-            addrs[1]
-        );
-        println!("Open http://{}/ in a browser. Stop with Ctrl-C.", addrs[0]);
-        let _ = tokio::signal::ctrl_c().await;
-        stop.cancel();
-        while servers.join_next().await.is_some() {}
-        for node in &nodes {
-            node.runner.shutdown(std::time::Duration::from_secs(5)).await;
-            node.events.flush();
-        }
-        println!("stopped");
-        Ok(ExitCode::SUCCESS)
-    })
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (_, child) in &mut children {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    }
+    for (_, child) in &mut children {
+        let _ = child.wait();
+    }
+    println!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `on_signal` from a thread when SIGINT or SIGTERM arrives.
+fn signal_hook_lite(on_signal: impl Fn() + Send + 'static) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal thread")?;
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            on_signal();
+        });
+    });
+    Ok(())
 }
 
 /// The demo cluster: paths relative to the file, so the data folder can be moved.
-fn cluster_toml(addrs: &[SocketAddr; 2]) -> String {
-    let mut out = String::from(
+fn cluster_toml(addrs: &Addresses) -> String {
+    let mut out = format!(
         "# Written by `td demo` at every start (the addresses may change); edit a copy instead.\n\
-         name = \"Tertiary Disk demo\"\n",
+         name = \"Tertiary Disk demo\"\ncanonical = \"{}\"\n",
+        addrs.canonical
     );
-    for (n, (name, addr)) in NODES.iter().zip(addrs).enumerate() {
-        let domain = ["A", "B"][n];
+    for (name, addr) in FRONTENDS.iter().zip(addrs.frontends) {
+        out.push_str(&format!(
+            "\n[[frontend]]\nname = \"{name}\"\naddress = \"{addr}\"\n"
+        ));
+    }
+    for (n, (name, addr)) in NODES.iter().zip(addrs.nodes).enumerate() {
+        let domain = ["A", "B", "C"][n];
         out.push_str(&format!(
             "\n[[node]]\nname = \"{name}\"\naddress = \"{addr}\"\npower_domain = \"{domain}\"\n\
              rack = \"demo\"\nstate_dir = \"{name}/state\"\n"
@@ -153,9 +243,10 @@ fn cluster_toml(addrs: &[SocketAddr; 2]) -> String {
     out
 }
 
-/// Renders and tiles one sample unless done before, then places its replicas: on each node,
-/// on one of its disks, taking turns so both disks hold some.
-fn prepare(sample: &Sample, data: &Path, config: &ClusterConfig) -> Result<()> {
+/// Renders and tiles sample number `turn` unless done before, then places its two replicas:
+/// on nodes `turn` and `turn + 1` (every pair of nodes is in two power domains), each on one
+/// of its disks, taking turns so every disk holds some.
+fn prepare(sample: &Sample, turn: usize, data: &Path, config: &ClusterConfig) -> Result<()> {
     let work = data.join("originals");
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let original = work.join(format!("{}.jpg", sample.id));
@@ -169,7 +260,10 @@ fn prepare(sample: &Sample, data: &Path, config: &ClusterConfig) -> Result<()> {
                 .exists()
         })
     };
-    if config.nodes.iter().all(placed) {
+    let holders: Vec<&cluster::NodeConfig> = (0..2)
+        .map(|k| &config.nodes[(turn + k) % config.nodes.len()])
+        .collect();
+    if holders.iter().all(|n| placed(n)) {
         return Ok(());
     }
     if !original.exists() {
@@ -195,10 +289,9 @@ fn prepare(sample: &Sample, data: &Path, config: &ClusterConfig) -> Result<()> {
             report.seconds
         );
     }
-    let nodes: Vec<String> = config.nodes.iter().map(|n| n.name.clone()).collect();
-    let turn = SAMPLES.iter().position(|s| s.id == sample.id).unwrap_or(0);
+    let nodes: Vec<String> = holders.iter().map(|n| n.name.clone()).collect();
     let meta = (sample.meta)();
-    for (n, node) in config.nodes.iter().enumerate() {
+    for (n, node) in holders.iter().enumerate() {
         if placed(node) {
             continue;
         }

@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod demo;
+pub mod frontend;
 pub mod inspect;
 pub mod tile;
 

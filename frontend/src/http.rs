@@ -1,0 +1,324 @@
+//! The canonical address: redirects to a healthy replica, the gallery and search, the IIIF
+//! collection, and the frontend's own health. It never serves image bytes itself.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use warp::http::{header, Response, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::{Filter, Rejection, Reply};
+
+use crate::table::{Choice, Query, Table};
+
+type Body = Bytes;
+
+/// Images on one gallery or search page.
+pub const PER_PAGE: usize = 24;
+
+/// What the routes need.
+pub struct Front {
+    pub name: String,
+    pub table: Arc<Table>,
+    pub runner: cluster::worker::Runner,
+}
+
+/// Every route of a frontend.
+pub fn routes(
+    front: Arc<Front>,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let f = warp::any().map(move || front.clone());
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    let images = warp::path!("images" / String)
+        .and(raw_query)
+        .and(f.clone())
+        .map(|id: String, query: String, f: Arc<Front>| {
+            let query = safe_query(&query)
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            redirect(&f, &id, &format!("/view/{id}{query}"))
+        });
+    // Everything a backend serves per image, under the same path.
+    let passthrough = warp::path::full().and(f.clone()).and_then(
+        |path: warp::path::FullPath, f: Arc<Front>| async move {
+            let p = path.as_str();
+            let id = image_of(p).ok_or_else(warp::reject::not_found)?;
+            Ok::<_, Rejection>(redirect(&f, id, p))
+        },
+    );
+    let gallery = warp::path::end()
+        .and(warp::query::<SearchQuery>())
+        .and(f.clone())
+        .map(|q, f| search(q, f, "Collection"));
+    let search_page = warp::path!("search")
+        .and(warp::query::<SearchQuery>())
+        .and(f.clone())
+        .map(|q, f| search(q, f, "Search"));
+    let collection = warp::path!("iiif" / "collection.json")
+        .and(warp::header::optional::<String>("host"))
+        .and(f.clone())
+        .map(collection);
+    let health = warp::path!("health").and(f.clone()).map(|f: Arc<Front>| {
+        let backends = f.table.backends();
+        let up = backends.iter().filter(|b| b.up).count();
+        json(&serde_json::json!({
+            "frontend": f.name,
+            "status": if up == backends.len() { "ok" } else { "degraded" },
+            "images": f.table.len(),
+            "backends": backends,
+        }))
+    });
+    let workers = warp::path!("workers")
+        .and(f)
+        .map(|f: Arc<Front>| json(&serde_json::json!(f.runner.statuses())));
+    let style = warp::path!("site" / "style.css").map(|| {
+        warp::reply::with_header(
+            site::STYLE_CSS,
+            header::CONTENT_TYPE,
+            "text/css; charset=utf-8",
+        )
+        .into_response()
+    });
+    warp::get()
+        .or(warp::head())
+        .unify()
+        .and(
+            gallery
+                .or(search_page)
+                .or(images)
+                .or(collection)
+                .or(health)
+                .or(workers)
+                .or(style)
+                .or(passthrough),
+        )
+        .recover(rejection)
+}
+
+/// The image id in a backend path the frontend forwards, if it is one.
+fn image_of(path: &str) -> Option<&str> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    let id = match (parts.next()?, parts.next()?) {
+        ("tiles", id) => id,
+        ("thumbs", file) => file.strip_suffix(".jpg")?,
+        ("meta", file) => file.strip_suffix(".json")?,
+        ("view", id) => id,
+        ("iiif", "3") => parts.next()?,
+        _ => return None,
+    };
+    valid_id(id).then_some(id)
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A query string passed on to the viewer only if it is made of plain characters.
+fn safe_query(q: &str) -> Option<&str> {
+    (!q.is_empty()
+        && q.len() <= 200
+        && q.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"=&_-.,".contains(&b)))
+    .then_some(q)
+}
+
+fn redirect(f: &Front, id: &str, path: &str) -> Response<Body> {
+    if !valid_id(id) {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Not an image address",
+            "Image names are letters, digits, '-' and '_'.",
+        );
+    }
+    match f.table.choose(id) {
+        Choice::Origin(origin) => Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, format!("{origin}{path}"))
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Bytes::new())
+            .expect("valid response"),
+        Choice::Unknown => page(
+            StatusCode::NOT_FOUND,
+            "No such image",
+            "There is no image with this name in the collection. It may have been renamed; try the search.",
+        ),
+        Choice::Unavailable => {
+            let mut r = page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "This image is briefly unavailable",
+                "Both copies of this image are out of reach at the moment (a machine is restarting or being repaired). Please try again in a minute.",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, "30".parse().expect("valid header"));
+            r
+        }
+    }
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Bytes::from(site::message(title, text)))
+        .expect("valid response")
+}
+
+fn json(value: &serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .body(Bytes::from(value.to_string()))
+        .expect("valid response")
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    artist: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    page: Option<usize>,
+}
+
+fn search(sq: SearchQuery, f: Arc<Front>, heading: &str) -> Response<Body> {
+    let query = Query::parse(&sq.q, &sq.artist, &sq.from, &sq.to);
+    let page_no = sq.page.unwrap_or(1).max(1);
+    let (rows, total) = f.table.search(&query, page_no - 1, PER_PAGE);
+    let pages = total.div_ceil(PER_PAGE);
+    let link = |n: usize| {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("q", &sq.q),
+            ("artist", &sq.artist),
+            ("from", &sq.from),
+            ("to", &sq.to),
+        ] {
+            if !v.is_empty() {
+                parts.push(format!("{k}={}", url_encode(v)));
+            }
+        }
+        parts.push(format!("page={n}"));
+        let base = if query.is_empty() { "/" } else { "/search" };
+        format!("{base}?{}", parts.join("&"))
+    };
+    let items = rows
+        .iter()
+        .map(|r| site::GalleryItem {
+            id: &r.id,
+            title: &r.meta.title,
+            artist: &r.meta.artist,
+            date: &r.meta.date,
+        })
+        .collect();
+    let body = site::search(&site::SearchPage {
+        heading,
+        q: &sq.q,
+        artist: &sq.artist,
+        from: &sq.from,
+        to: &sq.to,
+        items,
+        total,
+        page: page_no,
+        pages,
+        prev: (page_no > 1).then(|| link(page_no - 1)),
+        next: (page_no < pages).then(|| link(page_no + 1)),
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .body(Bytes::from(body))
+        .expect("valid response")
+}
+
+fn url_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The IIIF Presentation 3.0 collection of every published image, each by its manifest under
+/// the canonical address (which redirects to a replica).
+fn collection(host: Option<String>, f: Arc<Front>) -> Response<Body> {
+    let host = host
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let origin = format!("http://{host}");
+    let items: Vec<_> = f
+        .table
+        .all()
+        .into_iter()
+        .map(|(id, title)| {
+            serde_json::json!({
+                "id": format!("{origin}/iiif/3/{id}/manifest.json"),
+                "type": "Manifest",
+                "label": { "none": [title] },
+            })
+        })
+        .collect();
+    json(&serde_json::json!({
+        "@context": "http://iiif.io/api/presentation/3/context.json",
+        "id": format!("{origin}/iiif/collection.json"),
+        "type": "Collection",
+        "label": { "en": ["Every published image"] },
+        "items": items,
+    }))
+}
+
+async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
+    Ok(if r.is_not_found() {
+        page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is nothing at this address.",
+        )
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        page(
+            StatusCode::BAD_REQUEST,
+            "Bad search",
+            "The page number must be a whole number.",
+        )
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Not allowed",
+            "Only GET and HEAD are served here.",
+        )
+    } else {
+        page(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            "This address is not one the collection understands.",
+        )
+    })
+}
+
+/// Serves the frontend on a bound listener until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    front: Arc<Front>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(front))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}

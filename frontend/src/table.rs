@@ -1,0 +1,539 @@
+//! The lookup table: for every published image, its metadata and its replicas, and for every
+//! backend, whether it answers and which of its disks have failed. It is built from the
+//! backends' catalogs and health answers alone, so a restarted frontend rebuilds it in a second
+//! or two, and it decides where a visitor is sent.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use cluster::{CatalogPage, ImageMeta, ReplicaState};
+use serde::Serialize;
+
+/// A backend as this frontend sees it.
+#[derive(Debug)]
+struct Backend {
+    pub node: String,
+    pub origin: String,
+    pub up: bool,
+    /// Why it is down, or what its last catalog fetch said when that failed.
+    pub last_error: Option<String>,
+    pub failed_disks: HashSet<String>,
+    /// The name and version of its catalog this table holds.
+    pub catalog: String,
+    pub version: u64,
+    /// Visitors sent to it by this frontend: the load it is spread by.
+    pub redirects: AtomicU64,
+}
+
+/// A backend's record as `/health` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackendView {
+    pub node: String,
+    pub origin: String,
+    pub up: bool,
+    pub last_error: Option<String>,
+    pub failed_disks: Vec<String>,
+    pub catalog: String,
+    pub version: u64,
+    pub redirects: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Replica {
+    node: String,
+    disk: String,
+    state: ReplicaState,
+}
+
+/// One image of the table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: String,
+    pub meta: ImageMeta,
+    pub width: u32,
+    pub height: u32,
+    replicas: Vec<Replica>,
+    /// Lower-case title, artist, date, description and keywords: what a search looks in.
+    haystack: String,
+    year: Option<i32>,
+}
+
+/// Where to send a visitor.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Choice {
+    /// The origin of a healthy replica (`http://host:port`).
+    Origin(String),
+    /// The image exists, but no replica can be served now.
+    Unavailable,
+    Unknown,
+}
+
+/// What a gallery or search page asks for. Empty fields match everything.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Words that must all appear in title, artist, date, description or keywords.
+    pub words: Vec<String>,
+    pub artist: String,
+    pub from_year: Option<i32>,
+    pub to_year: Option<i32>,
+}
+
+impl Query {
+    pub fn parse(q: &str, artist: &str, from: &str, to: &str) -> Query {
+        Query {
+            words: q.split_whitespace().map(str::to_lowercase).collect(),
+            artist: artist.trim().to_lowercase(),
+            from_year: from.trim().parse().ok(),
+            to_year: to.trim().parse().ok(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Query::default()
+    }
+
+    fn matches(&self, row: &Row) -> bool {
+        self.words.iter().all(|w| row.haystack.contains(w.as_str()))
+            && (self.artist.is_empty() || row.meta.artist.to_lowercase().contains(&self.artist))
+            && (self.from_year.is_none() && self.to_year.is_none()
+                || row.year.is_some_and(|y| {
+                    self.from_year.is_none_or(|f| y >= f) && self.to_year.is_none_or(|t| y <= t)
+                }))
+    }
+}
+
+/// The first run of 3 or 4 digits in a date ("c. 1650", "1503–1506", "1880s"), as a year.
+fn year_of(date: &str) -> Option<i32> {
+    let digits: String = date
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (3..=4)
+        .contains(&digits.len())
+        .then(|| digits.parse().ok())?
+}
+
+#[derive(Default)]
+struct Inner {
+    rows: BTreeMap<String, Row>,
+    backends: BTreeMap<String, Backend>,
+    /// Ids by title, for pages; rebuilt when a row changes.
+    order: Option<Arc<Vec<String>>>,
+}
+
+#[derive(Default)]
+pub struct Table {
+    inner: RwLock<Inner>,
+}
+
+impl Table {
+    /// An empty table over `backends`: (node name, origin).
+    pub fn new(backends: &[(String, String)]) -> Table {
+        let mut inner = Inner::default();
+        for (node, origin) in backends {
+            inner.backends.insert(
+                node.clone(),
+                Backend {
+                    node: node.clone(),
+                    origin: origin.clone(),
+                    up: false,
+                    last_error: Some("not asked yet".into()),
+                    failed_disks: HashSet::new(),
+                    catalog: String::new(),
+                    version: 0,
+                    redirects: AtomicU64::new(0),
+                },
+            );
+        }
+        Table {
+            inner: RwLock::new(inner),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn update_backend(&self, node: &str, change: impl FnOnce(&mut Backend)) {
+        if let Some(b) = self.write().backends.get_mut(node) {
+            change(b);
+        }
+    }
+
+    /// The catalog name and version held for `node`: ask for `since=version` next.
+    pub fn cursor(&self, node: &str) -> (String, u64) {
+        self.read()
+            .backends
+            .get(node)
+            .map_or((String::new(), 0), |b| (b.catalog.clone(), b.version))
+    }
+
+    /// Records the answer of `node`'s health check: up with its failed disks, or down and why.
+    pub fn set_health(&self, node: &str, health: Result<HashSet<String>, String>) {
+        self.update_backend(node, |b| match health {
+            Ok(failed) => {
+                b.up = true;
+                b.failed_disks = failed;
+                b.last_error = None;
+            }
+            Err(why) => {
+                b.up = false;
+                b.last_error = Some(why);
+            }
+        });
+    }
+
+    /// Applies a page of `node`'s catalog. A catalog with another name than the one held (it
+    /// was rebuilt) replaces everything this table had from that node.
+    pub fn apply(&self, page: CatalogPage) {
+        let mut inner = self.write();
+        let node = page.node.clone();
+        let Some(backend) = inner.backends.get(&node) else {
+            return;
+        };
+        let fresh = backend.catalog != page.catalog;
+        if !fresh && page.version < backend.version {
+            return; // an older answer overtaken by a newer one
+        }
+        if fresh {
+            for row in inner.rows.values_mut() {
+                row.replicas.retain(|r| r.node != node);
+            }
+        }
+        for entry in page.entries {
+            let replica = Replica {
+                node: node.clone(),
+                disk: entry.disk.clone(),
+                state: entry.state.clone(),
+            };
+            let row = inner.rows.entry(entry.id.clone()).or_insert_with(|| Row {
+                id: entry.id.clone(),
+                meta: ImageMeta::default(),
+                width: 0,
+                height: 0,
+                replicas: Vec::new(),
+                haystack: String::new(),
+                year: None,
+            });
+            row.replicas.retain(|r| r.node != node);
+            if entry.state != ReplicaState::Removed {
+                row.replicas.push(replica);
+                let m = &entry.meta;
+                row.haystack = [
+                    m.title.as_str(),
+                    &m.artist,
+                    &m.date,
+                    &m.description,
+                    &m.keywords.join(" "),
+                ]
+                .join("\n")
+                .to_lowercase();
+                row.year = year_of(&m.date);
+                row.meta = entry.meta;
+                (row.width, row.height) = (entry.width, entry.height);
+            }
+        }
+        inner.rows.retain(|_, row| !row.replicas.is_empty());
+        inner.order = None;
+        if let Some(b) = inner.backends.get_mut(&node) {
+            (b.catalog, b.version) = (page.catalog, page.version);
+        }
+    }
+
+    /// Where to send a visitor for image `id`: the healthy replica whose backend this frontend
+    /// has sent the fewest visitors to.
+    pub fn choose(&self, id: &str) -> Choice {
+        let inner = self.read();
+        let Some(row) = inner.rows.get(id) else {
+            return Choice::Unknown;
+        };
+        let best = row
+            .replicas
+            .iter()
+            .filter(|r| r.state.servable())
+            .filter_map(|r| {
+                inner
+                    .backends
+                    .get(&r.node)
+                    .filter(|b| b.up && !b.failed_disks.contains(&r.disk))
+            })
+            .min_by_key(|b| b.redirects.load(Ordering::Relaxed));
+        match best {
+            Some(b) => {
+                b.redirects.fetch_add(1, Ordering::Relaxed);
+                Choice::Origin(b.origin.clone())
+            }
+            None => Choice::Unavailable,
+        }
+    }
+
+    /// The rows matching `query`, by title: those of page `page` (from 0) of `per_page`, and
+    /// how many match in all.
+    pub fn search(&self, query: &Query, page: usize, per_page: usize) -> (Vec<Row>, usize) {
+        let order = self.order();
+        let inner = self.read();
+        let mut total = 0;
+        let mut shown = Vec::new();
+        let first = page.saturating_mul(per_page);
+        for row in order.iter().filter_map(|id| inner.rows.get(id)) {
+            if query.matches(row) {
+                if total >= first && shown.len() < per_page {
+                    shown.push(row.clone());
+                }
+                total += 1;
+            }
+        }
+        (shown, total)
+    }
+
+    fn order(&self) -> Arc<Vec<String>> {
+        if let Some(order) = self.read().order.clone() {
+            return order;
+        }
+        let mut inner = self.write();
+        let mut ids: Vec<(String, &String)> = inner
+            .rows
+            .values()
+            .map(|r| (r.meta.title.to_lowercase(), &r.id))
+            .collect();
+        ids.sort();
+        let order = Arc::new(
+            ids.into_iter()
+                .map(|(_, id)| id.clone())
+                .collect::<Vec<_>>(),
+        );
+        inner.order = Some(order.clone());
+        order
+    }
+
+    /// Every published image's id and title, by title.
+    pub fn all(&self) -> Vec<(String, String)> {
+        let order = self.order();
+        let inner = self.read();
+        order
+            .iter()
+            .filter_map(|id| inner.rows.get(id))
+            .map(|r| (r.id.clone(), r.meta.title.clone()))
+            .collect()
+    }
+
+    pub fn backends(&self) -> Vec<BackendView> {
+        self.read()
+            .backends
+            .values()
+            .map(|b| {
+                let mut failed_disks: Vec<_> = b.failed_disks.iter().cloned().collect();
+                failed_disks.sort();
+                BackendView {
+                    node: b.node.clone(),
+                    origin: b.origin.clone(),
+                    up: b.up,
+                    last_error: b.last_error.clone(),
+                    failed_disks,
+                    catalog: b.catalog.clone(),
+                    version: b.version,
+                    redirects: b.redirects.load(Ordering::Relaxed),
+                }
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The replicas of `id` as (node, disk, servable now), for `/health` and tests.
+    pub fn replicas(&self, id: &str) -> Vec<(String, String, bool)> {
+        let inner = self.read();
+        inner.rows.get(id).map_or_else(Vec::new, |row| {
+            row.replicas
+                .iter()
+                .map(|r| {
+                    let ok = r.state.servable()
+                        && inner
+                            .backends
+                            .get(&r.node)
+                            .is_some_and(|b| b.up && !b.failed_disks.contains(&r.disk));
+                    (r.node.clone(), r.disk.clone(), ok)
+                })
+                .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster::CatalogEntry;
+
+    fn entry(id: &str, disk: &str, state: ReplicaState, title: &str, date: &str) -> CatalogEntry {
+        CatalogEntry {
+            id: id.into(),
+            version: 0,
+            state,
+            disk: disk.into(),
+            nodes: vec!["a".into(), "b".into()],
+            width: 100,
+            height: 100,
+            meta: ImageMeta {
+                title: title.into(),
+                artist: "Hokusai".into(),
+                date: date.into(),
+                keywords: vec!["wave".into()],
+                ..ImageMeta::default()
+            },
+            files: vec![],
+        }
+    }
+
+    fn page(node: &str, catalog: &str, version: u64, entries: Vec<CatalogEntry>) -> CatalogPage {
+        CatalogPage {
+            node: node.into(),
+            catalog: catalog.into(),
+            version,
+            entries,
+        }
+    }
+
+    fn table() -> Table {
+        let t = Table::new(&[
+            ("a".into(), "http://a".into()),
+            ("b".into(), "http://b".into()),
+        ]);
+        for node in ["a", "b"] {
+            t.apply(page(
+                node,
+                &format!("{node}-1"),
+                2,
+                vec![
+                    entry(
+                        "wave",
+                        &format!("{node}1"),
+                        ReplicaState::Ok,
+                        "The Great Wave",
+                        "c. 1831",
+                    ),
+                    entry(
+                        "fuji",
+                        &format!("{node}2"),
+                        ReplicaState::Ok,
+                        "Red Fuji",
+                        "1830–1832",
+                    ),
+                ],
+            ));
+            t.set_health(node, Ok(HashSet::new()));
+        }
+        t
+    }
+
+    #[test]
+    fn visitors_are_spread_over_healthy_replicas_only() {
+        let t = table();
+        let picks: Vec<_> = (0..4).map(|_| t.choose("wave")).collect();
+        let to_a = picks
+            .iter()
+            .filter(|c| **c == Choice::Origin("http://a".into()))
+            .count();
+        assert_eq!(to_a, 2, "{picks:?}");
+        t.set_health("a", Err("timed out".into()));
+        assert!((0..3).all(|_| t.choose("wave") == Choice::Origin("http://b".into())));
+        t.set_health("a", Ok(HashSet::new()));
+        t.set_health("b", Ok(HashSet::from(["b1".to_string()])));
+        assert_eq!(
+            t.choose("wave"),
+            Choice::Origin("http://a".into()),
+            "b's disk b1 failed"
+        );
+        t.set_health("a", Err("refused".into()));
+        assert_eq!(t.choose("wave"), Choice::Unavailable);
+        assert_eq!(t.choose("fuji"), Choice::Origin("http://b".into()));
+        assert_eq!(t.choose("nope"), Choice::Unknown);
+    }
+
+    #[test]
+    fn catalog_changes_and_rebuilds_update_the_table() {
+        let t = table();
+        assert_eq!(t.cursor("a"), ("a-1".to_string(), 2));
+        let suspect = ReplicaState::Unreadable {
+            reason: "disk a1 failed".into(),
+        };
+        t.apply(page(
+            "a",
+            "a-1",
+            3,
+            vec![entry("wave", "a1", suspect, "The Great Wave", "1831")],
+        ));
+        assert_eq!(
+            t.replicas("wave"),
+            [
+                ("b".into(), "b1".into(), true),
+                ("a".into(), "a1".into(), false)
+            ]
+        );
+        // Node b's catalog was rebuilt and no longer has fuji; a still has it.
+        t.apply(page(
+            "b",
+            "b-2",
+            1,
+            vec![entry(
+                "wave",
+                "b1",
+                ReplicaState::Ok,
+                "The Great Wave",
+                "1831",
+            )],
+        ));
+        assert_eq!(t.replicas("fuji"), [("a".into(), "a2".into(), true)]);
+        t.apply(page(
+            "a",
+            "a-1",
+            4,
+            vec![entry("fuji", "a2", ReplicaState::Removed, "", "")],
+        ));
+        assert_eq!(
+            t.choose("fuji"),
+            Choice::Unknown,
+            "no replica left anywhere"
+        );
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn search_by_words_artist_and_years_in_title_order() {
+        let t = table();
+        let find = |q: Query| {
+            t.search(&q, 0, 10)
+                .0
+                .into_iter()
+                .map(|r| r.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            find(Query::default()),
+            ["fuji", "wave"],
+            "Red Fuji, The Great Wave"
+        );
+        assert_eq!(find(Query::parse("GREAT wave", "", "", "")), ["wave"]);
+        assert_eq!(
+            find(Query::parse("wave", "hoku", "", "")).len(),
+            2,
+            "keywords count"
+        );
+        assert_eq!(find(Query::parse("", "", "1831", "")), ["wave"]);
+        assert_eq!(find(Query::parse("", "", "", "1830")), ["fuji"]);
+        assert!(find(Query::parse("", "hiroshige", "", "")).is_empty());
+        let (page2, total) = t.search(&Query::default(), 1, 1);
+        assert_eq!((page2[0].id.as_str(), total), ("wave", 2));
+    }
+}

@@ -1,0 +1,144 @@
+//! One worker per backend: every second, ask its `/health` (which touches each of its disks),
+//! and when it answers, fetch what changed in its catalog. A backend that does not answer in
+//! time is down at once, so its images go to their other replica within about a second.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::worker::{BoxFuture, Worker, WorkerState};
+use cluster::CatalogPage;
+use serde::Deserialize;
+
+use crate::client::Backends;
+use crate::table::Table;
+
+/// How often every backend is asked.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// A health answer slower than this counts as none.
+pub const HEALTH_DEADLINE: Duration = Duration::from_millis(500);
+/// A catalog page may be large (the first one holds every image of the node).
+pub const CATALOG_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The part of a backend's `/health` a frontend needs.
+#[derive(Deserialize)]
+struct Health {
+    #[serde(default)]
+    disks: Vec<DiskHealth>,
+}
+
+#[derive(Deserialize)]
+struct DiskHealth {
+    id: String,
+    state: String,
+}
+
+pub struct BackendWatch {
+    node: String,
+    origin: String,
+    table: Arc<Table>,
+    client: Backends,
+    checks: u64,
+    /// The last failure, said once until it changes.
+    last_said: Option<String>,
+}
+
+impl BackendWatch {
+    pub fn new(node: &str, origin: &str, table: Arc<Table>, client: Backends) -> BackendWatch {
+        BackendWatch {
+            node: node.to_string(),
+            origin: origin.to_string(),
+            table,
+            client,
+            checks: 0,
+            last_said: None,
+        }
+    }
+
+    /// Logs a failure once, not every second.
+    fn say(&mut self, what: Option<String>) {
+        if what != self.last_said {
+            let me = self.client.me();
+            match &what {
+                Some(w) => eprintln!("frontend {me}: backend {}: {w}", self.node),
+                None if self.checks > 1 => {
+                    eprintln!("frontend {me}: backend {} answers again", self.node)
+                }
+                None => {}
+            }
+            self.last_said = what;
+        }
+    }
+
+    async fn check(&mut self) -> Option<String> {
+        let health: Health = match self
+            .client
+            .get_json(&format!("{}/health", self.origin), HEALTH_DEADLINE)
+            .await
+        {
+            Ok(h) => h,
+            Err(e) => {
+                self.table.set_health(&self.node, Err(e.clone()));
+                return Some(format!("down: {e}"));
+            }
+        };
+        let failed: HashSet<String> = health
+            .disks
+            .into_iter()
+            .filter(|d| d.state == "failed")
+            .map(|d| d.id)
+            .collect();
+        self.table.set_health(&self.node, Ok(failed));
+        let (name, since) = self.table.cursor(&self.node);
+        let page = match self.fetch(since).await {
+            Ok(page) if page.catalog != name && since != 0 => self.fetch(0).await,
+            other => other,
+        };
+        match page {
+            Ok(page) if page.node != self.node => Some(format!(
+                "its catalog says it is node {}, not {}: ignored (check the configuration)",
+                page.node, self.node
+            )),
+            Ok(page) => {
+                self.table.apply(page);
+                None
+            }
+            Err(e) => Some(format!("catalog: {e}")),
+        }
+    }
+
+    async fn fetch(&self, since: u64) -> Result<CatalogPage, String> {
+        self.client
+            .get_json(
+                &format!("{}/catalog?since={since}", self.origin),
+                CATALOG_DEADLINE,
+            )
+            .await
+    }
+}
+
+impl Worker for BackendWatch {
+    fn name(&self) -> String {
+        format!("watch backend {}", self.node)
+    }
+
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState, String>> {
+        Box::pin(async move {
+            self.checks += 1;
+            let problem = self.check().await;
+            self.say(problem);
+            Ok(WorkerState::Throttled(CHECK_INTERVAL))
+        })
+    }
+
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(CHECK_INTERVAL))
+    }
+
+    fn progress(&self) -> String {
+        match &self.last_said {
+            None => format!("{} checks, up", self.checks),
+            Some(p) => format!("{} checks; {p}", self.checks),
+        }
+    }
+}

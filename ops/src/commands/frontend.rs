@@ -1,0 +1,63 @@
+//! `td frontend`: one of the two redirecting frontends.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cluster::ClusterConfig;
+
+/// Run one frontend: keep a table of every image's replicas from the backends' catalogs,
+/// check every backend every second, and redirect visitors to a healthy replica; serve the
+/// gallery and search. It serves at its own address, and at the canonical address while it
+/// holds it (the other frontend takes it over when this one's process ends).
+#[derive(clap::Args)]
+pub struct Args {
+    /// The cluster configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Which frontend of the configuration this is.
+    #[arg(long)]
+    name: String,
+    /// Listen here instead of the frontend's own configured address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let config = ClusterConfig::load(&args.config)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let front = frontend::open(&config, &args.name)?;
+        let own = args.listen.unwrap_or_else(|| {
+            config
+                .frontend(&args.name)
+                .expect("checked by open")
+                .address
+        });
+        let listener = tokio::net::TcpListener::bind(own)
+            .await
+            .with_context(|| format!("cannot listen on {own}"))?;
+        println!(
+            "td frontend {}: {} backends, listening on http://{}/",
+            front.name,
+            config.nodes.len(),
+            listener.local_addr()?
+        );
+        if let Some(canonical) = config.canonical {
+            front
+                .runner
+                .spawn(frontend::canonical::CanonicalSocket::new(
+                    canonical,
+                    front.clone(),
+                ));
+        }
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let runner = front.runner.clone();
+        frontend::http::serve(listener, front, shutdown).await;
+        runner.shutdown(std::time::Duration::from_secs(2)).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,90 @@
+// The demo cluster for browser tests: `td demo --prepare` writes the data and configuration,
+// then every role (two frontends, three nodes) runs as its own `td` process, so a test can
+// kill any one of them.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const td = process.env.TD_BIN || resolve(here, "../../target/debug/td");
+
+/// Runs `td args`; resolves once `pattern` matches its output (rejects if it exits first or
+/// after `ms`).
+function waitFor(args, pattern, ms) {
+  return new Promise((ok, fail) => {
+    const child = spawn(td, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const timer = setTimeout(() => fail(new Error(`td ${args.join(" ")} timed out:\n${out}`)), ms);
+    const read = (chunk) => {
+      out += chunk;
+      const m = out.match(pattern);
+      if (m) { clearTimeout(timer); ok({ child, match: m, out: () => out }); }
+    };
+    child.stdout.on("data", read);
+    child.stderr.on("data", read);
+    // After a match this is a no-op; before one, the command failed.
+    child.on("close", (code) => fail(new Error(`td ${args.join(" ")} exited (${code}):\n${out}`)));
+  });
+}
+
+/// Prepares a demo in a fresh folder and starts every role. Returns { canonical, roles, stop },
+/// where roles[name] = { origin, child }.
+export async function startDemo() {
+  assert.ok(existsSync(td), `td binary not found at ${td}: build it first (cargo build -p td)`);
+  const data = mkdtempSync(join(tmpdir(), "td-site-"));
+  const prepared = await waitFor(["demo", "--data", data, "--listen", "127.0.0.1:0", "--prepare"],
+    /node-c http:\/\/\S+\/.*\n/, 300_000);
+  const text = prepared.out();
+  const canonical = text.match(/canonical (http:\/\/[^/\s]+)\//)[1];
+  const roles = {};
+  const stop = () => {
+    for (const r of Object.values(roles)) r.child.kill("SIGKILL");
+    rmSync(data, { recursive: true, force: true });
+  };
+  try {
+    for (const line of text.split("\n")) {
+      const m = line.match(/^(\S+) (http:\/\/[^/\s]+)\/\s+td (.*)$/);
+      if (!m) continue;
+      const [, name, origin, args] = m;
+      const { child } = await waitFor(args.split(" "), /listening on http:\/\//, 60_000);
+      roles[name] = { origin, child };
+    }
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  assert.deepEqual(Object.keys(roles).sort(), ["fe-1", "fe-2", "node-a", "node-b", "node-c"]);
+  return { canonical, roles, stop };
+}
+
+/// Resolves once `url` answers (any status), polling every 100 ms for up to `ms`.
+export async function answers(url, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await fetch(url, { redirect: "manual" });
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+export const chromiumArgs = ["--no-sandbox", "--disable-gpu", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/// Resolves once the frontend at `origin` has every backend up and `images` images in its
+/// table (it asks the backends every second).
+export async function tableReady(origin, images, ms = 20_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const h = await (await answers(`${origin}/health`)).json();
+    if (h.status === "ok" && h.images === images) return h;
+    assert.ok(Date.now() < deadline, `frontend not ready: ${JSON.stringify(h)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
