@@ -189,6 +189,11 @@ impl Table {
         });
     }
 
+    /// Records that `node` answers its health check but its catalog could not be read.
+    pub fn catalog_failed(&self, node: &str, why: String) {
+        self.update_backend(node, |b| b.last_error = Some(why));
+    }
+
     /// Applies a page of `node`'s catalog. A catalog with another name than the one held (it
     /// was rebuilt) replaces everything this table had from that node.
     pub fn apply(&self, page: CatalogPage) {
@@ -243,6 +248,7 @@ impl Table {
         inner.order = None;
         if let Some(b) = inner.backends.get_mut(&node) {
             (b.catalog, b.version) = (page.catalog, page.version);
+            b.last_error = None;
         }
     }
 

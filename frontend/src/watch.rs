@@ -95,15 +95,23 @@ impl BackendWatch {
             other => other,
         };
         match page {
-            Ok(page) if page.node != self.node => Some(format!(
-                "its catalog says it is node {}, not {}: ignored (check the configuration)",
-                page.node, self.node
-            )),
+            Ok(page) if page.node != self.node => {
+                let why = format!(
+                    "its catalog says it is node {}, not {}: ignored (check the configuration)",
+                    page.node, self.node
+                );
+                self.table.catalog_failed(&self.node, why.clone());
+                Some(why)
+            }
             Ok(page) => {
                 self.table.apply(page);
                 None
             }
-            Err(e) => Some(format!("catalog: {e}")),
+            Err(e) => {
+                let why = format!("catalog: {e}");
+                self.table.catalog_failed(&self.node, why.clone());
+                Some(why)
+            }
         }
     }
 

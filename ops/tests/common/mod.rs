@@ -33,29 +33,40 @@ impl Backend {
 /// Starts `td backend` for `node` on a free loopback port and waits for its banner line.
 /// Its stderr goes to a file next to `config` (a pipe nobody reads could fill and stall it).
 pub fn start_backend(config: &Path, node: &str) -> Backend {
-    let stderr = config.with_extension(format!("{node}.stderr"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_td"))
-        .args([
+    let c = config.to_str().unwrap();
+    start_td(
+        &[
             "backend",
             "--config",
-            config.to_str().unwrap(),
+            c,
             "--node",
             node,
-        ])
-        .args(["--listen", "127.0.0.1:0"])
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &config.with_extension(format!("{node}.stderr")),
+    )
+}
+
+/// Starts `td ARGS` and waits for its first line on stdout, which names the address it
+/// listens on; its stderr goes to `stderr`.
+pub fn start_td(args: &[&str], stderr: &Path) -> Backend {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args(args)
         .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
+        .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
         .unwrap();
     let mut banner = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut banner)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut banner).unwrap();
     assert!(
         !banner.is_empty(),
-        "td backend did not start: {}",
-        std::fs::read_to_string(&stderr).unwrap_or_default()
+        "td {args:?} did not start: {}",
+        std::fs::read_to_string(stderr).unwrap_or_default()
     );
+    // Whatever it prints later is read and dropped, so it never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let addr = banner
         .split("http://")
         .nth(1)
@@ -65,7 +76,89 @@ pub fn start_backend(config: &Path, node: &str) -> Backend {
         child,
         addr,
         banner,
-        stderr,
+        stderr: stderr.to_path_buf(),
+    }
+}
+
+/// A demo prepared by `td demo --prepare` on free ports: the canonical address and, for each
+/// role (fe-1, fe-2, node-a, …), its address and the `td` arguments that run it.
+pub struct DemoPlan {
+    pub dir: tempfile::TempDir,
+    pub canonical: String,
+    pub roles: Vec<(String, String, Vec<String>)>,
+}
+
+impl DemoPlan {
+    pub fn prepare() -> DemoPlan {
+        let dir = tempfile::tempdir().unwrap();
+        // Rendering and tiling the samples is the slow part, and the same for every test of
+        // this build: the first test keeps its originals, later ones start from a copy.
+        let exe = std::fs::metadata(env!("CARGO_BIN_EXE_td")).unwrap();
+        let stamp = exe
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("demo-originals-{stamp}"));
+        let originals = dir.path().join("originals");
+        if cache.is_dir() {
+            copy_dir(&cache, &originals);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_td"))
+            .args(["demo", "--listen", "127.0.0.1:0", "--prepare", "--data"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !cache.is_dir() {
+            let temp = cache.with_extension(format!("tmp{}", std::process::id()));
+            copy_dir(&originals, &temp);
+            if std::fs::rename(&temp, &cache).is_err() {
+                let _ = std::fs::remove_dir_all(&temp); // another test was first
+            }
+        }
+        let canonical = text
+            .lines()
+            .find_map(|l| l.strip_prefix("canonical http://"))
+            .expect("canonical address")
+            .trim_end_matches('/')
+            .to_string();
+        let roles = text
+            .lines()
+            .filter_map(|l| {
+                let (head, args) = l.split_once("  td ")?;
+                let (name, url) = head.split_once(' ')?;
+                let addr = url.strip_prefix("http://")?.trim_end_matches('/');
+                let args = args.split(' ').map(String::from).collect();
+                Some((name.to_string(), addr.to_string(), args))
+            })
+            .collect();
+        DemoPlan {
+            dir,
+            canonical,
+            roles,
+        }
+    }
+
+    /// Starts role `name` as its own process.
+    pub fn start(&self, name: &str) -> Backend {
+        let (_, _, args) = self
+            .roles
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no role {name}"));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        start_td(&args, &self.dir.path().join(format!("{name}.stderr")))
+    }
+
+    pub fn addr(&self, name: &str) -> &str {
+        &self.roles.iter().find(|(n, _, _)| n == name).unwrap().1
     }
 }
 
@@ -130,4 +223,12 @@ pub fn place(disk: &Path, id: &str, picture: &str, size: &str) {
     };
     let nodes = ["node-a".to_string(), "node-b".to_string()];
     backend::replica::place(&disk.join("images"), id, &sources, &nodes).unwrap();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
