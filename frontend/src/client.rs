@@ -17,6 +17,8 @@ pub struct Backends {
     me: String,
 }
 
+/// Answers larger than this are parsed on a blocking thread.
+const PARSE_INLINE: usize = 64 << 10;
 /// Larger answers are refused: a catalog page of 100 000 entries is about 60 MB.
 const MAX_BODY: usize = 256 << 20;
 
@@ -37,7 +39,7 @@ impl Backends {
     }
 
     /// GETs `url` and parses its JSON, within `deadline` for the whole exchange.
-    pub async fn get_json<T: DeserializeOwned>(
+    pub async fn get_json<T: DeserializeOwned + Send + 'static>(
         &self,
         url: &str,
         deadline: Duration,
@@ -58,11 +60,23 @@ impl Backends {
                 .await
                 .map_err(|e| format!("{url}: reading the answer: {e}"))?
                 .to_bytes();
+            let body_len = body.len();
             if !status.is_success() {
                 let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
                 return Err(format!("{url}: {status}: {}", text.trim()));
             }
-            serde_json::from_slice(&body).map_err(|e| format!("{url}: not the expected JSON: {e}"))
+            let parse = move || {
+                serde_json::from_slice(&body).map_err(|e| format!("not the expected JSON: {e}"))
+            };
+            // A whole catalog (megabytes) is parsed off the threads that answer visitors.
+            let parsed = if body_len > PARSE_INLINE {
+                tokio::task::spawn_blocking(parse)
+                    .await
+                    .map_err(|e| format!("parsing failed: {e}"))?
+            } else {
+                parse()
+            };
+            parsed.map_err(|e| format!("{url}: {e}"))
         };
         tokio::time::timeout(deadline, exchange)
             .await

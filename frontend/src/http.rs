@@ -83,9 +83,10 @@ pub fn routes(
         .or(warp::head())
         .unify()
         .and(
-            gallery
+            // The redirect first: it is nearly all the traffic.
+            images
+                .or(gallery)
                 .or(search_page)
-                .or(images)
                 .or(collection)
                 .or(health)
                 .or(workers)
