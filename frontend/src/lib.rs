@@ -11,6 +11,7 @@
 
 pub mod canonical;
 pub mod client;
+pub mod failover;
 pub mod http;
 pub mod table;
 pub mod watch;
