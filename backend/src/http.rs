@@ -72,6 +72,17 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
                     .expect("plain data"),
             ))
         });
+    let witness = warp::path!("witness" / String).and(lib.clone()).then(
+        |name: String, node: Arc<Node>| async move {
+            match node.frontends.iter().find(|f| f.name == name) {
+                Some(f) => no_store(json_reply(
+                    &serde_json::to_value(crate::witness::look_at(f.address).await)
+                        .expect("plain data"),
+                )),
+                None => text(StatusCode::NOT_FOUND, "no frontend with this name"),
+            }
+        },
+    );
     let events = warp::path!("events")
         .and(warp::query::<SinceQuery>())
         .and(lib.clone())
@@ -150,6 +161,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
                 .or(meta)
                 .or(health)
                 .or(catalog)
+                .or(witness)
                 .or(events)
                 .or(workers)
                 .or(metrics_page),

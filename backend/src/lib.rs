@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod node;
 pub mod replica;
 pub mod tile_cache;
+pub mod witness;
 pub use cluster::worker;
 
 pub use cluster::ImageMeta;

@@ -72,6 +72,8 @@ pub struct Node {
     /// Where the plain viewer's zoom and pan links go: `http://CANONICAL/images/` when the
     /// cluster has a canonical address, else this node's own `/view/`.
     pub viewer_links: String,
+    /// The frontends, by name: this node is a witness in their failover.
+    pub frontends: Vec<cluster::FrontendConfig>,
 }
 
 fn node_config(cluster: &ClusterConfig, name: &str) -> Result<NodeConfig, NodeError> {
@@ -223,6 +225,7 @@ impl Node {
             faults,
             runner: Runner::new(),
             warnings: opening.warnings.clone(),
+            frontends: cluster.frontends.clone(),
             viewer_links: cluster
                 .canonical
                 .map_or_else(|| "/view/".to_string(), |c| format!("http://{c}/images/")),

@@ -16,6 +16,9 @@ pub struct ClusterConfig {
     /// The address visitors use (`http://canonical/images/ID`), held by one frontend at a time.
     #[serde(default)]
     pub canonical: Option<SocketAddr>,
+    /// The prefix length of the canonical IP's network, for the alias (default 24).
+    #[serde(default)]
+    pub canonical_prefix: Option<u8>,
     #[serde(rename = "frontend", default)]
     pub frontends: Vec<FrontendConfig>,
     #[serde(rename = "node")]
@@ -27,8 +30,13 @@ pub struct ClusterConfig {
 #[serde(deny_unknown_fields)]
 pub struct FrontendConfig {
     pub name: String,
-    /// Its own address (not the canonical one): for its peer and for operators.
+    /// Its own address (not the canonical one): for its peer (heartbeats over UDP on the
+    /// same port) and for operators.
     pub address: SocketAddr,
+    /// On a real network: the interface the canonical IP is added to as an alias. Without
+    /// it (the demo), the canonical address is a socket address only the holder binds.
+    #[serde(default)]
+    pub interface: Option<String>,
 }
 
 /// One backend node: a PC with disks.

@@ -21,6 +21,8 @@ pub struct Front {
     pub name: String,
     pub table: Arc<Table>,
     pub runner: cluster::worker::Runner,
+    /// The failover state machine, once started.
+    pub failover: std::sync::OnceLock<crate::holder::Shared>,
 }
 
 /// Every route of a frontend.
@@ -68,6 +70,16 @@ pub fn routes(
             "backends": backends,
         }))
     });
+    let failover = warp::path!("failover").and(f.clone()).map(|f: Arc<Front>| {
+        let state = f.failover.get().map(|m| {
+            let m = m.lock().unwrap_or_else(|p| p.into_inner());
+            serde_json::to_value(&*m).expect("plain data")
+        });
+        json(&serde_json::json!({
+            "frontend": f.name,
+            "failover": state,
+        }))
+    });
     let workers = warp::path!("workers")
         .and(f)
         .map(|f: Arc<Front>| json(&serde_json::json!(f.runner.statuses())));
@@ -89,6 +101,7 @@ pub fn routes(
                 .or(search_page)
                 .or(collection)
                 .or(health)
+                .or(failover)
                 .or(workers)
                 .or(style)
                 .or(passthrough),

@@ -9,9 +9,11 @@
 //! It must never hold data that cannot be rebuilt from the backends, never serve image bytes
 //! itself, and never take the canonical address without fencing the previous holder.
 
-pub mod canonical;
+pub mod address;
+pub mod arp;
 pub mod client;
 pub mod failover;
+pub mod holder;
 pub mod http;
 pub mod table;
 pub mod watch;
@@ -28,6 +30,11 @@ pub use table::Table;
 pub enum FrontendError {
     #[error("no frontend '{name}' in the configuration (it has: {known})")]
     Unknown { name: String, known: String },
+    #[error("cannot listen for heartbeats on UDP {addr}: {source}")]
+    Heartbeat {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// Builds frontend `name` of `cluster` with an empty table, and starts a watch worker per
@@ -64,5 +71,63 @@ pub fn open(cluster: &ClusterConfig, name: &str) -> Result<Arc<Front>, FrontendE
         name: name.to_string(),
         table,
         runner,
+        failover: std::sync::OnceLock::new(),
     }))
+}
+
+/// Starts the failover of the canonical address for `front` (which must come from
+/// [`open`]): heartbeats with the other frontend on its own address, the backends as
+/// witnesses. Does nothing when the cluster has no canonical address.
+pub async fn start_failover(
+    cluster: &ClusterConfig,
+    front: &Arc<Front>,
+) -> Result<(), FrontendError> {
+    let Some(canonical) = cluster.canonical else {
+        return Ok(());
+    };
+    let me = cluster
+        .frontends
+        .iter()
+        .position(|f| f.name == front.name)
+        .expect("checked by open");
+    let config = &cluster.frontends[me];
+    let socket = tokio::net::UdpSocket::bind(config.address)
+        .await
+        .map_err(|source| FrontendError::Heartbeat {
+            addr: config.address,
+            source,
+        })?;
+    let peer = cluster
+        .frontends
+        .iter()
+        .find(|f| f.name != front.name)
+        .map(|f| (f.name.clone(), f.address));
+    let address = match &config.interface {
+        Some(interface) => address::Address::Alias {
+            ip: canonical.ip(),
+            prefix: cluster.canonical_prefix.unwrap_or(24),
+            interface: interface.clone(),
+        },
+        None => address::Address::Socket {
+            addr: canonical,
+            front: front.clone(),
+            serving: None,
+        },
+    };
+    let backends = cluster.nodes.iter().map(|n| n.origin()).collect();
+    let (mut holder, shared) = holder::Holder::new(
+        &front.name,
+        me as u8,
+        socket,
+        peer,
+        backends,
+        address,
+        client::Backends::new(&front.name),
+        front.table.clone(),
+    );
+    // Whatever this frontend held before it died is given up before it decides anything.
+    holder.release_leftover().await;
+    let _ = front.failover.set(shared);
+    front.runner.spawn(holder);
+    Ok(())
 }

@@ -10,7 +10,8 @@ use cluster::ClusterConfig;
 /// Run one frontend: keep a table of every image's replicas from the backends' catalogs,
 /// check every backend every second, and redirect visitors to a healthy replica; serve the
 /// gallery and search. It serves at its own address, and at the canonical address while it
-/// holds it (the other frontend takes it over when this one's process ends).
+/// holds it: the two frontends exchange heartbeats, and the one that finds its peer gone takes
+/// the address over once a majority of the backends confirm it.
 #[derive(clap::Args)]
 pub struct Args {
     /// The cluster configuration (TOML).
@@ -44,14 +45,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
             config.nodes.len(),
             listener.local_addr()?
         );
-        if let Some(canonical) = config.canonical {
-            front
-                .runner
-                .spawn(frontend::canonical::CanonicalSocket::new(
-                    canonical,
-                    front.clone(),
-                ));
+        // With an alias, the canonical port is served on every address from the start: the
+        // moment the alias is added, visitors reach this frontend.
+        let alias_port = config.canonical.filter(|_| {
+            config
+                .frontend(&args.name)
+                .is_some_and(|f| f.interface.is_some())
+        });
+        if let Some(canonical) = alias_port {
+            let any = SocketAddr::new(std::net::Ipv4Addr::UNSPECIFIED.into(), canonical.port());
+            let alias_listener = tokio::net::TcpListener::bind(any)
+                .await
+                .with_context(|| format!("cannot listen on {any}"))?;
+            tokio::spawn(frontend::http::serve(
+                alias_listener,
+                front.clone(),
+                std::future::pending(),
+            ));
         }
+        frontend::start_failover(&config, &front).await?;
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };

@@ -1,0 +1,117 @@
+//! Holding the canonical address, in the two forms it takes.
+//!
+//! - `Alias`: on a real network, an IP alias on the frontend's interface (`ip addr add`),
+//!   announced with a gratuitous ARP; the frontend already listens on its port on every
+//!   address, so the moment the alias exists, it serves.
+//! - `Socket`: in the demo, without root, a loopback socket address that only the holder
+//!   binds and serves on.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use crate::http::{self, Front};
+
+pub enum Address {
+    Alias {
+        ip: IpAddr,
+        prefix: u8,
+        interface: String,
+    },
+    Socket {
+        addr: SocketAddr,
+        front: Arc<Front>,
+        /// Dropping it stops the server on the address.
+        serving: Option<tokio::sync::oneshot::Sender<()>>,
+    },
+}
+
+impl Address {
+    pub fn describe(&self) -> String {
+        match self {
+            Address::Alias { ip, interface, .. } => format!("{ip} on {interface}"),
+            Address::Socket { addr, .. } => format!("socket {addr}"),
+        }
+    }
+
+    pub async fn take(&mut self) -> Result<(), String> {
+        match self {
+            Address::Alias {
+                ip,
+                prefix,
+                interface,
+            } => {
+                let out = ip_command(&["addr", "add", &format!("{ip}/{prefix}"), "dev", interface])
+                    .await?;
+                if !out.status.success() {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    if !err.contains("File exists") {
+                        return Err(format!(
+                            "ip addr add {ip}/{prefix} dev {interface}: {}",
+                            err.trim()
+                        ));
+                    }
+                }
+                if let IpAddr::V4(v4) = ip {
+                    let (iface, v4) = (interface.clone(), *v4);
+                    tokio::task::spawn_blocking(move || crate::arp::announce(&iface, v4))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| format!("gratuitous ARP on {interface}: {e}"))?;
+                }
+                Ok(())
+            }
+            Address::Socket {
+                addr,
+                front,
+                serving,
+            } => {
+                if serving.is_some() {
+                    return Ok(());
+                }
+                let listener = tokio::net::TcpListener::bind(*addr)
+                    .await
+                    .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                tokio::spawn(http::serve(listener, front.clone(), async move {
+                    let _ = stopped.await;
+                }));
+                *serving = Some(stop);
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn release(&mut self) -> Result<(), String> {
+        match self {
+            Address::Alias {
+                ip,
+                prefix,
+                interface,
+            } => {
+                let out = ip_command(&["addr", "del", &format!("{ip}/{prefix}"), "dev", interface])
+                    .await?;
+                let err = String::from_utf8_lossy(&out.stderr);
+                if out.status.success() || err.contains("Cannot assign") {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "ip addr del {ip}/{prefix} dev {interface}: {}",
+                        err.trim()
+                    ))
+                }
+            }
+            Address::Socket { serving, .. } => {
+                serving.take();
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn ip_command(args: &[&str]) -> Result<std::process::Output, String> {
+    tokio::process::Command::new("ip")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run ip (iproute2): {e}"))
+}
