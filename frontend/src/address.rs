@@ -16,6 +16,9 @@ pub enum Address {
         ip: IpAddr,
         prefix: u8,
         interface: String,
+        /// Cleared on release, so that late repeats of the announcement never claim an
+        /// address this frontend no longer holds.
+        held: std::sync::Arc<std::sync::atomic::AtomicBool>,
     },
     Socket {
         addr: SocketAddr,
@@ -39,6 +42,7 @@ impl Address {
                 ip,
                 prefix,
                 interface,
+                held,
             } => {
                 let out = ip_command(&["addr", "add", &format!("{ip}/{prefix}"), "dev", interface])
                     .await?;
@@ -51,12 +55,25 @@ impl Address {
                         ));
                     }
                 }
+                held.store(true, std::sync::atomic::Ordering::SeqCst);
                 if let IpAddr::V4(v4) = ip {
-                    let (iface, v4) = (interface.clone(), *v4);
-                    tokio::task::spawn_blocking(move || crate::arp::announce(&iface, v4))
+                    let (iface, v4, held) = (interface.clone(), *v4, held.clone());
+                    let announce = move || crate::arp::announce(&iface, v4);
+                    tokio::task::spawn_blocking(announce.clone())
                         .await
                         .map_err(|e| e.to_string())?
                         .map_err(|e| format!("gratuitous ARP on {interface}: {e}"))?;
+                    // Twice more, for neighbours that were busy or that ignore an update
+                    // within a second of the last one (Linux's arp locktime).
+                    tokio::spawn(async move {
+                        for pause in [300, 1100] {
+                            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                            if !held.load(std::sync::atomic::Ordering::SeqCst) {
+                                return;
+                            }
+                            let _ = tokio::task::spawn_blocking(announce.clone()).await;
+                        }
+                    });
                 }
                 Ok(())
             }
@@ -87,7 +104,9 @@ impl Address {
                 ip,
                 prefix,
                 interface,
+                held,
             } => {
+                held.store(false, std::sync::atomic::Ordering::SeqCst);
                 let out = ip_command(&["addr", "del", &format!("{ip}/{prefix}"), "dev", interface])
                     .await?;
                 let err = String::from_utf8_lossy(&out.stderr);

@@ -46,6 +46,7 @@ pub enum PeerView {
 
 /// The backends' answer about the peer, by majority.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// A majority could not reach it.
     Silent,

@@ -35,8 +35,15 @@ pub struct WitnessAnswer {
     pub healthy: bool,
 }
 
-/// The machine's state as `/failover` shows it.
-pub type Shared = Arc<Mutex<Machine>>;
+/// What `/failover` shows: the machine, and how the witnesses were last asked.
+#[derive(Debug)]
+pub struct State {
+    pub machine: Mutex<Machine>,
+    pub witness_rounds: std::sync::atomic::AtomicU64,
+    pub last_verdict: Mutex<Option<Verdict>>,
+}
+
+pub type Shared = Arc<State>;
 
 pub struct Holder {
     machine: Shared,
@@ -68,7 +75,11 @@ impl Holder {
         table: Arc<Table>,
     ) -> (Holder, Shared) {
         let (machine, _) = Machine::start(me, false);
-        let shared = Arc::new(Mutex::new(machine));
+        let shared = Arc::new(State {
+            machine: Mutex::new(machine),
+            witness_rounds: Default::default(),
+            last_verdict: Mutex::new(None),
+        });
         let holder = Holder {
             machine: shared.clone(),
             address,
@@ -94,7 +105,10 @@ impl Holder {
     }
 
     fn machine(&self) -> std::sync::MutexGuard<'_, Machine> {
-        self.machine.lock().unwrap_or_else(|p| p.into_inner())
+        self.machine
+            .machine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn feed(&self, input: Input) -> Vec<Action> {
@@ -204,6 +218,14 @@ impl Holder {
         if self.machine().asking {
             self.last_asked = Some(Instant::now());
             let verdict = self.witnesses().await;
+            self.machine
+                .witness_rounds
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            *self
+                .machine
+                .last_verdict
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(verdict);
             let acts = self.feed(Input::Witnesses(verdict));
             self.perform(acts).await;
         }

@@ -71,13 +71,20 @@ pub fn routes(
         }))
     });
     let failover = warp::path!("failover").and(f.clone()).map(|f: Arc<Front>| {
-        let state = f.failover.get().map(|m| {
-            let m = m.lock().unwrap_or_else(|p| p.into_inner());
-            serde_json::to_value(&*m).expect("plain data")
-        });
+        let (state, rounds, verdict) = match f.failover.get() {
+            Some(s) => {
+                let m = s.machine.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let v = *s.last_verdict.lock().unwrap_or_else(|p| p.into_inner());
+                let rounds = s.witness_rounds.load(std::sync::atomic::Ordering::Relaxed);
+                (Some(m), rounds, v)
+            }
+            None => (None, 0, None),
+        };
         json(&serde_json::json!({
             "frontend": f.name,
             "failover": state,
+            "witness_rounds": rounds,
+            "last_verdict": verdict,
         }))
     });
     let workers = warp::path!("workers")

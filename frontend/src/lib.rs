@@ -107,6 +107,7 @@ pub async fn start_failover(
             ip: canonical.ip(),
             prefix: cluster.canonical_prefix.unwrap_or(24),
             interface: interface.clone(),
+            held: Default::default(),
         },
         None => address::Address::Socket {
             addr: canonical,

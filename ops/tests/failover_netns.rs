@@ -1,0 +1,336 @@
+//! Failover of the canonical address for real, in network namespaces joined by a bridge: a
+//! client, two frontends (each with its own veth) and three backend nodes. The frontend
+//! holding the canonical IP as an alias is killed with SIGKILL; the other takes the alias and
+//! announces it with a gratuitous ARP, and the client reconnects to it. The killed one comes
+//! back, removes its leftover alias and gets the address back; then a partition between the
+//! two frontends alone moves nothing. Needs root (runs in CI); every namespace, link and
+//! process is removed at the end, even when the test fails.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{start_program, Backend, DemoPlan};
+
+fn ip(args: &[&str]) -> String {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The namespaces of one test, removed on drop.
+struct Net {
+    tag: String,
+    processes: Vec<Backend>,
+}
+
+impl Net {
+    fn ns(&self, role: &str) -> String {
+        format!("td{role}{}", self.tag)
+    }
+
+    fn create() -> Net {
+        let net = Net {
+            tag: (std::process::id() % 100_000).to_string(),
+            processes: Vec::new(),
+        };
+        let sw = net.ns("sw");
+        ip(&["netns", "add", &sw]);
+        ip(&["-n", &sw, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &sw, "link", "set", "br0", "up"]);
+        for (role, addrs) in [
+            ("c", vec!["10.77.0.2"]),
+            ("f1", vec!["10.77.0.11"]),
+            ("f2", vec!["10.77.0.12"]),
+            ("b", vec!["10.77.0.21", "10.77.0.22", "10.77.0.23"]),
+        ] {
+            let ns = net.ns(role);
+            ip(&["netns", "add", &ns]);
+            let port = format!("v{role}{}", net.tag);
+            ip(&[
+                "link", "add", &port, "netns", &sw, "type", "veth", "peer", "name", "eth0",
+                "netns", &ns,
+            ]);
+            ip(&["-n", &sw, "link", "set", &port, "master", "br0", "up"]);
+            for a in addrs {
+                ip(&["-n", &ns, "addr", "add", &format!("{a}/24"), "dev", "eth0"]);
+            }
+            ip(&["-n", &ns, "link", "set", "eth0", "up"]);
+            ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        }
+        net
+    }
+
+    fn mac(&self, role: &str) -> String {
+        let text = ip(&["-n", &self.ns(role), "link", "show", "eth0"]);
+        text.split("link/ether ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap()
+            .to_string()
+    }
+
+    /// The MAC the client's ARP cache has for the canonical address.
+    fn client_sees(&self) -> String {
+        ip(&["-n", &self.ns("c"), "neigh", "show", "10.77.0.10"])
+    }
+
+    fn holds_alias(&self, role: &str) -> bool {
+        ip(&["-n", &self.ns(role), "addr", "show", "eth0"]).contains("10.77.0.10/")
+    }
+
+    /// Starts `td ARGS` inside namespace `role`.
+    fn start(&mut self, role: &str, args: &[&str], log: &std::path::Path) -> usize {
+        let ns = self.ns(role);
+        let mut all = vec!["netns", "exec", ns.as_str(), env!("CARGO_BIN_EXE_td")];
+        all.extend_from_slice(args);
+        self.processes.push(start_program("ip", &all, log));
+        self.processes.len() - 1
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        self.processes.clear(); // killed and reaped
+        for role in ["c", "f1", "f2", "b", "sw"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.ns(role)])
+                .status();
+        }
+    }
+}
+
+/// A client in namespace `ns` asking the canonical address who answers, every 20 ms, and
+/// keeping (time, answerer or None).
+/// When the client asked, and which frontend answered.
+type Answers = Arc<Mutex<Vec<(Instant, Option<String>)>>>;
+
+struct Client {
+    log: Answers,
+    stop: Arc<AtomicBool>,
+}
+
+impl Client {
+    fn start(ns: &str) -> Client {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (l, s, path) = (log.clone(), stop.clone(), format!("/run/netns/{ns}"));
+        std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).unwrap();
+            // SAFETY: moves only this thread into the client's network namespace.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            let canonical: SocketAddr = "10.77.0.10:80".parse().unwrap();
+            while !s.load(Ordering::SeqCst) {
+                let who = ask(canonical);
+                l.lock().unwrap().push((Instant::now(), who));
+                std::thread::sleep(Duration::from_millis(20)); // the client's pace, not a wait
+            }
+        });
+        Client { log, stop }
+    }
+
+    fn last(&self) -> Option<String> {
+        self.log.lock().unwrap().last().and_then(|(_, w)| w.clone())
+    }
+
+    /// Waits until `who` answers; returns when it first did.
+    fn wait_for(&self, who: &str, within: Duration) -> Instant {
+        let start = Instant::now();
+        loop {
+            if let Some((t, _)) = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|(t, w)| *t >= start && w.as_deref() == Some(who))
+            {
+                return *t;
+            }
+            assert!(start.elapsed() < within, "{who} never answered");
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Which frontend answers `GET /failover` at `addr`, if any does within 200 ms.
+fn ask(addr: SocketAddr) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    write!(s, "GET /failover HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    let body = raw.split(|b| *b == b'\n').next_back()?;
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["frontend"].as_str().map(String::from)
+}
+
+/// The `/failover` state of a frontend, asked from inside namespace `ns`.
+fn failover_state(ns: &str, addr: &str) -> serde_json::Value {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s", "-m", "1"])
+        .arg(format!("http://{addr}/failover"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing() {
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        eprintln!("SKIPPED: needs root for network namespaces (runs in CI)");
+        return;
+    }
+    let plan = DemoPlan::prepare();
+    let config = plan.dir.path().join("cluster.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    let moves = [
+        ("fe-1", "10.77.0.11:8080"),
+        ("fe-2", "10.77.0.12:8080"),
+        ("node-a", "10.77.0.21:8080"),
+        ("node-b", "10.77.0.22:8080"),
+        ("node-c", "10.77.0.23:8080"),
+    ];
+    for (role, to) in moves {
+        text = text.replace(&format!("\"{}\"", plan.addr(role)), &format!("\"{to}\""));
+    }
+    text = text.replace(
+        &format!("canonical = \"{}\"", plan.canonical),
+        "canonical = \"10.77.0.10:80\"\ncanonical_prefix = 24",
+    );
+    text = text.replace(
+        "address = \"10.77.0.11:8080\"",
+        "address = \"10.77.0.11:8080\"\ninterface = \"eth0\"",
+    );
+    text = text.replace(
+        "address = \"10.77.0.12:8080\"",
+        "address = \"10.77.0.12:8080\"\ninterface = \"eth0\"",
+    );
+    std::fs::write(&config, &text).unwrap();
+    let c = config.to_str().unwrap();
+    let log = |name: &str| plan.dir.path().join(format!("{name}.log"));
+
+    let mut net = Net::create();
+    for node in ["node-a", "node-b", "node-c"] {
+        net.start("b", &["backend", "--config", c, "--node", node], &log(node));
+    }
+    let fe1 = net.start(
+        "f1",
+        &["frontend", "--config", c, "--name", "fe-1"],
+        &log("fe-1"),
+    );
+    net.start(
+        "f2",
+        &["frontend", "--config", c, "--name", "fe-2"],
+        &log("fe-2"),
+    );
+    let client = Client::start(&net.ns("c"));
+    client.wait_for("fe-1", Duration::from_secs(30));
+    assert!(net.holds_alias("f1") && !net.holds_alias("f2"));
+    let (mac1, mac2) = (net.mac("f1"), net.mac("f2"));
+    assert!(net.client_sees().contains(&mac1), "{}", net.client_sees());
+
+    // fe-1 dies without a word.
+    net.processes[fe1] = start_program("true", &[], &log("placeholder"));
+    let killed = Instant::now();
+    let back = client.wait_for("fe-2", Duration::from_secs(10));
+    let gap = back.duration_since(killed);
+    eprintln!("canonical address answered by fe-2 {gap:?} after fe-1 was killed (SIGKILL)");
+    assert!(net.holds_alias("f2"));
+    assert!(
+        net.client_sees().contains(&mac2),
+        "the client learnt the new holder from the gratuitous ARP: {}",
+        net.client_sees()
+    );
+
+    // fe-1 comes back: its leftover alias goes first, then the address is handed back to it.
+    assert!(
+        net.holds_alias("f1"),
+        "a SIGKILLed holder leaves its alias behind"
+    );
+    net.processes[fe1] = {
+        let ns = net.ns("f1");
+        start_program(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                env!("CARGO_BIN_EXE_td"),
+                "frontend",
+                "--config",
+                c,
+                "--name",
+                "fe-1",
+            ],
+            &log("fe-1b"),
+        )
+    };
+    client.wait_for("fe-1", Duration::from_secs(20));
+    assert!(!net.holds_alias("f2"), "fe-2 released it");
+    assert!(net.client_sees().contains(&mac1), "{}", net.client_sees());
+
+    // A partition between the two frontends only: each stops hearing the other, the backends
+    // still see both, and nothing moves.
+    ip(&[
+        "-n",
+        &net.ns("f1"),
+        "route",
+        "add",
+        "blackhole",
+        "10.77.0.12/32",
+    ]);
+    ip(&[
+        "-n",
+        &net.ns("f2"),
+        "route",
+        "add",
+        "blackhole",
+        "10.77.0.11/32",
+    ]);
+    let cut = Instant::now();
+    let f2 = net.ns("f2");
+    let rounds = |s: &serde_json::Value| s["witness_rounds"].as_u64().unwrap_or(0);
+    let before = rounds(&failover_state(&f2, "10.77.0.12:8080"));
+    // fe-2 asks the witnesses about fe-1 again and again while it hears nothing; four rounds
+    // of "fe-1 is alive and holds it" must leave everything where it was.
+    loop {
+        let s = failover_state(&f2, "10.77.0.12:8080");
+        assert_eq!(
+            s["failover"]["holding"], false,
+            "fe-2 took the address in a partition: {s}"
+        );
+        assert_eq!(client.last().as_deref(), Some("fe-1"));
+        if s["failover"]["peer"]["peer"] == "silent" && rounds(&s) >= before + 4 {
+            assert_eq!(s["last_verdict"]["alive"]["holding"], true, "{s}");
+            break;
+        }
+        assert!(cut.elapsed() < Duration::from_secs(30), "{s}");
+    }
+    assert!(net.holds_alias("f1") && !net.holds_alias("f2"));
+    drop(client);
+}
