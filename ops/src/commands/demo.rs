@@ -50,23 +50,29 @@ struct Addresses {
 }
 
 fn addresses(listen: SocketAddr) -> Result<Addresses> {
-    // Bound (then let go) to find free ports for port 0 and to say at once which port is taken.
-    let take = |n: u16| -> Result<SocketAddr> {
+    // Bound (then let go) to find free ports for port 0 and to say at once which port is
+    // taken; all six are held until the last is bound, so port 0 never hands out one twice.
+    let mut held = Vec::new();
+    for n in 0..6u16 {
         let mut addr = listen;
         if listen.port() != 0 {
             addr.set_port(listen.port().checked_add(n).context("port out of range")?);
         }
-        let l = std::net::TcpListener::bind(addr).with_context(|| {
+        held.push(std::net::TcpListener::bind(addr).with_context(|| {
             format!(
                 "cannot listen on {addr} (is another demo running? try --listen 127.0.0.1:9080)"
             )
-        })?;
-        Ok(l.local_addr()?)
-    };
+        })?);
+    }
+    let a: Vec<SocketAddr> = held
+        .iter()
+        .map(std::net::TcpListener::local_addr)
+        .collect::<std::io::Result<_>>()?;
+    drop(held); // the ports are for the demo's processes to bind
     Ok(Addresses {
-        canonical: take(0)?,
-        frontends: [take(1)?, take(2)?],
-        nodes: [take(3)?, take(4)?, take(5)?],
+        canonical: a[0],
+        frontends: [a[1], a[2]],
+        nodes: [a[3], a[4], a[5]],
     })
 }
 
