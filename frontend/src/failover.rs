@@ -222,6 +222,19 @@ impl Machine {
 mod tests {
     use super::*;
 
+    /// Two frontends after the preferred one, a, took the address.
+    fn a_holding() -> (Machine, Machine) {
+        let (mut a, _) = Machine::start(0, true);
+        let (b, _) = Machine::start(1, true);
+        a.on(Input::Heard(b.beat()));
+        a.on(Input::Witnesses(Verdict::Alive {
+            holding: false,
+            healthy: true,
+        }));
+        assert!(a.holding);
+        (a, b)
+    }
+
     #[test]
     fn the_preferred_frontend_takes_the_address_and_the_other_defers() {
         let (mut a, _) = Machine::start(0, true);
@@ -239,13 +252,7 @@ mod tests {
 
     #[test]
     fn a_silent_peer_is_replaced_only_on_the_witnesses_word() {
-        let (mut a, _) = Machine::start(0, true);
-        let (mut b, _) = Machine::start(1, true);
-        a.on(Input::Heard(b.beat()));
-        a.on(Input::Witnesses(Verdict::Alive {
-            holding: false,
-            healthy: true,
-        }));
+        let (mut a, mut b) = a_holding();
         b.on(Input::Heard(a.beat()));
         assert_eq!(b.on(Input::PeerSilent), [Action::AskWitnesses]);
         // A partition between the frontends only: the backends still see a holding.
@@ -276,13 +283,7 @@ mod tests {
 
     #[test]
     fn an_unhealthy_holder_lets_go() {
-        let (mut a, _) = Machine::start(0, true);
-        let (mut b, _) = Machine::start(1, true);
-        a.on(Input::Heard(b.beat()));
-        a.on(Input::Witnesses(Verdict::Alive {
-            holding: false,
-            healthy: true,
-        }));
+        let (mut a, mut b) = a_holding();
         assert_eq!(a.on(Input::Health(false))[0], Action::Release);
         assert_eq!(b.on(Input::Heard(a.beat())), [Action::AskWitnesses]);
         let sick = Verdict::Alive {
