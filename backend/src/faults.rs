@@ -80,7 +80,7 @@ impl Faults {
     /// Takes note of an error reading `image`: an I/O error fails its disk; damage to the file
     /// (a checksum mismatch) makes this replica suspect.
     pub fn read_failed(&self, image: &Image, error: &ReadError) {
-        if Image::is_disk_error(error) {
+        if error.is_io() {
             self.disk_failed(&image.disk, EventKind::DiskFailed, &error.to_string());
         } else {
             self.replica_suspect(image, &error.to_string());

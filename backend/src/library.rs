@@ -9,7 +9,7 @@ use cluster::{CatalogEntry, ImageMeta};
 
 use crate::disk::Disk;
 use crate::replica;
-use tiler::{PyramidReader, ReadError};
+use tiler::PyramidReader;
 
 /// One servable image.
 #[derive(Debug)]
@@ -31,12 +31,6 @@ impl Image {
     /// False once its disk has failed: its requests are answered 503 without touching it.
     pub fn readable(&self) -> bool {
         !self.disk.is_failed()
-    }
-
-    /// Whether this error reading it is the disk's fault (an I/O error) rather than damage to
-    /// this one file.
-    pub fn is_disk_error(error: &ReadError) -> bool {
-        error.is_io()
     }
 }
 

@@ -1,10 +1,12 @@
 //! The redirecting frontend: the lookup table image → replicas (a cache built from the backends'
 //! catalogs), health checks of every backend, redirects to a healthy replica, the gallery and
-//! search pages, and (next) failover of the canonical IP address between the two frontends.
+//! search pages, and failover of the canonical IP address between the two frontends.
 //!
 //! [`table`] is the lookup table; [`watch`] the worker per backend that fills it every second
-//! through [`client`]; [`http`] the routes of the canonical address; [`Frontend::open`] puts
-//! them together from the cluster configuration.
+//! through [`client`]; [`http`] the routes of the canonical address. [`failover`] decides who
+//! holds the canonical address, [`holder`] runs that decision (heartbeats, witnesses) and
+//! [`address`] (with [`arp`]) takes and releases it. [`open`] and [`start_failover`] put them
+//! together from the cluster configuration.
 //!
 //! It must never hold data that cannot be rebuilt from the backends, never serve image bytes
 //! itself, and never take the canonical address without fencing the previous holder.
