@@ -6,24 +6,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use cluster::identity::{Identity, IDENTITY_FILE};
 use cluster::DiskConfig;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-/// The identity file at the root of every adopted disk.
-pub const IDENTITY_FILE: &str = "td-disk.json";
 /// Where a disk keeps its images.
 pub const IMAGES_DIR: &str = "images";
-
-/// What a disk says about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
-    pub disk_id: String,
-    pub node: String,
-    pub serial: Option<String>,
-    pub slot: Option<u32>,
-    /// Seconds since the Unix epoch.
-    pub adopted_at: u64,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {

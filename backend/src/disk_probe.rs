@@ -2,7 +2,6 @@
 //! every second within a time budget, so that a failed or hung disk is found and masked before
 //! a visitor's request runs into it.
 
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,28 +34,6 @@ impl DiskProbe {
     }
 }
 
-/// Writes `round` into the probe file, flushes it to the disk and reads it back.
-fn probe(path: std::path::PathBuf, round: u64) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
-        .open(&path)?;
-    let payload = format!("td disk probe, round {round}\n");
-    f.write_all(payload.as_bytes())?;
-    f.sync_all()?;
-    f.seek(SeekFrom::Start(0))?;
-    let mut back = String::new();
-    f.read_to_string(&mut back)?;
-    if back != payload {
-        return Err(std::io::Error::other(
-            "probe file read back different bytes",
-        ));
-    }
-    Ok(())
-}
-
 impl Worker for DiskProbe {
     fn name(&self) -> String {
         format!("disk probe {}", self.disk.config.id)
@@ -72,7 +49,7 @@ impl Worker for DiskProbe {
             let path = self.disk.config.path.join(PROBE_FILE);
             let job = tokio::task::spawn_blocking({
                 let round = self.round;
-                move || probe(path, round)
+                move || monitor::probe::write_fsync_read(&path, round)
             });
             match tokio::time::timeout(PROBE_BUDGET, job).await {
                 Ok(Ok(Ok(()))) => Ok(WorkerState::Throttled(PROBE_INTERVAL)),

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// How long the frontend asked about may take to answer.
 pub const DEADLINE: Duration = Duration::from_millis(250);
@@ -24,24 +23,11 @@ pub struct Answer {
 
 /// Asks the frontend at `addr` for its `/failover` state, within [`DEADLINE`].
 pub async fn look_at(addr: SocketAddr) -> Answer {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        stream
-            .write_all(format!("GET /failover HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes())
-            .await?;
-        let mut raw = Vec::new();
-        stream.take(64 << 10).read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
+    let answer = match monitor::http_get::get(addr, "/failover", DEADLINE).await {
+        Ok(a) => a,
+        Err(e) => return unreachable(e.to_string()),
     };
-    let raw = match tokio::time::timeout(DEADLINE, exchange).await {
-        Ok(Ok(raw)) => raw,
-        Ok(Err(e)) => return unreachable(e.to_string()),
-        Err(_) => return unreachable(format!("no answer within {DEADLINE:?}")),
-    };
-    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return unreachable("not an HTTP answer".into());
-    };
-    let state: serde_json::Value = match serde_json::from_slice(&raw[split + 4..]) {
+    let state: serde_json::Value = match serde_json::from_slice(&answer.body) {
         Ok(v) => v,
         Err(e) => return unreachable(format!("not the expected JSON: {e}")),
     };

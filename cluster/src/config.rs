@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// The port a node's monitor listens on unless the configuration says otherwise.
+pub const DEFAULT_MONITOR_PORT: u16 = 9190;
+
 /// The whole cluster, as written in `CLUSTER.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +49,10 @@ pub struct NodeConfig {
     pub name: String,
     /// Where its image server listens.
     pub address: SocketAddr,
+    /// Where its monitor answers (`/health`, `/events`). Default: the node's IP, port
+    /// [`DEFAULT_MONITOR_PORT`].
+    #[serde(default)]
+    pub monitor: Option<SocketAddr>,
     /// The two replicas of an image live in different power domains.
     pub power_domain: String,
     #[serde(default)]
@@ -64,6 +71,12 @@ impl NodeConfig {
         self.state_dir
             .clone()
             .unwrap_or_else(|| Path::new("/var/lib/td").join(&self.name))
+    }
+
+    /// Where its monitor answers.
+    pub fn monitor_address(&self) -> SocketAddr {
+        self.monitor
+            .unwrap_or_else(|| SocketAddr::new(self.address.ip(), DEFAULT_MONITOR_PORT))
     }
 
     /// The origin its image server answers at, as a browser writes it.
@@ -209,8 +222,12 @@ impl ClusterConfig {
             if !names.insert(&node.name) {
                 return Err(Problem::DuplicateNode(node.name.clone()));
             }
-            if !addresses.insert(node.address) {
-                return Err(Problem::DuplicateAddress(node.address));
+            // A default monitor address is not checked: nodes sharing an IP (tests) may leave it
+            // out when they run no monitor.
+            for addr in std::iter::once(node.address).chain(node.monitor) {
+                if !addresses.insert(addr) {
+                    return Err(Problem::DuplicateAddress(addr));
+                }
             }
             for disk in &node.disks {
                 if !valid_name(&disk.id) {
@@ -275,6 +292,7 @@ location = { adapter = 0, bus = 0, target = 1, enclosure = "e1", slot = 3, power
 [[node]]
 name = "node-b"
 address = "127.0.0.1:8102"
+monitor = "127.0.0.1:8202"
 power_domain = "B"
 "#;
 
@@ -288,6 +306,8 @@ power_domain = "B"
         assert!(c.node("node-b").unwrap().disks.is_empty());
         assert_eq!(c.frontends.len(), 2);
         assert_eq!(c.frontend("fe-2").unwrap().address.port(), 8092);
+        assert_eq!(a.monitor_address().to_string(), "127.0.0.1:9190");
+        assert_eq!(c.node("node-b").unwrap().monitor_address().port(), 8202);
     }
 
     #[test]
@@ -304,6 +324,11 @@ power_domain = "B"
         let clash = TWO_NODES.replace("8092", "8080");
         assert!(matches!(
             ClusterConfig::parse(&clash),
+            Err(ParseError::Invalid(Problem::DuplicateAddress(_)))
+        ));
+        let monitor_clash = TWO_NODES.replace("8202", "8101");
+        assert!(matches!(
+            ClusterConfig::parse(&monitor_clash),
             Err(ParseError::Invalid(Problem::DuplicateAddress(_)))
         ));
         let typo = TWO_NODES.replace("power_domain = \"B\"", "power_domian = \"B\"");

@@ -1,22 +1,48 @@
-//! Events: the facts a node records about its hardware and its replicas, with their evidence.
+//! Events: the facts a node records about its hardware, its processes and its replicas, with
+//! their evidence. The monitor and the backend write them; repair reads them.
 
 use serde::{Deserialize, Serialize};
 
 use crate::Location;
 
 /// What an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "component", rename_all = "snake_case")]
 pub enum Component {
-    Disk { disk: String },
-    Replica { image: String, disk: String },
+    Disk {
+        disk: String,
+    },
+    /// A host adapter, bus or link the kernel names (`ata3`, `scsi host2`, `nvme0`), shared
+    /// by the disks behind it.
+    Bus {
+        bus: String,
+    },
+    /// An element of a SES enclosure (fan, power supply, temperature sensor, slot).
+    Enclosure {
+        enclosure: String,
+        element: String,
+    },
+    Replica {
+        image: String,
+        disk: String,
+    },
     Catalog,
-    Process { name: String },
+    Process {
+        name: String,
+    },
     Host,
+    /// Another node, as seen from this one.
+    Peer {
+        peer: String,
+    },
+    /// One of the monitor's own detectors.
+    Detector {
+        detector: String,
+    },
 }
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A read or probe returned an I/O error.
@@ -25,6 +51,51 @@ pub enum EventKind {
     DiskHung,
     /// A disk is not the one configured for its slot, or holds unknown files.
     DiskRefused,
+    /// Nothing (or another filesystem) is mounted where the disk should be.
+    DiskMissing,
+    /// The kernel logged an I/O error on a device and sector.
+    IoError,
+    /// The drive reported a medium error (unreadable sector).
+    MediumError,
+    /// A command to the device timed out.
+    CommandTimeout,
+    /// A device, link, target or controller was reset.
+    DeviceReset,
+    /// A whole bus or host adapter was reset.
+    BusReset,
+    /// The kernel took a device offline.
+    DeviceOffline,
+    /// The filesystem reported an error (or remounted read-only).
+    FilesystemError,
+    /// The filesystem shut itself down (or was shut down); every access now fails.
+    FilesystemShutdown,
+    /// The drive's SMART self-assessment failed.
+    SmartFailed,
+    /// A SMART attribute that predicts failure is not zero (reallocated, pending,
+    /// uncorrectable sectors; NVMe media errors or spare).
+    SmartWarning,
+    /// Interface CRC errors: the cable or backplane, not the disk.
+    CableErrors,
+    /// An enclosure element (fan, power supply, temperature, slot) reports a fault.
+    EnclosureFault,
+    /// A disk is filling up past its threshold.
+    DiskFilling,
+    /// The host is short of memory.
+    MemoryLow,
+    /// A temperature sensor is past its limit.
+    Overheating,
+    /// A process ended on its own.
+    ProcessDied,
+    /// A process was started again after it ended.
+    ProcessRestarted,
+    /// A process is alive but does not answer in time.
+    ProcessHung,
+    /// Another node stopped answering.
+    PeerSilent,
+    /// A detector has not completed a run for much longer than its interval.
+    DetectorStalled,
+    /// A fault reported earlier is over (the event says which).
+    Recovered,
     /// Part of a replica does not match its checksum.
     ReplicaCorrupt,
     /// A replica cannot be opened (missing or damaged files).
@@ -35,12 +106,13 @@ pub enum EventKind {
     Started,
 }
 
-/// One recorded fact.
+/// One recorded fact. A fault that goes on (a disk spewing errors) is one event whose
+/// `count` grows, not thousands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Assigned by the log: grows with every event of the node.
     pub id: u64,
-    /// Seconds since the Unix epoch.
+    /// Seconds since the Unix epoch, when it was first seen.
     pub time: u64,
     pub node: String,
     /// Who noticed it (`backend`, `monitor`).
@@ -55,9 +127,19 @@ pub struct Event {
     pub location: Option<Location>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial: Option<String>,
-    /// The error messages, log lines or probe results that show it.
+    /// The error messages, log lines or probe results that show it (the first few).
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// How many times it was seen.
+    #[serde(default = "one")]
+    pub count: u64,
+    /// When it was last seen (seconds since the Unix epoch).
+    #[serde(default)]
+    pub last_seen: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// Events after a given id, oldest first.

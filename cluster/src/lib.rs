@@ -9,12 +9,13 @@
 pub mod catalog;
 pub mod config;
 pub mod event;
+pub mod identity;
 pub mod worker;
 
 pub use catalog::{CatalogEntry, CatalogPage, FileSum, ImageMeta, ReplicaState};
 pub use config::{
     ClusterConfig, ConfigError, DiskConfig, FrontendConfig, Location, NodeConfig, ParseError,
-    Problem,
+    Problem, DEFAULT_MONITOR_PORT,
 };
 pub use event::{Component, Event, EventKind, EventPage};
 

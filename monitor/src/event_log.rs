@@ -7,6 +7,9 @@ use cluster::{Component, Event, EventKind, EventPage, Location};
 
 use crate::store::{self, Opened, StoreError};
 
+/// Evidence kept per event: the first lines tell the story; the count tells the rest.
+pub const MAX_EVIDENCE: usize = 10;
+
 /// One process's log of events on its node. (sled lets one process hold a store, so the
 /// backend and the monitor each keep their own and serve it at `/events`.)
 pub struct EventLog {
@@ -82,9 +85,10 @@ impl EventLog {
     /// must not stop the work that noticed the fault: the event goes to stderr instead.
     pub fn record(&self, new: NewEvent) -> Event {
         let id = self.db.generate_id().map(|id| id + 1).unwrap_or(0);
+        let now = cluster::unix_now();
         let event = Event {
             id,
-            time: cluster::unix_now(),
+            time: now,
             node: self.node.clone(),
             source: self.source.clone(),
             component: new.component,
@@ -93,21 +97,89 @@ impl EventLog {
             location: new.location,
             serial: new.serial,
             evidence: new.evidence,
+            count: 1,
+            last_seen: now,
         };
-        let value = serde_json::to_vec(&event).expect("plain data");
-        if let Err(e) = self.db.insert(id.to_be_bytes(), value) {
+        if let Err(e) = self.write(&event) {
             eprintln!("event log: cannot record ({e}): {}", event.summary);
         }
         event
     }
 
+    /// Records `event` under its id (new, or replacing the one stored).
+    fn write(&self, event: &Event) -> Result<(), sled::Error> {
+        let value = serde_json::to_vec(event).expect("plain data");
+        self.db.insert(event.id.to_be_bytes(), value).map(drop)
+    }
+
+    /// Counts one more sighting of event `id`, adding `evidence` while it has fewer than
+    /// [`MAX_EVIDENCE`] lines. Returns the event as stored, or `None` if it is gone.
+    pub fn seen_again(&self, id: u64, evidence: Vec<String>) -> Result<Option<Event>, sled::Error> {
+        let Some(raw) = self.db.get(id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let Ok(mut event) = serde_json::from_slice::<Event>(&raw) else {
+            return Ok(None);
+        };
+        event.count += 1;
+        event.last_seen = cluster::unix_now();
+        for line in evidence {
+            if event.evidence.len() >= MAX_EVIDENCE {
+                break;
+            }
+            if !event.evidence.contains(&line) {
+                event.evidence.push(line);
+            }
+        }
+        self.write(&event)?;
+        Ok(Some(event))
+    }
+
+    /// Keeps a small piece of the monitor's own state (where it stopped reading the kernel
+    /// log) beside the events.
+    pub fn remember<T: serde::Serialize>(&self, key: &str, value: &T) {
+        let bytes = serde_json::to_vec(value).expect("plain data");
+        if let Err(e) = self
+            .db
+            .open_tree("state")
+            .and_then(|t| t.insert(key, bytes))
+        {
+            eprintln!("event log: cannot keep {key}: {e}");
+        }
+    }
+
+    pub fn recall<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let raw = self.db.open_tree("state").ok()?.get(key).ok()??;
+        serde_json::from_slice(&raw).ok()
+    }
+
+    /// Whether the log can be written now (its disk full or failing makes it false).
+    pub fn writable(&self) -> Result<(), String> {
+        self.db
+            .open_tree("write-check")
+            .and_then(|t| t.insert("last", &cluster::unix_now().to_be_bytes()))
+            .and_then(|_| self.db.flush())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Up to `limit` events with ids above `since`, oldest first.
     pub fn since(&self, since: u64, limit: usize) -> EventPage {
+        self.since_time(since, 0, limit)
+    }
+
+    /// Up to `limit` events with ids above `since` last seen at or after `from` (seconds since
+    /// the Unix epoch), oldest first.
+    pub fn since_time(&self, since: u64, from: u64, limit: usize) -> EventPage {
         let events: Vec<Event> = self
             .db
             .range((since.saturating_add(1)).to_be_bytes()..)
             .values()
-            .filter_map(|v| v.ok().and_then(|v| serde_json::from_slice(&v).ok()))
+            .filter_map(|v| {
+                v.ok()
+                    .and_then(|v| serde_json::from_slice::<Event>(&v).ok())
+            })
+            .filter(|e| e.last_seen.max(e.time) >= from)
             .take(limit)
             .collect();
         let next = events.last().map_or(since, |e| e.id);

@@ -1,13 +1,21 @@
-//! The node monitor: detectors for disk, bus, enclosure, host and process faults, and the node's
-//! event log.
+//! The node monitor: a small process per node, separate from the backend it watches, that runs
+//! detectors for disk, bus, enclosure, host, process and peer faults and writes what they find,
+//! with its evidence, into the node's event log.
 //!
-//! Today it holds the [`event_log`] (facts with evidence, in sled on the node) and the
-//! [`store`] helper every node-local sled store opens through.
-//!
-//! It must never depend on another node to do its job, and never share a process with the
-//! server it watches.
+//! It records facts; it never diagnoses or repairs (that is the repair crate's job), never
+//! writes to a disk that is not the one configured for its slot, and never depends on another
+//! node to do its job. A detector that cannot work here (no SMART on a loop device) says so in
+//! its status; nothing a detector reads can crash the monitor.
 
+pub mod detector;
+pub mod devices;
 pub mod event_log;
+pub mod http_get;
+pub mod kernel_log;
+pub mod probe;
+pub mod recorder;
 pub mod store;
+pub mod watchdog;
 
 pub use event_log::{EventLog, NewEvent};
+pub use recorder::Recorder;

@@ -1,0 +1,83 @@
+//! The monitor's check of itself: a detector that has not finished a run for much longer than
+//! its interval (its task died, or something blocks it) is itself a fault, reported as an event.
+
+use std::time::Duration;
+
+use cluster::worker::BoxFuture;
+use cluster::{Component, EventKind};
+
+use crate::detector::{unix_ms, Detector, Findings, Look};
+use crate::event_log::NewEvent;
+
+pub struct Watchdog;
+
+/// A detector is stalled once this much longer than its interval and budget has passed
+/// since its last run ended.
+const GRACE: Duration = Duration::from_secs(2);
+
+impl Detector for Watchdog {
+    fn name(&self) -> String {
+        "self-check".into()
+    }
+
+    fn interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn budget(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    fn run<'a>(&'a mut self, found: &'a Findings) -> BoxFuture<'a, Result<Look, String>> {
+        Box::pin(async move {
+            let now = unix_ms();
+            let mut stalled = 0;
+            let all = found.statuses();
+            for s in all.iter().filter(|s| s.name != self.name()) {
+                let limit = 3 * s.interval_ms + s.budget_ms + GRACE.as_millis() as u64;
+                let since = s.last_run_ms.unwrap_or(s.started_ms);
+                let key = format!("stalled:{}", s.name);
+                let component = || Component::Detector {
+                    detector: s.name.clone(),
+                };
+                if now.saturating_sub(since) > limit {
+                    stalled += 1;
+                    found.report(
+                        &key,
+                        NewEvent::new(
+                            component(),
+                            EventKind::DetectorStalled,
+                            format!(
+                                "the monitor's {} detector has not run for {} s (it should run \
+                                 every {} ms): its faults go unseen until it runs again",
+                                s.name,
+                                now.saturating_sub(since) / 1000,
+                                s.interval_ms
+                            ),
+                        )
+                        .evidence(format!(
+                            "state {}, {} runs, {} errors, last error: {}",
+                            s.state,
+                            s.runs,
+                            s.errors,
+                            s.last_error.as_deref().unwrap_or("none")
+                        )),
+                    );
+                } else {
+                    found.clear(&key, || {
+                        NewEvent::new(
+                            component(),
+                            EventKind::Recovered,
+                            format!("the monitor's {} detector runs again", s.name),
+                        )
+                    });
+                }
+            }
+            Ok(Look::Done(if stalled == 0 {
+                format!("all {} other detectors run", all.len().saturating_sub(1))
+            } else {
+                format!("{stalled} detectors stalled")
+            }))
+        })
+    }
+}
