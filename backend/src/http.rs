@@ -312,6 +312,7 @@ fn health(node: Arc<Node>) -> Response<Body> {
         "catalog": { "name": node.catalog.generation(), "version": node.catalog.version() },
         "disks": disks,
         "warnings": node.warnings,
+        "pid": std::process::id(),
     });
     no_store(json_reply(&body))
 }

@@ -1,5 +1,6 @@
 //! `td`: one command for everything on a Tertiary Disk node: tiling originals, inspecting
-//! pyramid files, running a backend node or a frontend, and the demo appliance.
+//! pyramid files, running a backend node, its monitor or a frontend, reading the nodes' events, and
+//! the demo appliance.
 
 mod commands;
 mod samples;
@@ -28,6 +29,8 @@ enum Command {
     Demo(commands::demo::Args),
     Backend(commands::backend::Args),
     Frontend(commands::frontend::Args),
+    Monitor(commands::monitor::Args),
+    Events(commands::events::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => commands::demo::run(args),
         Command::Backend(args) => commands::backend::run(args),
         Command::Frontend(args) => commands::frontend::run(args),
+        Command::Monitor(args) => commands::monitor::run(args),
+        Command::Events(args) => commands::events::run(args),
     };
     match result {
         Ok(code) => code,

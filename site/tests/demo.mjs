@@ -37,7 +37,7 @@ export async function startDemo() {
   assert.ok(existsSync(td), `td binary not found at ${td}: build it first (cargo build -p td)`);
   const data = mkdtempSync(join(tmpdir(), "td-site-"));
   const prepared = await waitFor(["demo", "--data", data, "--listen", "127.0.0.1:0", "--prepare"],
-    /node-c http:\/\/\S+\/.*\n/, 300_000);
+    /node-c-monitor http:\/\/\S+\/.*\n/, 300_000);
   const text = prepared.out();
   const canonical = text.match(/canonical (http:\/\/[^/\s]+)\//)[1];
   const roles = {};
@@ -50,6 +50,7 @@ export async function startDemo() {
       const m = line.match(/^(\S+) (http:\/\/[^/\s]+)\/\s+td (.*)$/);
       if (!m) continue;
       const [, name, origin, args] = m;
+      if (name.endsWith("-monitor")) continue; // the pages do not need the nodes' monitors
       const { child } = await waitFor(args.split(" "), /listening on http:\/\//, 60_000);
       roles[name] = { origin, child };
     }

@@ -21,19 +21,22 @@ const NODES: [&str; 3] = ["node-a", "node-b", "node-c"];
 const DISKS_PER_NODE: usize = 2;
 
 /// Render and tile a few built-in sample artworks, place two replicas of each on three demo
-/// nodes, then run two frontends and the three nodes as processes on this machine.
+/// nodes, then run two frontends and the three nodes as processes on this machine, each node
+/// under its monitor (which starts its backend, restarts it if it dies, and records faults).
 ///
 /// The first run renders the samples and tiles them (a minute or less); later runs reuse them.
 /// Everything lives under --data: the originals, `cluster.toml`, and each node's disks and
 /// state. Visitors use the canonical address (--listen); the frontends take the next two
-/// ports and the nodes the three after. Stop it with Ctrl-C.
+/// ports, the nodes the three after and their monitors the three after those. Stop it with
+/// Ctrl-C. See what the monitors noticed with `td events --config DATA/cluster.toml`.
 #[derive(clap::Args)]
 pub struct Args {
     /// Where the demo keeps its originals, configuration, disks and node state.
     #[arg(long, default_value = "demo-data")]
     data: PathBuf,
     /// The canonical address visitors open (loopback by default: the demo is for this
-    /// machine). The frontends and nodes take the five ports after it; port 0 picks free ports.
+    /// machine). The frontends, nodes and monitors take the eight ports after it; port 0 picks
+    /// free ports.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Prepare everything (samples, disks, `cluster.toml`) and exit, printing how to start
@@ -42,18 +45,19 @@ pub struct Args {
     prepare: bool,
 }
 
-/// The addresses of the demo: canonical, frontends, nodes.
+/// The addresses of the demo: canonical, frontends, nodes, the nodes' monitors.
 struct Addresses {
     canonical: SocketAddr,
     frontends: [SocketAddr; 2],
     nodes: [SocketAddr; 3],
+    monitors: [SocketAddr; 3],
 }
 
 fn addresses(listen: SocketAddr) -> Result<Addresses> {
     // Bound (then let go) to find free ports for port 0 and to say at once which port is
-    // taken; all six are held until the last is bound, so port 0 never hands out one twice.
+    // taken; all nine are held until the last is bound, so port 0 never hands out one twice.
     let mut held = Vec::new();
-    for n in 0..6u16 {
+    for n in 0..9u16 {
         let mut addr = listen;
         if listen.port() != 0 {
             addr.set_port(listen.port().checked_add(n).context("port out of range")?);
@@ -73,6 +77,7 @@ fn addresses(listen: SocketAddr) -> Result<Addresses> {
         canonical: a[0],
         frontends: [a[1], a[2]],
         nodes: [a[3], a[4], a[5]],
+        monitors: [a[6], a[7], a[8]],
     })
 }
 
@@ -97,26 +102,48 @@ pub fn run(args: Args) -> Result<ExitCode> {
         prepare(sample, i, &data, &config)?;
     }
     let config_arg = config_path.display().to_string();
-    let roles: Vec<(String, SocketAddr, Vec<String>)> = FRONTENDS
+    let role = |name: &str, addr, args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--config".to_string(), config_arg.clone()]);
+        (name.to_string(), addr, all)
+    };
+    let frontends: Vec<(String, SocketAddr, Vec<String>)> = FRONTENDS
         .iter()
         .zip(addrs.frontends)
-        .map(|(name, addr)| {
-            let args = ["frontend", "--config", &config_arg, "--name", name];
-            (name.to_string(), addr, args.map(String::from).to_vec())
-        })
-        .chain(NODES.iter().zip(addrs.nodes).map(|(name, addr)| {
-            let args = ["backend", "--config", &config_arg, "--node", name];
-            (name.to_string(), addr, args.map(String::from).to_vec())
-        }))
+        .map(|(name, addr)| role(name, addr, &["frontend", "--name", name]))
         .collect();
+    let backends = NODES
+        .iter()
+        .zip(addrs.nodes)
+        .map(|(name, addr)| role(name, addr, &["backend", "--node", name]));
+    // Run by hand, a monitor beside its backend only watches it; in the demo it runs it.
+    let monitors = |watch_only: bool| {
+        NODES.iter().zip(addrs.monitors).map(move |(name, addr)| {
+            let mut r = role(
+                &format!("{name}-monitor"),
+                addr,
+                &["monitor", "--node", name],
+            );
+            if watch_only {
+                r.2.push("--watch-only".into());
+            }
+            r
+        })
+    };
     if args.prepare {
         println!("Prepared {} ({} samples).", data.display(), SAMPLES.len());
         println!("canonical http://{}/", addrs.canonical);
-        for (name, addr, args) in &roles {
+        let by_hand = frontends
+            .iter()
+            .cloned()
+            .chain(backends)
+            .chain(monitors(true));
+        for (name, addr, args) in by_hand {
             println!("{name} http://{addr}/  td {}", args.join(" "));
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let roles: Vec<_> = frontends.into_iter().chain(monitors(false)).collect();
     let exe = std::env::current_exe().context("cannot find the td program itself")?;
     let mut children: Vec<(String, Child)> = Vec::new();
     for (name, _, role_args) in &roles {
@@ -135,11 +162,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         FRONTENDS[1]
     );
     for (name, addr, _) in &roles {
-        println!("  {name:7} http://{addr}/");
+        println!("  {name:14} http://{addr}/");
+    }
+    for (name, addr) in NODES.iter().zip(addrs.nodes) {
+        println!("  {name:14} http://{addr}/  (started by its monitor)");
     }
     println!(
-        "Open http://{}/ in a browser. Stop with Ctrl-C.",
-        addrs.canonical
+        "Open http://{}/ in a browser. Stop with Ctrl-C.\n\
+         Faults the monitors notice: td events --config {config_arg} --follow\n\
+         To cause one, stop a node's backend (kill -STOP, then kill -CONT) or kill it (kill -9: \
+         its monitor restarts it); its pid is in http://{}/health.",
+        addrs.canonical, addrs.nodes[1]
     );
     supervise(children)
 }
@@ -232,10 +265,16 @@ fn cluster_toml(addrs: &Addresses) -> String {
             "\n[[frontend]]\nname = \"{name}\"\naddress = \"{addr}\"\n"
         ));
     }
-    for (n, (name, addr)) in NODES.iter().zip(addrs.nodes).enumerate() {
+    for (n, ((name, addr), monitor)) in NODES
+        .iter()
+        .zip(addrs.nodes)
+        .zip(addrs.monitors)
+        .enumerate()
+    {
         let domain = ["A", "B", "C"][n];
         out.push_str(&format!(
-            "\n[[node]]\nname = \"{name}\"\naddress = \"{addr}\"\npower_domain = \"{domain}\"\n\
+            "\n[[node]]\nname = \"{name}\"\naddress = \"{addr}\"\nmonitor = \"{monitor}\"\n\
+             power_domain = \"{domain}\"\n\
              rack = \"demo\"\nstate_dir = \"{name}/state\"\n"
         ));
         for d in 1..=DISKS_PER_NODE {

@@ -2,8 +2,10 @@
 
 pub mod backend;
 pub mod demo;
+pub mod events;
 pub mod frontend;
 pub mod inspect;
+pub mod monitor;
 pub mod tile;
 
 /// Formats a byte count for people: 1.5 MiB, 312 KiB.
