@@ -2,6 +2,9 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod loop_disks;
+pub mod monitor;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,374 @@
+//! `td monitor` against real processes on this machine: the backend it runs is killed
+//! (SIGKILL) and stopped (SIGSTOP) for real; a disk's identity is swapped under it; a peer's
+//! monitor is away, then back; an enclosure's status page (sg_ses's format) shows a failed
+//! power supply. `td events` shows what was recorded, and follows it.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster::{Component, EventKind};
+use common::get;
+use common::monitor::*;
+
+/// One node `n1` with `disks` folder disks, and `peers` more nodes; returns the config path.
+fn cluster(dir: &Path, disks: usize, peers: usize) -> std::path::PathBuf {
+    let mut toml = String::from("name = \"monitor test\"\n");
+    for n in 1..=1 + peers {
+        toml.push_str(&format!(
+            "\n[[node]]\nname = \"n{n}\"\naddress = \"{}\"\nmonitor = \"{}\"\npower_domain = \"P{n}\"\n\
+             state_dir = \"n{n}/state\"\n",
+            free_addr(),
+            free_addr()
+        ));
+        if n == 1 {
+            for d in 1..=disks {
+                std::fs::create_dir_all(dir.join(format!("n1/d{d}"))).unwrap();
+                toml.push_str(&format!(
+                    "[[node.disk]]\nid = \"d{d}\"\npath = \"n1/d{d}\"\nserial = \"SER-{d}\"\n\
+                     location = {{ enclosure = \"front\", slot = {d} }}\n"
+                ));
+            }
+        }
+    }
+    let path = dir.join("cluster.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn backend_pid(mon: &str) -> u32 {
+    wait_until(
+        "the backend answers its monitor",
+        Duration::from_secs(30),
+        || {
+            let d = detector(mon, "backend process");
+            let line = d["line"].as_str().unwrap_or("").to_string();
+            line.contains("answers /health")
+                .then(|| line.split_whitespace().nth(2)?.parse().ok())
+                .flatten()
+        },
+    )
+}
+
+fn signal(pid: u32, sig: i32) {
+    assert_eq!(unsafe { libc::kill(pid as i32, sig) }, 0);
+}
+
+#[test]
+fn a_killed_backend_is_restarted_and_a_stopped_one_is_hung() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster(dir.path(), 1, 0);
+    let mon = start_monitor(&config, "n1", &[]);
+    let (mut killed, mut stopped) = (Vec::new(), Vec::new());
+    for _ in 0..trials() {
+        let pid = backend_pid(&mon.addr);
+        let mark = Mark::now(&mon.addr);
+        let t0 = Instant::now();
+        signal(pid, libc::SIGKILL);
+        let (died, after) = wait_event(&mon.addr, &mark, EventKind::ProcessDied, t0, |_| true);
+        killed.push(after);
+        assert!(
+            died.evidence.iter().any(|e| e.contains("SIGKILL")),
+            "{died:?}"
+        );
+        assert!(
+            died.evidence.iter().any(|e| e.contains("listening on")),
+            "its last output: {died:?}"
+        );
+        wait_event(&mon.addr, &mark, EventKind::ProcessRestarted, t0, |_| true);
+        let again = backend_pid(&mon.addr);
+        assert_ne!(again, pid, "a new backend process");
+
+        let mark = Mark::now(&mon.addr);
+        let t0 = Instant::now();
+        signal(again, libc::SIGSTOP);
+        let (hung, after) = wait_event(&mon.addr, &mark, EventKind::ProcessHung, t0, |_| true);
+        stopped.push(after);
+        signal(again, libc::SIGCONT);
+        assert!(
+            hung.evidence.iter().any(|e| e.contains("state T")),
+            "the kernel's word on it: {hung:?}"
+        );
+        wait_event(&mon.addr, &mark, EventKind::Recovered, t0, |e| {
+            e.component
+                == Component::Process {
+                    name: "backend".into(),
+                }
+        });
+        assert_eq!(
+            backend_pid(&mon.addr),
+            again,
+            "a hung backend is not restarted"
+        );
+    }
+    report("backend SIGKILL", &mut killed);
+    report("backend SIGSTOP", &mut stopped);
+
+    // `td events` shows it, with its evidence; --since and --json work.
+    let out = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args([
+            "events",
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            "n1",
+            "--since",
+            "1h",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for needle in [
+        "process_died",
+        "process_restarted",
+        "process_hung",
+        "| killed by signal 9 (SIGKILL)",
+    ] {
+        assert!(text.contains(needle), "{needle} in:\n{text}");
+    }
+    let json = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args(["events", "--config", config.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    let kinds: Vec<EventKind> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<cluster::Event>(l).unwrap().kind)
+        .collect();
+    assert!(kinds.contains(&EventKind::ProcessDied), "{kinds:?}");
+    let none = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args([
+            "events",
+            "--config",
+            config.to_str().unwrap(),
+            "--since",
+            "tomorrow",
+        ])
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--since"));
+}
+
+/// Writes the identity a backend writes when it adopts disk `id` of `node` at `path`.
+fn adopt(path: &Path, id: &str, node: &str) {
+    let identity = cluster::identity::Identity {
+        disk_id: id.into(),
+        node: node.into(),
+        serial: None,
+        slot: None,
+        adopted_at: 0,
+    };
+    std::fs::write(
+        path.join(cluster::identity::IDENTITY_FILE),
+        serde_json::to_vec(&identity).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn swapped_disks_are_refused_and_never_written_and_td_events_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster(dir.path(), 2, 0);
+    let (d1, d2) = (dir.path().join("n1/d1"), dir.path().join("n1/d2"));
+    adopt(&d1, "d1", "n1");
+    adopt(&d2, "d2", "n1");
+    let mon = start_monitor(&config, "n1", &["--watch-only"]);
+    for d in ["d1", "d2"] {
+        wait_until("the probes pass", Duration::from_secs(10), || {
+            detector(&mon.addr, &format!("disk probe {d}"))["line"]
+                .as_str()
+                .unwrap()
+                .contains("probes passed")
+                .then_some(())
+        });
+    }
+    let mut follow = std::process::Command::new(env!("CARGO_BIN_EXE_td"))
+        .args(["events", "--config", config.to_str().unwrap(), "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    // The two disks trade places: each holds the other's identity.
+    let mark = Mark::now(&mon.addr);
+    let t0 = Instant::now();
+    let (a, b) = (
+        std::fs::read(d1.join("td-disk.json")).unwrap(),
+        std::fs::read(d2.join("td-disk.json")).unwrap(),
+    );
+    std::fs::write(d1.join("td-disk.json"), b).unwrap();
+    std::fs::write(d2.join("td-disk.json"), a).unwrap();
+    let probe = d1.join(".td-monitor-probe");
+    let before = std::fs::read_to_string(&probe).unwrap();
+    let (refused, _) = wait_event(&mon.addr, &mark, EventKind::DiskRefused, t0, |e| {
+        disk_is(e, "d1")
+    });
+    assert!(
+        refused.evidence[0].contains("is disk d2 of node n1, not disk d1"),
+        "{refused:?}"
+    );
+    assert_eq!(refused.serial.as_deref(), Some("SER-1"));
+    assert_eq!(refused.location.as_ref().unwrap().slot, Some(1));
+    wait_event(&mon.addr, &mark, EventKind::DiskRefused, t0, |e| {
+        disk_is(e, "d2")
+    });
+    // Two more probe rounds: the wrong disk is never written to.
+    let runs = detector(&mon.addr, "disk probe d1")["runs"]
+        .as_u64()
+        .unwrap();
+    wait_until("two more probe rounds", Duration::from_secs(10), || {
+        (detector(&mon.addr, "disk probe d1")["runs"]
+            .as_u64()
+            .unwrap()
+            >= runs + 2)
+            .then_some(())
+    });
+    let after = std::fs::read_to_string(&probe).unwrap();
+    assert_eq!(
+        before, after,
+        "the probe file of a refused disk is not written"
+    );
+    // Many rounds of the same fault: one event each, counted.
+    let refusals = events(&mon.addr)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::DiskRefused && disk_is(e, "d1"))
+        .collect::<Vec<_>>();
+    assert_eq!(refusals.len(), 1);
+    assert!(refusals[0].count >= 2, "{:?}", refusals[0]);
+
+    let followed = wait_until(
+        "td events --follow shows it",
+        Duration::from_secs(10),
+        || {
+            let line = lines.next()?.ok()?;
+            line.contains("disk_refused").then_some(line)
+        },
+    );
+    assert!(followed.contains("n1 monitor disk d"), "{followed}");
+    let _ = follow.kill();
+    let _ = follow.wait();
+}
+
+#[test]
+fn a_silent_peer_is_an_event_and_its_return_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster(dir.path(), 0, 1);
+    let m1 = start_monitor(&config, "n1", &["--watch-only"]);
+    let mark = Mark::now(&m1.addr);
+    let t0 = Instant::now();
+    let (silent, after) = wait_event(&m1.addr, &mark, EventKind::PeerSilent, t0, |e| {
+        e.component == Component::Peer { peer: "n2".into() }
+    });
+    assert!(
+        silent.evidence[0].contains("connection refused"),
+        "{silent:?}"
+    );
+    assert!(
+        after >= Duration::from_secs(2),
+        "three missed checks a second apart"
+    );
+    let mark = Mark::now(&m1.addr);
+    let _m2 = start_monitor(&config, "n2", &["--watch-only"]);
+    let t0 = Instant::now();
+    wait_event(&m1.addr, &mark, EventKind::Recovered, t0, |e| {
+        e.component == Component::Peer { peer: "n2".into() }
+    });
+    assert_eq!(get(&m1.addr, "/ping").0, 200);
+}
+
+/// sg_ses's Enclosure Status page, in the format of sg3_utils' `sg_ses --page=es` (see
+/// `monitor/tests/fixtures/SOURCES.md`): a failed power supply, a fan and a slot at fault.
+#[test]
+fn an_enclosure_fault_is_an_event_and_absent_hardware_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster(dir.path(), 2, 0);
+    let page = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../monitor/tests/fixtures/ses/es-psu-fan-slot-fault.txt");
+    let fake = dir.path().join("sg_ses");
+    std::fs::write(&fake, format!("#!/bin/sh\ncat '{}'\n", page.display())).unwrap();
+    Command::new("chmod")
+        .args(["755", fake.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let mon = start_monitor(
+        &config,
+        "n1",
+        &[
+            "--watch-only",
+            "--sg-ses",
+            fake.to_str().unwrap(),
+            "--enclosure",
+            "/dev/sg7",
+        ],
+    );
+    let mark = Mark::empty();
+    let t0 = Instant::now();
+    let (psu, _) = wait_event(
+        &mon.addr,
+        &mark,
+        EventKind::EnclosureFault,
+        t0,
+        |e| matches!(&e.component, Component::Enclosure { element, .. } if element == "Power supply 1"),
+    );
+    assert!(psu.summary.contains("AC fail"), "{psu:?}");
+    let (slot, _) = wait_event(
+        &mon.addr,
+        &mark,
+        EventKind::EnclosureFault,
+        t0,
+        |e| matches!(&e.component, Component::Enclosure { element, .. } if element == "Array device slot 2"),
+    );
+    assert!(slot.summary.contains("(disk d2)"), "{slot:?}");
+    assert_eq!(slot.serial.as_deref(), Some("SER-2"));
+    let ok = events(&mon.addr)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::EnclosureFault)
+        .count();
+    assert_eq!(ok, 3, "the faulty elements only: a PSU, a fan, a slot");
+
+    // Without the program, or without an enclosure: said in the status, nothing crashes.
+    let other = tempfile::tempdir().unwrap();
+    let config = cluster(other.path(), 1, 0);
+    let mon = start_monitor(
+        &config,
+        "n1",
+        &[
+            "--watch-only",
+            "--sg-ses",
+            "/nonexistent/sg_ses",
+            "--enclosure",
+            "/dev/sg7",
+            "--smartctl",
+            "/nonexistent/smartctl",
+        ],
+    );
+    let status = wait_until(
+        "the enclosure detector ran",
+        Duration::from_secs(10),
+        || {
+            let d = detector(&mon.addr, "enclosure");
+            (d["runs"].as_u64() > Some(0)).then_some(d)
+        },
+    );
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("not installed"),
+        "{status}"
+    );
+    let smart = wait_until("the SMART detector ran", Duration::from_secs(10), || {
+        let d = detector(&mon.addr, "SMART");
+        (d["runs"].as_u64() > Some(0)).then_some(d)
+    });
+    assert_eq!(smart["state"], "unavailable", "{smart}");
+    assert_eq!(get(&mon.addr, "/ping").0, 200);
+}
