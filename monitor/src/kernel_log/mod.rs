@@ -322,6 +322,7 @@ impl Detector for KernelLog {
         "kernel log".into()
     }
 
+    /// A run waits up to this for a record, so a line is handled as soon as it is logged.
     fn interval(&self) -> Duration {
         Duration::from_millis(200)
     }
@@ -339,10 +340,24 @@ impl Detector for KernelLog {
                 self.devices = devices::discover(&self.disks, &self.sys);
                 self.found_at = Instant::now();
             }
-            // Take what has arrived, at most a few thousand records per run.
+            // Wait for the next record (at most an interval), then take what else has
+            // arrived, at most a few thousand records per run.
             let before = self.after;
-            for _ in 0..4096 {
-                match self.rx.try_recv() {
+            let mut first = match tokio::time::timeout(self.interval(), self.rx.recv()).await {
+                Ok(Some(item)) => Some(item),
+                Ok(None) => {
+                    let why = "the kernel log reader stopped".to_string();
+                    self.failed = Some(why.clone());
+                    return Err(why);
+                }
+                Err(_) => None,
+            };
+            for n in 0..4096 {
+                let next = match first.take() {
+                    Some(item) if n == 0 => Ok(item),
+                    _ => self.rx.try_recv(),
+                };
+                match next {
                     Ok(Item::Record(raw)) => {
                         self.handle(&raw, found);
                     }

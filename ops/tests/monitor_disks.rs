@@ -1,0 +1,264 @@
+//! The monitor against real disk faults on real filesystems (ext4 on loop devices): a
+//! filesystem shut down with the shutdown ioctl (the kernel logs it; every access fails), a
+//! filesystem frozen with fsfreeze (writes hang), a disk filled past its threshold, and SMART
+//! asked of a loop device (which has none) and, through a stand-in smartctl, answered with
+//! recorded real outputs of failing drives.
+//!
+//! Needs root (loop devices, mount, /dev/kmsg). In CI it must run; elsewhere without root it
+//! says it is skipped. `TD_TRIALS=10` repeats each fault (bench/detection).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cluster::EventKind;
+use common::loop_disks::{sh, shut_down, LoopDisks, Thaw};
+use common::monitor::*;
+
+fn root_or_skip() -> bool {
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        eprintln!("SKIPPED: needs root for loop devices, mount and /dev/kmsg (runs in CI)");
+        return false;
+    }
+    true
+}
+
+/// Node `n1` over the given disks (id, mount point), each adopted as a backend would.
+fn node(dir: &Path, disks: &[(&str, &Path)]) -> std::path::PathBuf {
+    let mut toml = format!(
+        "name = \"t\"\n[[node]]\nname = \"n1\"\naddress = \"{}\"\nmonitor = \"{}\"\n\
+         power_domain = \"A\"\nstate_dir = \"state\"\n",
+        free_addr(),
+        free_addr()
+    );
+    for (n, (id, path)) in disks.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[node.disk]]\nid = \"{id}\"\npath = \"{}\"\nserial = \"LOOP-{id}\"\n\
+             location = {{ enclosure = \"e1\", slot = {n} }}\n",
+            path.display()
+        ));
+        let identity = cluster::identity::Identity {
+            disk_id: id.to_string(),
+            node: "n1".into(),
+            serial: None,
+            slot: Some(n as u32),
+            adopted_at: 0,
+        };
+        std::fs::write(
+            path.join(cluster::identity::IDENTITY_FILE),
+            serde_json::to_vec(&identity).unwrap(),
+        )
+        .unwrap();
+    }
+    let config = dir.join("cluster.toml");
+    std::fs::write(&config, toml).unwrap();
+    config
+}
+
+fn probes_pass(mon: &str, disk: &str) {
+    wait_until(
+        &format!("disk {disk} answers its probe"),
+        Duration::from_secs(20),
+        || {
+            let line = detector(mon, &format!("disk probe {disk}"))["line"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            line.contains("probes passed").then_some(())
+        },
+    );
+}
+
+#[test]
+fn real_disk_faults_are_events_with_their_evidence() {
+    if !root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut disks = LoopDisks::default();
+    let (shut, frozen, filled) = (
+        disks.add(d, "shut"),
+        disks.add(d, "frozen"),
+        disks.add(d, "filled"),
+    );
+    let shut_dev = disks.device(&shut).trim_start_matches("/dev/").to_string();
+    let config = node(
+        d,
+        &[("shut", &shut), ("frozen", &frozen), ("filled", &filled)],
+    );
+    let mon = start_monitor(&config, "n1", &["--watch-only", "--fill-warn", "80"]);
+    for disk in ["shut", "frozen", "filled"] {
+        probes_pass(&mon.addr, disk);
+    }
+    let (mut logged, mut probed, mut hung, mut full) = (vec![], vec![], vec![], vec![]);
+    for trial in 0..trials() {
+        // Shut down: the kernel's line and the probe's I/O error.
+        let mark = Mark::now(&mon.addr);
+        let t0 = Instant::now();
+        shut_down(&shut);
+        let (kernel, after) =
+            wait_event(&mon.addr, &mark, EventKind::FilesystemShutdown, t0, |e| {
+                disk_is(e, "shut")
+            });
+        logged.push(after);
+        let line = format!("EXT4-fs ({shut_dev}): shut down requested");
+        assert!(
+            kernel.evidence.iter().any(|e| e.contains(&line)),
+            "{line} in {kernel:?}"
+        );
+        assert_eq!(kernel.serial.as_deref(), Some("LOOP-shut"));
+        let (failed, after) = wait_event(&mon.addr, &mark, EventKind::DiskFailed, t0, |e| {
+            disk_is(e, "shut")
+        });
+        probed.push(after);
+        assert!(
+            failed.evidence[0].contains("Input/output error"),
+            "{failed:?}"
+        );
+        // Mounted again (the journal replays): the disk answers, and that ends the fault.
+        sh("umount", &[shut.to_str().unwrap()]);
+        let dev = format!("/dev/{shut_dev}");
+        sh("mount", &[&dev, shut.to_str().unwrap()]);
+        wait_event(&mon.addr, &mark, EventKind::Recovered, t0, |e| {
+            disk_is(e, "shut")
+        });
+
+        // Frozen: writes hang, the probe does not come back.
+        let mark = Mark::now(&mon.addr);
+        let thaw = Thaw(frozen.clone());
+        let t0 = Instant::now();
+        sh("fsfreeze", &["-f", frozen.to_str().unwrap()]);
+        let (h, after) = wait_event(&mon.addr, &mark, EventKind::DiskHung, t0, |e| {
+            disk_is(e, "frozen")
+        });
+        hung.push(after);
+        assert!(h.evidence[0].contains("not back after"), "{h:?}");
+        drop(thaw);
+        wait_event(&mon.addr, &mark, EventKind::Recovered, t0, |e| {
+            disk_is(e, "frozen")
+        });
+
+        // Filled past 80 %: an event before it is full.
+        let mark = Mark::now(&mon.addr);
+        let ballast = filled.join(format!("ballast-{trial}"));
+        let (total, free) = (
+            fs2::total_space(&filled).unwrap(),
+            fs2::available_space(&filled).unwrap(),
+        );
+        let want = (total as f64 * 0.85) as u64 - (total - free);
+        let t0 = Instant::now();
+        sh(
+            "fallocate",
+            &["-l", &want.to_string(), ballast.to_str().unwrap()],
+        );
+        let (f, after) = wait_event(&mon.addr, &mark, EventKind::DiskFilling, t0, |e| {
+            disk_is(e, "filled")
+        });
+        full.push(after);
+        assert!(f.summary.contains("% full (warning at 80%)"), "{f:?}");
+        std::fs::remove_file(&ballast).unwrap();
+        wait_event(&mon.addr, &mark, EventKind::Recovered, t0, |e| {
+            disk_is(e, "filled")
+        });
+    }
+    report("shutdown ioctl, kernel log", &mut logged);
+    report("shutdown ioctl, probe EIO", &mut probed);
+    report("fsfreeze hang", &mut hung);
+    report("disk filling past its threshold", &mut full);
+
+    // Each fault was one event with a count across the trials, not one per line or probe.
+    let all = events(&mon.addr);
+    let shutdowns: Vec<_> = all
+        .iter()
+        .filter(|e| e.kind == EventKind::FilesystemShutdown && disk_is(e, "shut"))
+        .collect();
+    assert_eq!(shutdowns.len(), 1, "{shutdowns:?}");
+    assert_eq!(shutdowns[0].count as usize, trials());
+    drop(mon);
+}
+
+/// A loop device has no SMART: the detector says so. Through a stand-in smartctl that prints
+/// recorded real outputs, a failing drive's attributes and a cable's CRC errors are events.
+#[test]
+fn smart_is_read_from_recorded_outputs_and_absent_smart_is_said() {
+    if !root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut disks = LoopDisks::default();
+    let (a, b) = (disks.add(d, "a"), disks.add(d, "b"));
+    let config = node(d, &[("a", &a), ("b", &b)]);
+
+    let real = start_monitor(&config, "n1", &["--watch-only"]);
+    let smart = wait_until("SMART ran", Duration::from_secs(20), || {
+        let s = detector(&real.addr, "SMART");
+        (s["runs"].as_u64() > Some(0)).then_some(s)
+    });
+    assert_eq!(smart["state"], "unavailable", "{smart}");
+    assert!(
+        smart["line"]
+            .as_str()
+            .unwrap()
+            .contains("Unable to detect device type"),
+        "smartctl's own words: {smart}"
+    );
+    drop(real);
+
+    // The stand-in answers for disk a's device with a failing drive, for b's with a bad cable.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitor/tests/fixtures/smart");
+    let fake = d.join("smartctl");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n# smartctl --json -a DEV\ncase \"$3\" in\n  {}) cat '{}/ata-failing.json'; exit 216;;\n  *) cat '{}/ata-crc.json';;\nesac\n",
+            disks.device(&a),
+            fixtures.display(),
+            fixtures.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .args(["755", fake.to_str().unwrap()])
+        .status()
+        .unwrap();
+    let mon = start_monitor(
+        &config,
+        "n1",
+        &["--watch-only", "--smartctl", fake.to_str().unwrap()],
+    );
+    let mark = Mark::empty();
+    let t0 = Instant::now();
+    let (failed, _) = wait_event(&mon.addr, &mark, EventKind::SmartFailed, t0, |e| {
+        disk_is(e, "a")
+    });
+    assert_eq!(
+        failed.location.as_ref().unwrap().enclosure.as_deref(),
+        Some("e1")
+    );
+    let (realloc, _) = wait_event(&mon.addr, &mark, EventKind::SmartWarning, t0, |e| {
+        disk_is(e, "a") && e.summary.contains("Reallocated_Sector_Ct")
+    });
+    assert!(
+        realloc.summary.contains("1975 sectors reallocated"),
+        "{realloc:?}"
+    );
+    wait_event(&mon.addr, &mark, EventKind::SmartWarning, t0, |e| {
+        disk_is(e, "a") && e.summary.contains("197 Current_Pending_Sector")
+    });
+    let (cable, _) = wait_event(&mon.addr, &mark, EventKind::CableErrors, t0, |e| {
+        disk_is(e, "b")
+    });
+    assert!(cable.summary.contains("not the disk"), "{cable:?}");
+    // The recorded drives' serials are not the configured ones: that too is said.
+    wait_event(&mon.addr, &mark, EventKind::DiskRefused, t0, |e| {
+        disk_is(e, "a") && e.summary.contains("MSK423Y20S3HBC")
+    });
+}
