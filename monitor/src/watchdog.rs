@@ -81,3 +81,76 @@ impl Detector for Watchdog {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detector::{DetectorWorker, Statuses};
+    use crate::{EventLog, Recorder};
+    use cluster::worker::Runner;
+    use std::sync::Arc;
+
+    /// Runs once, then its task dies (a bug in a detector).
+    struct Doomed {
+        runs: u32,
+    }
+
+    impl Detector for Doomed {
+        fn name(&self) -> String {
+            "doomed".into()
+        }
+        fn interval(&self) -> Duration {
+            Duration::from_millis(50)
+        }
+        fn budget(&self) -> Duration {
+            Duration::from_millis(50)
+        }
+        fn run<'a>(&'a mut self, _: &'a Findings) -> BoxFuture<'a, Result<Look, String>> {
+            Box::pin(async move {
+                self.runs += 1;
+                if self.runs > 1 {
+                    panic!("a bug in a detector");
+                }
+                Ok(Look::Done("ran".into()))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_detector_that_stopped_running_is_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(&dir.path().join("ev"), "n1", "monitor").unwrap();
+        let recorder = Arc::new(Recorder::new(log));
+        let (runner, statuses) = (Runner::new(), Statuses::default());
+        runner.spawn(DetectorWorker::new(
+            Doomed { runs: 0 },
+            recorder.clone(),
+            &statuses,
+        ));
+        runner.spawn(DetectorWorker::new(Watchdog, recorder.clone(), &statuses));
+        let started = std::time::Instant::now();
+        let stalled = loop {
+            let page = recorder.log().since(0, 100);
+            if let Some(e) = page
+                .events
+                .into_iter()
+                .find(|e| e.kind == EventKind::DetectorStalled)
+            {
+                break e;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no stall reported"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(
+            stalled.component,
+            Component::Detector {
+                detector: "doomed".into()
+            }
+        );
+        assert!(stalled.evidence[0].contains("1 runs"), "{stalled:?}");
+        runner.shutdown(Duration::from_secs(1)).await;
+    }
+}

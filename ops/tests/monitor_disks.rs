@@ -98,9 +98,27 @@ fn real_disk_faults_are_events_with_their_evidence() {
         probes_pass(&mon.addr, disk);
     }
     let (mut logged, mut probed, mut hung, mut full) = (vec![], vec![], vec![], vec![]);
+    // The peer: util-linux's `dmesg --follow-new`, reading the same kernel log in the same run.
+    let mut dmesg = Command::new("dmesg")
+        .arg("--follow-new")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = dmesg.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut peer = vec![];
     for trial in 0..trials() {
         // Shut down: the kernel's line and the probe's I/O error.
         let mark = Mark::now(&mon.addr);
+        while rx.try_recv().is_ok() {}
         let t0 = Instant::now();
         shut_down(&shut);
         let (kernel, after) =
@@ -114,6 +132,15 @@ fn real_disk_faults_are_events_with_their_evidence() {
             "{line} in {kernel:?}"
         );
         assert_eq!(kernel.serial.as_deref(), Some("LOOP-shut"));
+        let seen = loop {
+            let (at, l) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .expect("dmesg saw it");
+            if l.contains(&line) {
+                break at;
+            }
+        };
+        peer.push(seen - t0);
         let (failed, after) = wait_event(&mon.addr, &mark, EventKind::DiskFailed, t0, |e| {
             disk_is(e, "shut")
         });
@@ -168,7 +195,13 @@ fn real_disk_faults_are_events_with_their_evidence() {
             disk_is(e, "filled")
         });
     }
+    let _ = dmesg.kill();
+    let _ = dmesg.wait();
     report("shutdown ioctl, kernel log", &mut logged);
+    report(
+        "shutdown ioctl, the same line in dmesg --follow-new (peer)",
+        &mut peer,
+    );
     report("shutdown ioctl, probe EIO", &mut probed);
     report("fsfreeze hang", &mut hung);
     report("disk filling past its threshold", &mut full);

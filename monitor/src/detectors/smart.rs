@@ -180,9 +180,14 @@ pub fn parse(json: &[u8]) -> Result<SmartReport, String> {
     })
 }
 
+/// A drive without SMART is asked again only after this long (or when its device changes).
+const UNAVAILABLE_AGAIN: Duration = Duration::from_secs(600);
+
 pub struct Smart {
     program: PathBuf,
     disks: Vec<DiskConfig>,
+    /// Devices found without SMART, and when: not asked again every run.
+    without: HashMap<PathBuf, (std::time::Instant, String)>,
     /// The last value reported per (disk, attribute): a value is reported when it changes.
     reported: HashMap<(String, String), u64>,
     line: String,
@@ -195,6 +200,7 @@ impl Smart {
             program,
             disks,
             reported: HashMap::new(),
+            without: HashMap::new(),
             line: String::new(),
         }
     }
@@ -245,18 +251,44 @@ impl Detector for Smart {
     fn run<'a>(&'a mut self, found: &'a Findings) -> BoxFuture<'a, Result<Look, String>> {
         Box::pin(async move {
             let devices = devices::discover(&self.disks, std::path::Path::new("/sys"));
-            // One smartctl per disk, all at once.
+            // One smartctl per drive (folder disks may share one), all at once; a drive
+            // known to have no SMART is not asked again for a while.
+            self.without
+                .retain(|_, (at, _)| at.elapsed() < UNAVAILABLE_AGAIN);
             let mut set = tokio::task::JoinSet::new();
+            let mut asked: HashMap<PathBuf, usize> = HashMap::new();
             for (i, d) in devices.iter().enumerate() {
+                let Some(path) = d.dev_path() else { continue };
+                if self.without.contains_key(&path) || asked.contains_key(&path) {
+                    continue;
+                }
+                asked.insert(path, i);
                 let (program, d) = (self.program.clone(), d.clone());
                 set.spawn(async move { (i, ask(program, d).await) });
             }
-            let mut answers: Vec<Result<SmartReport, String>> =
-                vec![Err("not asked".into()); devices.len()];
+            let mut by_drive: HashMap<usize, Result<SmartReport, String>> = HashMap::new();
             while let Some(done) = set.join_next().await {
                 let (i, answer) = done.map_err(|e| format!("a smartctl task failed: {e}"))?;
-                answers[i] = answer;
+                if let (Ok(SmartReport::Unavailable(why)), Some(path)) =
+                    (&answer, devices[i].dev_path())
+                {
+                    self.without
+                        .insert(path, (std::time::Instant::now(), why.clone()));
+                }
+                by_drive.insert(i, answer);
             }
+            let answers: Vec<Result<SmartReport, String>> = devices
+                .iter()
+                .map(|d| match d.dev_path() {
+                    None => Ok(SmartReport::Unavailable(
+                        d.note.clone().unwrap_or_else(|| "no block device".into()),
+                    )),
+                    Some(path) => match self.without.get(&path) {
+                        Some((_, why)) => Ok(SmartReport::Unavailable(why.clone())),
+                        None => by_drive[&asked[&path]].clone(),
+                    },
+                })
+                .collect();
             let (mut read, mut unavailable, mut errors) = (0, Vec::new(), Vec::new());
             for ((dev, config), answer) in devices.iter().zip(&self.disks).zip(answers) {
                 match answer {
