@@ -17,6 +17,10 @@ use cluster::EventKind;
 use common::loop_disks::{sh, shut_down, LoopDisks, Thaw};
 use common::monitor::*;
 
+fn get_status(addr: &str, path: &str) -> u16 {
+    common::get(addr, path).0
+}
+
 fn root_or_skip() -> bool {
     if unsafe { libc::geteuid() } != 0 {
         assert!(
@@ -114,6 +118,18 @@ fn real_disk_faults_are_events_with_their_evidence() {
             }
         }
     });
+    // It reads only what is logged after it started: log a line of our own until it shows one.
+    let marker = format!("td monitor test {}: dmesg follows", std::process::id());
+    wait_until(
+        "dmesg follows the kernel log",
+        Duration::from_secs(10),
+        || {
+            std::fs::write("/dev/kmsg", format!("{marker}\n")).unwrap();
+            let shown = rx.recv_timeout(Duration::from_millis(100)).ok()?;
+            shown.1.contains(&marker).then_some(())
+        },
+    );
+    while rx.recv_timeout(Duration::from_millis(200)).is_ok() {}
     let mut peer = vec![];
     for trial in 0..trials() {
         // Shut down: the kernel's line and the probe's I/O error.
@@ -132,13 +148,15 @@ fn real_disk_faults_are_events_with_their_evidence() {
             "{line} in {kernel:?}"
         );
         assert_eq!(kernel.serial.as_deref(), Some("LOOP-shut"));
+        let mut got = Vec::new();
         let seen = loop {
-            let (at, l) = rx
-                .recv_timeout(Duration::from_secs(10))
-                .expect("dmesg saw it");
+            let Ok((at, l)) = rx.recv_timeout(Duration::from_secs(10)) else {
+                panic!("trial {trial}: dmesg did not show {line:?}; it showed {got:?}; the event: {kernel:?}");
+            };
             if l.contains(&line) {
                 break at;
             }
+            got.push(l);
         };
         peer.push(seen - t0);
         let (failed, after) = wait_event(&mon.addr, &mark, EventKind::DiskFailed, t0, |e| {
@@ -294,4 +312,77 @@ fn smart_is_read_from_recorded_outputs_and_absent_smart_is_said() {
     wait_event(&mon.addr, &mark, EventKind::DiskRefused, t0, |e| {
         disk_is(e, "a") && e.summary.contains("MSK423Y20S3HBC")
     });
+}
+
+/// The event log's own disk fills up: the monitor keeps detecting and answering, says in its
+/// `/health` when the log cannot be written, and records once there is room.
+#[test]
+fn a_full_event_log_disk_is_said_and_nothing_stops() {
+    if !root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut disks = LoopDisks::default();
+    let data = disks.add(d, "data");
+    let state = disks.add_sized(d, "state", 16 << 20);
+    let config = node(d, &[("data", &data)]);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "state_dir = \"state\"",
+        &format!("state_dir = \"{}\"", state.display()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mon = start_monitor(&config, "n1", &["--watch-only"]);
+    probes_pass(&mon.addr, "data");
+    let ballast = state.join("ballast");
+    // Fill it to the last block.
+    let _ = Command::new("dd")
+        .args([
+            "if=/dev/zero",
+            &format!("of={}", ballast.display()),
+            "bs=1M",
+        ])
+        .stderr(std::process::Stdio::null())
+        .status();
+    // A fault to record: the data disk's identity is damaged.
+    std::fs::write(data.join(cluster::identity::IDENTITY_FILE), b"{ not json").unwrap();
+    // sled writes into log segments it allocated before: the fault is recorded there, or,
+    // once they are full, /health says the log cannot be written. Either way nothing stops.
+    let outcome = wait_until(
+        "the fault is recorded or the log said unwritable",
+        Duration::from_secs(30),
+        || {
+            let h = health(&mon.addr);
+            if h["event_log"]["writable"] == false {
+                return Some(format!("unwritable: {}", h["event_log"]["error"]));
+            }
+            events(&mon.addr)
+                .iter()
+                .any(|e| e.kind == EventKind::DiskRefused && disk_is(e, "data"))
+                .then(|| "recorded in space sled had allocated".to_string())
+        },
+    );
+    eprintln!("with its disk full, the event log: {outcome}");
+    assert_eq!(get_status(&mon.addr, "/ping"), 200);
+    let probe = detector(&mon.addr, "disk probe data");
+    assert!(
+        probe["line"].as_str().unwrap().contains("refused"),
+        "it still looks: {probe}"
+    );
+    // Room again: the fault is (still) recorded and the log is writable.
+    std::fs::remove_file(&ballast).unwrap();
+    let mark = Mark::empty();
+    let (refused, _) = wait_event(
+        &mon.addr,
+        &mark,
+        EventKind::DiskRefused,
+        Instant::now(),
+        |e| disk_is(e, "data"),
+    );
+    assert!(refused.evidence[0].contains("damaged"), "{refused:?}");
+    wait_until(
+        "/health says the log can be written",
+        Duration::from_secs(30),
+        || (health(&mon.addr)["event_log"]["writable"] == true).then_some(()),
+    );
 }
