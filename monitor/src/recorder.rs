@@ -29,7 +29,7 @@ struct Open {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reported {
     /// A new event.
-    New(Event),
+    New(Box<Event>),
     /// The fault was already open: its event `id` counted one more sighting.
     Counted { id: u64, count: u64 },
 }
@@ -60,15 +60,12 @@ impl Recorder {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(o) = open.get_mut(key).filter(|o| o.last.elapsed() < QUIET) {
             o.last = Instant::now();
-            match self.log.seen_again(o.id, new.evidence.clone()) {
-                Ok(Some(e)) => {
-                    return Reported::Counted {
-                        id: e.id,
-                        count: e.count,
-                    }
-                }
-                // Gone (the log was moved aside) or unwritable: record it afresh below.
-                Ok(None) | Err(_) => {}
+            // Gone (the log was moved aside) or unwritable: recorded afresh below.
+            if let Ok(Some(e)) = self.log.seen_again(o.id, new.evidence.clone()) {
+                return Reported::Counted {
+                    id: e.id,
+                    count: e.count,
+                };
             }
         }
         let event = self.log.record(new);
@@ -79,7 +76,7 @@ impl Recorder {
                 last: Instant::now(),
             },
         );
-        Reported::New(event)
+        Reported::New(Box::new(event))
     }
 
     pub fn is_open(&self, key: &str) -> bool {

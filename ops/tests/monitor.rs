@@ -293,11 +293,7 @@ fn an_enclosure_fault_is_an_event_and_absent_hardware_is_said() {
     let page = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../monitor/tests/fixtures/ses/es-psu-fan-slot-fault.txt");
     let fake = dir.path().join("sg_ses");
-    std::fs::write(&fake, format!("#!/bin/sh\ncat '{}'\n", page.display())).unwrap();
-    Command::new("chmod")
-        .args(["755", fake.to_str().unwrap()])
-        .status()
-        .unwrap();
+    script(&fake, &format!("#!/bin/sh\ncat '{}'\n", page.display()));
     let mon = start_monitor(
         &config,
         "n1",

@@ -266,20 +266,15 @@ fn smart_is_read_from_recorded_outputs_and_absent_smart_is_said() {
     // The stand-in answers for disk a's device with a failing drive, for b's with a bad cable.
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../monitor/tests/fixtures/smart");
     let fake = d.join("smartctl");
-    std::fs::write(
+    script(
         &fake,
-        format!(
+        &format!(
             "#!/bin/sh\n# smartctl --json -a DEV\ncase \"$3\" in\n  {}) cat '{}/ata-failing.json'; exit 216;;\n  *) cat '{}/ata-crc.json';;\nesac\n",
             disks.device(&a),
             fixtures.display(),
             fixtures.display()
         ),
-    )
-    .unwrap();
-    Command::new("chmod")
-        .args(["755", fake.to_str().unwrap()])
-        .status()
-        .unwrap();
+    );
     let mon = start_monitor(
         &config,
         "n1",

@@ -126,3 +126,10 @@ pub fn report(fault: &str, latencies: &mut [Duration]) {
 pub fn disk_is(e: &Event, disk: &str) -> bool {
     e.component == cluster::Component::Disk { disk: disk.into() }
 }
+
+/// Writes an executable shell script (a stand-in for smartctl or sg_ses) at `path`.
+pub fn script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
