@@ -41,11 +41,12 @@ impl Host {
     }
 }
 
-/// (used, total) bytes of the filesystem at `path`.
+/// (used, usable) bytes of the filesystem at `path`, counted as `df` counts them: blocks
+/// reserved for root are neither, so 100 % means nothing more can be written.
 fn fullness(path: &std::path::Path) -> std::io::Result<(u64, u64)> {
-    let total = fs2::total_space(path)?;
+    let used = fs2::total_space(path)?.saturating_sub(fs2::free_space(path)?);
     let available = fs2::available_space(path)?;
-    Ok((total.saturating_sub(available), total))
+    Ok((used, used + available))
 }
 
 fn gib(b: u64) -> String {
