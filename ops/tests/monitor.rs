@@ -19,7 +19,7 @@ fn cluster(dir: &Path, disks: usize, peers: usize) -> std::path::PathBuf {
     let mut toml = String::from("name = \"monitor test\"\n");
     for n in 1..=1 + peers {
         toml.push_str(&format!(
-            "\n[[node]]\nname = \"n{n}\"\naddress = \"{}\"\nmonitor = \"{}\"\npower_domain = \"P{n}\"\n\
+            "\n[[node]]\nname = \"n{n}\"\naddress = \"{}\"\nmonitor = \"{}\"\npower_domain = \"P{n}\"\nrack = \"r1\"\n\
              state_dir = \"n{n}/state\"\n",
             free_addr(),
             free_addr()
@@ -244,6 +244,28 @@ fn swapped_disks_are_refused_and_never_written_and_td_events_follows() {
     assert_eq!(refusals.len(), 1);
     assert!(refusals[0].count >= 2, "{:?}", refusals[0]);
 
+    // A disk that vanishes (its folder gone, as an unmounted disk's mount point is empty).
+    let mark = Mark::now(&mon.addr);
+    let t0 = Instant::now();
+    std::fs::rename(&d2, dir.path().join("n1/d2-pulled")).unwrap();
+    let (missing, _) = wait_event(&mon.addr, &mark, EventKind::DiskMissing, t0, |e| {
+        disk_is(e, "d2")
+    });
+    assert!(
+        missing.evidence[0].contains("does not exist"),
+        "{missing:?}"
+    );
+    // No enclosure on this machine: said, not an error.
+    let enclosure = detector(&mon.addr, "enclosure");
+    assert_eq!(enclosure["state"], "unavailable", "{enclosure}");
+    assert!(
+        enclosure["line"]
+            .as_str()
+            .unwrap()
+            .contains("no SES enclosure"),
+        "{enclosure}"
+    );
+
     let followed = wait_until(
         "td events --follow shows it",
         Duration::from_secs(10),
@@ -253,6 +275,16 @@ fn swapped_disks_are_refused_and_never_written_and_td_events_follows() {
         },
     );
     assert!(followed.contains("n1 monitor disk d"), "{followed}");
+    let place = wait_until(
+        "with rack, node, serial and slot",
+        Duration::from_secs(10),
+        || {
+            let line = lines.next()?.ok()?;
+            line.contains("at rack r1, node n1, serial SER-")
+                .then_some(line)
+        },
+    );
+    assert!(place.contains("slot"), "{place}");
     let _ = follow.kill();
     let _ = follow.wait();
 }
@@ -367,4 +399,41 @@ fn an_enclosure_fault_is_an_event_and_absent_hardware_is_said() {
     });
     assert_eq!(smart["state"], "unavailable", "{smart}");
     assert_eq!(get(&mon.addr, "/ping").0, 200);
+}
+
+/// With --watch-only, a backend started by something else is adopted; its death is an event
+/// but it is not restarted; one started again is adopted again.
+#[test]
+fn a_watch_only_monitor_adopts_the_backend_it_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster(dir.path(), 1, 0);
+    let c = config.to_str().unwrap();
+    let stderr = dir.path().join("backend.stderr");
+    let backend = common::start_td(&["backend", "--config", c, "--node", "n1"], &stderr);
+    let mon = start_monitor(&config, "n1", &["--watch-only"]);
+    let adopted = |mon: &str| {
+        wait_until("the backend is adopted", Duration::from_secs(20), || {
+            let line = detector(mon, "backend process")["line"]
+                .as_str()?
+                .to_string();
+            line.ends_with("(adopted)").then_some(line)
+        })
+    };
+    adopted(&mon.addr);
+    let mark = Mark::now(&mon.addr);
+    let t0 = Instant::now();
+    drop(backend); // killed
+    let (died, _) = wait_event(&mon.addr, &mark, EventKind::ProcessDied, t0, |_| true);
+    assert!(died.summary.contains("no longer exists"), "{died:?}");
+    wait_until("said not restarted", Duration::from_secs(10), || {
+        let line = detector(&mon.addr, "backend process")["line"]
+            .as_str()?
+            .to_string();
+        line.contains("watch-only").then_some(())
+    });
+    assert!(!events(&mon.addr)
+        .iter()
+        .any(|e| e.kind == EventKind::ProcessRestarted));
+    let _again = common::start_td(&["backend", "--config", c, "--node", "n1"], &stderr);
+    adopted(&mon.addr);
 }

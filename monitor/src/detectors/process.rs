@@ -122,11 +122,15 @@ impl BackendWatch {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec. The
-        // backend goes down with its monitor, which a supervisor (systemd) restarts with it.
+        // SAFETY: prctl and setpgid are async-signal-safe; nothing else runs between fork and
+        // exec. The backend goes down with its monitor, which a supervisor (systemd) restarts
+        // with it; in a group of its own, a Ctrl-C at the terminal reaches only the monitor,
+        // which stops it in order instead of seeing it die and restarting it.
         unsafe {
             cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0
+                    || libc::setpgid(0, 0) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -274,22 +278,36 @@ impl Detector for BackendWatch {
 
     fn run<'a>(&'a mut self, found: &'a Findings) -> BoxFuture<'a, Result<Look, String>> {
         Box::pin(async move {
-            if self.first_run {
-                // Adopt a backend that already answers for this node.
+            if self.pid.is_none() && !self.adopted {
+                // Adopt a backend that already answers for this node (started by hand, by
+                // systemd, or left by a monitor that died); otherwise start one if we may.
                 if let Ok(a) = http_get::get(self.address, "/health", DEADLINE).await {
                     let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
                     if v["node"].as_str() == Some(self.node.as_str()) {
                         self.pid = v["pid"].as_u64().map(|p| p as u32);
                         self.adopted = true;
+                        self.started = Instant::now();
                     }
                 }
-                if !self.adopted && self.start.is_some() {
-                    self.line = self.start_with_events(found, "first start");
+                if !self.adopted {
+                    self.line = if self.start.is_some() {
+                        let why = if self.first_run {
+                            "first start"
+                        } else {
+                            "it was not running"
+                        };
+                        self.start_with_events(found, why)
+                    } else {
+                        "no backend answers (watch-only: the monitor does not start one)".into()
+                    };
+                    self.first_run = false;
+                    return Ok(Look::Done(self.line.clone()));
                 }
                 self.first_run = false;
             }
             if let Some(how) = self.ended() {
                 let pid = self.pid.take();
+                self.adopted = false;
                 let tail: Vec<String> = self
                     .tail
                     .lock()
@@ -325,12 +343,6 @@ impl Detector for BackendWatch {
                 } else {
                     format!("backend {how}; not restarted (the monitor only watches it)")
                 };
-                return Ok(Look::Done(self.line.clone()));
-            }
-            if self.pid.is_none() && !self.adopted {
-                if self.start.is_some() {
-                    self.line = self.start_with_events(found, "it was not running");
-                }
                 return Ok(Look::Done(self.line.clone()));
             }
             let asked = Instant::now();

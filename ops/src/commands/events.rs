@@ -80,6 +80,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             })
         })
         .collect();
+    let racks: std::collections::HashMap<String, String> = config
+        .nodes
+        .iter()
+        .filter(|n| !n.rack.is_empty())
+        .map(|n| (n.name.clone(), n.rack.clone()))
+        .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,7 +97,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         })
         .await;
         let answered = sources.iter().any(|s| !s.warned);
-        print_events(first, args.json);
+        print_events(first, args.json, &racks);
         if !args.follow {
             return Ok(if answered {
                 ExitCode::SUCCESS
@@ -108,7 +114,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 format!("/events?since={}&limit=10000", s.next)
             })
             .await;
-            print_events(new, args.json);
+            print_events(new, args.json, &racks);
         }
     })
 }
@@ -150,7 +156,8 @@ async fn fetch_all(sources: &mut [Source], path: impl Fn(&Source) -> String) -> 
     all
 }
 
-fn print_events(events: Vec<Event>, json: bool) {
+/// Prints events for people (or as JSON lines); `racks` says where each node stands.
+fn print_events(events: Vec<Event>, json: bool, racks: &std::collections::HashMap<String, String>) {
     for e in events {
         if json {
             println!("{}", serde_json::to_string(&e).expect("plain data"));
@@ -187,6 +194,12 @@ fn print_events(events: Vec<Event>, json: bool) {
             e.summary
         );
         let mut place = Vec::new();
+        if let Some(rack) = racks
+            .get(&e.node)
+            .filter(|_| e.location.is_some() || e.serial.is_some())
+        {
+            place.push(format!("rack {rack}, node {}", e.node));
+        }
         if let Some(serial) = &e.serial {
             place.push(format!("serial {serial}"));
         }
