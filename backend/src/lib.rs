@@ -19,6 +19,7 @@ pub mod disk_probe;
 pub mod faults;
 pub mod http;
 pub mod iiif;
+pub mod ingest;
 pub mod library;
 pub mod metrics;
 pub mod node;
