@@ -36,6 +36,14 @@ impl Address {
         }
     }
 
+    /// Whether this frontend holds the address now (a take may have failed).
+    pub fn is_held(&self) -> bool {
+        match self {
+            Address::Alias { held, .. } => held.load(std::sync::atomic::Ordering::SeqCst),
+            Address::Socket { serving, .. } => serving.is_some(),
+        }
+    }
+
     pub async fn take(&mut self) -> Result<(), String> {
         match self {
             Address::Alias {
@@ -85,9 +93,19 @@ impl Address {
                 if serving.is_some() {
                     return Ok(());
                 }
-                let listener = tokio::net::TcpListener::bind(*addr)
-                    .await
-                    .map_err(|e| format!("cannot bind {addr}: {e}"))?;
+                // SO_REUSEPORT: a frontend taking over binds beside a peer that has not let
+                // go yet, so the address never goes unserved between the two (both serve the
+                // same answers for that moment).
+                let bind = || -> std::io::Result<tokio::net::TcpListener> {
+                    let socket = match addr {
+                        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+                        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+                    };
+                    socket.set_reuseport(true)?;
+                    socket.bind(*addr)?;
+                    socket.listen(1024)
+                };
+                let listener = bind().map_err(|e| format!("cannot bind {addr}: {e}"))?;
                 let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
                 tokio::spawn(http::serve(listener, front.clone(), async move {
                     let _ = stopped.await;

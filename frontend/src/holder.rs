@@ -24,6 +24,8 @@ pub const ASK_AGAIN: Duration = Duration::from_millis(500);
 /// A witness that has not answered by then does not count.
 pub const WITNESS_DEADLINE: Duration = Duration::from_millis(400);
 const TICK: Duration = Duration::from_millis(25);
+/// How often a failed take of the address is tried again.
+const RETAKE: Duration = Duration::from_millis(100);
 
 /// What a backend says about a frontend it was asked to look at.
 #[derive(Debug, Deserialize)]
@@ -56,6 +58,8 @@ pub struct Holder {
     last_heard: Instant,
     last_sent: Instant,
     last_asked: Option<Instant>,
+    last_take_try: Option<Instant>,
+    take_failing: bool,
     log: Vec<String>,
     name: String,
 }
@@ -91,6 +95,8 @@ impl Holder {
             last_heard: Instant::now(),
             last_sent: Instant::now() - HEARTBEAT,
             last_asked: None,
+            last_take_try: None,
+            take_failing: false,
             log: Vec::new(),
             name: name.to_string(),
         };
@@ -228,6 +234,27 @@ impl Holder {
                 .unwrap_or_else(|p| p.into_inner()) = Some(verdict);
             let acts = self.feed(Input::Witnesses(verdict));
             self.perform(acts).await;
+        }
+        // A take that failed (the address still bound by the peer, `ip` refused) is tried
+        // again: the machine already answers for the address, so it must be served.
+        let retry_due = self.last_take_try.is_none_or(|t| t.elapsed() >= RETAKE);
+        if self.machine().holding && !self.address.is_held() && retry_due {
+            self.last_take_try = Some(Instant::now());
+            match self.address.take().await {
+                Ok(()) => {
+                    self.take_failing = false;
+                    let what = self.address.describe();
+                    self.say(format!("took the canonical address ({what}) on a retry"));
+                }
+                // Said once, not every retry.
+                Err(e) if !self.take_failing => {
+                    self.take_failing = true;
+                    self.say(format!(
+                        "cannot take the canonical address yet, trying again: {e}"
+                    ));
+                }
+                Err(_) => {}
+            }
         }
         if self.last_sent.elapsed() >= HEARTBEAT {
             let beat = self.machine().beat();
