@@ -207,7 +207,6 @@ fn swapped_disks_are_refused_and_never_written_and_td_events_follows() {
     std::fs::write(d1.join("td-disk.json"), b).unwrap();
     std::fs::write(d2.join("td-disk.json"), a).unwrap();
     let probe = d1.join(".td-monitor-probe");
-    let before = std::fs::read_to_string(&probe).unwrap();
     let (refused, _) = wait_event(&mon.addr, &mark, EventKind::DiskRefused, t0, |e| {
         disk_is(e, "d1")
     });
@@ -220,6 +219,10 @@ fn swapped_disks_are_refused_and_never_written_and_td_events_follows() {
     wait_event(&mon.addr, &mark, EventKind::DiskRefused, t0, |e| {
         disk_is(e, "d2")
     });
+    // Refused, it is not written again. (These folders share one filesystem, so the swap is
+    // seen at the next read of the identity, within four rounds; a real swap mounts another
+    // filesystem there and is seen at the very next probe.)
+    let before = std::fs::read_to_string(&probe).unwrap();
     // Two more probe rounds: the wrong disk is never written to.
     let runs = detector(&mon.addr, "disk probe d1")["runs"]
         .as_u64()
@@ -436,4 +439,47 @@ fn a_watch_only_monitor_adopts_the_backend_it_finds() {
         .any(|e| e.kind == EventKind::ProcessRestarted));
     let _again = common::start_td(&["backend", "--config", c, "--node", "n1"], &stderr);
     adopted(&mon.addr);
+}
+
+/// A backend that dies before it ever answers (here its address is taken) is in a crash loop:
+/// its death is one event with a count and its restarts wait out a growing back-off.
+#[test]
+fn a_backend_in_a_crash_loop_is_restarted_less_and_less_often() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster(dir.path(), 1, 0);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let address = text
+        .lines()
+        .find_map(|l| l.strip_prefix("address = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let _squatter = std::net::TcpListener::bind(&address).unwrap();
+    let mon = start_monitor(&config, "n1", &[]);
+    let (died, _) = wait_event(
+        &mon.addr,
+        &Mark::empty(),
+        EventKind::ProcessDied,
+        Instant::now(),
+        |_| true,
+    );
+    assert!(
+        died.evidence.iter().any(|e| e.contains("cannot listen on")),
+        "its own words on why: {died:?}"
+    );
+    wait_until(
+        "the restart waits out its back-off",
+        Duration::from_secs(20),
+        || {
+            let line = detector(&mon.addr, "backend process")["line"]
+                .as_str()?
+                .to_string();
+            line.contains("waiting to restart").then_some(())
+        },
+    );
+    let deaths: Vec<_> = events(&mon.addr)
+        .into_iter()
+        .filter(|e| e.kind == EventKind::ProcessDied)
+        .collect();
+    assert_eq!(deaths.len(), 1, "one event, counted: {deaths:?}");
 }

@@ -36,8 +36,21 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Probes the disk at `path`, configured as `disk` of `node`. Blocking.
-pub fn probe(path: &Path, disk: &str, node: &str, round: u64) -> Outcome {
+/// Every this many rounds the identity file is read from the disk; in between its presence is
+/// checked (a stat), which is enough to never write where the disk has vanished.
+pub const REREAD_IDENTITY: u64 = 4;
+
+/// Probes the disk at `path`, configured as `disk` of `node`; `reread`: read its identity file
+/// from the disk (else only check that it is there, unless another filesystem than `seen_on`
+/// is mounted there now: a swapped disk is read at once). Blocking.
+pub fn probe(
+    path: &Path,
+    disk: &str,
+    node: &str,
+    round: u64,
+    reread: bool,
+    seen_on: Option<u64>,
+) -> Outcome {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -46,7 +59,13 @@ pub fn probe(path: &Path, disk: &str, node: &str, round: u64) -> Outcome {
         Err(e) => return Outcome::Failed(format!("{}: {e}", path.display())),
     };
     let id_path = path.join(IDENTITY_FILE);
-    let identity = match crate::probe::read_uncached(&id_path) {
+    let reread = reread || seen_on != Some(meta.dev());
+    let read = if reread {
+        crate::probe::read_uncached(&id_path)
+    } else {
+        std::fs::metadata(&id_path).map(|_| Vec::new())
+    };
+    let identity = match read {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let blank = std::fs::read_dir(path).map(|entries| {
@@ -66,6 +85,7 @@ pub fn probe(path: &Path, disk: &str, node: &str, round: u64) -> Outcome {
         Err(e) => return Outcome::Failed(format!("reading {}: {e}", id_path.display())),
     };
     match serde_json::from_slice::<Identity>(&identity) {
+        _ if !reread => {}
         Ok(i) if i.disk_id == disk && i.node == node => {}
         Ok(i) => {
             return Outcome::Refused(format!(
@@ -92,6 +112,8 @@ pub struct DiskProbe {
     pending: Option<(JoinHandle<Outcome>, Instant)>,
     /// The device of the filesystem last seen holding this disk.
     seen_on: Option<u64>,
+    /// Whether the last probe found the right disk answering.
+    last_ok: bool,
     passed: u64,
 }
 
@@ -103,6 +125,7 @@ impl DiskProbe {
             round: 0,
             pending: None,
             seen_on: None,
+            last_ok: false,
             passed: 0,
         }
     }
@@ -150,6 +173,7 @@ impl DiskProbe {
     }
 
     fn handle(&mut self, outcome: Outcome, took: Duration, found: &Findings) -> Look {
+        self.last_ok = matches!(outcome, Outcome::Ok { .. });
         match outcome {
             Outcome::Ok { dev } => {
                 self.passed += 1;
@@ -238,8 +262,12 @@ impl Detector for DiskProbe {
                         self.node.clone(),
                         self.round,
                     );
-                    let job =
-                        tokio::task::spawn_blocking(move || probe(&path, &disk, &node, round));
+                    // A disk not known good has its identity read every round.
+                    let reread = !self.last_ok || round % REREAD_IDENTITY == 1;
+                    let seen_on = self.seen_on;
+                    let job = tokio::task::spawn_blocking(move || {
+                        probe(&path, &disk, &node, round, reread, seen_on)
+                    });
                     (job, Instant::now())
                 }
             };

@@ -75,6 +75,10 @@ pub struct BackendWatch {
     tail: Arc<Mutex<VecDeque<String>>>,
     restarts: u32,
     next_start: Option<Instant>,
+    /// Whether the backend answered `/health` since it was last started.
+    answered: bool,
+    /// The threads passing its output on; they end when it has said its last word.
+    readers: Vec<std::thread::JoinHandle<()>>,
     not_answering_since: Option<Instant>,
     line: String,
     first_run: bool,
@@ -99,6 +103,8 @@ impl BackendWatch {
             tail: Arc::default(),
             restarts: 0,
             next_start: None,
+            answered: false,
+            readers: Vec::new(),
             not_answering_since: None,
             line: String::new(),
             first_run: true,
@@ -145,9 +151,10 @@ impl BackendWatch {
             (Box::new(child.stdout.take().expect("piped")), false),
             (Box::new(child.stderr.take().expect("piped")), true),
         ];
+        self.readers.clear();
         for (stream, is_err) in outputs {
             let tail = self.tail.clone();
-            std::thread::spawn(move || {
+            self.readers.push(std::thread::spawn(move || {
                 for line in std::io::BufReader::new(stream)
                     .lines()
                     .map_while(Result::ok)
@@ -163,7 +170,7 @@ impl BackendWatch {
                     }
                     t.push_back(line);
                 }
-            });
+            }));
         }
         *self
             .supervised
@@ -172,6 +179,7 @@ impl BackendWatch {
             .unwrap_or_else(|p| p.into_inner()) = Some(child);
         self.pid = Some(pid);
         self.adopted = false;
+        self.answered = false;
         self.started = Instant::now();
         Ok(pid)
     }
@@ -286,6 +294,7 @@ impl Detector for BackendWatch {
                     if v["node"].as_str() == Some(self.node.as_str()) {
                         self.pid = v["pid"].as_u64().map(|p| p as u32);
                         self.adopted = true;
+                        self.answered = true;
                         self.started = Instant::now();
                     }
                 }
@@ -306,6 +315,13 @@ impl Detector for BackendWatch {
                 self.first_run = false;
             }
             if let Some(how) = self.ended() {
+                // Its last lines (why it died) may still be on their way through the pipes.
+                for _ in 0..20 {
+                    if self.readers.iter().all(|r| r.is_finished()) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
                 let pid = self.pid.take();
                 self.adopted = false;
                 let tail: Vec<String> = self
@@ -338,7 +354,13 @@ impl Detector for BackendWatch {
                     )
                 });
                 self.line = if self.start.is_some() {
-                    self.next_start = None;
+                    if self.answered {
+                        // It served before it died: restart at once. One that dies before it
+                        // ever answers (a bad configuration, its port taken) is in a crash
+                        // loop and waits out its growing back-off.
+                        self.restarts = 0;
+                        self.next_start = None;
+                    }
                     self.start_with_events(found, &how)
                 } else {
                     format!("backend {how}; not restarted (the monitor only watches it)")
@@ -361,9 +383,7 @@ impl Detector for BackendWatch {
                             )
                         });
                     }
-                    if self.restarts > 0 && self.started.elapsed() > Duration::from_secs(60) {
-                        self.restarts = 0; // up for a minute: the next death restarts at once
-                    }
+                    self.answered = true;
                     self.line = format!(
                         "backend pid {} answers /health in {} ms{}",
                         self.pid.map_or("?".into(), |p| p.to_string()),
