@@ -381,3 +381,79 @@ fn a_full_event_log_disk_is_said_and_nothing_stops() {
         || (health(&mon.addr)["event_log"]["writable"] == true).then_some(()),
     );
 }
+
+/// Two disks swapped for real (each filesystem unmounted and mounted at the other's place):
+/// each is refused at the first probe after, and the probe never writes on the wrong disk.
+#[test]
+fn disks_swapped_between_slots_are_refused_and_never_written() {
+    if !root_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut disks = LoopDisks::default();
+    let (a, b) = (disks.add(d, "a"), disks.add(d, "b"));
+    let (dev_a, dev_b) = (disks.device(&a).to_string(), disks.device(&b).to_string());
+    let config = node(d, &[("a", &a), ("b", &b)]);
+    let mon = start_monitor(&config, "n1", &["--watch-only"]);
+    probes_pass(&mon.addr, "a");
+    probes_pass(&mon.addr, "b");
+    let mark = Mark::now(&mon.addr);
+    let t0 = Instant::now();
+    // The probe opens its file for a moment every half second: umount may find it busy.
+    let umount = |m: &Path| {
+        wait_until("umount", Duration::from_secs(10), || {
+            Command::new("umount")
+                .arg(m)
+                .status()
+                .unwrap()
+                .success()
+                .then_some(())
+        })
+    };
+    umount(&a);
+    umount(&b);
+    let probe_of = |dev: &str| {
+        // Read each filesystem's probe file where nothing probes it.
+        let look = d.join(format!("look-{}", dev.trim_start_matches("/dev/")));
+        std::fs::create_dir_all(&look).unwrap();
+        sh("mount", &[dev, look.to_str().unwrap()]);
+        let text = std::fs::read_to_string(look.join(".td-monitor-probe")).unwrap();
+        sh("umount", &[look.to_str().unwrap()]);
+        text
+    };
+    let (before_a, before_b) = (probe_of(&dev_a), probe_of(&dev_b));
+    sh("mount", &[&dev_a, b.to_str().unwrap()]);
+    sh("mount", &[&dev_b, a.to_str().unwrap()]);
+    for disk in ["a", "b"] {
+        let (refused, _) = wait_event(&mon.addr, &mark, EventKind::DiskRefused, t0, |e| {
+            disk_is(e, disk)
+        });
+        assert!(refused.evidence[0].contains("not disk"), "{refused:?}");
+    }
+    // Two more rounds each, then look: neither filesystem was written by the probe.
+    for disk in ["a", "b"] {
+        let runs = detector(&mon.addr, &format!("disk probe {disk}"))["runs"]
+            .as_u64()
+            .unwrap();
+        wait_until("two more probe rounds", Duration::from_secs(10), || {
+            (detector(&mon.addr, &format!("disk probe {disk}"))["runs"].as_u64()? >= runs + 2)
+                .then_some(())
+        });
+    }
+    umount(&a);
+    umount(&b);
+    assert_eq!(
+        probe_of(&dev_a),
+        before_a,
+        "disk a, in b's slot, was not written"
+    );
+    assert_eq!(
+        probe_of(&dev_b),
+        before_b,
+        "disk b, in a's slot, was not written"
+    );
+    // Put back where LoopDisks will unmount them.
+    sh("mount", &[&dev_a, a.to_str().unwrap()]);
+    sh("mount", &[&dev_b, b.to_str().unwrap()]);
+}
