@@ -224,16 +224,7 @@ fn swapped_disks_are_refused_and_never_written_and_td_events_follows() {
     // filesystem there and is seen at the very next probe.)
     let before = std::fs::read_to_string(&probe).unwrap();
     // Two more probe rounds: the wrong disk is never written to.
-    let runs = detector(&mon.addr, "disk probe d1")["runs"]
-        .as_u64()
-        .unwrap();
-    wait_until("two more probe rounds", Duration::from_secs(10), || {
-        (detector(&mon.addr, "disk probe d1")["runs"]
-            .as_u64()
-            .unwrap()
-            >= runs + 2)
-            .then_some(())
-    });
+    probe_rounds(&mon.addr, "d1", 2);
     let after = std::fs::read_to_string(&probe).unwrap();
     assert_eq!(
         before, after,

@@ -433,13 +433,7 @@ fn disks_swapped_between_slots_are_refused_and_never_written() {
     }
     // Two more rounds each, then look: neither filesystem was written by the probe.
     for disk in ["a", "b"] {
-        let runs = detector(&mon.addr, &format!("disk probe {disk}"))["runs"]
-            .as_u64()
-            .unwrap();
-        wait_until("two more probe rounds", Duration::from_secs(10), || {
-            (detector(&mon.addr, &format!("disk probe {disk}"))["runs"].as_u64()? >= runs + 2)
-                .then_some(())
-        });
+        probe_rounds(&mon.addr, disk, 2);
     }
     umount(&a);
     umount(&b);

@@ -47,6 +47,18 @@ pub fn detector(addr: &str, name: &str) -> serde_json::Value {
         .clone()
 }
 
+/// Waits until the probe of `disk` has run `rounds` more times.
+pub fn probe_rounds(addr: &str, disk: &str, rounds: u64) {
+    let name = format!("disk probe {disk}");
+    let runs = |addr: &str| detector(addr, &name)["runs"].as_u64().unwrap();
+    let from = runs(addr);
+    wait_until(
+        &format!("{rounds} more rounds of {name}"),
+        Duration::from_secs(10),
+        || (runs(addr) >= from + rounds).then_some(()),
+    );
+}
+
 /// Polls every 10 ms until `ok` holds, at most `limit`; panics with `what` otherwise.
 pub fn wait_until<T>(what: &str, limit: Duration, mut ok: impl FnMut() -> Option<T>) -> T {
     let until = Instant::now() + limit;
