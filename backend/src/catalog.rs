@@ -152,6 +152,12 @@ impl Catalog {
         Ok(entry)
     }
 
+    /// Adds a newly published replica (or replaces what was known of it) under the next
+    /// version.
+    pub fn add(&self, entry: CatalogEntry) -> Result<CatalogEntry, CatalogError> {
+        self.put(entry)
+    }
+
     /// Changes an entry's state (a new version) unless it is already in it.
     pub fn set_state(&self, id: &str, state: ReplicaState) -> Result<bool, CatalogError> {
         match self.get(id) {

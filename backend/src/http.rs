@@ -37,6 +37,10 @@ type Body = warp::hyper::body::Bytes;
 /// Every route of a node, with errors turned into short plain-text answers.
 pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let runner = node.runner.clone();
+    // Boxed: the route tree is deep enough already for the compiler.
+    let internal = crate::http_internal::routes(node.clone(), node.secret.clone())
+        .map(Reply::into_response)
+        .boxed();
     let workers =
         warp::path!("workers").map(move || json_reply(&serde_json::json!(runner.statuses())));
     let lib = warp::any().map(move || node.clone());
@@ -144,10 +148,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(iiif_image);
     let sized = metrics_handle.clone();
     // HEAD is answered like GET; hyper leaves the body out.
-    let all = warp::get()
-        .or(warp::head())
-        .unify()
-        .and(
+    let all = internal.or(warp::get().or(warp::head()).unify().and(
             gallery
                 .or(style)
                 .or(script)
@@ -165,7 +166,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
                 .or(events)
                 .or(workers)
                 .or(metrics_page),
-        )
+        ))
         .recover(rejection);
     // Bytes sent, by route: every body here has a known size.
     warp::path::full()
@@ -318,9 +319,9 @@ fn health(node: Arc<Node>) -> Response<Body> {
 }
 
 fn gallery(node: Arc<Node>) -> Response<Body> {
-    let items: Vec<_> = node
-        .library
-        .images()
+    let images = node.library.images();
+    let items: Vec<_> = images
+        .iter()
         .map(|i| site::GalleryItem {
             id: &i.id,
             title: &i.meta.title,
@@ -342,7 +343,7 @@ fn view(id: String, q: ViewQuery, node: Arc<Node>) -> Response<Body> {
     let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
-    html(site::viewer(&window(image, &q, &node.viewer_links)))
+    html(site::viewer(&window(&image, &q, &node.viewer_links)))
 }
 
 /// The window of tiles the viewer shows for a query, clamped to the image.
@@ -444,7 +445,7 @@ async fn tile(
     if !valid_id(&id) {
         return text(StatusCode::BAD_REQUEST, "malformed image id");
     }
-    let Some(image) = node.library.get(&id).cloned() else {
+    let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let Ok(entry) = image.pyramid.entry(level, col, row) else {
@@ -575,7 +576,7 @@ async fn iiif_image(
     quality_format: String,
     node: Arc<Node>,
 ) -> Response<Body> {
-    let Some(image) = node.library.get(&id).cloned() else {
+    let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let req = match ImageRequest::parse(&region, &size, &rotation, &quality_format) {
@@ -635,7 +636,6 @@ async fn thumbnail(id_jpg: String, node: Arc<Node>) -> Response<Body> {
     let Some(image) = id_jpg
         .strip_suffix(".jpg")
         .and_then(|id| node.library.get(id))
-        .cloned()
     else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };

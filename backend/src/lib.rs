@@ -18,6 +18,7 @@ pub mod disk;
 pub mod disk_probe;
 pub mod faults;
 pub mod http;
+pub mod http_internal;
 pub mod iiif;
 pub mod ingest;
 pub mod library;

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use cluster::{CatalogEntry, ImageMeta};
 
@@ -42,11 +43,35 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Every servable image of the node, by id.
+/// Every servable image of the node, by id. Published uploads are added while it serves.
 #[derive(Debug, Default)]
 pub struct Library {
-    images: BTreeMap<String, Arc<Image>>,
+    /// A `std::sync::RwLock`: held only to look up or insert, never across an await.
+    images: RwLock<BTreeMap<String, Arc<Image>>>,
     disks: Vec<Arc<Disk>>,
+    serials: AtomicU64,
+}
+
+fn open_image(
+    entry: CatalogEntry,
+    disk: &Arc<Disk>,
+    serial: u64,
+    origin_of: &impl Fn(&str) -> Option<String>,
+) -> Result<Image, String> {
+    let dir = disk.images_dir().join(&entry.id);
+    let pyramid = PyramidReader::open(&dir.join(replica::PYRAMID)).map_err(|e| e.to_string())?;
+    let replicas = std::iter::once(String::new())
+        .chain(entry.nodes.iter().filter_map(|n| origin_of(n)))
+        .collect();
+    Ok(Image {
+        serial,
+        id: entry.id,
+        meta: entry.meta,
+        pyramid,
+        thumbnail: dir.join(replica::THUMBNAIL),
+        disk: disk.clone(),
+        replicas,
+    })
 }
 
 impl Library {
@@ -64,46 +89,63 @@ impl Library {
                 failed.push((entry.id, format!("disk {} is not in service", entry.disk)));
                 continue;
             };
-            let dir = disk.images_dir().join(&entry.id);
-            match PyramidReader::open(&dir.join(replica::PYRAMID)) {
-                Ok(pyramid) => {
-                    let replicas = std::iter::once(String::new())
-                        .chain(entry.nodes.iter().filter_map(|n| origin_of(n)))
-                        .collect();
-                    let image = Image {
-                        serial: images.len() as u64,
-                        id: entry.id.clone(),
-                        meta: entry.meta,
-                        pyramid,
-                        thumbnail: dir.join(replica::THUMBNAIL),
-                        disk: disk.clone(),
-                        replicas,
-                    };
-                    images.insert(entry.id, Arc::new(image));
+            let id = entry.id.clone();
+            match open_image(entry, disk, images.len() as u64, &origin_of) {
+                Ok(image) => {
+                    images.insert(id, Arc::new(image));
                 }
-                Err(e) => failed.push((entry.id, e.to_string())),
+                Err(e) => failed.push((id, e)),
             }
         }
-        (Library { images, disks }, failed)
+        let serials = AtomicU64::new(images.len() as u64);
+        (
+            Library {
+                images: RwLock::new(images),
+                disks,
+                serials,
+            },
+            failed,
+        )
     }
 
     pub fn disks(&self) -> &[Arc<Disk>] {
         &self.disks
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<Image>> {
-        self.images.get(id)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Image>>> {
+        self.images.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn images(&self) -> impl Iterator<Item = &Arc<Image>> {
-        self.images.values()
+    pub fn get(&self, id: &str) -> Option<Arc<Image>> {
+        self.read().get(id).cloned()
+    }
+
+    /// Every image, by id.
+    pub fn images(&self) -> Vec<Arc<Image>> {
+        self.read().values().cloned().collect()
     }
 
     pub fn len(&self) -> usize {
-        self.images.len()
+        self.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty()
+        self.read().is_empty()
+    }
+
+    /// Starts serving a replica just published on `disk`.
+    pub fn insert(
+        &self,
+        entry: CatalogEntry,
+        disk: &Arc<Disk>,
+        origin_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), String> {
+        let serial = self.serials.fetch_add(1, Ordering::Relaxed);
+        let image = open_image(entry, disk, serial, &origin_of)?;
+        self.images
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(image.id.clone(), Arc::new(image));
+        Ok(())
     }
 }

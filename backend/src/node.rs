@@ -13,6 +13,8 @@ use crate::catalog::{Catalog, CatalogError, SyncReport};
 use crate::disk::{self, Disk};
 use crate::disk_probe::DiskProbe;
 use crate::faults::Faults;
+use crate::ingest::status::StatusBook;
+use crate::ingest::Ingest;
 use crate::library::Library;
 use crate::worker::Runner;
 
@@ -20,6 +22,8 @@ use crate::worker::Runner;
 pub const CATALOG_DIR: &str = "catalog";
 /// The backend's event log inside the node's state folder.
 pub const EVENTS_DIR: &str = "events-backend";
+/// The portal's view of the uploads this node received.
+pub const UPLOADS_DIR: &str = "uploads";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -74,6 +78,10 @@ pub struct Node {
     pub viewer_links: String,
     /// The frontends, by name: this node is a witness in their failover.
     pub frontends: Vec<cluster::FrontendConfig>,
+    /// Uploads: received here, staged here for another node, or placed here.
+    pub ingest: Arc<Ingest>,
+    /// Signs and checks the internal API; `None` when the node has none (uploads are off).
+    pub secret: Option<cluster::auth::Secret>,
 }
 
 fn node_config(cluster: &ClusterConfig, name: &str) -> Result<NodeConfig, NodeError> {
@@ -217,9 +225,27 @@ impl Node {
         events.flush();
         let catalog = Arc::new(catalog);
         let faults = Arc::new(Faults::new(catalog.clone(), events.clone()));
+        let library = Arc::new(library);
+        let secret = cluster::auth::Secret::load(&cluster.secret_path());
+        if let Err(e) = &secret {
+            opening.warnings.push(format!("uploads are off: {e}"));
+        }
+        let secret = secret.map_err(|e| e.to_string());
+        let status = StatusBook::open(&state.join(UPLOADS_DIR))?;
+        let ingest = Arc::new(Ingest::new(
+            name,
+            cluster,
+            library.disks().to_vec(),
+            catalog.clone(),
+            library.clone(),
+            secret.clone(),
+            status,
+        ));
         let node = Node {
+            ingest,
+            secret: secret.ok(),
             config,
-            library: Arc::new(library),
+            library,
             catalog,
             events,
             faults,
@@ -233,8 +259,11 @@ impl Node {
         Ok((node, opening))
     }
 
-    /// Starts the workers that watch the node's disks.
+    /// Starts the workers that watch the node's disks and drive its uploads.
     pub fn start_workers(&self) {
+        if self.secret.is_some() {
+            self.runner.spawn(self.ingest.worker());
+        }
         for disk in self.library.disks() {
             self.runner
                 .spawn(DiskProbe::new(disk.clone(), self.faults.clone()));

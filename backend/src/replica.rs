@@ -169,6 +169,11 @@ fn hash_stream(
     Ok((size, hex::encode(hasher.finalize())))
 }
 
+/// SHA-256 of bytes, as `sha256sum` prints it.
+pub fn sha256(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Size and SHA-256 of a file, calling `progress` with the bytes read so far.
 pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<(u64, String)> {
     let mut file = std::fs::File::open(path)?;
@@ -178,6 +183,16 @@ pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<
         progress(done);
         Ok(())
     })
+}
+
+/// Asks the kernel to forget a file's cached pages (they are clean once fsynced), so the next
+/// read comes from the disk: a verification that reads the page cache proves nothing.
+pub fn drop_cache(path: &Path) {
+    use std::os::fd::AsRawFd;
+    if let Ok(f) = std::fs::File::open(path) {
+        // SAFETY: a plain advisory call on a file descriptor we own.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ReplicaError> {

@@ -17,6 +17,10 @@ pub struct ImageMeta {
     pub keywords: Vec<String>,
     #[serde(default)]
     pub rights: String,
+    /// The portal account that uploaded it: only it may change the metadata. Empty for images
+    /// placed by hand (`td tile`, the demo), which no account owns.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
 }
 
 /// One file of a replica and what it must hash to.

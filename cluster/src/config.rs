@@ -22,6 +22,15 @@ pub struct ClusterConfig {
     /// The prefix length of the canonical IP's network, for the alias (default 24).
     #[serde(default)]
     pub canonical_prefix: Option<u8>,
+    /// The file holding the cluster's shared secret, which signs every request of the
+    /// backends' internal API and the portal's session cookies. Relative to this file's folder;
+    /// default `cluster.secret` next to it. `td secret --config` makes one.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// The portal's accounts (`td user add`), Argon2 hashes. Default `users.json` next to this
+    /// file.
+    #[serde(default)]
+    pub users_file: Option<PathBuf>,
     #[serde(rename = "frontend", default)]
     pub frontends: Vec<FrontendConfig>,
     #[serde(rename = "node")]
@@ -170,6 +179,17 @@ impl ClusterConfig {
             },
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        for (file, default) in [
+            (&mut config.secret_file, "cluster.secret"),
+            (&mut config.users_file, "users.json"),
+        ] {
+            let named = file.take().unwrap_or_else(|| PathBuf::from(default));
+            *file = Some(if named.is_relative() {
+                base.join(named)
+            } else {
+                named
+            });
+        }
         for node in &mut config.nodes {
             if let Some(state) = node.state_dir.as_mut().filter(|p| p.is_relative()) {
                 *state = base.join(&*state);
@@ -242,6 +262,20 @@ impl ClusterConfig {
             }
         }
         Ok(())
+    }
+
+    /// The shared secret's file (see [`ClusterConfig::secret_file`]).
+    pub fn secret_path(&self) -> PathBuf {
+        self.secret_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/td/cluster.secret"))
+    }
+
+    /// The portal's accounts file (see [`ClusterConfig::users_file`]).
+    pub fn users_path(&self) -> PathBuf {
+        self.users_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/etc/td/users.json"))
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeConfig> {

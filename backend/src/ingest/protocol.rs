@@ -145,15 +145,20 @@ pub fn next_step(facts: &Facts, view: &View) -> Step {
             ))
         };
     }
-    if let Some(&n) = facts
+    // The home node's staging folder holds the facts, so it is cleared last: with it gone
+    // nobody would know the others are left.
+    let left: Vec<NodeId> = facts
         .staged
         .iter()
-        .find(|n| !facts.cleared.contains(n) && up(**n))
-    {
+        .copied()
+        .filter(|n| !facts.cleared.contains(n))
+        .collect();
+    if let Some(&n) = left.iter().find(|&&n| n != view.home && up(n)) {
         return Step::Clear(n);
     }
-    if facts.staged.iter().any(|n| !facts.cleared.contains(n)) {
-        return Step::Wait("published; staging is cleared when its node is back".into());
+    match left.as_slice() {
+        [] => Step::Done,
+        [only] if *only == view.home && up(view.home) => Step::Clear(view.home),
+        _ => Step::Wait("published; staging is cleared when its node is back".into()),
     }
-    Step::Done
 }

@@ -1,0 +1,245 @@
+//! An upload's staging folder on a node, `DISK/staging/UPLOAD/`, on the disk with the most room.
+//! The original is appended in fsynced chunks to `original.part`; once whole and hashed it is
+//! renamed `original` and `staged.json` records its size and SHA-256 (the "staged" fact). The
+//! node that received the upload keeps the protocol's other facts here too, one marker file
+//! each: `acknowledged.json`, `tiled.json` (with the pyramid and thumbnail), `targets.json`,
+//! or `failed.json` when the original can never become an image.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use cluster::{FileSum, ImageMeta};
+use serde::{Deserialize, Serialize};
+
+use super::{append_at, io, read_json, roomiest, sync_dir, write_durable, IngestError};
+use crate::disk::Disk;
+
+pub const STAGING_DIR: &str = "staging";
+pub const UPLOAD: &str = "upload.json";
+pub const PART: &str = "original.part";
+pub const ORIGINAL: &str = "original";
+pub const STAGED: &str = "staged.json";
+pub const ACKNOWLEDGED: &str = "acknowledged.json";
+pub const PYRAMID: &str = "pyramid.tdp";
+pub const THUMBNAIL: &str = "thumb.jpg";
+pub const TILED: &str = "tiled.json";
+pub const TARGETS: &str = "targets.json";
+pub const FAILED: &str = "failed.json";
+
+/// `upload.json`: what the provider sent before the bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    /// The upload's id (random; also the staging folder's name).
+    pub id: String,
+    /// The image id it will be published under.
+    pub image: String,
+    pub owner: String,
+    /// The file name as the provider had it (for the original's extension and the status).
+    pub filename: String,
+    pub length: u64,
+    pub meta: ImageMeta,
+    /// The node that received it and coordinates it.
+    pub home: String,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+/// `acknowledged.json`: the nodes holding the original when the provider was told it is safe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledged {
+    pub staged_on: Vec<String>,
+    pub at: u64,
+}
+
+/// `failed.json`: why the original can never be published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failed {
+    pub reason: String,
+    pub at: u64,
+}
+
+/// One upload's staging folder.
+#[derive(Debug, Clone)]
+pub struct Staging {
+    dir: PathBuf,
+}
+
+fn valid_upload_id(id: &str) -> bool {
+    (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl Staging {
+    /// The staging folder of upload `id` on one of `disks`, if there is one.
+    pub fn find(disks: &[Arc<Disk>], id: &str) -> Option<Staging> {
+        if !valid_upload_id(id) {
+            return None;
+        }
+        disks
+            .iter()
+            .filter(|d| !d.is_failed())
+            .map(|d| d.config.path.join(STAGING_DIR).join(id))
+            .find(|p| p.join(UPLOAD).is_file())
+            .map(|dir| Staging { dir })
+    }
+
+    /// Every upload staged on `disks`.
+    pub fn all(disks: &[Arc<Disk>]) -> Vec<Staging> {
+        let mut found = Vec::new();
+        for d in disks.iter().filter(|d| !d.is_failed()) {
+            let Ok(entries) = std::fs::read_dir(d.config.path.join(STAGING_DIR)) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if name.to_str().is_some_and(valid_upload_id) && e.path().join(UPLOAD).is_file() {
+                    found.push(Staging { dir: e.path() });
+                }
+            }
+        }
+        found
+    }
+
+    /// Makes the staging folder for `upload` on the disk with the most room, or finds the one
+    /// already there (a retried request).
+    pub fn create(disks: &[Arc<Disk>], node: &str, upload: &Upload) -> Result<Staging, IngestError> {
+        if !valid_upload_id(&upload.id) {
+            return Err(IngestError::Invalid(format!("'{}' is not an upload id", upload.id)));
+        }
+        if let Some(s) = Staging::find(disks, &upload.id) {
+            return Ok(s);
+        }
+        let disk = roomiest(disks, node, upload.length)?;
+        let parent = disk.config.path.join(STAGING_DIR);
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        // Written in a hidden folder and renamed, so a folder with a name always has its
+        // upload.json.
+        let temp = parent.join(format!(".{}.new", upload.id));
+        let _ = std::fs::remove_dir_all(&temp);
+        std::fs::create_dir(&temp).map_err(io(&temp))?;
+        write_durable(&temp, UPLOAD, &serde_json::to_vec_pretty(upload).expect("plain data"))?;
+        let dir = parent.join(&upload.id);
+        std::fs::rename(&temp, &dir).map_err(io(&dir))?;
+        sync_dir(&parent)?;
+        Ok(Staging { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    pub fn upload(&self) -> Result<Upload, IngestError> {
+        read_json(&self.path(UPLOAD))?
+            .ok_or_else(|| IngestError::NotFound(format!("{} has no upload.json", self.dir.display())))
+    }
+
+    /// How many bytes of the original are here.
+    pub fn offset(&self) -> Result<u64, IngestError> {
+        if let Some(s) = self.staged()? {
+            return Ok(s.size);
+        }
+        match std::fs::metadata(self.path(PART)) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io(&self.path(PART))(e)),
+        }
+    }
+
+    /// Appends a chunk of the original at `offset`; returns the new length.
+    pub fn append(&self, length: u64, offset: u64, bytes: &[u8]) -> Result<u64, IngestError> {
+        if self.staged()?.is_some() {
+            return Err(IngestError::Conflict {
+                at: length,
+                got: offset,
+            });
+        }
+        if offset + bytes.len() as u64 > length {
+            return Err(IngestError::Invalid(format!(
+                "the chunk ends at byte {}, past the announced length {length}",
+                offset + bytes.len() as u64
+            )));
+        }
+        append_at(&self.path(PART), offset, bytes)
+    }
+
+    /// The whole original is here: reads it back from the disk, checks its size (and SHA-256
+    /// when the sender said what it must be), and records the "staged" fact. Done already is
+    /// fine.
+    pub fn seal(&self, length: u64, expected: Option<&str>) -> Result<FileSum, IngestError> {
+        if let Some(s) = self.staged()? {
+            return Ok(s);
+        }
+        let part = self.path(PART);
+        crate::replica::drop_cache(&part);
+        let (size, sha256) =
+            crate::replica::hash_file(&part, &mut |_| {}).map_err(io(&part))?;
+        if size != length {
+            return Err(IngestError::Invalid(format!(
+                "the original has {size} of its {length} bytes"
+            )));
+        }
+        if let Some(expected) = expected.filter(|e| *e != sha256) {
+            // A copy that does not match is useless; the sender starts it again.
+            let _ = std::fs::remove_file(&part);
+            return Err(IngestError::Checksum {
+                what: "the staged copy".into(),
+                expected: expected.to_string(),
+                found: sha256,
+            });
+        }
+        std::fs::File::open(&part)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&part))?;
+        let original = self.path(ORIGINAL);
+        std::fs::rename(&part, &original).map_err(io(&original))?;
+        let sum = FileSum {
+            name: ORIGINAL.into(),
+            size,
+            sha256,
+        };
+        write_durable(&self.dir, STAGED, &serde_json::to_vec(&sum).expect("plain data"))?;
+        Ok(sum)
+    }
+
+    /// The "staged" fact: the original is whole and durable here, with its sum.
+    pub fn staged(&self) -> Result<Option<FileSum>, IngestError> {
+        read_json(&self.path(STAGED))
+    }
+
+    pub fn marker<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, IngestError> {
+        read_json(&self.path(name))
+    }
+
+    pub fn set_marker<T: Serialize>(&self, name: &str, value: &T) -> Result<(), IngestError> {
+        write_durable(&self.dir, name, &serde_json::to_vec_pretty(value).expect("plain data"))
+    }
+
+    /// Deletes the staging folder: renamed aside first (one atomic step), then removed.
+    pub fn clear(&self) -> Result<(), IngestError> {
+        let parent = self.dir.parent().unwrap_or(Path::new("."));
+        let name = self.dir.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+        let aside = parent.join(format!(".{name}.clearing"));
+        std::fs::rename(&self.dir, &aside).map_err(io(&self.dir))?;
+        sync_dir(parent)?;
+        std::fs::remove_dir_all(&aside).map_err(io(&aside))
+    }
+}
+
+/// Removes what dead runs left in `disks`' staging folders (half-made folders, half-cleared
+/// ones). Called when the node starts.
+pub fn clear_debris(disks: &[Arc<Disk>]) {
+    for d in disks.iter().filter(|d| !d.is_failed()) {
+        let Ok(entries) = std::fs::read_dir(d.config.path.join(STAGING_DIR)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && (name.ends_with(".new") || name.ends_with(".clearing")) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
