@@ -148,7 +148,8 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         .then(iiif_image);
     let sized = metrics_handle.clone();
     // HEAD is answered like GET; hyper leaves the body out.
-    let all = internal.or(warp::get().or(warp::head()).unify().and(
+    let all = internal
+        .or(warp::get().or(warp::head()).unify().and(
             gallery
                 .or(style)
                 .or(script)

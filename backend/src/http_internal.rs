@@ -61,9 +61,7 @@ struct ShaQuery {
 }
 
 /// Checks the request's signature; extracts the account it acts for ("" for the cluster).
-fn signed(
-    secret: Option<Secret>,
-) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+fn signed(secret: Option<Secret>) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::method()
         .and(warp::path::full())
@@ -156,7 +154,7 @@ pub fn routes(
         .and(warp::path!("uploads" / String))
         .and(auth.clone())
         .and(warp::header::<u64>("upload-offset"))
-        .and(chunk.clone())
+        .and(chunk)
         .and(n.clone())
         .and_then(
             |id: String, user: String, offset: u64, bytes: Bytes, node: Arc<Node>| async move {
@@ -191,13 +189,15 @@ pub fn routes(
         .and(warp::path!("facts" / String / String))
         .and(auth.clone())
         .and(n.clone())
-        .and_then(|upload: String, image: String, _: String, node: Arc<Node>| async move {
-            let ingest = node.ingest.clone();
-            let f = blocking_call(move || Ok(ingest.local_facts(&upload, &image)))
-                .await
-                .map_err(fail)?;
-            Ok::<_, Rejection>(json(StatusCode::OK, &f))
-        });
+        .and_then(
+            |upload: String, image: String, _: String, node: Arc<Node>| async move {
+                let ingest = node.ingest.clone();
+                let f = blocking_call(move || Ok(ingest.local_facts(&upload, &image)))
+                    .await
+                    .map_err(fail)?;
+                Ok::<_, Rejection>(json(StatusCode::OK, &f))
+            },
+        );
 
     // A staging copy held for another node.
     let stage_create = warp::put()
@@ -206,24 +206,26 @@ pub fn routes(
         .and(warp::body::content_length_limit(64 << 10))
         .and(warp::body::json::<Upload>())
         .and(n.clone())
-        .and_then(|id: String, _: String, upload: Upload, node: Arc<Node>| async move {
-            if upload.id != id {
-                return Err(fail(IngestError::Invalid("the upload id differs".into())));
-            }
-            let ingest = node.ingest.clone();
-            let offset = blocking_call(move || {
-                let s = Staging::create(ingest.disks(), &ingest.me, &upload)?;
-                s.offset()
-            })
-            .await
-            .map_err(fail)?;
-            Ok::<_, Rejection>(json(StatusCode::OK, &OffsetAnswer { offset }))
-        });
+        .and_then(
+            |id: String, _: String, upload: Upload, node: Arc<Node>| async move {
+                if upload.id != id {
+                    return Err(fail(IngestError::Invalid("the upload id differs".into())));
+                }
+                let ingest = node.ingest.clone();
+                let offset = blocking_call(move || {
+                    let s = Staging::create(ingest.disks(), &ingest.me, &upload)?;
+                    s.offset()
+                })
+                .await
+                .map_err(fail)?;
+                Ok::<_, Rejection>(json(StatusCode::OK, &OffsetAnswer { offset }))
+            },
+        );
     let stage_chunk = warp::patch()
         .and(warp::path!("staging" / String))
         .and(auth.clone())
         .and(warp::query::<OffsetQuery>())
-        .and(chunk.clone())
+        .and(chunk)
         .and(n.clone())
         .and_then(
             |id: String, _: String, q: OffsetQuery, bytes: Bytes, node: Arc<Node>| async move {
@@ -243,18 +245,20 @@ pub fn routes(
         .and(auth.clone())
         .and(warp::query::<ShaQuery>())
         .and(n.clone())
-        .and_then(|id: String, _: String, q: ShaQuery, node: Arc<Node>| async move {
-            let ingest = node.ingest.clone();
-            let sum = blocking_call(move || {
-                let s = find_staging(ingest.disks(), &id)?;
-                let length = s.upload()?.length;
-                s.seal(length, Some(&q.sha256))
-            })
-            .await
-            .map_err(fail)?;
-            node.ingest.crash_point("copy-sealed");
-            Ok::<_, Rejection>(json(StatusCode::OK, &sum))
-        });
+        .and_then(
+            |id: String, _: String, q: ShaQuery, node: Arc<Node>| async move {
+                let ingest = node.ingest.clone();
+                let sum = blocking_call(move || {
+                    let s = find_staging(ingest.disks(), &id)?;
+                    let length = s.upload()?.length;
+                    s.seal(length, Some(&q.sha256))
+                })
+                .await
+                .map_err(fail)?;
+                node.ingest.crash_point("copy-sealed");
+                Ok::<_, Rejection>(json(StatusCode::OK, &sum))
+            },
+        );
     let stage_clear = warp::delete()
         .and(warp::path!("staging" / String))
         .and(auth.clone())
@@ -276,13 +280,15 @@ pub fn routes(
         .and(auth.clone())
         .and(warp::query::<SizeQuery>())
         .and(n.clone())
-        .and_then(|image: String, _: String, q: SizeQuery, node: Arc<Node>| async move {
-            let ingest = node.ingest.clone();
-            blocking_call(move || placement::begin(ingest.disks(), &ingest.me, &image, q.size))
-                .await
-                .map_err(fail)?;
-            Ok::<_, Rejection>(json(StatusCode::OK, &"begun"))
-        });
+        .and_then(
+            |image: String, _: String, q: SizeQuery, node: Arc<Node>| async move {
+                let ingest = node.ingest.clone();
+                blocking_call(move || placement::begin(ingest.disks(), &ingest.me, &image, q.size))
+                    .await
+                    .map_err(fail)?;
+                Ok::<_, Rejection>(json(StatusCode::OK, &"begun"))
+            },
+        );
     let file = warp::patch()
         .and(warp::path!("replicas" / String / "files" / String))
         .and(auth.clone())
@@ -309,29 +315,33 @@ pub fn routes(
     let seal = warp::post()
         .and(warp::path!("replicas" / String / "seal"))
         .and(auth.clone())
-        .and(manifest.clone())
+        .and(manifest)
         .and(n.clone())
-        .and_then(|image: String, _: String, m: Manifest, node: Arc<Node>| async move {
-            let ingest = node.ingest.clone();
-            blocking_call(move || placement::seal(ingest.disks(), &image, &m))
-                .await
-                .map_err(fail)?;
-            node.ingest.crash_point("target-sealed");
-            Ok::<_, Rejection>(json(StatusCode::OK, &"placed"))
-        });
+        .and_then(
+            |image: String, _: String, m: Manifest, node: Arc<Node>| async move {
+                let ingest = node.ingest.clone();
+                blocking_call(move || placement::seal(ingest.disks(), &image, &m))
+                    .await
+                    .map_err(fail)?;
+                node.ingest.crash_point("target-sealed");
+                Ok::<_, Rejection>(json(StatusCode::OK, &"placed"))
+            },
+        );
     let verify = warp::post()
         .and(warp::path!("replicas" / String / "verify"))
         .and(auth.clone())
         .and(manifest)
         .and(n.clone())
-        .and_then(|image: String, _: String, m: Manifest, node: Arc<Node>| async move {
-            let ingest = node.ingest.clone();
-            blocking_call(move || placement::verify(ingest.disks(), &image, &m))
-                .await
-                .map_err(fail)?;
-            node.ingest.crash_point("target-verified");
-            Ok::<_, Rejection>(json(StatusCode::OK, &"verified"))
-        });
+        .and_then(
+            |image: String, _: String, m: Manifest, node: Arc<Node>| async move {
+                let ingest = node.ingest.clone();
+                blocking_call(move || placement::verify(ingest.disks(), &image, &m))
+                    .await
+                    .map_err(fail)?;
+                node.ingest.crash_point("target-verified");
+                Ok::<_, Rejection>(json(StatusCode::OK, &"verified"))
+            },
+        );
     let publish = warp::post()
         .and(warp::path!("replicas" / String / "publish"))
         .and(auth.clone())
@@ -376,10 +386,7 @@ pub fn routes(
     )
 }
 
-fn find_staging(
-    disks: &[Arc<crate::disk::Disk>],
-    id: &str,
-) -> Result<Staging, IngestError> {
+fn find_staging(disks: &[Arc<crate::disk::Disk>], id: &str) -> Result<Staging, IngestError> {
     Staging::find(disks, id).ok_or_else(|| IngestError::NotFound(format!("no staging for {id}")))
 }
 
@@ -402,14 +409,20 @@ async fn answer_refusal(r: Rejection) -> Result<Response<Body>, Infallible> {
             format!("a chunk may be at most {} MiB", MAX_CHUNK >> 20),
         )
     } else if let Some(e) = r.find::<warp::filters::body::BodyDeserializeError>() {
-        (StatusCode::BAD_REQUEST, format!("not the expected JSON: {e}"))
+        (
+            StatusCode::BAD_REQUEST,
+            format!("not the expected JSON: {e}"),
+        )
     } else if r.find::<warp::reject::MissingHeader>().is_some()
         || r.find::<warp::reject::InvalidHeader>().is_some()
         || r.find::<warp::reject::InvalidQuery>().is_some()
     {
         (StatusCode::BAD_REQUEST, format!("{r:?}"))
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        (StatusCode::METHOD_NOT_ALLOWED, "method not allowed here".into())
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed here".into(),
+        )
     } else {
         (StatusCode::BAD_REQUEST, format!("{r:?}"))
     };

@@ -190,7 +190,10 @@ mod tests {
         let s = Secret::from_bytes(b"0123456789abcdef0123456789abcdef");
         let h = s.sign("PATCH", "/internal/uploads/x?offset=0", "ada", 1000);
         let ok = |h: &str, m, p, u, now| s.verify(Some(h), m, p, u, now);
-        assert_eq!(ok(&h, "PATCH", "/internal/uploads/x?offset=0", "ada", 1200), Ok(()));
+        assert_eq!(
+            ok(&h, "PATCH", "/internal/uploads/x?offset=0", "ada", 1200),
+            Ok(())
+        );
         assert_eq!(
             ok(&h, "PATCH", "/internal/uploads/x?offset=9", "ada", 1000),
             Err(Refused::Wrong)
@@ -209,13 +212,16 @@ mod tests {
         );
         let other = Secret::from_bytes(b"another secret, of another cluster!!");
         assert_eq!(
-            other.verify(Some(&h), "PATCH", "/internal/uploads/x?offset=0", "ada", 1000),
+            other.verify(
+                Some(&h),
+                "PATCH",
+                "/internal/uploads/x?offset=0",
+                "ada",
+                1000
+            ),
             Err(Refused::Wrong)
         );
-        assert_eq!(
-            s.verify(None, "GET", "/", "", 1000),
-            Err(Refused::Missing)
-        );
+        assert_eq!(s.verify(None, "GET", "/", "", 1000), Err(Refused::Missing));
         assert_eq!(
             s.verify(Some("garbage"), "GET", "/", "", 1000),
             Err(Refused::Malformed)

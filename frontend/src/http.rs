@@ -23,12 +23,15 @@ pub struct Front {
     pub runner: cluster::worker::Runner,
     /// The failover state machine, once started.
     pub failover: std::sync::OnceLock<crate::holder::Shared>,
+    /// The upload portal under `/portal/`.
+    pub portal: Arc<crate::portal::Portal>,
 }
 
 /// Every route of a frontend.
 pub fn routes(
     front: Arc<Front>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let portal = crate::portal::routes(front.portal.clone());
     let f = warp::any().map(move || front.clone());
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let images = warp::path!("images" / String)
@@ -98,22 +101,19 @@ pub fn routes(
         )
         .into_response()
     });
-    warp::get()
-        .or(warp::head())
-        .unify()
-        .and(
-            // The redirect first: it is nearly all the traffic.
-            images
-                .or(gallery)
-                .or(search_page)
-                .or(collection)
-                .or(health)
-                .or(failover)
-                .or(workers)
-                .or(style)
-                .or(passthrough),
-        )
-        .recover(rejection)
+    let get = warp::get().or(warp::head()).unify().and(
+        // The redirect first: it is nearly all the traffic.
+        images
+            .or(gallery)
+            .or(search_page)
+            .or(collection)
+            .or(health)
+            .or(failover)
+            .or(workers)
+            .or(style)
+            .or(passthrough),
+    );
+    get.or(portal).recover(rejection)
 }
 
 /// The image id in a backend path the frontend forwards, if it is one.

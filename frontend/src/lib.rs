@@ -17,6 +17,7 @@ pub mod client;
 pub mod failover;
 pub mod holder;
 pub mod http;
+pub mod portal;
 pub mod table;
 pub mod watch;
 
@@ -69,7 +70,9 @@ pub fn open(cluster: &ClusterConfig, name: &str) -> Result<Arc<Front>, FrontendE
             client.clone(),
         ));
     }
+    let portal = Arc::new(portal::Portal::new(cluster, table.clone()));
     Ok(Arc::new(Front {
+        portal,
         name: name.to_string(),
         table,
         runner,

@@ -358,6 +358,11 @@ impl Table {
         self.len() == 0
     }
 
+    /// The row of image `id`, if the table has it.
+    pub fn row(&self, id: &str) -> Option<Row> {
+        self.read().rows.get(id).cloned()
+    }
+
     /// The replicas of `id` as (node, disk, servable now), for `/health` and tests.
     pub fn replicas(&self, id: &str) -> Vec<(String, String, bool)> {
         let inner = self.read();

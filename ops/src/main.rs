@@ -1,6 +1,6 @@
 //! `td`: one command for everything on a Tertiary Disk node: tiling originals, inspecting
-//! pyramid files, running a backend node, its monitor or a frontend, reading the nodes' events, and
-//! the demo appliance.
+//! pyramid files, running a backend node, its monitor or a frontend, reading the nodes' events, the
+//! portal's accounts and the cluster secret, and the demo appliance.
 
 mod commands;
 mod samples;
@@ -31,6 +31,8 @@ enum Command {
     Frontend(commands::frontend::Args),
     Monitor(commands::monitor::Args),
     Events(commands::events::Args),
+    User(commands::user::Args),
+    Secret(commands::secret::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,8 @@ fn main() -> ExitCode {
         Command::Frontend(args) => commands::frontend::run(args),
         Command::Monitor(args) => commands::monitor::run(args),
         Command::Events(args) => commands::events::run(args),
+        Command::User(args) => commands::user::run(args),
+        Command::Secret(args) => commands::secret::run(args),
     };
     match result {
         Ok(code) => code,

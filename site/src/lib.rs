@@ -8,6 +8,11 @@
 pub const STYLE_CSS: &str = include_str!("../assets/style.css");
 /// The deep-zoom viewer script, served at `/site/viewer.js`.
 pub const VIEWER_JS: &str = include_str!("../assets/viewer.js");
+/// The portal's script (chunked, resumable uploads; the status that follows itself), served
+/// at `/portal/portal.js`.
+pub const PORTAL_JS: &str = include_str!("../assets/portal.js");
+
+pub mod portal;
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -27,10 +32,15 @@ pub fn escape(text: &str) -> String {
 
 /// A whole page around `body` (already HTML). `title` is plain text.
 pub fn page(title: &str, body: &str) -> String {
+    page_with_head(title, "", body)
+}
+
+/// [`page`] with more in its `<head>` (already HTML).
+pub fn page_with_head(title: &str, head: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><link rel=\"stylesheet\" href=\"/site/style.css\"></head>\
+         <title>{title}</title><link rel=\"stylesheet\" href=\"/site/style.css\">{head}</head>\
          <body><header><a href=\"/\">Tertiary Disk</a></header><main>{body}</main>\
          <footer class=\"muted\">Served by Tertiary Disk</footer></body></html>\n",
         title = escape(title)

@@ -13,16 +13,17 @@ const here = dirname(fileURLToPath(import.meta.url));
 export const td = process.env.TD_BIN || resolve(here, "../../target/debug/td");
 
 /// Runs `td args`; resolves once `pattern` matches its output (rejects if it exits first or
-/// after `ms`).
+/// after `ms`). `closed` resolves once it has exited and its output is all read.
 function waitFor(args, pattern, ms) {
   return new Promise((ok, fail) => {
     const child = spawn(td, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const closed = new Promise((r) => child.on("close", r));
     let out = "";
     const timer = setTimeout(() => fail(new Error(`td ${args.join(" ")} timed out:\n${out}`)), ms);
     const read = (chunk) => {
       out += chunk;
       const m = out.match(pattern);
-      if (m) { clearTimeout(timer); ok({ child, match: m, out: () => out }); }
+      if (m) { clearTimeout(timer); ok({ child, match: m, out: () => out, closed }); }
     };
     child.stdout.on("data", read);
     child.stderr.on("data", read);
@@ -31,15 +32,20 @@ function waitFor(args, pattern, ms) {
   });
 }
 
-/// Prepares a demo in a fresh folder and starts every role. Returns { canonical, roles, stop },
-/// where roles[name] = { origin, child }.
+/// Prepares a demo in a fresh folder and starts every role. Returns
+/// { canonical, roles, account, stop }, where roles[name] = { origin, child } and account =
+/// { name, password } of the demo's portal account (undefined if the demo made none).
 export async function startDemo() {
   assert.ok(existsSync(td), `td binary not found at ${td}: build it first (cargo build -p td)`);
   const data = mkdtempSync(join(tmpdir(), "td-site-"));
   const prepared = await waitFor(["demo", "--data", data, "--listen", "127.0.0.1:0", "--prepare"],
     /node-c-monitor http:\/\/\S+\/.*\n/, 300_000);
+  // The account line may be printed after the roles' lines: read the output to its end.
+  await prepared.closed;
   const text = prepared.out();
   const canonical = text.match(/canonical (http:\/\/[^/\s]+)\//)[1];
+  const login = text.match(/demo account: (\S+) (\S+)/);
+  const account = login ? { name: login[1], password: login[2] } : undefined;
   const roles = {};
   const stop = () => {
     for (const r of Object.values(roles)) r.child.kill("SIGKILL");
@@ -59,7 +65,7 @@ export async function startDemo() {
     throw e;
   }
   assert.deepEqual(Object.keys(roles).sort(), ["fe-1", "fe-2", "node-a", "node-b", "node-c"]);
-  return { canonical, roles, stop };
+  return { canonical, roles, account, stop };
 }
 
 /// Resolves once `url` answers (any status), polling every 100 ms for up to `ms`.

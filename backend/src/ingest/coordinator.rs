@@ -139,7 +139,10 @@ impl Ingest {
     /// it sends itself SIGKILL there, right after the step's fact is on the disk.
     pub fn crash_point(&self, point: &str) {
         if self.crash_at.as_deref() == Some(point) {
-            eprintln!("td backend {}: TD_CRASH_AT={point}: killing myself", self.me);
+            eprintln!(
+                "td backend {}: TD_CRASH_AT={point}: killing myself",
+                self.me
+            );
             // SAFETY: signalling our own process.
             unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
         }
@@ -157,7 +160,8 @@ impl Ingest {
     pub async fn create(&self, owner: &str, new: NewUpload) -> Result<UploadStatus, IngestError> {
         self.peers()?;
         check_new(owner, &new)?;
-        let id = cluster::auth::random_hex(16).map_err(super::io(std::path::Path::new("/dev/urandom")))?;
+        let id = cluster::auth::random_hex(16)
+            .map_err(super::io(std::path::Path::new("/dev/urandom")))?;
         let suffix = &id[..6];
         let image = format!("{}-{suffix}", slug(&new.meta.title));
         let upload = Upload {
@@ -214,7 +218,10 @@ impl Ingest {
         let length = upload.length;
         let s = staging.clone();
         let at = blocking(move || s.append(length, offset, &bytes)).await?;
-        let mut status = self.status.get(id).unwrap_or_else(|| initial_status(&upload));
+        let mut status = self
+            .status
+            .get(id)
+            .unwrap_or_else(|| initial_status(&upload));
         status.received = at;
         self.status.put(&status);
         if at == length {
@@ -245,9 +252,7 @@ impl Ingest {
     pub fn local_facts(&self, upload: &str, image: &str) -> NodeFacts {
         let staging = Staging::find(&self.disks, upload);
         NodeFacts {
-            staged: staging
-                .as_ref()
-                .and_then(|s| s.staged().ok().flatten()),
+            staged: staging.as_ref().and_then(|s| s.staged().ok().flatten()),
             staging: staging.is_some(),
             replica: placement::find(&self.disks, image).map(|(_, p)| p),
             free: self
@@ -291,10 +296,13 @@ impl Ingest {
             .iter()
             .map(|n| {
                 let d = n.power_domain.as_str();
-                let i = domains_seen.iter().position(|s| *s == d).unwrap_or_else(|| {
-                    domains_seen.push(d);
-                    domains_seen.len() - 1
-                });
+                let i = domains_seen
+                    .iter()
+                    .position(|s| *s == d)
+                    .unwrap_or_else(|| {
+                        domains_seen.push(d);
+                        domains_seen.len() - 1
+                    });
                 i as u8
             })
             .collect();
@@ -549,7 +557,10 @@ impl Ingest {
         let peer = |e: CallError| IngestError::Peer(e.message);
         let body = Bytes::from(serde_json::to_vec(upload).expect("plain data"));
         let path = format!("/internal/staging/{}", upload.id);
-        let at: OffsetAnswer = peers.json(node, "PUT", &path, body, ASK).await.map_err(peer)?;
+        let at: OffsetAnswer = peers
+            .json(node, "PUT", &path, body, ASK)
+            .await
+            .map_err(peer)?;
         let sum = staging
             .staged()?
             .ok_or_else(|| IngestError::Invalid("not staged here".into()))?;
@@ -689,7 +700,12 @@ impl Ingest {
     }
 
     /// Sends the whole replica set to `node`, hidden, and has it sealed there.
-    async fn place(&self, staging: &Staging, upload: &Upload, node: &str) -> Result<(), IngestError> {
+    async fn place(
+        &self,
+        staging: &Staging,
+        upload: &Upload,
+        node: &str,
+    ) -> Result<(), IngestError> {
         let peers = self.peers()?;
         let peer = |e: CallError| IngestError::Peer(e.message);
         let manifest = self.manifest(staging, upload)?;
@@ -705,7 +721,14 @@ impl Ingest {
             let at = |off: u64| format!("/internal/replicas/{image}/files/{name}?offset={off}");
             if f.name == META {
                 peers
-                    .call(node, "PATCH", &at(0), "", Bytes::from(meta_bytes(&upload.meta)), ASK * 10)
+                    .call(
+                        node,
+                        "PATCH",
+                        &at(0),
+                        "",
+                        Bytes::from(meta_bytes(&upload.meta)),
+                        ASK * 10,
+                    )
                     .await
                     .map_err(peer)?;
                 continue;
@@ -726,7 +749,12 @@ impl Ingest {
         Ok(())
     }
 
-    async fn clear(&self, staging: &Staging, upload: &Upload, node: &str) -> Result<(), IngestError> {
+    async fn clear(
+        &self,
+        staging: &Staging,
+        upload: &Upload,
+        node: &str,
+    ) -> Result<(), IngestError> {
         if node == self.me {
             let s = staging.clone();
             return blocking(move || s.clear()).await;
@@ -753,9 +781,17 @@ impl Ingest {
                 return Ok(Driven::Did(Step::Clear(i)));
             }
         }
-        if g.nodes.iter().enumerate().any(|(i, _)| Some(i) != home && !g.view.up.contains(&i)) {
+        if g.nodes
+            .iter()
+            .enumerate()
+            .any(|(i, _)| Some(i) != home && !g.view.up.contains(&i))
+        {
             // A node that does not answer may hold a copy; it is cleared when it is back.
-            if g.facts.staged.iter().any(|s| Some(*s) != home && !g.view.up.contains(s)) {
+            if g.facts
+                .staged
+                .iter()
+                .any(|s| Some(*s) != home && !g.view.up.contains(s))
+            {
                 return Ok(Driven::Waiting("a node holding a copy is down".into()));
             }
         }
@@ -776,12 +812,17 @@ impl Ingest {
         let (id, cluster, me) = (image.to_string(), self.cluster.clone(), self.me.clone());
         blocking(move || {
             let known = catalog.get(&id);
-            if known.as_ref().is_some_and(|k| k.state.servable() && k.disk == disk.config.id) {
+            if known
+                .as_ref()
+                .is_some_and(|k| k.state.servable() && k.disk == disk.config.id)
+            {
                 return Ok(());
             }
             let entry = crate::catalog::read_entry(&disk, &id);
             if let cluster::ReplicaState::Unreadable { reason } = &entry.state {
-                return Err(IngestError::Invalid(format!("published replica {id}: {reason}")));
+                return Err(IngestError::Invalid(format!(
+                    "published replica {id}: {reason}"
+                )));
             }
             let entry = catalog
                 .add(entry)
@@ -801,13 +842,29 @@ impl Ingest {
 
     /// The owner changes the metadata of an image published here. Only the account that
     /// uploaded it may; an image no account owns (placed by hand) cannot be changed here.
-    pub async fn edit_meta(&self, user: &str, image: &str, meta: ImageMeta) -> Result<(), IngestError> {
+    pub async fn edit_meta(
+        &self,
+        user: &str,
+        image: &str,
+        meta: ImageMeta,
+    ) -> Result<(), IngestError> {
         check_meta(&meta)?;
-        let (disks, catalog, library) = (self.disks.clone(), self.catalog.clone(), self.library.clone());
-        let (user, image, cluster, me) = (user.to_string(), image.to_string(), self.cluster.clone(), self.me.clone());
+        let (disks, catalog, library) = (
+            self.disks.clone(),
+            self.catalog.clone(),
+            self.library.clone(),
+        );
+        let (user, image, cluster, me) = (
+            user.to_string(),
+            image.to_string(),
+            self.cluster.clone(),
+            self.me.clone(),
+        );
         blocking(move || {
             let Some((disk, Placement::Published)) = placement::find(&disks, &image) else {
-                return Err(IngestError::NotFound(format!("no image {image} is published here")));
+                return Err(IngestError::NotFound(format!(
+                    "no image {image} is published here"
+                )));
             };
             let dir = disk.images_dir().join(&image);
             let bad = |e: crate::replica::ReplicaError| IngestError::Invalid(e.to_string());
@@ -818,9 +875,14 @@ impl Ingest {
                 )));
             }
             if old.owner != user {
-                return Err(IngestError::Forbidden(format!("{image} belongs to another account")));
+                return Err(IngestError::Forbidden(format!(
+                    "{image} belongs to another account"
+                )));
             }
-            let new = ImageMeta { owner: old.owner, ..meta };
+            let new = ImageMeta {
+                owner: old.owner,
+                ..meta
+            };
             let bytes = meta_bytes(&new);
             let mut manifest = crate::replica::read_manifest(&dir, &image).map_err(bad)?;
             for f in manifest.files.iter_mut().filter(|f| f.name == META) {
@@ -844,7 +906,9 @@ impl Ingest {
                     .then(|| cluster.node(node).map(cluster::NodeConfig::origin))
                     .flatten()
             };
-            library.insert(entry, &disk, origin_of).map_err(IngestError::Invalid)
+            library
+                .insert(entry, &disk, origin_of)
+                .map_err(IngestError::Invalid)
         })
         .await
     }
@@ -918,7 +982,8 @@ impl Worker for IngestWorker {
     fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             // Woken by a finished upload; a look every 10 s finds work a restart left.
-            let _ = tokio::time::timeout(Duration::from_secs(10), self.ingest.wake.notified()).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), self.ingest.wake.notified()).await;
         })
     }
 
@@ -991,7 +1056,6 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(IngestError::Invalid(format!("the work died: {e}"))))
 }
 
-
 /// The metadata file's bytes, the same for the same metadata.
 pub fn meta_bytes(meta: &ImageMeta) -> Vec<u8> {
     serde_json::to_vec_pretty(meta).expect("plain data")
@@ -1056,7 +1120,9 @@ pub fn check_meta(meta: &ImageMeta) -> Result<(), IngestError> {
     ]) {
         let n = value.chars().count();
         if n > *limit {
-            return bad(format!("the {field} is {n} characters long; at most {limit}"));
+            return bad(format!(
+                "the {field} is {n} characters long; at most {limit}"
+            ));
         }
         let newline_ok = *field == "description";
         if value
@@ -1074,7 +1140,9 @@ pub fn check_meta(meta: &ImageMeta) -> Result<(), IngestError> {
 
 fn check_new(owner: &str, new: &NewUpload) -> Result<(), IngestError> {
     if owner.is_empty() {
-        return Err(IngestError::Forbidden("uploads need a signed-in account".into()));
+        return Err(IngestError::Forbidden(
+            "uploads need a signed-in account".into(),
+        ));
     }
     if new.length == 0 {
         return Err(IngestError::Invalid("the file is empty".into()));
@@ -1088,7 +1156,9 @@ fn check_new(owner: &str, new: &NewUpload) -> Result<(), IngestError> {
     }
     let n = new.filename.chars().count();
     if n == 0 || n > 255 || new.filename.chars().any(char::is_control) {
-        return Err(IngestError::Invalid("the file name is empty, too long or not text".into()));
+        return Err(IngestError::Invalid(
+            "the file name is empty, too long or not text".into(),
+        ));
     }
     check_meta(&new.meta)
 }
@@ -1102,7 +1172,10 @@ mod tests {
         assert_eq!(slug("The Starry Night (1889)"), "the-starry-night-1889");
         assert_eq!(slug("<script>"), "script");
         assert_eq!(slug("???"), "image");
-        assert!(crate::library::valid_id(&format!("{}-abcdef", slug(&"x".repeat(500)))));
+        assert!(crate::library::valid_id(&format!(
+            "{}-abcdef",
+            slug(&"x".repeat(500))
+        )));
         assert_eq!(original_name("Scan 01.TIF"), "original.tif");
         assert_eq!(original_name("noext"), "original.bin");
         assert_eq!(original_name("a.../../etc"), "original.bin");
@@ -1121,12 +1194,18 @@ mod tests {
             ..ImageMeta::default()
         };
         let e = check_meta(&long).unwrap_err().to_string();
-        assert!(e.contains("201 characters") && e.contains("at most 200"), "{e}");
+        assert!(
+            e.contains("201 characters") && e.contains("at most 200"),
+            "{e}"
+        );
         let ctl = ImageMeta {
             title: "a\u{0}b".into(),
             ..ImageMeta::default()
         };
-        assert!(check_meta(&ctl).unwrap_err().to_string().contains("control"));
+        assert!(check_meta(&ctl)
+            .unwrap_err()
+            .to_string()
+            .contains("control"));
         assert!(check_meta(&ImageMeta::default()).is_err());
     }
 }

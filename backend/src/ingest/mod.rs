@@ -153,7 +153,10 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, IngestError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            IngestError::Invalid(format!("{} is not what this program wrote: {e}", path.display()))
+            IngestError::Invalid(format!(
+                "{} is not what this program wrote: {e}",
+                path.display()
+            ))
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(IngestError::Io {

@@ -21,7 +21,9 @@ use crate::library::valid_id;
 use crate::replica::{self, Manifest, MANIFEST, META, PYRAMID, THUMBNAIL};
 
 /// How far a replica has come on this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Placement {
     Incoming,
@@ -111,16 +113,22 @@ pub fn write(
 ) -> Result<u64, IngestError> {
     check_id(id)?;
     if !allowed_file(file) {
-        return Err(IngestError::Invalid(format!("a replica holds no file '{file}'")));
+        return Err(IngestError::Invalid(format!(
+            "a replica holds no file '{file}'"
+        )));
     }
     match find(disks, id) {
-        Some((d, Placement::Incoming)) => {
-            append_at(&hidden(&d, id, Placement::Incoming).join(file), offset, bytes)
-        }
+        Some((d, Placement::Incoming)) => append_at(
+            &hidden(&d, id, Placement::Incoming).join(file),
+            offset,
+            bytes,
+        ),
         Some((_, stage)) => Err(IngestError::Invalid(format!(
             "replica {id} is already {stage:?} here"
         ))),
-        None => Err(IngestError::NotFound(format!("replica {id} was not begun here"))),
+        None => Err(IngestError::NotFound(format!(
+            "replica {id} was not begun here"
+        ))),
     }
 }
 
@@ -128,12 +136,19 @@ pub fn write(
 pub fn seal(disks: &[Arc<Disk>], id: &str, manifest: &Manifest) -> Result<(), IngestError> {
     check_id(id)?;
     if manifest.id != id {
-        return Err(IngestError::Invalid(format!("the manifest is for {}", manifest.id)));
+        return Err(IngestError::Invalid(format!(
+            "the manifest is for {}",
+            manifest.id
+        )));
     }
     let disk = match find(disks, id) {
         Some((_, stage)) if stage >= Placement::Placed => return Ok(()),
         Some((d, _)) => d,
-        None => return Err(IngestError::NotFound(format!("replica {id} was not begun here"))),
+        None => {
+            return Err(IngestError::NotFound(format!(
+                "replica {id} was not begun here"
+            )))
+        }
     };
     let dir = hidden(&disk, id, Placement::Incoming);
     for f in &manifest.files {
@@ -146,7 +161,11 @@ pub fn seal(disks: &[Arc<Disk>], id: &str, manifest: &Manifest) -> Result<(), In
             )));
         }
     }
-    write_durable(&dir, MANIFEST, &serde_json::to_vec_pretty(manifest).expect("plain data"))?;
+    write_durable(
+        &dir,
+        MANIFEST,
+        &serde_json::to_vec_pretty(manifest).expect("plain data"),
+    )?;
     advance(&disk, id, Placement::Incoming, Placement::Placed)
 }
 
@@ -158,7 +177,11 @@ pub fn verify(disks: &[Arc<Disk>], id: &str, expected: &Manifest) -> Result<(), 
     let disk = match find(disks, id) {
         Some((_, stage)) if stage >= Placement::Verified => return Ok(()),
         Some((d, Placement::Placed)) => d,
-        _ => return Err(IngestError::NotFound(format!("replica {id} is not placed here"))),
+        _ => {
+            return Err(IngestError::NotFound(format!(
+                "replica {id} is not placed here"
+            )))
+        }
     };
     let dir = hidden(&disk, id, Placement::Placed);
     let stored = replica::read_manifest(&dir, id).map_err(|e| IngestError::Invalid(e.to_string()));
@@ -196,7 +219,9 @@ pub fn publish(disks: &[Arc<Disk>], id: &str) -> Result<Arc<Disk>, IngestError> 
             advance(&d, id, Placement::Verified, Placement::Published)?;
             Ok(d)
         }
-        _ => Err(IngestError::NotFound(format!("replica {id} is not verified here"))),
+        _ => Err(IngestError::NotFound(format!(
+            "replica {id} is not verified here"
+        ))),
     }
 }
 

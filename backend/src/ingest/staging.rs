@@ -101,9 +101,16 @@ impl Staging {
 
     /// Makes the staging folder for `upload` on the disk with the most room, or finds the one
     /// already there (a retried request).
-    pub fn create(disks: &[Arc<Disk>], node: &str, upload: &Upload) -> Result<Staging, IngestError> {
+    pub fn create(
+        disks: &[Arc<Disk>],
+        node: &str,
+        upload: &Upload,
+    ) -> Result<Staging, IngestError> {
         if !valid_upload_id(&upload.id) {
-            return Err(IngestError::Invalid(format!("'{}' is not an upload id", upload.id)));
+            return Err(IngestError::Invalid(format!(
+                "'{}' is not an upload id",
+                upload.id
+            )));
         }
         if let Some(s) = Staging::find(disks, &upload.id) {
             return Ok(s);
@@ -116,7 +123,11 @@ impl Staging {
         let temp = parent.join(format!(".{}.new", upload.id));
         let _ = std::fs::remove_dir_all(&temp);
         std::fs::create_dir(&temp).map_err(io(&temp))?;
-        write_durable(&temp, UPLOAD, &serde_json::to_vec_pretty(upload).expect("plain data"))?;
+        write_durable(
+            &temp,
+            UPLOAD,
+            &serde_json::to_vec_pretty(upload).expect("plain data"),
+        )?;
         let dir = parent.join(&upload.id);
         std::fs::rename(&temp, &dir).map_err(io(&dir))?;
         sync_dir(&parent)?;
@@ -132,8 +143,9 @@ impl Staging {
     }
 
     pub fn upload(&self) -> Result<Upload, IngestError> {
-        read_json(&self.path(UPLOAD))?
-            .ok_or_else(|| IngestError::NotFound(format!("{} has no upload.json", self.dir.display())))
+        read_json(&self.path(UPLOAD))?.ok_or_else(|| {
+            IngestError::NotFound(format!("{} has no upload.json", self.dir.display()))
+        })
     }
 
     /// How many bytes of the original are here.
@@ -174,8 +186,7 @@ impl Staging {
         }
         let part = self.path(PART);
         crate::replica::drop_cache(&part);
-        let (size, sha256) =
-            crate::replica::hash_file(&part, &mut |_| {}).map_err(io(&part))?;
+        let (size, sha256) = crate::replica::hash_file(&part, &mut |_| {}).map_err(io(&part))?;
         if size != length {
             return Err(IngestError::Invalid(format!(
                 "the original has {size} of its {length} bytes"
@@ -200,7 +211,11 @@ impl Staging {
             size,
             sha256,
         };
-        write_durable(&self.dir, STAGED, &serde_json::to_vec(&sum).expect("plain data"))?;
+        write_durable(
+            &self.dir,
+            STAGED,
+            &serde_json::to_vec(&sum).expect("plain data"),
+        )?;
         Ok(sum)
     }
 
@@ -209,12 +224,19 @@ impl Staging {
         read_json(&self.path(STAGED))
     }
 
-    pub fn marker<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, IngestError> {
+    pub fn marker<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, IngestError> {
         read_json(&self.path(name))
     }
 
     pub fn set_marker<T: Serialize>(&self, name: &str, value: &T) -> Result<(), IngestError> {
-        write_durable(&self.dir, name, &serde_json::to_vec_pretty(value).expect("plain data"))
+        write_durable(
+            &self.dir,
+            name,
+            &serde_json::to_vec_pretty(value).expect("plain data"),
+        )
     }
 
     /// Deletes the staging folder: renamed aside first (one atomic step), then removed.

@@ -93,6 +93,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     std::fs::write(&config_path, cluster_toml(&addrs))
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = ClusterConfig::load(&config_path)?;
+    cluster::auth::Secret::create(&config.secret_path())?;
+    let account = demo_account(&config, &data)?;
     // The demo's disks are folders; a real node's are mounted filesystems.
     for disk in config.nodes.iter().flat_map(|n| &n.disks) {
         std::fs::create_dir_all(&disk.path)
@@ -133,6 +135,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if args.prepare {
         println!("Prepared {} ({} samples).", data.display(), SAMPLES.len());
         println!("canonical http://{}/", addrs.canonical);
+        println!("demo account: {} {}", account.0, account.1);
         let by_hand = frontends
             .iter()
             .cloned()
@@ -168,6 +171,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         println!("  {name:14} http://{addr}/  (started by its monitor)");
     }
     println!(
+        "Upload at http://{}/portal/ — sign in as {} with the password {} (more accounts: \
+         td user add --config {config_arg} NAME).",
+        addrs.canonical, account.0, account.1
+    );
+    println!(
         "Open http://{}/ in a browser. Stop with Ctrl-C.\n\
          Faults the monitors notice: td events --config {config_arg} --follow\n\
          To cause one, stop a node's backend (kill -STOP, then kill -CONT) or kill it (kill -9: \
@@ -175,6 +183,36 @@ pub fn run(args: Args) -> Result<ExitCode> {
         addrs.canonical, addrs.nodes[1]
     );
     supervise(children)
+}
+
+/// The demo's portal account: `demo`, with a random password made at the first run and kept
+/// in the data folder (readable by its owner only).
+fn demo_account(config: &ClusterConfig, data: &Path) -> Result<(String, String)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = "demo".to_string();
+    let kept = data.join("demo-password");
+    let password = match std::fs::read_to_string(&kept) {
+        Ok(p) if p.trim().len() >= frontend::portal::users::MIN_PASSWORD => p.trim().to_string(),
+        _ => {
+            let p = cluster::auth::random_hex(8)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&kept)
+                .with_context(|| format!("cannot write {}", kept.display()))?;
+            std::io::Write::write_all(&mut f, p.as_bytes())?;
+            p
+        }
+    };
+    let path = config.users_path();
+    let mut users = frontend::portal::users::Users::load(&path)?;
+    if !users.check(&name, &password) {
+        users.add(&name, &password, true)?;
+        users.save(&path)?;
+    }
+    Ok((name, password))
 }
 
 /// Starts `td ARGS` as a child that dies with the demo (even if the demo is killed).

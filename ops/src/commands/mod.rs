@@ -6,7 +6,9 @@ pub mod events;
 pub mod frontend;
 pub mod inspect;
 pub mod monitor;
+pub mod secret;
 pub mod tile;
+pub mod user;
 
 /// Formats a byte count for people: 1.5 MiB, 312 KiB.
 pub fn human_bytes(bytes: u64) -> String {

@@ -1,0 +1,827 @@
+//! The upload portal under `/portal/` on the canonical address: sign-in ([`users`], Argon2
+//! hashes; [`session`] cookies signed with the cluster secret; [`limiter`] on failed attempts),
+//! the upload and status pages (`site::portal`), and the API the page script uses. Bytes and
+//! requests go on to a backend's internal API, signed with the cluster secret and naming the
+//! signed-in account; the backends do all the work and keep all the state.
+//!
+//! ```text
+//! GET  /portal/                        sign-in, or the upload page
+//! POST /portal/login, /portal/logout   (forms; same-origin only)
+//! GET  /portal/uploads                 the account's uploads and their stages
+//! GET  /portal/api/uploads             the same, JSON
+//! POST /portal/api/uploads             start one (JSON) on a backend that is up → its url
+//! HEAD/PATCH /portal/api/uploads/NODE/UPLOAD   resume / send a chunk (tus 1.0 core)
+//! GET/POST /portal/images/ID/edit      change an image's details (its owner only)
+//! ```
+//!
+//! Everything that changes something needs a session and its CSRF token (a header for the
+//! API, a form field for forms); sign-in checks that the form came from this origin.
+
+pub mod limiter;
+pub mod session;
+pub mod users;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cluster::auth::{Secret, AUTH_HEADER, USER_HEADER};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use warp::http::{header, HeaderMap, Method, Response, StatusCode};
+use warp::hyper::body::Bytes;
+use warp::{Filter, Rejection};
+
+use crate::table::Table;
+use session::Session;
+
+type Body = Bytes;
+
+/// The largest chunk a page may send (the backends take up to 16 MiB).
+const MAX_CHUNK: u64 = 16 << 20;
+
+/// The portal of one frontend.
+pub struct Portal {
+    /// `Err(why)` when this frontend has no cluster secret: the portal then says so.
+    secret: Result<Secret, String>,
+    users: PathBuf,
+    limiter: limiter::Limiter,
+    table: Arc<Table>,
+    /// Node name → origin.
+    nodes: Vec<(String, String)>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    next: AtomicUsize,
+}
+
+/// What the portal wants from a backend call.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Portal {
+    pub fn new(cluster: &cluster::ClusterConfig, table: Arc<Table>) -> Portal {
+        Portal {
+            secret: Secret::load(&cluster.secret_path()).map_err(|e| e.to_string()),
+            users: cluster.users_path(),
+            limiter: limiter::Limiter::default(),
+            table,
+            nodes: cluster
+                .nodes
+                .iter()
+                .map(|n| (n.name.clone(), n.origin()))
+                .collect(),
+            client: Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build_http(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Sends a signed request to `node`'s internal API for `user`.
+    // Every argument is a different part of one HTTP request; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
+    async fn call(
+        &self,
+        node: &str,
+        method: Method,
+        path: &str,
+        user: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+        deadline: Duration,
+    ) -> Result<Answer, String> {
+        let secret = self.secret.as_ref().map_err(Clone::clone)?;
+        let origin = self
+            .nodes
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, o)| o.clone())
+            .ok_or_else(|| format!("no node {node}"))?;
+        let mut request = hyper::Request::builder()
+            .method(method.clone())
+            .uri(format!("{origin}{path}"))
+            .header(
+                AUTH_HEADER,
+                secret.sign(method.as_str(), path, user, cluster::unix_now()),
+            )
+            .header(USER_HEADER, user);
+        for (k, v) in headers {
+            request = request.header(*k, v);
+        }
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| format!("node {node} does not answer ({e})"))?;
+            let (parts, body) = response.into_parts();
+            let body = http_body_util::Limited::new(body, 16 << 20)
+                .collect()
+                .await
+                .map_err(|e| format!("node {node}: {e}"))?
+                .to_bytes();
+            Ok(Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(deadline, exchange)
+            .await
+            .unwrap_or_else(|_| Err(format!("node {node} did not answer in time")))
+    }
+
+    fn session(&self, cookies: Option<&str>) -> Option<Session> {
+        let secret = self.secret.as_ref().ok()?;
+        session::from_cookies(secret, cookies, cluster::unix_now())
+    }
+
+    fn csrf(&self, s: &Session) -> String {
+        self.secret
+            .as_ref()
+            .map(|secret| session::csrf(secret, s))
+            .unwrap_or_default()
+    }
+
+    fn csrf_ok(&self, s: &Session, token: Option<&str>) -> bool {
+        self.secret
+            .as_ref()
+            .is_ok_and(|secret| session::check_csrf(secret, s, token))
+    }
+
+    /// Every upload of `user` from every node that answers, newest first; and the nodes that
+    /// did not answer, in words.
+    async fn uploads_of(&self, user: &str) -> (Vec<serde_json::Value>, Vec<String>) {
+        let asks = self.nodes.iter().map(|(node, _)| async move {
+            let a = self
+                .call(
+                    node,
+                    Method::GET,
+                    "/internal/uploads",
+                    user,
+                    &[],
+                    Bytes::new(),
+                    Duration::from_secs(3),
+                )
+                .await;
+            (node.clone(), a)
+        });
+        let mut all = Vec::new();
+        let mut problems = Vec::new();
+        for (node, answer) in futures_util::future::join_all(asks).await {
+            match answer {
+                Ok(a) if a.status.is_success() => {
+                    if let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(&a.body) {
+                        all.extend(items);
+                    }
+                }
+                Ok(a) => problems.push(format!(
+                    "node {node} could not list uploads: {}",
+                    String::from_utf8_lossy(&a.body).trim()
+                )),
+                Err(e) => problems.push(format!(
+                    "uploads received by node {node} are not shown now: {e}"
+                )),
+            }
+        }
+        all.sort_by_key(|v| std::cmp::Reverse(v["created"].as_u64().unwrap_or(0)));
+        (all, problems)
+    }
+
+    /// The backends that are up, in turn: where the next upload goes.
+    fn pick_node(&self) -> Vec<String> {
+        let up: Vec<String> = self
+            .table
+            .backends()
+            .into_iter()
+            .filter(|b| b.up)
+            .map(|b| b.node)
+            .collect();
+        if up.is_empty() {
+            return up;
+        }
+        let first = self.next.fetch_add(1, Ordering::Relaxed) % up.len();
+        up[first..].iter().chain(&up[..first]).cloned().collect()
+    }
+}
+
+fn html(status: StatusCode, body: String) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Bytes::from(body))
+        .expect("valid response")
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Bytes::from(format!("{text}\n")))
+        .expect("valid response")
+}
+
+fn see_other(to: &str, cookie: Option<String>) -> Response<Body> {
+    let mut r = Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, to)
+        .header(header::CACHE_CONTROL, "no-store");
+    if let Some(c) = cookie {
+        r = r.header(header::SET_COOKIE, c);
+    }
+    r.body(Bytes::new()).expect("valid response")
+}
+
+/// A form posted from another site is refused: the browser says where it came from.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let from = headers
+        .get(header::ORIGIN)
+        .or_else(|| headers.get(header::REFERER))
+        .and_then(|h| h.to_str().ok());
+    match (host, from) {
+        (Some(host), Some(from)) => {
+            let rest = from
+                .strip_prefix("http://")
+                .or_else(|| from.strip_prefix("https://"))
+                .unwrap_or("");
+            rest.split('/').next() == Some(host)
+        }
+        // No Origin or Referer at all: not a browser's cross-site form post.
+        (_, None) => true,
+        _ => false,
+    }
+}
+
+fn over_tls(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    name: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EditForm {
+    csrf: Option<String>,
+    title: String,
+    #[serde(default)]
+    artist: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    keywords: String,
+    #[serde(default)]
+    rights: String,
+}
+
+#[derive(Deserialize)]
+struct NoticeQuery {
+    changed: Option<String>,
+}
+
+fn field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or("")
+}
+
+fn items(list: &[serde_json::Value]) -> Vec<site::portal::UploadItem<'_>> {
+    let s = field;
+    list.iter()
+        .map(|v| site::portal::UploadItem {
+            id: s(v, "id"),
+            image: s(v, "image"),
+            title: s(v, "title"),
+            filename: s(v, "filename"),
+            stage: s(v, "stage"),
+            received: v["received"].as_u64().unwrap_or(0),
+            length: v["length"].as_u64().unwrap_or(0),
+            waiting: v["waiting"].as_str(),
+            error: v["error"].as_str(),
+        })
+        .collect()
+}
+
+/// Every route under `/portal/`.
+pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>,)> {
+    let p = warp::any().map(move || portal.clone());
+    let cookies = warp::header::optional::<String>("cookie");
+    let headers = warp::header::headers_cloned();
+
+    let script = warp::get().and(warp::path!("portal.js")).map(|| {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/javascript; charset=utf-8")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(Bytes::from_static(site::PORTAL_JS.as_bytes()))
+            .expect("valid response")
+    });
+    let home = warp::get()
+        .and(warp::path::end())
+        .and(cookies)
+        .and(p.clone())
+        .map(|c: Option<String>, p: Arc<Portal>| {
+            if let Err(why) = &p.secret {
+                return html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    site::message(
+                        "Uploads are off",
+                        &format!("This frontend cannot take uploads: {why}"),
+                    ),
+                );
+            }
+            match p.session(c.as_deref()) {
+                Some(s) => html(StatusCode::OK, site::portal::upload(&s.user, &p.csrf(&s))),
+                None => html(StatusCode::OK, site::portal::signin(None)),
+            }
+        });
+    let login = warp::post()
+        .and(warp::path!("login"))
+        .and(headers)
+        .and(warp::addr::remote())
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::form::<LoginForm>())
+        .and(p.clone())
+        .then(
+            |h: HeaderMap, remote: Option<SocketAddr>, form: LoginForm, p: Arc<Portal>| async move {
+                login(h, remote, form, p).await
+            },
+        );
+    let logout = warp::post()
+        .and(warp::path!("logout"))
+        .and(headers)
+        .and(cookies)
+        .and(warp::body::content_length_limit(4096))
+        .and(warp::body::form::<CsrfForm>())
+        .and(p.clone())
+        .map(
+            |h: HeaderMap, c: Option<String>, f: CsrfForm, p: Arc<Portal>| match p
+                .session(c.as_deref())
+            {
+                Some(s) if p.csrf_ok(&s, f.csrf.as_deref()) => {
+                    see_other("/portal/", Some(session::set_cookie("", over_tls(&h))))
+                }
+                Some(_) => plain(
+                    StatusCode::FORBIDDEN,
+                    "the form is stale; reload the page and try again",
+                ),
+                None => see_other("/portal/", None),
+            },
+        );
+    let status_page = warp::get()
+        .and(warp::path!("uploads"))
+        .and(cookies)
+        .and(warp::query::<NoticeQuery>())
+        .and(p.clone())
+        .then(
+            |c: Option<String>, q: NoticeQuery, p: Arc<Portal>| async move {
+                let Some(s) = p.session(c.as_deref()) else {
+                    return see_other("/portal/", None);
+                };
+                let (list, problems) = p.uploads_of(&s.user).await;
+                let notice = q
+                    .changed
+                    .map(|id| format!("The details of {id} were saved."));
+                html(
+                    StatusCode::OK,
+                    site::portal::uploads(
+                        &s.user,
+                        &p.csrf(&s),
+                        &items(&list),
+                        notice.as_deref(),
+                        &problems,
+                    ),
+                )
+            },
+        );
+    let list = warp::get()
+        .and(warp::path!("api" / "uploads"))
+        .and(cookies)
+        .and(p.clone())
+        .then(|c: Option<String>, p: Arc<Portal>| async move {
+            let Some(s) = p.session(c.as_deref()) else {
+                return plain(StatusCode::UNAUTHORIZED, "sign in first");
+            };
+            let (list, _) = p.uploads_of(&s.user).await;
+            Response::builder()
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CACHE_CONTROL, "no-store")
+                .body(Bytes::from(serde_json::to_vec(&list).expect("plain data")))
+                .expect("valid response")
+        });
+    let create = warp::post()
+        .and(warp::path!("api" / "uploads"))
+        .and(cookies)
+        .and(warp::header::optional::<String>("x-csrf-token"))
+        .and(warp::body::content_length_limit(64 << 10))
+        .and(warp::body::bytes())
+        .and(p.clone())
+        .then(
+            |c: Option<String>, token: Option<String>, body: Bytes, p: Arc<Portal>| async move {
+                create(c, token, body, p).await
+            },
+        );
+    let chunk = warp::method()
+        .and(warp::path!("api" / "uploads" / String / String))
+        .and(cookies)
+        .and(warp::header::optional::<String>("x-csrf-token"))
+        .and(warp::header::optional::<String>("upload-offset"))
+        .and(
+            warp::body::content_length_limit(MAX_CHUNK)
+                .and(warp::body::bytes())
+                .or(warp::any().map(Bytes::new))
+                .unify(),
+        )
+        .and(p.clone())
+        .then(
+            |m: Method,
+             node: String,
+             id: String,
+             c: Option<String>,
+             token: Option<String>,
+             offset: Option<String>,
+             body: Bytes,
+             p: Arc<Portal>| async move {
+                chunk(m, node, id, c, token, offset, body, p).await
+            },
+        );
+    let edit_form = warp::get()
+        .and(warp::path!("images" / String / "edit"))
+        .and(cookies)
+        .and(p.clone())
+        .map(|id: String, c: Option<String>, p: Arc<Portal>| {
+            let Some(s) = p.session(c.as_deref()) else {
+                return see_other("/portal/", None);
+            };
+            edit_page(&p, &s, &id, None)
+        });
+    let edit = warp::post()
+        .and(warp::path!("images" / String / "edit"))
+        .and(headers)
+        .and(cookies)
+        .and(warp::body::content_length_limit(64 << 10))
+        .and(warp::body::form::<EditForm>())
+        .and(p)
+        .then(
+            |id: String, h: HeaderMap, c: Option<String>, f: EditForm, p: Arc<Portal>| async move {
+                edit(id, h, c, f, p).await
+            },
+        );
+    let all = home
+        .or(script)
+        .unify()
+        .or(login)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(status_page)
+        .unify()
+        .or(list)
+        .unify()
+        .or(create)
+        .unify()
+        .or(chunk)
+        .unify()
+        .or(edit_form)
+        .unify()
+        .or(edit)
+        .unify()
+        .recover(rejection)
+        .unify();
+    warp::path("portal").and(all).boxed()
+}
+
+async fn login(
+    h: HeaderMap,
+    remote: Option<SocketAddr>,
+    form: LoginForm,
+    p: Arc<Portal>,
+) -> Response<Body> {
+    if !same_origin(&h) {
+        return plain(StatusCode::FORBIDDEN, "sign in from this site's own page");
+    }
+    let Ok(secret) = p.secret.clone() else {
+        return html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            site::portal::signin(Some("Uploads are off on this frontend.")),
+        );
+    };
+    let address = remote.map(|r| r.ip().to_string()).unwrap_or_default();
+    let name = form.name.trim().to_ascii_lowercase();
+    if let Some(wait) = p.limiter.check(&name, &address, Instant::now()) {
+        let mut r = html(
+            StatusCode::TOO_MANY_REQUESTS,
+            site::portal::signin(Some(&format!(
+                "Too many failed sign-ins. Try again in {} minutes.",
+                wait.as_secs().div_ceil(60)
+            ))),
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            wait.as_secs().max(1).to_string().parse().expect("a number"),
+        );
+        return r;
+    }
+    let path = p.users.clone();
+    let (n, password) = (name.clone(), form.password);
+    let checked = tokio::task::spawn_blocking(move || {
+        users::Users::load(&path).map(|u| u.check(&n, &password))
+    })
+    .await;
+    match checked {
+        Ok(Ok(true)) => {
+            let value = session::start(&secret, &name, cluster::unix_now());
+            see_other("/portal/", Some(session::set_cookie(&value, over_tls(&h))))
+        }
+        Ok(Ok(false)) => {
+            p.limiter.failed(&name, &address, Instant::now());
+            html(
+                StatusCode::UNAUTHORIZED,
+                site::portal::signin(Some("Sign-in failed: wrong name or password.")),
+            )
+        }
+        Ok(Err(e)) => {
+            eprintln!("portal: {e}");
+            html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                site::portal::signin(Some("Sign-in is unavailable: the accounts file cannot be read. The operator has been told in the log.")),
+            )
+        }
+        Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed"),
+    }
+}
+
+async fn create(
+    c: Option<String>,
+    token: Option<String>,
+    body: Bytes,
+    p: Arc<Portal>,
+) -> Response<Body> {
+    let Some(s) = p.session(c.as_deref()) else {
+        return plain(StatusCode::UNAUTHORIZED, "sign in first");
+    };
+    if !p.csrf_ok(&s, token.as_deref()) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "missing or stale CSRF token; reload the page",
+        );
+    }
+    let nodes = p.pick_node();
+    if nodes.is_empty() {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no storage node answers now; try again in a minute",
+        );
+    }
+    let mut last = String::new();
+    // The first node that takes it; one that is full or down passes to the next.
+    for node in nodes {
+        let answer = p
+            .call(
+                &node,
+                Method::POST,
+                "/internal/uploads",
+                &s.user,
+                &[("content-type", "application/json".into())],
+                body.clone(),
+                Duration::from_secs(10),
+            )
+            .await;
+        match answer {
+            Ok(a) if a.status == StatusCode::CREATED => {
+                let mut v: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
+                let id = v["id"].as_str().unwrap_or("").to_string();
+                v["url"] = format!("/portal/api/uploads/{node}/{id}").into();
+                return Response::builder()
+                    .status(StatusCode::CREATED)
+                    .header(header::CONTENT_TYPE, "application/json")
+                    .header(header::LOCATION, v["url"].as_str().unwrap_or(""))
+                    .body(Bytes::from(v.to_string()))
+                    .expect("valid response");
+            }
+            // The request itself is wrong (metadata, size): the same everywhere.
+            Ok(a) if a.status.is_client_error() => {
+                return plain(a.status, String::from_utf8_lossy(&a.body).trim());
+            }
+            Ok(a) => last = format!("node {node}: {}", String::from_utf8_lossy(&a.body).trim()),
+            Err(e) => last = e,
+        }
+    }
+    plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("no node can take the upload now ({last})"),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn chunk(
+    m: Method,
+    node: String,
+    id: String,
+    c: Option<String>,
+    token: Option<String>,
+    offset: Option<String>,
+    body: Bytes,
+    p: Arc<Portal>,
+) -> Response<Body> {
+    let Some(s) = p.session(c.as_deref()) else {
+        return plain(StatusCode::UNAUTHORIZED, "sign in first");
+    };
+    if !p.csrf_ok(&s, token.as_deref()) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "missing or stale CSRF token; reload the page",
+        );
+    }
+    if !p.nodes.iter().any(|(n, _)| *n == node) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return plain(StatusCode::NOT_FOUND, "no such upload");
+    }
+    if m != Method::HEAD && m != Method::PATCH {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "HEAD or PATCH");
+    }
+    let mut headers = vec![(
+        "content-type",
+        "application/offset+octet-stream".to_string(),
+    )];
+    if let Some(o) = offset {
+        headers.push(("upload-offset", o));
+    }
+    let path = format!("/internal/uploads/{id}");
+    // The last chunk waits for the second copy: minutes for a large original.
+    let deadline = Duration::from_secs(if m == Method::PATCH { 1800 } else { 10 });
+    match p
+        .call(&node, m, &path, &s.user, &headers, body, deadline)
+        .await
+    {
+        Ok(a) => {
+            let mut r = Response::builder()
+                .status(a.status)
+                .header(header::CACHE_CONTROL, "no-store");
+            for k in [
+                "upload-offset",
+                "upload-length",
+                "tus-resumable",
+                "td-stage",
+                "content-type",
+            ] {
+                if let Some(v) = a.headers.get(k) {
+                    r = r.header(k, v);
+                }
+            }
+            r.body(a.body).expect("valid response")
+        }
+        Err(e) => plain(
+            StatusCode::BAD_GATEWAY,
+            &format!("{e}; the upload is kept there and resumes when it answers"),
+        ),
+    }
+}
+
+fn edit_page(p: &Portal, s: &Session, id: &str, error: Option<&str>) -> Response<Body> {
+    let Some(row) = p.table.row(id) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            site::message("Not found", "There is no image with this name."),
+        );
+    };
+    if row.meta.owner != s.user {
+        return html(
+            StatusCode::FORBIDDEN,
+            site::message(
+                "Not yours",
+                "Only the account that uploaded an image may change its details.",
+            ),
+        );
+    }
+    let keywords = row.meta.keywords.join(", ");
+    let values = site::portal::MetaValues {
+        title: &row.meta.title,
+        artist: &row.meta.artist,
+        date: &row.meta.date,
+        description: &row.meta.description,
+        keywords: &keywords,
+        rights: &row.meta.rights,
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        site::portal::edit(&s.user, &p.csrf(s), id, &values, error),
+    )
+}
+
+async fn edit(
+    id: String,
+    h: HeaderMap,
+    c: Option<String>,
+    f: EditForm,
+    p: Arc<Portal>,
+) -> Response<Body> {
+    let Some(s) = p.session(c.as_deref()) else {
+        return see_other("/portal/", None);
+    };
+    if !same_origin(&h) || !p.csrf_ok(&s, f.csrf.as_deref()) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "the form is stale; reload the page and try again",
+        );
+    }
+    let meta = cluster::ImageMeta {
+        title: f.title,
+        artist: f.artist,
+        date: f.date,
+        description: f.description,
+        keywords: f
+            .keywords
+            .split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect(),
+        rights: f.rights,
+        owner: String::new(),
+    };
+    let body = Bytes::from(serde_json::to_vec(&meta).expect("plain data"));
+    let path = format!("/internal/replicas/{id}/meta");
+    let nodes: Vec<String> = p
+        .table
+        .replicas(&id)
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    if nodes.is_empty() {
+        return edit_page(&p, &s, &id, None);
+    }
+    let mut problems = Vec::new();
+    for node in &nodes {
+        match p
+            .call(
+                node,
+                Method::POST,
+                &path,
+                &s.user,
+                &[("content-type", "application/json".into())],
+                body.clone(),
+                Duration::from_secs(10),
+            )
+            .await
+        {
+            Ok(a) if a.status.is_success() => {}
+            Ok(a) if a.status == StatusCode::FORBIDDEN || a.status == StatusCode::BAD_REQUEST => {
+                return edit_page(&p, &s, &id, Some(String::from_utf8_lossy(&a.body).trim()));
+            }
+            Ok(a) => problems.push(format!(
+                "{node}: {}",
+                String::from_utf8_lossy(&a.body).trim()
+            )),
+            Err(e) => problems.push(e),
+        }
+    }
+    if problems.is_empty() {
+        see_other(&format!("/portal/uploads?changed={id}"), None)
+    } else {
+        edit_page(
+            &p,
+            &s,
+            &id,
+            Some(&format!(
+                "Saved where possible; not yet on every copy ({}). Save again later.",
+                problems.join("; ")
+            )),
+        )
+    }
+}
+
+/// Refusals inside `/portal/` as short answers.
+pub async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
+    Ok(if r.is_not_found() {
+        plain(StatusCode::NOT_FOUND, "there is nothing at this address")
+    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
+        plain(StatusCode::METHOD_NOT_ALLOWED, "not allowed here")
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        plain(StatusCode::PAYLOAD_TOO_LARGE, "too large for one request")
+    } else {
+        plain(StatusCode::BAD_REQUEST, "the form was not complete")
+    })
+}

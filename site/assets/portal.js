@@ -1,0 +1,194 @@
+// The upload portal: sends each chosen original in 8 MiB chunks (tus 1.0 style: PATCH at
+// Upload-Offset, HEAD to learn where to go on from), with a progress bar per file; an
+// interrupted upload resumes where it stopped, also after a reload (the upload's address is kept
+// in localStorage under the file's name, size and date). The status page follows itself.
+"use strict";
+(function () {
+  const CHUNK = 8 << 20;
+  const RETRIES = 8;
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+  const STAGES = { receiving: "receiving", received: "received", durable: "durable on two nodes",
+    tiling: "tiling", placing: "placing replicas", verifying: "verifying", published: "published",
+    failed: "failed" };
+
+  const el = (tag, attrs = {}, text) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  /// One request; resolves with the XHR whatever its status, rejects on a network failure.
+  function request(method, url, body, headers, onProgress) {
+    return new Promise((ok, fail) => {
+      const x = new XMLHttpRequest();
+      x.open(method, url);
+      x.setRequestHeader("x-csrf-token", csrf);
+      for (const [k, v] of Object.entries(headers || {})) x.setRequestHeader(k, v);
+      if (onProgress) x.upload.onprogress = (e) => onProgress(e.loaded);
+      x.onload = () => ok(x);
+      x.onerror = () => fail(new Error("the connection was lost"));
+      x.ontimeout = () => fail(new Error("the server did not answer"));
+      x.timeout = 300000;
+      x.send(body);
+    });
+  }
+
+  const keyOf = (f) => `td-upload:${f.name}:${f.size}:${f.lastModified}`;
+
+  async function start(file, meta) {
+    const kept = localStorage.getItem(keyOf(file));
+    if (kept) {
+      const head = await request("HEAD", kept).catch(() => null);
+      if (head && head.status === 200) return kept;
+      localStorage.removeItem(keyOf(file));
+    }
+    const x = await request("POST", "/portal/api/uploads",
+      JSON.stringify({ filename: file.name, length: file.size, meta }),
+      { "content-type": "application/json" });
+    if (x.status !== 201) throw new Error(x.responseText.trim() || `refused (${x.status})`);
+    const url = JSON.parse(x.responseText).url;
+    localStorage.setItem(keyOf(file), url);
+    return url;
+  }
+
+  async function send(file, meta, row) {
+    const bar = row.querySelector("progress");
+    const state = row.querySelector(".state");
+    bar.max = file.size;
+    const show = (n) => {
+      bar.value = n;
+      state.textContent = `uploading ${Math.floor((100 * n) / file.size)} %`;
+    };
+    const url = await start(file, meta);
+    let offset = 0;
+    let stage = "receiving";
+    let failures = 0;
+    const head = await request("HEAD", url);
+    if (head.status === 200) offset = Number(head.getResponseHeader("upload-offset")) || 0;
+    show(offset);
+    while (offset < file.size || stage === "receiving") {
+      const end = Math.min(offset + CHUNK, file.size);
+      let x;
+      try {
+        x = await request("PATCH", url, file.slice(offset, end),
+          { "content-type": "application/offset+octet-stream", "upload-offset": String(offset) },
+          (n) => show(offset + n));
+      } catch (e) {
+        x = null;
+      }
+      if (x && x.status === 204) {
+        offset = Number(x.getResponseHeader("upload-offset"));
+        stage = x.getResponseHeader("td-stage") || stage;
+        failures = 0;
+        show(offset);
+        continue;
+      }
+      if (x && x.status >= 400 && x.status < 500 && x.status !== 409) {
+        localStorage.removeItem(keyOf(file));
+        throw new Error(x.responseText.trim() || `refused (${x.status})`);
+      }
+      // Lost, or the server knows another offset: ask it where to go on from.
+      if (++failures > RETRIES) throw new Error("the upload stopped; choose the file again to resume it");
+      state.textContent = `connection trouble; resuming (try ${failures})`;
+      await sleep(Math.min(500 * 2 ** failures, 15000));
+      const h = await request("HEAD", url).catch(() => null);
+      if (h && h.status === 200) offset = Number(h.getResponseHeader("upload-offset"));
+    }
+    localStorage.removeItem(keyOf(file));
+    bar.value = file.size;
+    return stage;
+  }
+
+  async function followUntilDurable(id, row) {
+    const state = row.querySelector(".state");
+    for (;;) {
+      const list = await fetch("/portal/api/uploads", { cache: "no-store" }).then((r) => r.json()).catch(() => []);
+      const u = list.find((x) => x.id === id);
+      if (u && u.stage !== "receiving" && u.stage !== "received") {
+        state.textContent = u.stage === "failed" ? `failed: ${u.error}` : STAGES.durable;
+        return;
+      }
+      if (u && u.waiting) state.textContent = `received; ${u.waiting}`;
+      await sleep(1000);
+    }
+  }
+
+  const form = document.getElementById("upload");
+  if (form) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const files = Array.from(document.getElementById("file").files);
+      const value = (id) => document.getElementById(id).value;
+      const meta = {
+        title: value("title"), artist: value("artist"), date: value("date"),
+        description: value("description"), rights: value("rights"),
+        keywords: value("keywords").split(",").map((k) => k.trim()).filter(Boolean),
+      };
+      const list = document.getElementById("progress");
+      const send_button = document.getElementById("send");
+      send_button.disabled = true;
+      try {
+        for (const [i, file] of files.entries()) {
+          const m = { ...meta };
+          if (files.length > 1) m.title = `${meta.title} (${i + 1})`;
+          const row = el("li");
+          row.append(el("strong", {}, file.name), " ", el("progress", { value: "0", max: String(file.size) }),
+            " ", el("span", { class: "state" }, "starting"));
+          list.append(row);
+          try {
+            const stage = await send(file, m, row);
+            const url = localStorage.getItem(keyOf(file));
+            if (stage === "received") {
+              row.querySelector(".state").textContent = "received; making the second copy";
+            }
+            if (stage === "durable" || stage === "tiling") {
+              row.querySelector(".state").textContent = STAGES.durable;
+            } else {
+              const id = (url || "").split("/").pop();
+              await followUntilDurable(id || "", row);
+            }
+          } catch (e) {
+            row.querySelector(".state").textContent = `failed: ${e.message}`;
+            row.querySelector(".state").classList.add("error");
+          }
+        }
+      } finally {
+        send_button.disabled = false;
+      }
+    });
+  }
+
+  // The status page: rebuilt every second from the API, as text (never as HTML).
+  const uploads = document.getElementById("uploads");
+  if (uploads) {
+    const item = (u) => {
+      const li = el("li", { class: "upload", "data-id": u.id, "data-stage": u.stage });
+      li.append(el("strong", { class: "title" }, u.title), " ", el("span", { class: "muted" }, u.filename),
+        el("br"), el("span", { class: "stage" }, STAGES[u.stage] || u.stage));
+      if (u.stage === "receiving" && u.length > 0) {
+        li.append(" ", el("progress", { value: String(u.received), max: String(u.length) }));
+      }
+      if (u.waiting) li.append(el("br"), el("span", { class: "waiting" }, u.waiting));
+      if (u.error) li.append(el("br"), el("span", { class: "error" }, u.error));
+      if (u.stage === "published") {
+        const id = encodeURIComponent(u.image);
+        li.append(el("br"), el("a", { class: "view", href: `/images/${id}` }, "View"), " · ",
+          el("a", { class: "edit", href: `/portal/images/${id}/edit` }, "Edit details"));
+      }
+      return li;
+    };
+    const refresh = async () => {
+      try {
+        const r = await fetch("/portal/api/uploads", { cache: "no-store" });
+        if (r.ok) {
+          const list = await r.json();
+          if (list.length) uploads.replaceChildren(...list.map(item));
+        }
+      } catch (e) { /* the next round tries again */ }
+      setTimeout(refresh, 1000);
+    };
+    setTimeout(refresh, 1000);
+  }
+})();

@@ -1,0 +1,242 @@
+//! The upload portal's pages: sign-in, upload (with one progress bar per file), the status of
+//! each upload through its stages, and the metadata form. Every value is escaped: a title with
+//! markup in it is shown as the text it is.
+
+use crate::{escape, page_with_head};
+
+/// The stages an upload goes through, as the status page names them.
+pub const STAGES: [(&str, &str); 6] = [
+    ("received", "received"),
+    ("durable", "durable on two nodes"),
+    ("tiling", "tiling"),
+    ("placing", "placing replicas"),
+    ("verifying", "verifying"),
+    ("published", "published"),
+];
+
+fn portal_page(title: &str, csrf: Option<&str>, body: &str) -> String {
+    let head = csrf.map_or_else(String::new, |t| {
+        format!(
+            "<meta name=\"csrf-token\" content=\"{}\"><script src=\"/portal/portal.js\" defer></script>",
+            escape(t)
+        )
+    });
+    page_with_head(title, &head, body)
+}
+
+fn signed_in_bar(user: &str, csrf: &str) -> String {
+    format!(
+        "<nav class=\"portal-bar\"><span>Signed in as <strong>{}</strong></span>\
+         <a href=\"/portal/\">Upload</a><a id=\"status-link\" href=\"/portal/uploads\">My uploads</a>\
+         <form id=\"signout\" method=\"post\" action=\"/portal/logout\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form></nav>",
+        escape(user),
+        escape(csrf)
+    )
+}
+
+/// The sign-in page, with an error line after a failed attempt.
+pub fn signin(error: Option<&str>) -> String {
+    let error = error.map_or_else(String::new, |e| {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))
+    });
+    portal_page(
+        "Sign in to upload",
+        None,
+        &format!(
+            "<h1>Sign in to upload</h1><p class=\"muted\">For content providers of this collection. \
+             Accounts are made by the operator (<code>td user add</code>).</p>{error}\
+             <form id=\"signin\" class=\"portal-form\" method=\"post\" action=\"/portal/login\">\
+             <label>Name <input name=\"name\" autocomplete=\"username\" required maxlength=\"32\"></label>\
+             <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+             <button type=\"submit\">Sign in</button></form>"
+        ),
+    )
+}
+
+fn meta_fields(values: &MetaValues) -> String {
+    let input = |id: &str, label: &str, value: &str, max: usize, extra: &str| {
+        format!(
+            "<label>{label} <input id=\"{id}\" name=\"{id}\" value=\"{}\" maxlength=\"{max}\"{extra}></label>",
+            escape(value)
+        )
+    };
+    format!(
+        "{}{}{}<label>Description <textarea id=\"description\" name=\"description\" maxlength=\"5000\" rows=\"4\">{}</textarea></label>{}{}",
+        input("title", "Title", values.title, 200, " required"),
+        input("artist", "Artist", values.artist, 200, ""),
+        input("date", "Date", values.date, 100, ""),
+        escape(values.description),
+        input("keywords", "Keywords (comma-separated)", values.keywords, 2000, ""),
+        input("rights", "Rights", values.rights, 1000, ""),
+    )
+}
+
+/// What the metadata fields show.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MetaValues<'a> {
+    pub title: &'a str,
+    pub artist: &'a str,
+    pub date: &'a str,
+    pub description: &'a str,
+    pub keywords: &'a str,
+    pub rights: &'a str,
+}
+
+/// The upload page: files and their metadata; the script sends them in chunks with a progress
+/// bar each.
+pub fn upload(user: &str, csrf: &str) -> String {
+    portal_page(
+        "Upload originals",
+        Some(csrf),
+        &format!(
+            "{}<h1>Upload originals</h1>\
+             <noscript><p class=\"error\">Uploading needs JavaScript: large originals are sent in \
+             pieces so that an interrupted upload resumes where it stopped.</p></noscript>\
+             <form id=\"upload\" class=\"portal-form\">\
+             <label>Originals (JPEG, PNG or TIFF; several at once share the details below) \
+             <input id=\"file\" type=\"file\" multiple required accept=\"image/jpeg,image/png,image/tiff,.tif,.tiff,.jpg,.jpeg,.png\"></label>\
+             {}<button id=\"send\" type=\"submit\">Upload</button></form>\
+             <ul id=\"progress\" class=\"uploads\"></ul>\
+             <p class=\"muted\">An upload is safe once it says <em>durable on two nodes</em>; you may \
+             close this page then. Follow it to publication on <a href=\"/portal/uploads\">My uploads</a>.</p>",
+            signed_in_bar(user, csrf),
+            meta_fields(&MetaValues::default())
+        ),
+    )
+}
+
+/// One upload as the status page lists it.
+#[derive(Debug, Clone)]
+pub struct UploadItem<'a> {
+    pub id: &'a str,
+    pub image: &'a str,
+    pub title: &'a str,
+    pub filename: &'a str,
+    /// The stage's key (`receiving`, `durable`, … `published`, `failed`).
+    pub stage: &'a str,
+    pub received: u64,
+    pub length: u64,
+    pub waiting: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// The words for a stage key.
+pub fn stage_words(stage: &str) -> &str {
+    match stage {
+        "receiving" => "receiving",
+        "failed" => "failed",
+        other => STAGES
+            .iter()
+            .find(|(k, _)| *k == other)
+            .map_or(other, |(_, w)| w),
+    }
+}
+
+/// One `li` of the status list (also what the script rebuilds).
+pub fn upload_item(u: &UploadItem) -> String {
+    let mut li = format!(
+        "<li class=\"upload\" data-id=\"{}\" data-stage=\"{}\"><strong class=\"title\">{}</strong> \
+         <span class=\"muted\">{}</span><br><span class=\"stage\">{}</span>",
+        escape(u.id),
+        escape(u.stage),
+        escape(u.title),
+        escape(u.filename),
+        escape(stage_words(u.stage)),
+    );
+    if u.stage == "receiving" && u.length > 0 {
+        li.push_str(&format!(
+            " <progress value=\"{}\" max=\"{}\"></progress>",
+            u.received, u.length
+        ));
+    }
+    if let Some(w) = u.waiting {
+        li.push_str(&format!("<br><span class=\"waiting\">{}</span>", escape(w)));
+    }
+    if let Some(e) = u.error {
+        li.push_str(&format!("<br><span class=\"error\">{}</span>", escape(e)));
+    }
+    if u.stage == "published" {
+        let image = escape(u.image);
+        li.push_str(&format!(
+            "<br><a class=\"view\" href=\"/images/{image}\">View</a> · \
+             <a class=\"edit\" href=\"/portal/images/{image}/edit\">Edit details</a>"
+        ));
+    }
+    li.push_str("</li>");
+    li
+}
+
+/// The status page: every upload of the account and where it is. Refreshes itself: by script
+/// every second, or without one by a meta refresh while anything is under way.
+pub fn uploads(
+    user: &str,
+    csrf: &str,
+    items: &[UploadItem],
+    notice: Option<&str>,
+    problems: &[String],
+) -> String {
+    let mut body = signed_in_bar(user, csrf);
+    body.push_str("<h1>My uploads</h1>");
+    if let Some(n) = notice {
+        body.push_str(&format!(
+            "<p class=\"notice\" role=\"status\">{}</p>",
+            escape(n)
+        ));
+    }
+    for p in problems {
+        body.push_str(&format!("<p class=\"waiting\">{}</p>", escape(p)));
+    }
+    body.push_str("<ol class=\"stages\">");
+    for (_, words) in STAGES {
+        body.push_str(&format!("<li>{words}</li>"));
+    }
+    body.push_str("</ol><ul id=\"uploads\" class=\"uploads\">");
+    for u in items {
+        body.push_str(&upload_item(u));
+    }
+    if items.is_empty() {
+        body.push_str("<li class=\"muted\">No uploads yet.</li>");
+    }
+    body.push_str("</ul>");
+    let busy = items
+        .iter()
+        .any(|u| u.stage != "published" && u.stage != "failed");
+    let head = format!(
+        "{}<meta name=\"csrf-token\" content=\"{}\"><script src=\"/portal/portal.js\" defer></script>",
+        if busy {
+            "<noscript><meta http-equiv=\"refresh\" content=\"3\"></noscript>"
+        } else {
+            ""
+        },
+        escape(csrf)
+    );
+    page_with_head("My uploads", &head, &body)
+}
+
+/// The form that changes an image's details (its owner only).
+pub fn edit(
+    user: &str,
+    csrf: &str,
+    image: &str,
+    values: &MetaValues,
+    error: Option<&str>,
+) -> String {
+    let error = error.map_or_else(String::new, |e| {
+        format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))
+    });
+    portal_page(
+        "Edit details",
+        Some(csrf),
+        &format!(
+            "{}<h1>Edit details of {}</h1>{error}\
+             <form id=\"edit\" class=\"portal-form\" method=\"post\" action=\"/portal/images/{}/edit\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}<button type=\"submit\">Save</button></form>",
+            signed_in_bar(user, csrf),
+            escape(image),
+            escape(image),
+            escape(csrf),
+            meta_fields(values)
+        ),
+    )
+}
