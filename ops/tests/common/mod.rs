@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod ingest;
 pub mod loop_disks;
 pub mod monitor;
 
@@ -27,6 +28,11 @@ impl Drop for Backend {
 }
 
 impl Backend {
+    /// How it ended, if it has.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// What it said on stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
@@ -61,8 +67,19 @@ pub fn start_td(args: &[&str], stderr: &Path) -> Backend {
 /// stdout, which names the address it listens on (a program that prints nothing is simply
 /// started); its stderr goes to `stderr`.
 pub fn start_program(program: &str, args: &[&str], stderr: &Path) -> Backend {
+    start_program_env(program, args, &[], stderr)
+}
+
+/// [`start_program`] with more in its environment.
+pub fn start_program_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stderr: &Path,
+) -> Backend {
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()

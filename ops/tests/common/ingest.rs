@@ -1,0 +1,165 @@
+//! A cluster of `td backend` processes at their configured addresses, with a cluster secret,
+//! for ingest tests: start, kill and restart nodes (optionally with `TD_CRASH_AT`), and speak
+//! the signed internal API to them.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cluster::auth::{Secret, AUTH_HEADER, USER_HEADER};
+
+use super::monitor::free_addr;
+use super::{start_program_env, Backend};
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    /// (name, address, power domain).
+    pub nodes: Vec<(String, String, String)>,
+    pub secret: Secret,
+    procs: Vec<Option<Backend>>,
+}
+
+/// An answer: status (0 when the connection failed), head, body.
+pub type Answer = (u16, String, Vec<u8>);
+
+impl Cluster {
+    /// Nodes `node-a`, `node-b`, … in the given power domains, one folder disk each.
+    pub fn new(domains: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut toml = String::from("name = \"ingest test\"\n");
+        let mut nodes = Vec::new();
+        for (i, domain) in domains.iter().enumerate() {
+            let name = format!("node-{}", (b'a' + i as u8) as char);
+            let addr = free_addr();
+            toml.push_str(&format!(
+                "\n[[node]]\nname = \"{name}\"\naddress = \"{addr}\"\npower_domain = \"{domain}\"\n\
+                 state_dir = \"{name}/state\"\n\n[[node.disk]]\nid = \"{name}-d1\"\npath = \"{name}/d1\"\n"
+            ));
+            std::fs::create_dir_all(dir.path().join(&name).join("d1")).unwrap();
+            nodes.push((name, addr, domain.to_string()));
+        }
+        let config = dir.path().join("cluster.toml");
+        std::fs::write(&config, toml).unwrap();
+        let secret = Secret::create(&dir.path().join("cluster.secret")).unwrap();
+        let procs = nodes.iter().map(|_| None).collect();
+        Cluster {
+            dir,
+            config,
+            nodes,
+            secret,
+            procs,
+        }
+    }
+
+    pub fn disk(&self, i: usize) -> PathBuf {
+        self.dir.path().join(&self.nodes[i].0).join("d1")
+    }
+
+    /// Starts node `i` at its address; with `crash_at`, it kills itself at that point.
+    pub fn start(&mut self, i: usize, crash_at: Option<&str>) {
+        let name = self.nodes[i].0.clone();
+        let env: Vec<(&str, &str)> = crash_at.map(|p| ("TD_CRASH_AT", p)).into_iter().collect();
+        // The old process (and its stderr file) goes first.
+        self.procs[i] = None;
+        let stderr = self.dir.path().join(format!("{name}.stderr"));
+        let b = start_program_env(
+            env!("CARGO_BIN_EXE_td"),
+            &["backend", "--config", self.config.to_str().unwrap(), "--node", &name],
+            &env,
+            &stderr,
+        );
+        self.procs[i] = Some(b);
+    }
+
+    pub fn stop(&mut self, i: usize) {
+        self.procs[i] = None;
+    }
+
+    /// True once node `i`'s process has ended (it was started and is not running).
+    pub fn died(&mut self, i: usize) -> bool {
+        self.procs[i]
+            .as_mut()
+            .is_some_and(|b| b.exited().is_some())
+    }
+
+    pub fn stderr(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.stderr", self.nodes[i].0)))
+            .unwrap_or_default()
+    }
+
+    /// A signed request to node `i` for `user`.
+    pub fn call(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        user: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+    ) -> Answer {
+        let auth = self.secret.sign(method, path, user, cluster::unix_now());
+        let mut all = vec![(AUTH_HEADER, auth), (USER_HEADER, user.to_string())];
+        all.extend(headers.iter().map(|(k, v)| (*k, v.clone())));
+        request(&self.nodes[i].1, method, path, &all, body)
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection; status 0 when the connection failed.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Answer {
+    let attempt = || -> std::io::Result<Answer> {
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes())?;
+        s.write_all(body)?;
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw)?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        Ok((status, head, raw[split + 4..].to_vec()))
+    };
+    attempt().unwrap_or((0, String::new(), Vec::new()))
+}
+
+/// A header's value in a response head.
+pub fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
+/// A noisy PNG (incompressible, so it spans several 8 MiB chunks) made with ImageMagick.
+pub fn noise_png(dir: &Path, size: &str) -> PathBuf {
+    let png = dir.join(format!("noise-{size}.png"));
+    let out = std::process::Command::new("convert")
+        .args(["-seed", "7", "-size", size, "xc:gray", "+noise", "Random"])
+        .arg(&png)
+        .output()
+        .expect("ImageMagick (the README's test command installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    png
+}

@@ -1,0 +1,356 @@
+//! Ingest through real `td backend` processes: an upload sent in chunks to one node is staged
+//! on a second node in another power domain, acknowledged, tiled, placed, verified and
+//! published on two nodes, and staging is cleared. Each node is killed (SIGKILL, by itself at
+//! `TD_CRASH_AT`) at every step of the protocol and restarted; the upload always ends
+//! published with two verified replicas, never shows fewer, and leaves no staging behind.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::ingest::{header, noise_png, Cluster};
+
+/// Every point where a node kills itself: on the node that received the upload, after each
+/// fact it records (and in the middle of a transfer); on the others, after each step they do.
+const CRASH_POINTS: [&str; 14] = [
+    "staged-home",
+    "mid-transfer",
+    "copy-sealed",
+    "staged-copy",
+    "acknowledged",
+    "tiled",
+    "chosen",
+    "target-sealed",
+    "placed",
+    "target-verified",
+    "verified",
+    "target-renamed",
+    "published",
+    "cleared",
+];
+
+const CHUNK: usize = 5 << 20;
+
+/// Starts an upload on node `i` and sends `file` in chunks; a chunk that finds the node dead
+/// is left (the caller restarts it and calls [`resume`]). Returns (upload id, image id).
+fn upload(c: &Cluster, i: usize, user: &str, file: &Path, title: &str) -> (String, String, u16) {
+    let bytes = std::fs::read(file).unwrap();
+    let new = serde_json::json!({
+        "filename": file.file_name().unwrap().to_str().unwrap(),
+        "length": bytes.len(),
+        "meta": { "title": title, "artist": "Test", "keywords": ["noise"] },
+    });
+    let (status, _, body) = c.call(
+        i,
+        "POST",
+        "/internal/uploads",
+        user,
+        &[("content-type", "application/json".into())],
+        new.to_string().as_bytes(),
+    );
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let (id, image) = (
+        created["id"].as_str().unwrap().to_string(),
+        created["image"].as_str().unwrap().to_string(),
+    );
+    let last = send_from(c, i, user, &id, &bytes, 0);
+    (id, image, last)
+}
+
+/// Sends `bytes` from `offset` in chunks; returns the last status (0: the node died).
+fn send_from(c: &Cluster, i: usize, user: &str, id: &str, bytes: &[u8], mut offset: usize) -> u16 {
+    let path = format!("/internal/uploads/{id}");
+    let mut status = 0;
+    while offset < bytes.len() {
+        let end = (offset + CHUNK).min(bytes.len());
+        let (s, head, body) = c.call(
+            i,
+            "PATCH",
+            &path,
+            user,
+            &[("upload-offset", offset.to_string())],
+            &bytes[offset..end],
+        );
+        status = s;
+        if s != 204 {
+            assert!(s == 0, "chunk at {offset}: {s} {}", String::from_utf8_lossy(&body));
+            return 0;
+        }
+        offset = header(&head, "upload-offset").unwrap().parse().unwrap();
+    }
+    status
+}
+
+/// Asks where the upload is (HEAD) and sends the rest.
+fn resume(c: &Cluster, i: usize, user: &str, id: &str, bytes: &[u8]) {
+    let (s, head, _) = c.call(i, "HEAD", &format!("/internal/uploads/{id}"), user, &[], b"");
+    assert_eq!(s, 200, "HEAD after a restart");
+    let at: usize = header(&head, "upload-offset").unwrap().parse().unwrap();
+    assert_eq!(
+        header(&head, "upload-length").unwrap().parse::<usize>().unwrap(),
+        bytes.len()
+    );
+    if at < bytes.len() {
+        assert_eq!(send_from(c, i, user, id, bytes, at), 204);
+    }
+}
+
+fn status_of(c: &Cluster, i: usize, user: &str, id: &str) -> Option<serde_json::Value> {
+    let (s, _, body) = c.call(i, "GET", "/internal/uploads", user, &[], b"");
+    if s != 200 {
+        return None;
+    }
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&body).ok()?;
+    list.into_iter().find(|u| u["id"] == id)
+}
+
+/// Where replica `image` is on node `i`'s disk: "published", "verified", "placed",
+/// "incoming" or none.
+fn replica_state(c: &Cluster, i: usize, image: &str) -> Option<&'static str> {
+    let images = c.disk(i).join("images");
+    [
+        ("published", image.to_string()),
+        ("verified", format!(".{image}.verified")),
+        ("placed", format!(".{image}.placed")),
+        ("incoming", format!(".{image}.incoming")),
+    ]
+    .into_iter()
+    .find(|(_, name)| images.join(name).is_dir())
+    .map(|(s, _)| s)
+}
+
+fn staging_left(c: &Cluster) -> Vec<String> {
+    (0..c.nodes.len())
+        .flat_map(|i| {
+            std::fs::read_dir(c.disk(i).join("staging"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(move |e| format!("{}: {}", c.nodes[i].0, e.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+/// Checks, at one moment, that nothing is visible without two verified replicas.
+fn never_half_published(c: &Cluster, image: &str, when: &str) {
+    let states: Vec<_> = (0..c.nodes.len()).map(|i| replica_state(c, i, image)).collect();
+    let published = states.iter().filter(|s| **s == Some("published")).count();
+    let verified_or_more = states
+        .iter()
+        .filter(|s| matches!(s, Some("published" | "verified")))
+        .count();
+    assert!(published <= 2, "{when}: published on {published} nodes: {states:?}");
+    if published > 0 {
+        assert_eq!(
+            verified_or_more, 2,
+            "{when}: published while the other replica was not verified: {states:?}"
+        );
+    }
+}
+
+/// Restarts, without a crash point, every node that killed itself at `point` (another node
+/// may reach the same point later, after the first one is back). Returns them.
+fn revive(c: &mut Cluster, point: &str) -> Vec<usize> {
+    let dead: Vec<usize> = (0..c.nodes.len()).filter(|&i| c.died(i)).collect();
+    for &i in &dead {
+        assert!(
+            c.stderr(i).contains(&format!("TD_CRASH_AT={point}")),
+            "node {i} died otherwise: {}",
+            c.stderr(i)
+        );
+        c.start(i, None);
+    }
+    dead
+}
+
+/// Waits until the upload is published with staging cleared, checking the invariant all along
+/// and restarting any node that kills itself at `when`; then checks the two replicas end to
+/// end.
+fn wait_published(c: &mut Cluster, home: usize, user: &str, id: &str, image: &str, when: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        revive(c, when);
+        never_half_published(c, image, when);
+        let status = status_of(c, home, user, id);
+        let stage = status.as_ref().map(|s| s["stage"].clone());
+        let left: Vec<String> = staging_left(c)
+            .into_iter()
+            .filter(|s| s.ends_with(id))
+            .collect();
+        if stage == Some("published".into()) && left.is_empty() {
+            break;
+        }
+        assert!(
+            stage != Some("failed".into()),
+            "{when}: the upload failed: {status:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{when}: not published in 120 s: {status:?}; staging {:?}; replicas {:?}\n{}",
+            staging_left(c),
+            (0..c.nodes.len()).map(|i| replica_state(c, i, image)).collect::<Vec<_>>(),
+            (0..c.nodes.len()).map(|i| c.stderr(i)).collect::<Vec<_>>().join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let holders: Vec<usize> = (0..c.nodes.len())
+        .filter(|&i| replica_state(c, i, image) == Some("published"))
+        .collect();
+    assert_eq!(holders.len(), 2, "{when}: two replicas");
+    assert_ne!(
+        c.nodes[holders[0]].2, c.nodes[holders[1]].2,
+        "{when}: the replicas are in two power domains"
+    );
+    for &h in &holders {
+        let dir = c.disk(h).join("images").join(image);
+        let manifest = backend::replica::read_manifest(&dir, image).unwrap();
+        assert_eq!(manifest.files.len(), 4, "original, pyramid, thumbnail, metadata");
+        let wrong = backend::replica::verify(&dir, &manifest, &mut |_| {});
+        assert!(wrong.is_empty(), "{when}: {wrong:?}");
+        let hidden: Vec<_> = std::fs::read_dir(c.disk(h).join("images"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(hidden.is_empty(), "{when}: debris left: {hidden:?}");
+        // The node serves it: in its catalog for the frontends, and its tiles.
+        let (s, _, body) = c.call(h, "GET", "/catalog", "", &[], b"");
+        assert_eq!(s, 200);
+        let page: cluster::CatalogPage = serde_json::from_slice(&body).unwrap();
+        let entry = page.entries.iter().find(|e| e.id == image).unwrap();
+        assert_eq!(entry.state, cluster::ReplicaState::Ok, "{when}");
+        assert_eq!(entry.meta.owner, user);
+        let (s, _, _) = c.call(h, "GET", &format!("/tiles/{image}/0/0/0.jpg"), "", &[], b"");
+        assert_eq!(s, 200, "{when}: a tile of the published image");
+    }
+}
+
+#[test]
+fn a_node_killed_at_every_step_of_the_protocol_never_loses_or_half_publishes_the_upload() {
+    let work = tempfile::tempdir().unwrap();
+    // ~15 MB of noise: three chunks up, two 8 MiB pieces between nodes.
+    let png = noise_png(work.path(), "2600x2000");
+    let bytes = std::fs::read(&png).unwrap();
+    // TD_CRASH_POINTS=a,b runs only those (when chasing one).
+    let only = std::env::var("TD_CRASH_POINTS").unwrap_or_default();
+    for point in CRASH_POINTS
+        .into_iter()
+        .filter(|p| only.is_empty() || only.split(',').any(|o| o == *p))
+    {
+        // Two nodes share a power domain, so the second copy and the second replica must go
+        // to the third.
+        let mut c = Cluster::new(&["left", "left", "right"]);
+        for i in 0..3 {
+            c.start(i, Some(point));
+        }
+        let (id, image, _) = upload(&c, 0, "ada", &png, &format!("Noise {point}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let dead = loop {
+            let dead = revive(&mut c, point);
+            if !dead.is_empty() {
+                break dead;
+            }
+            never_half_published(&c, &image, point);
+            assert!(
+                Instant::now() < deadline,
+                "TD_CRASH_AT={point} was never reached: {:?}",
+                status_of(&c, 0, "ada", &id)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // A provider whose last chunk went unanswered asks where it is and goes on.
+        resume(&c, 0, "ada", &id, &bytes);
+        wait_published(&mut c, 0, "ada", &id, &image, point);
+        eprintln!("TD_CRASH_AT={point}: node {dead:?} killed and restarted; published");
+    }
+}
+
+#[test]
+fn with_a_power_domain_down_the_upload_waits_staged_and_says_why() {
+    let work = tempfile::tempdir().unwrap();
+    let png = noise_png(work.path(), "800x600");
+    let mut c = Cluster::new(&["left", "left", "right"]);
+    c.start(0, None);
+    c.start(1, None);
+    let (id, image, last) = upload(&c, 0, "ada", &png, "Waiting <b>noise</b>");
+    assert_eq!(last, 204);
+    let s = status_of(&c, 0, "ada", &id).unwrap();
+    assert_eq!(s["stage"], "received", "{s}");
+    let why = s["waiting"].as_str().unwrap_or_default();
+    assert!(why.contains("another power domain"), "{why}");
+    // Not acknowledged, and nothing placed: one copy, kept in staging.
+    assert_eq!(staging_left(&c).len(), 1, "{:?}", staging_left(&c));
+    assert!((0..3).all(|i| replica_state(&c, i, &image).is_none()));
+    // The same account sees it; another account does not, and cannot touch it.
+    let (st, _, _) = c.call(0, "HEAD", &format!("/internal/uploads/{id}"), "bob", &[], b"");
+    assert_eq!(st, 403);
+    let (_, _, body) = c.call(0, "GET", "/internal/uploads", "bob", &[], b"");
+    assert_eq!(body, b"[]");
+    c.start(2, None);
+    wait_published(&mut c, 0, "ada", &id, &image, "domain back");
+}
+
+#[test]
+fn bad_requests_get_plain_answers_and_unsigned_ones_none() {
+    let work = tempfile::tempdir().unwrap();
+    let png = noise_png(work.path(), "300x200");
+    let mut c = Cluster::new(&["left", "right"]);
+    c.start(0, None);
+    c.start(1, None);
+    let addr = c.nodes[0].1.clone();
+    // No signature, a wrong one, another cluster's.
+    let (s, _, body) = common::ingest::request(&addr, "POST", "/internal/uploads", &[], b"{}");
+    assert_eq!(s, 401, "{}", String::from_utf8_lossy(&body));
+    let forged = c.secret.sign("POST", "/internal/uploads", "ada", cluster::unix_now());
+    let (s, _, _) = common::ingest::request(
+        &addr,
+        "POST",
+        "/internal/uploads",
+        &[("x-td-auth", forged), ("x-td-user", "mallory".into())],
+        b"{}",
+    );
+    assert_eq!(s, 401, "a signature for another account");
+    let other = cluster::auth::Secret::from_bytes(b"not this cluster's secret at all!!");
+    let sig = other.sign("GET", "/internal/uploads", "", cluster::unix_now());
+    let (s, _, _) = common::ingest::request(&addr, "GET", "/internal/uploads", &[("x-td-auth", sig)], b"");
+    assert_eq!(s, 401);
+    let create = |meta: serde_json::Value, length: u64| {
+        let body = serde_json::json!({"filename": "a.png", "length": length, "meta": meta});
+        let (s, _, b) = c.call(
+            0,
+            "POST",
+            "/internal/uploads",
+            "ada",
+            &[("content-type", "application/json".into())],
+            body.to_string().as_bytes(),
+        );
+        (s, String::from_utf8_lossy(&b).into_owned())
+    };
+    let (s, text) = create(serde_json::json!({"title": "x".repeat(300)}), 10);
+    assert_eq!(s, 400);
+    assert!(text.contains("300 characters"), "{text}");
+    let (s, text) = create(serde_json::json!({"title": "ok"}), 0);
+    assert_eq!((s, text.trim()), (400, "the file is empty"));
+    let (s, text) = create(serde_json::json!({"title": ""}), 10);
+    assert_eq!(s, 400, "{text}");
+    // A chunk at the wrong offset is refused with where to go on from.
+    let (id, _, _) = {
+        let (s, text) = create(serde_json::json!({"title": "Offsets"}), 20);
+        assert_eq!(s, 201, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (v["id"].as_str().unwrap().to_string(), (), ())
+    };
+    let path = format!("/internal/uploads/{id}");
+    let (s, head, _) = c.call(0, "PATCH", &path, "ada", &[("upload-offset", "5".into())], b"abc");
+    assert_eq!(s, 409);
+    assert_eq!(header(&head, "upload-offset").as_deref(), Some("0"));
+    let (s, _, body) = c.call(0, "PATCH", &path, "ada", &[("upload-offset", "0".into())], &[0; 30]);
+    assert_eq!(s, 400, "past the announced length: {}", String::from_utf8_lossy(&body));
+    // After all that, a good upload goes through.
+    let (id, image, last) = upload(&c, 0, "ada", &png, "Still fine");
+    assert_eq!(last, 204);
+    wait_published(&mut c, 0, "ada", &id, &image, "after bad requests");
+}
