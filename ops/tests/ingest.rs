@@ -75,7 +75,11 @@ fn send_from(c: &Cluster, i: usize, user: &str, id: &str, bytes: &[u8], mut offs
         );
         status = s;
         if s != 204 {
-            assert!(s == 0, "chunk at {offset}: {s} {}", String::from_utf8_lossy(&body));
+            assert!(
+                s == 0,
+                "chunk at {offset}: {s} {}",
+                String::from_utf8_lossy(&body)
+            );
             return 0;
         }
         offset = header(&head, "upload-offset").unwrap().parse().unwrap();
@@ -85,11 +89,21 @@ fn send_from(c: &Cluster, i: usize, user: &str, id: &str, bytes: &[u8], mut offs
 
 /// Asks where the upload is (HEAD) and sends the rest.
 fn resume(c: &Cluster, i: usize, user: &str, id: &str, bytes: &[u8]) {
-    let (s, head, _) = c.call(i, "HEAD", &format!("/internal/uploads/{id}"), user, &[], b"");
+    let (s, head, _) = c.call(
+        i,
+        "HEAD",
+        &format!("/internal/uploads/{id}"),
+        user,
+        &[],
+        b"",
+    );
     assert_eq!(s, 200, "HEAD after a restart");
     let at: usize = header(&head, "upload-offset").unwrap().parse().unwrap();
     assert_eq!(
-        header(&head, "upload-length").unwrap().parse::<usize>().unwrap(),
+        header(&head, "upload-length")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap(),
         bytes.len()
     );
     if at < bytes.len() {
@@ -135,13 +149,18 @@ fn staging_left(c: &Cluster) -> Vec<String> {
 
 /// Checks, at one moment, that nothing is visible without two verified replicas.
 fn never_half_published(c: &Cluster, image: &str, when: &str) {
-    let states: Vec<_> = (0..c.nodes.len()).map(|i| replica_state(c, i, image)).collect();
+    let states: Vec<_> = (0..c.nodes.len())
+        .map(|i| replica_state(c, i, image))
+        .collect();
     let published = states.iter().filter(|s| **s == Some("published")).count();
     let verified_or_more = states
         .iter()
         .filter(|s| matches!(s, Some("published" | "verified")))
         .count();
-    assert!(published <= 2, "{when}: published on {published} nodes: {states:?}");
+    assert!(
+        published <= 2,
+        "{when}: published on {published} nodes: {states:?}"
+    );
     if published > 0 {
         assert_eq!(
             verified_or_more, 2,
@@ -190,8 +209,13 @@ fn wait_published(c: &mut Cluster, home: usize, user: &str, id: &str, image: &st
             Instant::now() < deadline,
             "{when}: not published in 120 s: {status:?}; staging {:?}; replicas {:?}\n{}",
             staging_left(c),
-            (0..c.nodes.len()).map(|i| replica_state(c, i, image)).collect::<Vec<_>>(),
-            (0..c.nodes.len()).map(|i| c.stderr(i)).collect::<Vec<_>>().join("\n---\n")
+            (0..c.nodes.len())
+                .map(|i| replica_state(c, i, image))
+                .collect::<Vec<_>>(),
+            (0..c.nodes.len())
+                .map(|i| c.stderr(i))
+                .collect::<Vec<_>>()
+                .join("\n---\n")
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -206,7 +230,11 @@ fn wait_published(c: &mut Cluster, home: usize, user: &str, id: &str, image: &st
     for &h in &holders {
         let dir = c.disk(h).join("images").join(image);
         let manifest = backend::replica::read_manifest(&dir, image).unwrap();
-        assert_eq!(manifest.files.len(), 4, "original, pyramid, thumbnail, metadata");
+        assert_eq!(
+            manifest.files.len(),
+            4,
+            "original, pyramid, thumbnail, metadata"
+        );
         let wrong = backend::replica::verify(&dir, &manifest, &mut |_| {});
         assert!(wrong.is_empty(), "{when}: {wrong:?}");
         let hidden: Vec<_> = std::fs::read_dir(c.disk(h).join("images"))
@@ -285,7 +313,14 @@ fn with_a_power_domain_down_the_upload_waits_staged_and_says_why() {
     assert_eq!(staging_left(&c).len(), 1, "{:?}", staging_left(&c));
     assert!((0..3).all(|i| replica_state(&c, i, &image).is_none()));
     // The same account sees it; another account does not, and cannot touch it.
-    let (st, _, _) = c.call(0, "HEAD", &format!("/internal/uploads/{id}"), "bob", &[], b"");
+    let (st, _, _) = c.call(
+        0,
+        "HEAD",
+        &format!("/internal/uploads/{id}"),
+        "bob",
+        &[],
+        b"",
+    );
     assert_eq!(st, 403);
     let (_, _, body) = c.call(0, "GET", "/internal/uploads", "bob", &[], b"");
     assert_eq!(body, b"[]");
@@ -304,7 +339,9 @@ fn bad_requests_get_plain_answers_and_unsigned_ones_none() {
     // No signature, a wrong one, another cluster's.
     let (s, _, body) = common::ingest::request(&addr, "POST", "/internal/uploads", &[], b"{}");
     assert_eq!(s, 401, "{}", String::from_utf8_lossy(&body));
-    let forged = c.secret.sign("POST", "/internal/uploads", "ada", cluster::unix_now());
+    let forged = c
+        .secret
+        .sign("POST", "/internal/uploads", "ada", cluster::unix_now());
     let (s, _, _) = common::ingest::request(
         &addr,
         "POST",
@@ -315,7 +352,13 @@ fn bad_requests_get_plain_answers_and_unsigned_ones_none() {
     assert_eq!(s, 401, "a signature for another account");
     let other = cluster::auth::Secret::from_bytes(b"not this cluster's secret at all!!");
     let sig = other.sign("GET", "/internal/uploads", "", cluster::unix_now());
-    let (s, _, _) = common::ingest::request(&addr, "GET", "/internal/uploads", &[("x-td-auth", sig)], b"");
+    let (s, _, _) = common::ingest::request(
+        &addr,
+        "GET",
+        "/internal/uploads",
+        &[("x-td-auth", sig)],
+        b"",
+    );
     assert_eq!(s, 401);
     let create = |meta: serde_json::Value, length: u64| {
         let body = serde_json::json!({"filename": "a.png", "length": length, "meta": meta});
@@ -344,13 +387,151 @@ fn bad_requests_get_plain_answers_and_unsigned_ones_none() {
         (v["id"].as_str().unwrap().to_string(), (), ())
     };
     let path = format!("/internal/uploads/{id}");
-    let (s, head, _) = c.call(0, "PATCH", &path, "ada", &[("upload-offset", "5".into())], b"abc");
+    let (s, head, _) = c.call(
+        0,
+        "PATCH",
+        &path,
+        "ada",
+        &[("upload-offset", "5".into())],
+        b"abc",
+    );
     assert_eq!(s, 409);
     assert_eq!(header(&head, "upload-offset").as_deref(), Some("0"));
-    let (s, _, body) = c.call(0, "PATCH", &path, "ada", &[("upload-offset", "0".into())], &[0; 30]);
-    assert_eq!(s, 400, "past the announced length: {}", String::from_utf8_lossy(&body));
+    let (s, _, body) = c.call(
+        0,
+        "PATCH",
+        &path,
+        "ada",
+        &[("upload-offset", "0".into())],
+        &[0; 30],
+    );
+    assert_eq!(
+        s,
+        400,
+        "past the announced length: {}",
+        String::from_utf8_lossy(&body)
+    );
     // After all that, a good upload goes through.
     let (id, image, last) = upload(&c, 0, "ada", &png, "Still fine");
     assert_eq!(last, 204);
     wait_published(&mut c, 0, "ada", &id, &image, "after bad requests");
+}
+
+fn root_or_skip() -> bool {
+    // SAFETY: a plain query of our own user id.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        eprintln!("SKIPPED: needs root to mount a small filesystem (runs in CI)");
+        return false;
+    }
+    true
+}
+
+/// Unmounts a test's filesystem even when the test fails.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_disk_that_fills_during_an_upload_refuses_the_chunk_and_the_upload_resumes_when_there_is_room()
+{
+    if !root_or_skip() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let png = noise_png(work.path(), "2600x2000");
+    let bytes = std::fs::read(&png).unwrap();
+    let mut c = Cluster::new(&["left", "right"]);
+    // node-a's disk: a real 300 MiB filesystem (tmpfs) that can really fill.
+    let disk = c.disk(0);
+    let out = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=300m",
+            "tdtest",
+            disk.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _mounted = Mounted(disk.clone());
+    c.start(0, None);
+    c.start(1, None);
+    let new = serde_json::json!({
+        "filename": "noise.png", "length": bytes.len(), "meta": { "title": "Filling" },
+    });
+    let (s, _, body) = c.call(
+        0,
+        "POST",
+        "/internal/uploads",
+        "ada",
+        &[],
+        new.to_string().as_bytes(),
+    );
+    assert_eq!(s, 201, "{}", String::from_utf8_lossy(&body));
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let image = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["image"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/internal/uploads/{id}");
+    let (s, _, _) = c.call(
+        0,
+        "PATCH",
+        &path,
+        "ada",
+        &[("upload-offset", "0".into())],
+        &bytes[..CHUNK],
+    );
+    assert_eq!(s, 204);
+    // Something else fills the disk, leaving less than the next chunk.
+    let free = fs2::available_space(&disk).unwrap();
+    let filler = disk.join("filler");
+    let out = std::process::Command::new("fallocate")
+        .args(["-l", &(free - (1 << 20)).to_string()])
+        .arg(&filler)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (s, head, body) = c.call(
+        0,
+        "PATCH",
+        &path,
+        "ada",
+        &[("upload-offset", CHUNK.to_string())],
+        &bytes[CHUNK..(2 * CHUNK).min(bytes.len())],
+    );
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(s, 507, "{text}");
+    assert!(text.contains("disk is full"), "{text}");
+    assert!(header(&head, "upload-offset").is_none());
+    // The node still answers, and the upload is where it was: the partial chunk was cut off.
+    let (s, head, _) = c.call(0, "HEAD", &path, "ada", &[], b"");
+    assert_eq!(s, 200);
+    assert_eq!(header(&head, "upload-offset").unwrap(), CHUNK.to_string());
+    std::fs::remove_file(&filler).unwrap();
+    resume(&c, 0, "ada", &id, &bytes);
+    wait_published(&mut c, 0, "ada", &id, &image, "disk full, then room");
+    c.stop(0);
+    c.stop(1);
 }

@@ -66,7 +66,13 @@ impl Cluster {
         let stderr = self.dir.path().join(format!("{name}.stderr"));
         let b = start_program_env(
             env!("CARGO_BIN_EXE_td"),
-            &["backend", "--config", self.config.to_str().unwrap(), "--node", &name],
+            &[
+                "backend",
+                "--config",
+                self.config.to_str().unwrap(),
+                "--node",
+                &name,
+            ],
             &env,
             &stderr,
         );
@@ -79,9 +85,7 @@ impl Cluster {
 
     /// True once node `i`'s process has ended (it was started and is not running).
     pub fn died(&mut self, i: usize) -> bool {
-        self.procs[i]
-            .as_mut()
-            .is_some_and(|b| b.exited().is_some())
+        self.procs[i].as_mut().is_some_and(|b| b.exited().is_some())
     }
 
     pub fn stderr(&self, i: usize) -> String {
@@ -148,7 +152,9 @@ pub fn request(
 pub fn header(head: &str, name: &str) -> Option<String> {
     head.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
     })
 }
 
@@ -160,6 +166,10 @@ pub fn noise_png(dir: &Path, size: &str) -> PathBuf {
         .arg(&png)
         .output()
         .expect("ImageMagick (the README's test command installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     png
 }
