@@ -192,6 +192,15 @@ impl Portal {
                 )),
             }
         }
+        // "Published" means a visitor can open it here: until this frontend's table has it
+        // (it asks the nodes every second), the upload is shown as still being published.
+        for v in all.iter_mut() {
+            let image = v["image"].as_str().unwrap_or("").to_string();
+            if v["stage"] == "published" && self.table.row(&image).is_none() {
+                v["stage"] = "verifying".into();
+                v["waiting"] = "published on both nodes; the collection lists it in a moment".into();
+            }
+        }
         all.sort_by_key(|v| std::cmp::Reverse(v["created"].as_u64().unwrap_or(0)));
         (all, problems)
     }
