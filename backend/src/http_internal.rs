@@ -233,7 +233,7 @@ pub fn routes(
                 let offset = blocking_call(move || {
                     let s = find_staging(ingest.disks(), &id)?;
                     let length = s.upload()?.length;
-                    s.append(length, q.offset, &bytes)
+                    s.append(length, q.offset, &bytes, &ingest.sums)
                 })
                 .await
                 .map_err(fail)?;
@@ -251,7 +251,7 @@ pub fn routes(
                 let sum = blocking_call(move || {
                     let s = find_staging(ingest.disks(), &id)?;
                     let length = s.upload()?.length;
-                    s.seal(length, Some(&q.sha256))
+                    s.seal(length, Some(&q.sha256), &ingest.sums)
                 })
                 .await
                 .map_err(fail)?;

@@ -2,6 +2,9 @@
 //! pyramid files, running a backend node, its monitor or a frontend, reading the nodes' events, the
 //! portal's accounts and the cluster secret, and the demo appliance.
 
+// The backend's warp route tree is a deep type; the default limit is too low for it in release.
+#![recursion_limit = "256"]
+
 mod commands;
 mod samples;
 

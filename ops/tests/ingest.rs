@@ -77,8 +77,9 @@ fn send_from(c: &Cluster, i: usize, user: &str, id: &str, bytes: &[u8], mut offs
         if s != 204 {
             assert!(
                 s == 0,
-                "chunk at {offset}: {s} {}",
-                String::from_utf8_lossy(&body)
+                "chunk at {offset}: {s} {}\nhead: {head}\nnode's stderr: {}",
+                String::from_utf8_lossy(&body),
+                c.stderr(i)
             );
             return 0;
         }

@@ -83,7 +83,11 @@ pub struct Ingest {
     peers: Option<Peers>,
     off: Option<String>,
     pub status: StatusBook,
+    /// The SHA-256 of each original as it arrives.
+    pub sums: staging::RunningSums,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Upload id → the node receiving its chunks as they arrive (see [`Ingest::mirror`]).
+    mirrors: Mutex<HashMap<String, Option<String>>>,
     wake: tokio::sync::Notify,
     /// Tests only: the point at which this process kills itself (`TD_CRASH_AT`).
     crash_at: Option<String>,
@@ -120,7 +124,9 @@ impl Ingest {
             peers,
             off,
             status,
+            sums: staging::RunningSums::default(),
             locks: Mutex::new(HashMap::new()),
+            mirrors: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             crash_at: std::env::var("TD_CRASH_AT").ok().filter(|s| !s.is_empty()),
         }
@@ -216,8 +222,26 @@ impl Ingest {
     ) -> Result<(u64, UploadStatus), IngestError> {
         let (staging, upload) = self.owned(owner, id)?;
         let length = upload.length;
-        let s = staging.clone();
-        let at = blocking(move || s.append(length, offset, &bytes)).await?;
+        let mirror = self.mirror(&upload, offset).await;
+        let (s, me, b) = (staging.clone(), self.clone(), bytes.clone());
+        let local = blocking(move || s.append(length, offset, &b, &me.sums));
+        // The second copy is written while the first is: the chunk goes to the mirror at the
+        // same time. A mirror that fails is dropped; the coordinator's Stage step then copies
+        // whatever it lacks, after the upload.
+        let at = match &mirror {
+            Some(node) => {
+                let path = format!("/internal/staging/{}?offset={offset}", upload.id);
+                let remote = self
+                    .peers()?
+                    .call(node, "PATCH", &path, "", bytes, CHUNK_DEADLINE);
+                let (local, remote) = tokio::join!(local, remote);
+                if local.is_err() || remote.is_err() {
+                    self.drop_mirror(&upload.id, remote.err().map(|e| e.message));
+                }
+                local?
+            }
+            None => local.await?,
+        };
         let mut status = self
             .status
             .get(id)
@@ -225,8 +249,12 @@ impl Ingest {
         status.received = at;
         self.status.put(&status);
         if at == length {
-            let s = staging.clone();
-            blocking(move || s.seal(length, None)).await?;
+            let (s, me) = (staging.clone(), self.clone());
+            blocking(move || s.seal(length, None, &me.sums)).await?;
+            self.mirrors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&upload.id);
             self.crash_point("staged-home");
             // Up to the acknowledgement now, while the provider waits.
             for _ in 0..8 {
@@ -239,6 +267,56 @@ impl Ingest {
             status = self.status.get(id).unwrap_or(status);
         }
         Ok((at, status))
+    }
+
+    /// The node that receives a copy of each chunk as it arrives, chosen at the first chunk: the
+    /// first node in another power domain that takes the upload. `None` when there is none (or
+    /// after a restart, or once it failed).
+    async fn mirror(&self, upload: &Upload, offset: u64) -> Option<String> {
+        if offset > 0 {
+            return self
+                .mirrors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&upload.id)
+                .cloned()
+                .flatten();
+        }
+        let peers = self.peers.as_ref()?;
+        let home_domain = &self.cluster.node(&self.me)?.power_domain;
+        let body = Bytes::from(serde_json::to_vec(upload).expect("plain data"));
+        let path = format!("/internal/staging/{}", upload.id);
+        let mut chosen = None;
+        for n in self
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| &n.power_domain != home_domain)
+        {
+            let answer: Result<OffsetAnswer, _> =
+                peers.json(&n.name, "PUT", &path, body.clone(), ASK).await;
+            if matches!(answer, Ok(OffsetAnswer { offset: 0 })) {
+                chosen = Some(n.name.clone());
+                break;
+            }
+        }
+        self.mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(upload.id.clone(), chosen.clone());
+        chosen
+    }
+
+    fn drop_mirror(&self, id: &str, why: Option<String>) {
+        let mut mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Some(node)) = mirrors.insert(id.to_string(), None) {
+            eprintln!(
+                "td backend {}: upload {id}: {node} no longer takes the chunks as they come ({}); \
+                 the copy is completed after the upload",
+                self.me,
+                why.unwrap_or_else(|| "this node's write failed".into())
+            );
+        }
     }
 
     /// The uploads this node received for `owner` ("" for all), newest first.
@@ -499,6 +577,16 @@ impl Ingest {
                     return Ok(Driven::Waiting(
                         "published; the other staging copy is cleared first".into(),
                     ));
+                }
+                // A partial copy a mirror kept (it failed, another node took the copy) goes
+                // before the home node's, which is the last record of the upload.
+                if Some(n) == home {
+                    if let Some(orphan) = (0..g.nodes.len())
+                        .find(|&i| Some(i) != home && g.nodes[i].staging && g.view.up.contains(&i))
+                    {
+                        self.clear(staging, upload, self.name(orphan)).await?;
+                        return Ok(Driven::Did(Step::Clear(orphan)));
+                    }
                 }
                 self.clear(staging, upload, self.name(n)).await?;
                 if Some(n) == home {
@@ -824,18 +912,7 @@ impl Ingest {
                     "published replica {id}: {reason}"
                 )));
             }
-            let entry = catalog
-                .add(entry)
-                .map_err(|e| IngestError::Invalid(e.to_string()))?;
-            catalog.flush();
-            let origin_of = |node: &str| {
-                (node != me)
-                    .then(|| cluster.node(node).map(cluster::NodeConfig::origin))
-                    .flatten()
-            };
-            library
-                .insert(entry, &disk, origin_of)
-                .map_err(IngestError::Invalid)
+            serve_now(&catalog, &library, &cluster, &me, entry, &disk)
         })
         .await
     }
@@ -897,18 +974,8 @@ impl Ingest {
                 crate::replica::MANIFEST,
                 &serde_json::to_vec_pretty(&manifest).expect("plain data"),
             )?;
-            let entry = catalog
-                .add(crate::catalog::read_entry(&disk, &image))
-                .map_err(|e| IngestError::Invalid(e.to_string()))?;
-            catalog.flush();
-            let origin_of = |node: &str| {
-                (node != me)
-                    .then(|| cluster.node(node).map(cluster::NodeConfig::origin))
-                    .flatten()
-            };
-            library
-                .insert(entry, &disk, origin_of)
-                .map_err(IngestError::Invalid)
+            let entry = crate::catalog::read_entry(&disk, &image);
+            serve_now(&catalog, &library, &cluster, &me, entry, &disk)
         })
         .await
     }
@@ -920,6 +987,30 @@ impl Ingest {
             line: String::new(),
         }
     }
+}
+
+/// A replica just published or changed here: into the catalog (frontends learn it) and the
+/// library (served at once).
+fn serve_now(
+    catalog: &Catalog,
+    library: &Library,
+    cluster: &ClusterConfig,
+    me: &str,
+    entry: cluster::CatalogEntry,
+    disk: &Arc<Disk>,
+) -> Result<(), IngestError> {
+    let entry = catalog
+        .add(entry)
+        .map_err(|e| IngestError::Invalid(e.to_string()))?;
+    catalog.flush();
+    let origin_of = |node: &str| {
+        (node != me)
+            .then(|| cluster.node(node).map(cluster::NodeConfig::origin))
+            .flatten()
+    };
+    library
+        .insert(entry, disk, origin_of)
+        .map_err(IngestError::Invalid)
 }
 
 struct Gathered {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! images/.ID.incoming/   files arriving (fsynced chunks); debris if the sender died
-//! images/.ID.placed/     every file whole and replica.json written      ("placed")
+//! images/.ID.placed/     every file whole, fsynced, and replica.json written ("placed")
 //! images/.ID.verified/   every file read back from the disk and matched ("verified")
 //! images/ID/             published: in the catalog, served, visible to frontends
 //! ```
@@ -160,6 +160,9 @@ pub fn seal(disks: &[Arc<Disk>], id: &str, manifest: &Manifest) -> Result<(), In
                 f.name, f.size
             )));
         }
+        std::fs::File::open(&path)
+            .and_then(|file| file.sync_all())
+            .map_err(io(&path))?;
     }
     write_durable(
         &dir,

@@ -5,8 +5,11 @@
 //! each: `acknowledged.json`, `tiled.json` (with the pyramid and thumbnail), `targets.json`,
 //! or `failed.json` when the original can never become an image.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
 
 use cluster::{FileSum, ImageMeta};
 use serde::{Deserialize, Serialize};
@@ -56,6 +59,38 @@ pub struct Acknowledged {
 pub struct Failed {
     pub reason: String,
     pub at: u64,
+}
+
+/// The SHA-256 of each original being received, computed as its chunks arrive so that
+/// sealing it needs no second read of gigabytes. Only in memory: after a restart, or chunks out
+/// of order, the file is read once to hash it.
+#[derive(Default)]
+pub struct RunningSums(Mutex<HashMap<String, (u64, Sha256)>>);
+
+impl RunningSums {
+    fn update(&self, id: &str, offset: u64, bytes: &[u8]) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if offset == 0 {
+            map.insert(id.to_string(), (0, Sha256::new()));
+        }
+        match map.get_mut(id) {
+            Some((at, hasher)) if *at == offset => {
+                hasher.update(bytes);
+                *at += bytes.len() as u64;
+            }
+            _ => {
+                map.remove(id);
+            }
+        }
+    }
+
+    fn take(&self, id: &str, length: u64) -> Option<String> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match map.remove(id) {
+            Some((at, hasher)) if at == length => Some(hex::encode(hasher.finalize())),
+            _ => None,
+        }
+    }
 }
 
 /// One upload's staging folder.
@@ -160,8 +195,21 @@ impl Staging {
         }
     }
 
+    fn id(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Appends a chunk of the original at `offset`; returns the new length.
-    pub fn append(&self, length: u64, offset: u64, bytes: &[u8]) -> Result<u64, IngestError> {
+    pub fn append(
+        &self,
+        length: u64,
+        offset: u64,
+        bytes: &[u8],
+        sums: &RunningSums,
+    ) -> Result<u64, IngestError> {
         if self.staged()?.is_some() {
             return Err(IngestError::Conflict {
                 at: length,
@@ -174,19 +222,29 @@ impl Staging {
                 offset + bytes.len() as u64
             )));
         }
-        append_at(&self.path(PART), offset, bytes)
+        let at = append_at(&self.path(PART), offset, bytes)?;
+        sums.update(&self.id(), offset, bytes);
+        Ok(at)
     }
 
-    /// The whole original is here: reads it back from the disk, checks its size (and SHA-256
-    /// when the sender said what it must be), and records the "staged" fact. Done already is
-    /// fine.
-    pub fn seal(&self, length: u64, expected: Option<&str>) -> Result<FileSum, IngestError> {
+    /// The whole original is here: checks its size and SHA-256 (hashed as it arrived, or read
+    /// back after a restart) against what the sender said it must be, fsyncs it and records the
+    /// "staged" fact. Done already is fine. (Reading it back from the disk is the replicas'
+    /// verification step, after placement.)
+    pub fn seal(
+        &self,
+        length: u64,
+        expected: Option<&str>,
+        sums: &RunningSums,
+    ) -> Result<FileSum, IngestError> {
         if let Some(s) = self.staged()? {
             return Ok(s);
         }
         let part = self.path(PART);
-        crate::replica::drop_cache(&part);
-        let (size, sha256) = crate::replica::hash_file(&part, &mut |_| {}).map_err(io(&part))?;
+        let (size, sha256) = match sums.take(&self.id(), length) {
+            Some(sha) => (std::fs::metadata(&part).map_err(io(&part))?.len(), sha),
+            None => crate::replica::hash_file(&part, &mut |_| {}).map_err(io(&part))?,
+        };
         if size != length {
             return Err(IngestError::Invalid(format!(
                 "the original has {size} of its {length} bytes"

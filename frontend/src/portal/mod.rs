@@ -198,7 +198,8 @@ impl Portal {
             let image = v["image"].as_str().unwrap_or("").to_string();
             if v["stage"] == "published" && self.table.row(&image).is_none() {
                 v["stage"] = "verifying".into();
-                v["waiting"] = "published on both nodes; the collection lists it in a moment".into();
+                v["waiting"] =
+                    "published on both nodes; the collection lists it in a moment".into();
             }
         }
         all.sort_by_key(|v| std::cmp::Reverse(v["created"].as_u64().unwrap_or(0)));
