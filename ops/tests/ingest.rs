@@ -298,7 +298,7 @@ fn a_node_killed_at_every_step_of_the_protocol_never_loses_or_half_publishes_the
 }
 
 #[test]
-fn with_a_power_domain_down_the_upload_waits_staged_and_says_why() {
+fn with_a_power_domain_down_the_upload_waits_staged_and_says_why_then_its_owner_alone_edits_it() {
     let work = tempfile::tempdir().unwrap();
     let png = noise_png(work.path(), "800x600");
     let mut c = Cluster::new(&["left", "left", "right"]);
@@ -327,6 +327,38 @@ fn with_a_power_domain_down_the_upload_waits_staged_and_says_why() {
     assert_eq!(body, b"[]");
     c.start(2, None);
     wait_published(&mut c, 0, "ada", &id, &image, "domain back");
+
+    // Its owner changes the details on each replica's node; another account cannot.
+    let holders: Vec<usize> = (0..3)
+        .filter(|&i| replica_state(&c, i, &image) == Some("published"))
+        .collect();
+    let path = format!("/internal/replicas/{image}/meta");
+    let changed = serde_json::json!({ "title": "Renamed <i>noise</i>", "artist": "Ada" });
+    for &h in &holders {
+        let (s, _, body) = c.call(h, "POST", &path, "bob", &[], changed.to_string().as_bytes());
+        assert_eq!(s, 403, "{}", String::from_utf8_lossy(&body));
+        assert!(String::from_utf8_lossy(&body).contains("another account"));
+        let (s, _, body) = c.call(h, "POST", &path, "ada", &[], changed.to_string().as_bytes());
+        assert_eq!(s, 200, "{}", String::from_utf8_lossy(&body));
+        let (_, _, body) = c.call(h, "GET", "/catalog", "", &[], b"");
+        let page: cluster::CatalogPage = serde_json::from_slice(&body).unwrap();
+        let entry = page.entries.iter().find(|e| e.id == image).unwrap();
+        assert_eq!(entry.meta.title, "Renamed <i>noise</i>");
+        assert_eq!(entry.meta.owner, "ada", "the owner stays");
+        // The replica still checks out against its manifest, the new metadata included.
+        let dir = c.disk(h).join("images").join(&image);
+        let manifest = backend::replica::read_manifest(&dir, &image).unwrap();
+        assert!(backend::replica::verify(&dir, &manifest, &mut |_| {}).is_empty());
+    }
+    let (s, _, _) = c.call(
+        0,
+        "POST",
+        "/internal/replicas/nothing-here/meta",
+        "ada",
+        &[],
+        changed.to_string().as_bytes(),
+    );
+    assert_eq!(s, 404);
 }
 
 #[test]
