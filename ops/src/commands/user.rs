@@ -16,9 +16,9 @@ use frontend::portal::users::Users;
 /// sign-in.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The cluster configuration (TOML).
-    #[arg(long)]
-    config: PathBuf,
+    /// The cluster configuration (TOML); before or after the action.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     action: Action,
 }
@@ -43,7 +43,10 @@ enum Action {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
-    let config = ClusterConfig::load(&args.config)?;
+    let Some(config) = &args.config else {
+        bail!("which cluster? give --config CLUSTER.toml");
+    };
+    let config = ClusterConfig::load(config)?;
     let path = config.users_path();
     let mut users = Users::load(&path)?;
     match args.action {
