@@ -328,6 +328,25 @@ fn with_a_power_domain_down_the_upload_waits_staged_and_says_why_then_its_owner_
     c.start(2, None);
     wait_published(&mut c, 0, "ada", &id, &image, "domain back");
 
+    // Resuming a finished upload hears that every byte was taken (its staging is gone).
+    let upath = format!("/internal/uploads/{id}");
+    let (s, head, _) = c.call(0, "HEAD", &upath, "ada", &[], b"");
+    assert_eq!(s, 200);
+    let length = std::fs::metadata(&png).unwrap().len().to_string();
+    assert_eq!(header(&head, "upload-offset"), Some(length.clone()));
+    let (s, head, _) = c.call(
+        0,
+        "PATCH",
+        &upath,
+        "ada",
+        &[("upload-offset", "0".into())],
+        b"x",
+    );
+    assert_eq!(s, 409);
+    assert_eq!(header(&head, "upload-offset"), Some(length));
+    let (s, _, _) = c.call(0, "HEAD", &upath, "bob", &[], b"");
+    assert_eq!(s, 403);
+
     // Its owner changes the details on each replica's node; another account cannot.
     let holders: Vec<usize> = (0..3)
         .filter(|&i| replica_state(&c, i, &image) == Some("published"))

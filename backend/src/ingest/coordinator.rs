@@ -193,8 +193,20 @@ impl Ingest {
 
     /// The staging folder of one of `owner`'s uploads.
     fn owned(&self, owner: &str, id: &str) -> Result<(Staging, Upload), IngestError> {
-        let staging = Staging::find(&self.disks, id)
-            .ok_or_else(|| IngestError::NotFound(format!("no upload {id} is under way here")))?;
+        let Some(staging) = Staging::find(&self.disks, id) else {
+            // Finished (published or failed) and its staging cleared: all its bytes were
+            // taken, which is what a provider resuming it must hear.
+            return Err(match self.status.get(id) {
+                Some(s) if s.owner != owner => {
+                    IngestError::Forbidden(format!("upload {id} belongs to another account"))
+                }
+                Some(s) => IngestError::Conflict {
+                    at: s.length,
+                    got: s.length,
+                },
+                None => IngestError::NotFound(format!("no upload {id} is under way here")),
+            });
+        };
         let upload = staging.upload()?;
         if upload.owner != owner {
             return Err(IngestError::Forbidden(format!(
@@ -206,7 +218,10 @@ impl Ingest {
 
     /// How many bytes of the upload are here, and of how many.
     pub async fn offset(&self, owner: &str, id: &str) -> Result<(u64, u64), IngestError> {
-        let (staging, upload) = self.owned(owner, id)?;
+        let (staging, upload) = match self.owned(owner, id) {
+            Err(IngestError::Conflict { at, .. }) => return Ok((at, at)),
+            other => other?,
+        };
         let at = blocking(move || staging.offset()).await?;
         Ok((at, upload.length))
     }
