@@ -151,6 +151,25 @@ impl Portal {
             .unwrap_or_default()
     }
 
+    /// The session of an API call that changes something: signed in (else 401) and carrying
+    /// the session's CSRF token (else 403).
+    fn api_session(
+        &self,
+        cookies: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<Session, (StatusCode, &'static str)> {
+        let Some(s) = self.session(cookies) else {
+            return Err((StatusCode::UNAUTHORIZED, "sign in first"));
+        };
+        if !self.csrf_ok(&s, token) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "missing or stale CSRF token; reload the page",
+            ));
+        }
+        Ok(s)
+    }
+
     fn csrf_ok(&self, s: &Session, token: Option<&str>) -> bool {
         self.secret
             .as_ref()
@@ -586,15 +605,10 @@ async fn create(
     body: Bytes,
     p: Arc<Portal>,
 ) -> Response<Body> {
-    let Some(s) = p.session(c.as_deref()) else {
-        return plain(StatusCode::UNAUTHORIZED, "sign in first");
+    let s = match p.api_session(c.as_deref(), token.as_deref()) {
+        Ok(s) => s,
+        Err((status, why)) => return plain(status, why),
     };
-    if !p.csrf_ok(&s, token.as_deref()) {
-        return plain(
-            StatusCode::FORBIDDEN,
-            "missing or stale CSRF token; reload the page",
-        );
-    }
     let nodes = p.pick_node();
     if nodes.is_empty() {
         return plain(
@@ -653,15 +667,10 @@ async fn chunk(
     body: Bytes,
     p: Arc<Portal>,
 ) -> Response<Body> {
-    let Some(s) = p.session(c.as_deref()) else {
-        return plain(StatusCode::UNAUTHORIZED, "sign in first");
+    let s = match p.api_session(c.as_deref(), token.as_deref()) {
+        Ok(s) => s,
+        Err((status, why)) => return plain(status, why),
     };
-    if !p.csrf_ok(&s, token.as_deref()) {
-        return plain(
-            StatusCode::FORBIDDEN,
-            "missing or stale CSRF token; reload the page",
-        );
-    }
     if !p.nodes.iter().any(|(n, _)| *n == node) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return plain(StatusCode::NOT_FOUND, "no such upload");
     }
