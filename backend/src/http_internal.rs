@@ -312,34 +312,26 @@ pub fn routes(
             },
         );
     let manifest = warp::body::content_length_limit(1 << 20).and(warp::body::json::<Manifest>());
-    let seal = warp::post()
-        .and(warp::path!("replicas" / String / "seal"))
+    // Seal and verify: both take the sender's manifest and move the hidden replica one step.
+    let manifest_step = warp::post()
+        .and(warp::path!("replicas" / String / String))
         .and(auth.clone())
         .and(manifest)
         .and(n.clone())
         .and_then(
-            |image: String, _: String, m: Manifest, node: Arc<Node>| async move {
+            |image: String, step: String, _: String, m: Manifest, node: Arc<Node>| async move {
+                type Op = fn(&[Arc<crate::disk::Disk>], &str, &Manifest) -> Result<(), IngestError>;
+                let (op, point, done): (Op, &str, &str) = match step.as_str() {
+                    "seal" => (placement::seal, "target-sealed", "placed"),
+                    "verify" => (placement::verify, "target-verified", "verified"),
+                    _ => return Err(warp::reject::not_found()),
+                };
                 let ingest = node.ingest.clone();
-                blocking_call(move || placement::seal(ingest.disks(), &image, &m))
+                blocking_call(move || op(ingest.disks(), &image, &m))
                     .await
                     .map_err(fail)?;
-                node.ingest.crash_point("target-sealed");
-                Ok::<_, Rejection>(json(StatusCode::OK, &"placed"))
-            },
-        );
-    let verify = warp::post()
-        .and(warp::path!("replicas" / String / "verify"))
-        .and(auth.clone())
-        .and(manifest)
-        .and(n.clone())
-        .and_then(
-            |image: String, _: String, m: Manifest, node: Arc<Node>| async move {
-                let ingest = node.ingest.clone();
-                blocking_call(move || placement::verify(ingest.disks(), &image, &m))
-                    .await
-                    .map_err(fail)?;
-                node.ingest.crash_point("target-verified");
-                Ok::<_, Rejection>(json(StatusCode::OK, &"verified"))
+                node.ingest.crash_point(point);
+                Ok::<_, Rejection>(json(StatusCode::OK, &done))
             },
         );
     let publish = warp::post()
@@ -378,10 +370,9 @@ pub fn routes(
             .or(stage_clear)
             .or(begin)
             .or(file)
-            .or(seal)
-            .or(verify)
             .or(publish)
             .or(meta)
+            .or(manifest_step)
             .recover(answer_refusal),
     )
 }
