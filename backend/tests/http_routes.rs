@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 mod common;
 
@@ -35,20 +36,63 @@ fn get(addr: SocketAddr, path: &str, extra_headers: &[(&str, &str)]) -> Reply {
     exchange(addr, "GET", path, extra_headers)
 }
 
+/// How long a request waits to connect, and then for the whole answer. Loopback connects at
+/// once; the slowest route here (a rendered IIIF image) answers in well under a second, so
+/// reaching either means the server hangs.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+const ANSWER_DEADLINE: Duration = Duration::from_secs(60);
+
 fn exchange(addr: SocketAddr, method: &str, path: &str, extra_headers: &[(&str, &str)]) -> Reply {
-    let mut s = TcpStream::connect(addr).unwrap();
+    let url = format!("{method} http://{addr}{path}");
+    let timed_out = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    };
+    let mut s = TcpStream::connect_timeout(&addr, CONNECT_DEADLINE).unwrap_or_else(|e| {
+        if timed_out(&e) {
+            panic!("{url}: no connection within {CONNECT_DEADLINE:?}")
+        }
+        panic!("{url}: {e}")
+    });
+    let until = Instant::now() + ANSWER_DEADLINE;
+    let left = || {
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| panic!("{url}: no whole answer within {ANSWER_DEADLINE:?}"))
+    };
+    let fail = |e: std::io::Error| -> ! {
+        if timed_out(&e) {
+            panic!("{url}: no whole answer within {ANSWER_DEADLINE:?}")
+        }
+        panic!("{url}: {e}")
+    };
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (k, v) in extra_headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
+    s.set_write_timeout(Some(left())).unwrap();
+    if let Err(e) = s.write_all(req.as_bytes()) {
+        fail(e)
+    }
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let mut buf = vec![0; 64 << 10];
+    loop {
+        s.set_read_timeout(Some(left())).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => fail(e),
+        }
+    }
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
+        .unwrap_or_else(|| panic!("{url}: no end of head in {} bytes", raw.len()));
     let head = String::from_utf8(raw[..split].to_vec()).unwrap();
     let mut lines = head.lines();
     let status = lines

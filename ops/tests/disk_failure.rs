@@ -14,12 +14,10 @@ use std::time::Instant;
 
 #[test]
 fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test as root"
-        );
-        eprintln!("SKIPPED: needs root for loop devices and mount (runs in CI)");
+    if !common::root_or_skip(
+        "a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving",
+        "loop devices and mount",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

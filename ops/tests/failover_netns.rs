@@ -197,12 +197,10 @@ fn failover_state(ns: &str, addr: &str) -> serde_json::Value {
 
 #[test]
 fn the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing() {
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test as root"
-        );
-        eprintln!("SKIPPED: needs root for network namespaces (runs in CI)");
+    if !common::root_or_skip(
+        "the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing",
+        "network namespaces",
+    ) {
         return;
     }
     let plan = DemoPlan::prepare();

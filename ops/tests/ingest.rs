@@ -475,19 +475,6 @@ fn bad_requests_get_plain_answers_and_unsigned_ones_none() {
     wait_published(&mut c, 0, "ada", &id, &image, "after bad requests");
 }
 
-fn root_or_skip() -> bool {
-    // SAFETY: a plain query of our own user id.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test as root"
-        );
-        eprintln!("SKIPPED: needs root to mount a small filesystem (runs in CI)");
-        return false;
-    }
-    true
-}
-
 /// Unmounts a test's filesystem even when the test fails.
 struct Mounted(std::path::PathBuf);
 
@@ -500,7 +487,10 @@ impl Drop for Mounted {
 #[test]
 fn a_disk_that_fills_during_an_upload_refuses_the_chunk_and_the_upload_resumes_when_there_is_room()
 {
-    if !root_or_skip() {
+    if !common::root_or_skip(
+        "a_disk_that_fills_during_an_upload_refuses_the_chunk_and_the_upload_resumes_when_there_is_room",
+        "mounting a small filesystem",
+    ) {
         return;
     }
     let work = tempfile::tempdir().unwrap();

@@ -21,16 +21,8 @@ fn get_status(addr: &str, path: &str) -> u16 {
     common::get(addr, path).0
 }
 
-fn root_or_skip() -> bool {
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test as root"
-        );
-        eprintln!("SKIPPED: needs root for loop devices, mount and /dev/kmsg (runs in CI)");
-        return false;
-    }
-    true
+fn root_or_skip(test: &str) -> bool {
+    common::root_or_skip(test, "loop devices, mount and /dev/kmsg")
 }
 
 /// Node `n1` over the given disks (id, mount point), each adopted as a backend would.
@@ -81,7 +73,7 @@ fn probes_pass(mon: &str, disk: &str) {
 
 #[test]
 fn real_disk_faults_are_events_with_their_evidence() {
-    if !root_or_skip() {
+    if !root_or_skip("real_disk_faults_are_events_with_their_evidence") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -239,7 +231,7 @@ fn real_disk_faults_are_events_with_their_evidence() {
 /// recorded real outputs, a failing drive's attributes and a cable's CRC errors are events.
 #[test]
 fn smart_is_read_from_recorded_outputs_and_absent_smart_is_said() {
-    if !root_or_skip() {
+    if !root_or_skip("smart_is_read_from_recorded_outputs_and_absent_smart_is_said") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -313,7 +305,7 @@ fn smart_is_read_from_recorded_outputs_and_absent_smart_is_said() {
 /// `/health` when the log cannot be written, and records once there is room.
 #[test]
 fn a_full_event_log_disk_is_said_and_nothing_stops() {
-    if !root_or_skip() {
+    if !root_or_skip("a_full_event_log_disk_is_said_and_nothing_stops") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -386,7 +378,7 @@ fn a_full_event_log_disk_is_said_and_nothing_stops() {
 /// each is refused at the first probe after, and the probe never writes on the wrong disk.
 #[test]
 fn disks_swapped_between_slots_are_refused_and_never_written() {
-    if !root_or_skip() {
+    if !root_or_skip("disks_swapped_between_slots_are_refused_and_never_written") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -2,15 +2,13 @@
 //! for ingest tests: start, kill and restart nodes (optionally with `TD_CRASH_AT`), and speak
 //! the signed internal API to them.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use cluster::auth::{Secret, AUTH_HEADER, USER_HEADER};
 
 use super::monitor::free_addr;
-use super::{start_program_env, Backend};
+use super::{connect, exchange, start_program_env, Backend};
 
 pub struct Cluster {
     pub dir: tempfile::TempDir,
@@ -110,7 +108,14 @@ impl Cluster {
     }
 }
 
-/// One HTTP/1.1 request over a fresh connection; status 0 when the connection failed.
+/// How long an ingest request may take: a chunk is mirrored to another node and written
+/// back before it is answered, and a debug build on two busy cores is slow at it, but minutes
+/// means the node hangs.
+pub const INGEST_DEADLINE: Duration = Duration::from_secs(120);
+
+/// One HTTP/1.1 request over a fresh connection; status 0 when the connection failed (a
+/// refused connect, a reset: the node died). A node that neither answers nor closes within
+/// [`INGEST_DEADLINE`] is a hang, and panics naming the URL.
 pub fn request(
     addr: &str,
     method: &str,
@@ -118,9 +123,9 @@ pub fn request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> Answer {
+    let url = format!("{method} http://{addr}{path}");
     let attempt = || -> std::io::Result<Answer> {
-        let mut s = TcpStream::connect(addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(120)))?;
+        let mut s = connect(addr, &url)?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
@@ -129,10 +134,7 @@ pub fn request(
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        s.write_all(head.as_bytes())?;
-        s.write_all(body)?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw)?;
+        let raw = exchange(&mut s, &[head.as_bytes(), body], &url, INGEST_DEADLINE)?;
         let split = raw
             .windows(4)
             .position(|w| w == b"\r\n\r\n")

@@ -7,9 +7,104 @@ pub mod loop_disks;
 pub mod monitor;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether a test that needs root may go on: true as root. Without root it prints one line
+/// naming `test` and what it needs root for (`needs`), and returns false, so a developer's
+/// run skips it; but under CI (`CI` set), where root-only tests must run, it panics instead
+/// of skipping silently.
+pub fn root_or_skip(test: &str, needs: &str) -> bool {
+    // SAFETY: a plain query of our own user id.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs root ({needs}): CI must run the tests as root"
+    );
+    // Straight to stderr: the test harness keeps what eprintln! says for itself and shows it
+    // only when the test fails. (nextest shows it: .config/nextest.toml.)
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: needs root ({needs}); CI runs it as root"
+    );
+    false
+}
+
+/// How long a test waits for a connection to a server on loopback. Loopback connects at once
+/// or is refused at once; reaching this means the server's accept queue is stuck.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a test waits for a whole answer to a plain request. The slowest of them (an IIIF
+/// rendering, a catalog) take well under a second; reaching this means the server hangs.
+pub const ANSWER_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Connects to `addr` for `url` within [`CONNECT_DEADLINE`]. A refused connection is an
+/// error for the caller; a connection that is neither made nor refused in time panics, naming
+/// `url`.
+pub fn connect(addr: &str, url: &str) -> std::io::Result<TcpStream> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&a, CONNECT_DEADLINE) {
+            Ok(s) => return Ok(s),
+            Err(e) if timed_out(&e) => {
+                panic!("{url}: no connection within {CONNECT_DEADLINE:?}")
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{addr} names no address"))))
+}
+
+/// Sends `request` on `s` and reads the answer up to the server's close, all within
+/// `deadline`; other I/O errors (a reset, a broken pipe) are returned. When the deadline
+/// passes first it panics, naming `url`.
+pub fn exchange(
+    s: &mut TcpStream,
+    request: &[&[u8]],
+    url: &str,
+    deadline: Duration,
+) -> std::io::Result<Vec<u8>> {
+    let until = Instant::now() + deadline;
+    let left = || {
+        until
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| panic!("{url}: no whole answer within {deadline:?}"))
+    };
+    let hung = |e: std::io::Error| -> std::io::Error {
+        if timed_out(&e) {
+            panic!("{url}: no whole answer within {deadline:?}");
+        }
+        e
+    };
+    for part in request {
+        s.set_write_timeout(Some(left()))?;
+        s.write_all(part).map_err(hung)?;
+    }
+    let mut raw = Vec::new();
+    let mut buf = vec![0; 64 << 10];
+    loop {
+        s.set_read_timeout(Some(left()))?;
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(raw),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(hung(e)),
+        }
+    }
+}
+
+/// A socket timeout, as std reports it on Linux (`EAGAIN`) or elsewhere.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
 
 /// A running `td backend`, killed when dropped.
 pub struct Backend {
@@ -31,6 +126,11 @@ impl Backend {
     /// How it ended, if it has.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What it said on stderr so far.
@@ -192,20 +292,18 @@ impl DemoPlan {
     }
 }
 
-/// One GET over a fresh connection: (status, head, body).
+/// One GET over a fresh connection: (status, head, body). It panics, naming the URL, when
+/// the server cannot be reached or gives no whole answer within [`ANSWER_DEADLINE`].
 pub fn get(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
+    let url = format!("GET http://{addr}{path}");
+    let mut s = connect(addr, &url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let raw = exchange(&mut s, &[request.as_bytes()], &url, ANSWER_DEADLINE)
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("end of head");
+        .unwrap_or_else(|| panic!("{url}: no end of head in {} bytes", raw.len()));
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, head, raw[split + 4..].to_vec())
