@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use cluster::{CatalogEntry, CatalogPage, ReplicaState};
-use monitor::store::{self, Opened, StoreError};
+use floor::store::{self, Opened, StoreError};
 
 use crate::disk::Disk;
 use crate::replica;

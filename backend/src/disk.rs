@@ -2,7 +2,6 @@
 //! disk moved to another slot or node, or swapped for a blank one, is recognised by what it is,
 //! not by where it is mounted.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -124,16 +123,11 @@ fn adopt(config: &DiskConfig, node: &str) -> Result<Identity, DiskError> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
     };
-    // Written whole or not at all: temp file, fsync, rename, fsync the directory.
-    let temp = root.join(format!(".{IDENTITY_FILE}.tmp"));
-    let mut f = std::fs::File::create(&temp).map_err(io)?;
-    f.write_all(&serde_json::to_vec_pretty(&identity).expect("plain data"))
-        .and_then(|()| f.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&temp, root.join(IDENTITY_FILE)).map_err(io)?;
-    std::fs::File::open(root)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
+    floor::durable::write(
+        &root.join(IDENTITY_FILE),
+        &serde_json::to_vec_pretty(&identity).expect("plain data"),
+    )
+    .map_err(|e| io(e.source))?;
     Ok(identity)
 }
 

@@ -49,7 +49,7 @@ impl Worker for DiskProbe {
             let path = self.disk.config.path.join(PROBE_FILE);
             let job = tokio::task::spawn_blocking({
                 let round = self.round;
-                move || monitor::probe::write_fsync_read(&path, round)
+                move || floor::probe::write_fsync_read(&path, round)
             });
             match tokio::time::timeout(PROBE_BUDGET, job).await {
                 Ok(Ok(Ok(()))) => Ok(WorkerState::Throttled(PROBE_INTERVAL)),

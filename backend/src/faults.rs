@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use cluster::{Component, EventKind, ReplicaState};
-use monitor::{EventLog, NewEvent};
+use floor::{EventLog, NewEvent};
 use tiler::ReadError;
 
 use crate::catalog::Catalog;
@@ -43,7 +43,7 @@ impl Faults {
             return false;
         }
         let id = &disk.config.id;
-        eprintln!("disk {id} failed, no longer read: {why}");
+        tracing::error!(disk = %id, error = %why, "disk failed; no longer read");
         let slot = disk
             .config
             .location
@@ -67,7 +67,7 @@ impl Faults {
         );
         let mark = move || {
             if let Err(e) = catalog.disk_failed(&disk_id, &reason) {
-                eprintln!("catalog: cannot mark the replicas of disk {disk_id}: {e}");
+                tracing::error!(disk = %disk_id, error = %e, "catalog: cannot mark the replicas of a failed disk");
             }
         };
         match tokio::runtime::Handle::try_current() {
@@ -100,7 +100,7 @@ impl Faults {
         match self.catalog.set_state(&image.id, state) {
             Ok(false) => {}
             Ok(true) => {
-                eprintln!("replica of {} is damaged: {why}", image.id);
+                tracing::error!(image = %image.id, error = %why, "replica damaged");
                 self.events.record(
                     NewEvent::new(
                         Component::Replica {
@@ -117,7 +117,9 @@ impl Faults {
                     .evidence(why),
                 );
             }
-            Err(e) => eprintln!("catalog: cannot mark {} suspect: {e}", image.id),
+            Err(e) => {
+                tracing::error!(image = %image.id, error = %e, "catalog: cannot mark a replica suspect")
+            }
         }
     }
 }

@@ -68,7 +68,9 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
             )
         });
     let catalog = warp::path!("catalog")
-        .and(warp::query::<SinceQuery>())
+        .and(query::<SinceQuery>(
+            "since must be a whole number (a catalog version)",
+        ))
         .and(lib.clone())
         .map(|q: SinceQuery, node: Arc<Node>| {
             no_store(json_reply(
@@ -80,7 +82,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         |name: String, node: Arc<Node>| async move {
             match node.frontends.iter().find(|f| f.name == name) {
                 Some(f) => no_store(json_reply(
-                    &serde_json::to_value(crate::witness::look_at(f.address).await)
+                    &serde_json::to_value(crate::witness::look_at(&node.client, f.address).await)
                         .expect("plain data"),
                 )),
                 None => text(StatusCode::NOT_FOUND, "no frontend with this name"),
@@ -88,7 +90,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         },
     );
     let events = warp::path!("events")
-        .and(warp::query::<SinceQuery>())
+        .and(query::<SinceQuery>("since and limit must be whole numbers"))
         .and(lib.clone())
         .map(|q: SinceQuery, node: Arc<Node>| {
             let limit = q.limit.unwrap_or(100).clamp(1, 1000);
@@ -114,7 +116,9 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         )
     });
     let view = warp::path!("view" / String)
-        .and(warp::query::<ViewQuery>())
+        .and(query::<ViewQuery>(
+            "level, col and row must be whole numbers",
+        ))
         .and(lib.clone())
         .map(view);
     let tiles = warp::path!("tiles" / String / usize / u32 / String)
@@ -201,6 +205,19 @@ struct SinceQuery {
     limit: Option<usize>,
 }
 
+/// A query string that did not parse as its route's, and what the route takes.
+#[derive(Debug)]
+struct BadQuery(&'static str);
+impl warp::reject::Reject for BadQuery {}
+
+/// The query string of a route, refused saying what `takes` says (each route its own words).
+fn query<T: serde::de::DeserializeOwned + Send + 'static>(
+    takes: &'static str,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::query::<T>()
+        .or_else(move |_| async move { Err::<(T,), _>(warp::reject::custom(BadQuery(takes))) })
+}
+
 fn no_store(mut r: Response<Body>) -> Response<Body> {
     r.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -249,11 +266,10 @@ fn html(page: String) -> Response<Body> {
 async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     Ok(if r.is_not_found() {
         text(StatusCode::NOT_FOUND, "not found")
+    } else if let Some(BadQuery(takes)) = r.find() {
+        text(StatusCode::BAD_REQUEST, &format!("bad query: {takes}"))
     } else if r.find::<warp::reject::InvalidQuery>().is_some() {
-        text(
-            StatusCode::BAD_REQUEST,
-            "bad query: level, col and row must be whole numbers",
-        )
+        text(StatusCode::BAD_REQUEST, "bad query string")
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
         text(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -493,7 +509,7 @@ async fn tile(
             .body(jpeg)
             .expect("valid response"),
         Err(Some(e)) => {
-            eprintln!("tile {id}/{level}/{col}/{row}: {e}");
+            tracing::error!(image = %id, level, col, row, error = %e, "tile unreadable");
             node.faults.read_failed(&image, &e);
             replica_unavailable("tile")
         }
@@ -623,7 +639,7 @@ async fn iiif_image(
             .body(Bytes::from(bytes))
             .expect("valid response"),
         Ok(Err(e)) => {
-            eprintln!("iiif {id}/{region}/{size}/{rotation}/{quality_format}: {e}");
+            tracing::error!(image = %id, region = %region, size = %size, rotation = %rotation, quality = %quality_format, error = %e, "iiif image request failed");
             if let render::RenderError::Read(e) = &e {
                 node.faults.read_failed(&image, e);
             }
@@ -647,7 +663,7 @@ async fn thumbnail(id_jpg: String, node: Arc<Node>) -> Response<Body> {
             .body(Bytes::from(bytes))
             .expect("valid response"),
         Err(e) => {
-            eprintln!("thumbnail {}: {e}", image.thumbnail.display());
+            tracing::error!(image = %image.id, file = %image.thumbnail.display(), error = %e, "thumbnail unreadable");
             text(StatusCode::SERVICE_UNAVAILABLE, "thumbnail unreadable")
         }
     }

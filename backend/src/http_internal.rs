@@ -19,19 +19,26 @@
 //! POST   /internal/replicas/IMAGE/publish       visible: catalog, served
 //! POST   /internal/replicas/IMAGE/meta          the owner changes the metadata
 //! ```
+//!
+//! Each route is one handler below; the work is the ingest's ([`crate::ingest::receiving`] for
+//! the uploads, [`crate::ingest::target`] for what other nodes ask, and
+//! [`crate::ingest::meta_edit`]). A refusal is a short plain-text answer: what was wrong with
+//! the request, or, when this node failed, a plain sentence (the detail is in the log).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use cluster::auth::{Refused, Secret, AUTH_HEADER, USER_HEADER};
+use cluster::auth::{NonceBook, Refused, Secret, SignedParts, AUTH_HEADER, USER_HEADER};
+use cluster::{ImageMeta, NewUpload};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use warp::filters::method::{delete, get, head, patch, post, put};
 use warp::http::{Response, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
-use crate::ingest::coordinator::{NewUpload, OffsetAnswer};
-use crate::ingest::staging::{Staging, Upload};
-use crate::ingest::{blocking_call, placement, IngestError, MAX_CHUNK};
+use crate::ingest::staging::Upload;
+use crate::ingest::{About, IngestError, MAX_CHUNK};
 use crate::node::Node;
 use crate::replica::Manifest;
 
@@ -44,6 +51,465 @@ impl warp::reject::Reject for Unsigned {}
 #[derive(Debug)]
 struct Failed(IngestError);
 impl warp::reject::Reject for Failed {}
+
+/// A request whose signature checked out: the account it acts for ("" for the cluster
+/// itself) and its body, read once here because the signature covers it.
+struct Signed {
+    user: String,
+    body: Bytes,
+}
+
+/// Checks the request's signature (method, path and query, account, this node as the target,
+/// time, nonce, the body's SHA-256, `Upload-Offset` and `Content-Type`) and that its nonce is
+/// new. Only a route's own method and path come before it, and no two routes share both, so a
+/// request is checked, and its body read, once.
+fn signed(
+    secret: Option<Secret>,
+    me: String,
+) -> impl Filter<Extract = (Signed,), Error = Rejection> + Clone {
+    let nonces = Arc::new(NonceBook::default());
+    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(bounded_body())
+        .and_then(
+            move |method: warp::http::Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: warp::http::HeaderMap,
+                  body: Bytes| {
+                let (secret, me, nonces) = (secret.clone(), me.clone(), nonces.clone());
+                async move {
+                    let refuse = |r: Refused| warp::reject::custom(Unsigned(r.to_string()));
+                    let Some(secret) = secret else {
+                        return Err(warp::reject::custom(Unsigned(
+                            "this node has no cluster secret; its internal API is off".into(),
+                        )));
+                    };
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                    };
+                    let path_and_query = if query.is_empty() {
+                        path.as_str().to_string()
+                    } else {
+                        format!("{}?{query}", path.as_str())
+                    };
+                    let user = header(USER_HEADER).to_string();
+                    let parts = SignedParts {
+                        method: method.as_str(),
+                        path_and_query: &path_and_query,
+                        user: &user,
+                        target: &me,
+                        body: &body,
+                        upload_offset: header("upload-offset"),
+                        content_type: header("content-type"),
+                    };
+                    let now = cluster::unix_now();
+                    let auth = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok());
+                    let nonce = secret.verify_request(auth, &parts, now).map_err(refuse)?;
+                    nonces.first_use(&nonce, now).map_err(refuse)?;
+                    Ok::<_, Rejection>(Signed { user, body })
+                }
+            },
+        )
+}
+
+/// The body, at most [`MAX_CHUNK`] and announced by its `Content-Length` (a chunked body of
+/// unknown length is refused before it is read).
+fn bounded_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+    warp::header::optional::<u64>("content-length")
+        .and(warp::header::optional::<String>("transfer-encoding"))
+        .and_then(|length: Option<u64>, chunked: Option<String>| async move {
+            if chunked.is_some() {
+                return Err(warp::reject::custom(BodyRefused(
+                    StatusCode::LENGTH_REQUIRED,
+                    "the request needs a Content-Length (chunked bodies are not taken)".into(),
+                )));
+            }
+            if length.unwrap_or(0) > MAX_CHUNK {
+                return Err(warp::reject::custom(BodyRefused(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("a chunk may be at most {} MiB", MAX_CHUNK >> 20),
+                )));
+            }
+            Ok(())
+        })
+        .untuple_one()
+        .and(warp::body::bytes())
+}
+
+#[derive(Debug)]
+struct BodyRefused(StatusCode, String);
+impl warp::reject::Reject for BodyRefused {}
+
+/// The account of a signed request.
+fn user_of(
+    auth: impl Filter<Extract = (Signed,), Error = Rejection> + Clone,
+) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
+    auth.map(|s: Signed| s.user)
+}
+
+/// The account and the raw body of a signed request.
+fn user_and_bytes(
+    auth: impl Filter<Extract = (Signed,), Error = Rejection> + Clone,
+) -> impl Filter<Extract = (String, Bytes), Error = Rejection> + Clone {
+    auth.map(|s: Signed| (s.user, s.body)).untuple_one()
+}
+
+/// The account and the JSON body (at most `limit` bytes) of a signed request.
+fn user_and_json<T: DeserializeOwned + Send + 'static>(
+    auth: impl Filter<Extract = (Signed,), Error = Rejection> + Clone,
+    limit: usize,
+) -> impl Filter<Extract = (String, T), Error = Rejection> + Clone {
+    auth.and_then(move |s: Signed| async move {
+        if s.body.len() > limit {
+            return Err(warp::reject::custom(BodyRefused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("this JSON body may be at most {} KiB", limit >> 10),
+            )));
+        }
+        let value = serde_json::from_slice::<T>(&s.body).map_err(|e| {
+            warp::reject::custom(BodyRefused(
+                StatusCode::BAD_REQUEST,
+                format!("not the expected JSON: {e}"),
+            ))
+        })?;
+        Ok::<_, Rejection>((s.user, value))
+    })
+    .untuple_one()
+}
+
+/// Every internal route, behind the signature check.
+pub fn routes(
+    node: Arc<Node>,
+    secret: Option<Secret>,
+) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let auth = signed(secret, node.config.name.clone());
+    let n = warp::any().map(move || node.clone());
+    let user = user_of(auth.clone());
+    let with_bytes = user_and_bytes(auth.clone());
+
+    // The uploads a frontend passes on for a signed-in account.
+    let create = post()
+        .and(warp::path!("uploads"))
+        .and(user_and_json::<NewUpload>(auth.clone(), JSON_LIMIT))
+        .and(n.clone())
+        .and_then(create_upload);
+    let offset = head()
+        .and(warp::path!("uploads" / String))
+        .and(user.clone())
+        .and(n.clone())
+        .and_then(upload_offset);
+    let append = patch()
+        .and(warp::path!("uploads" / String))
+        .and(with_bytes.clone())
+        .and(upload_offset_header())
+        .and(n.clone())
+        .and_then(append_chunk);
+    let list = get()
+        .and(warp::path!("uploads"))
+        .and(user.clone())
+        .and(n.clone())
+        .map(list_uploads);
+
+    // What other nodes' coordinators ask.
+    let facts = get()
+        .and(warp::path!("facts" / String / String))
+        .and(user.clone())
+        .and(n.clone())
+        .and_then(facts_here);
+    let hold = put()
+        .and(warp::path!("staging" / String))
+        .and(user_and_json::<Upload>(auth.clone(), JSON_LIMIT))
+        .and(n.clone())
+        .and_then(hold_staging);
+    let copy = patch()
+        .and(warp::path!("staging" / String))
+        .and(with_bytes.clone())
+        .and(query::<OffsetQuery>(OFFSET))
+        .and(n.clone())
+        .and_then(staging_chunk);
+    let seal_copy = post()
+        .and(warp::path!("staging" / String / "seal"))
+        .and(user.clone())
+        .and(query::<ShaQuery>(SHA256))
+        .and(n.clone())
+        .and_then(seal_staging);
+    let clear = delete()
+        .and(warp::path!("staging" / String))
+        .and(user.clone())
+        .and(n.clone())
+        .and_then(clear_staging);
+    let begin = post()
+        .and(warp::path!("replicas" / String / "begin"))
+        .and(user.clone())
+        .and(query::<SizeQuery>(SIZE))
+        .and(n.clone())
+        .and_then(begin_replica);
+    let file = patch()
+        .and(warp::path!("replicas" / String / "files" / String))
+        .and(with_bytes.clone())
+        .and(query::<OffsetQuery>(OFFSET))
+        .and(n.clone())
+        .and_then(replica_file);
+    let publish = post()
+        .and(warp::path!("replicas" / String / "publish"))
+        .and(user.clone())
+        .and(n.clone())
+        .and_then(publish_replica);
+    // Seal and verify: both take the sender's manifest and move the hidden replica one step.
+    // (Each step has its own path, so that no two routes share a method and path: the one
+    // that matches is the only one that reads and checks the signed body.)
+    let step = post()
+        .and(
+            warp::path!("replicas" / String / "seal")
+                .map(|image| (image, "seal".to_string()))
+                .or(warp::path!("replicas" / String / "verify")
+                    .map(|image| (image, "verify".to_string())))
+                .unify()
+                .untuple_one(),
+        )
+        .and(user_and_json::<Manifest>(auth.clone(), MANIFEST_LIMIT))
+        .and(n.clone())
+        .and_then(replica_step);
+
+    // The owner, through the portal.
+    let meta = post()
+        .and(warp::path!("replicas" / String / "meta"))
+        .and(user_and_json::<ImageMeta>(auth, JSON_LIMIT))
+        .and(n)
+        .and_then(edit_meta);
+
+    warp::path("internal").and(
+        create
+            .or(offset)
+            .or(append)
+            .or(list)
+            .or(facts)
+            .or(hold)
+            .or(copy)
+            .or(seal_copy)
+            .or(clear)
+            .or(begin)
+            .or(file)
+            .or(publish)
+            .or(meta)
+            .or(step)
+            .recover(answer_refusal),
+    )
+}
+
+// ---- the handlers, one per route ----
+
+async fn create_upload(
+    user: String,
+    new: NewUpload,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let s = node
+        .ingest
+        .create(&user, new)
+        .await
+        .map_err(failed(About::default()))?;
+    Ok(json(StatusCode::CREATED, &s))
+}
+
+async fn upload_offset(
+    id: String,
+    user: String,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let (at, length) = node
+        .ingest
+        .offset(&user, &id)
+        .await
+        .map_err(failed(About::upload(&id)))?;
+    Ok(Response::builder()
+        .header("upload-offset", at)
+        .header("upload-length", length)
+        .header("tus-resumable", "1.0.0")
+        .header("cache-control", "no-store")
+        .body(Bytes::new())
+        .expect("valid response"))
+}
+
+async fn append_chunk(
+    id: String,
+    user: String,
+    bytes: Bytes,
+    offset: u64,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let (at, status) = node
+        .ingest
+        .append(&user, &id, offset, bytes)
+        .await
+        .map_err(failed(About::upload(&id)))?;
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header("upload-offset", at)
+        .header("tus-resumable", "1.0.0")
+        .header("td-stage", status.stage.as_str())
+        .body(Bytes::new())
+        .expect("valid response"))
+}
+
+fn list_uploads(user: String, node: Arc<Node>) -> Response<Body> {
+    json(StatusCode::OK, &node.ingest.list(&user))
+}
+
+async fn facts_here(
+    upload: String,
+    image: String,
+    _: String,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let f = node
+        .ingest
+        .facts_here(&upload, &image)
+        .await
+        .map_err(failed(About {
+            upload: Some(&upload),
+            image: Some(&image),
+        }))?;
+    Ok(json(StatusCode::OK, &f))
+}
+
+async fn hold_staging(
+    id: String,
+    _: String,
+    upload: Upload,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let offset = node
+        .ingest
+        .hold_staging(&id, upload)
+        .await
+        .map_err(failed(About::upload(&id)))?;
+    Ok(json(StatusCode::OK, &offset))
+}
+
+async fn staging_chunk(
+    id: String,
+    _: String,
+    bytes: Bytes,
+    q: OffsetQuery,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let offset = node
+        .ingest
+        .staging_chunk(&id, q.offset, bytes)
+        .await
+        .map_err(failed(About::upload(&id)))?;
+    Ok(json(StatusCode::OK, &offset))
+}
+
+async fn seal_staging(
+    id: String,
+    _: String,
+    q: ShaQuery,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let sum = node
+        .ingest
+        .seal_staging(&id, &q.sha256)
+        .await
+        .map_err(failed(About::upload(&id)))?;
+    Ok(json(StatusCode::OK, &sum))
+}
+
+async fn clear_staging(
+    id: String,
+    _: String,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    node.ingest
+        .clear_staging(&id)
+        .await
+        .map_err(failed(About::upload(&id)))?;
+    Ok(json(StatusCode::OK, &"cleared"))
+}
+
+async fn begin_replica(
+    image: String,
+    _: String,
+    q: SizeQuery,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    node.ingest
+        .begin_replica(&image, q.size)
+        .await
+        .map_err(failed(About::image(&image)))?;
+    Ok(json(StatusCode::OK, &"begun"))
+}
+
+async fn replica_file(
+    image: String,
+    name: String,
+    _: String,
+    bytes: Bytes,
+    q: OffsetQuery,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let offset = node
+        .ingest
+        .replica_file(&image, &name, q.offset, bytes)
+        .await
+        .map_err(failed(About::image(&image)))?;
+    Ok(json(StatusCode::OK, &offset))
+}
+
+/// `seal` or `verify`, with the sender's manifest.
+async fn replica_step(
+    image: String,
+    step: String,
+    _: String,
+    manifest: Manifest,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let (done, result) = match step.as_str() {
+        "seal" => ("placed", node.ingest.seal_replica(&image, manifest).await),
+        "verify" => (
+            "verified",
+            node.ingest.verify_replica(&image, manifest).await,
+        ),
+        _ => return Err(warp::reject::not_found()),
+    };
+    result.map_err(failed(About::image(&image)))?;
+    Ok(json(StatusCode::OK, &done))
+}
+
+async fn publish_replica(
+    image: String,
+    _: String,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    node.ingest
+        .publish_here(&image)
+        .await
+        .map_err(failed(About::image(&image)))?;
+    Ok(json(StatusCode::OK, &"published"))
+}
+
+async fn edit_meta(
+    image: String,
+    user: String,
+    meta: ImageMeta,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    node.ingest
+        .edit_meta(&user, &image, meta)
+        .await
+        .map_err(failed(About::image(&image)))?;
+    Ok(json(StatusCode::OK, &"changed"))
+}
+
+// ---- what the routes take, and how they refuse ----
 
 #[derive(Deserialize)]
 struct OffsetQuery {
@@ -60,50 +526,47 @@ struct ShaQuery {
     sha256: String,
 }
 
-/// Checks the request's signature; extracts the account it acts for ("" for the cluster).
-fn signed(secret: Option<Secret>) -> impl Filter<Extract = (String,), Error = Rejection> + Clone {
-    let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
-    warp::method()
-        .and(warp::path::full())
-        .and(raw_query)
-        .and(warp::header::optional::<String>(AUTH_HEADER))
-        .and(warp::header::optional::<String>(USER_HEADER))
-        .and_then(
-            move |method: warp::http::Method,
-                  path: warp::path::FullPath,
-                  query: String,
-                  auth: Option<String>,
-                  user: Option<String>| {
-                let secret = secret.clone();
-                async move {
-                    let Some(secret) = secret else {
-                        return Err(warp::reject::custom(Unsigned(
-                            "this node has no cluster secret; its internal API is off".into(),
-                        )));
-                    };
-                    let target = if query.is_empty() {
-                        path.as_str().to_string()
-                    } else {
-                        format!("{}?{query}", path.as_str())
-                    };
-                    let user = user.unwrap_or_default();
-                    secret
-                        .verify(
-                            auth.as_deref(),
-                            method.as_str(),
-                            &target,
-                            &user,
-                            cluster::unix_now(),
-                        )
-                        .map_err(|r: Refused| warp::reject::custom(Unsigned(r.to_string())))?;
-                    Ok::<_, Rejection>(user)
-                }
-            },
-        )
+const OFFSET: &str = "offset=N, where the chunk starts (a whole number of bytes)";
+const SIZE: &str = "size=N, the replica's bytes in all (a whole number)";
+const SHA256: &str = "sha256=HEX, the SHA-256 of the whole copy";
+
+/// A query string of type `T`; anything else is refused saying what the route takes.
+fn query<T: DeserializeOwned + Send + 'static>(
+    takes: &'static str,
+) -> impl Filter<Extract = (T,), Error = Rejection> + Clone {
+    warp::query::<T>().or_else(move |_| async move {
+        Err::<(T,), _>(reject(IngestError::Invalid(format!(
+            "the query must be {takes}"
+        ))))
+    })
 }
 
-fn fail(e: IngestError) -> Rejection {
+/// The `Upload-Offset` header of a chunk.
+fn upload_offset_header() -> impl Filter<Extract = (u64,), Error = Rejection> + Clone {
+    warp::header::<u64>("upload-offset").or_else(|_| async {
+        Err::<(u64,), _>(reject(IngestError::Invalid(
+            "the Upload-Offset header must say where the chunk starts (a whole number of bytes)"
+                .into(),
+        )))
+    })
+}
+
+/// A JSON body of a few KiB (an upload's details, its metadata).
+const JSON_LIMIT: usize = 64 << 10;
+/// A replica's manifest: a file list with sums, and the metadata.
+const MANIFEST_LIMIT: usize = 1 << 20;
+
+fn reject(e: IngestError) -> Rejection {
     warp::reject::custom(Failed(e))
+}
+
+/// A failed handler's refusal; a fault of this node (or a peer's) is logged first, with what
+/// it was about.
+fn failed(about: About<'_>) -> impl FnOnce(IngestError) -> Rejection + '_ {
+    move |e| {
+        e.log(about);
+        reject(e)
+    }
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
@@ -115,283 +578,15 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
         .expect("valid response")
 }
 
-/// Every internal route, behind the signature check.
-pub fn routes(
-    node: Arc<Node>,
-    secret: Option<Secret>,
-) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let n = warp::any().map(move || node.clone());
-    let auth = signed(secret);
-    let chunk = warp::body::content_length_limit(MAX_CHUNK).and(warp::body::bytes());
-
-    let create = warp::post()
-        .and(warp::path!("uploads"))
-        .and(auth.clone())
-        .and(warp::body::content_length_limit(64 << 10))
-        .and(warp::body::json::<NewUpload>())
-        .and(n.clone())
-        .and_then(|user: String, new: NewUpload, node: Arc<Node>| async move {
-            let s = node.ingest.create(&user, new).await.map_err(fail)?;
-            Ok::<_, Rejection>(json(StatusCode::CREATED, &s))
-        });
-    let head = warp::head()
-        .and(warp::path!("uploads" / String))
-        .and(auth.clone())
-        .and(n.clone())
-        .and_then(|id: String, user: String, node: Arc<Node>| async move {
-            let (at, length) = node.ingest.offset(&user, &id).await.map_err(fail)?;
-            Ok::<_, Rejection>(
-                Response::builder()
-                    .header("upload-offset", at)
-                    .header("upload-length", length)
-                    .header("tus-resumable", "1.0.0")
-                    .header("cache-control", "no-store")
-                    .body(Bytes::new())
-                    .expect("valid response"),
-            )
-        });
-    let patch = warp::patch()
-        .and(warp::path!("uploads" / String))
-        .and(auth.clone())
-        .and(warp::header::<u64>("upload-offset"))
-        .and(chunk)
-        .and(n.clone())
-        .and_then(
-            |id: String, user: String, offset: u64, bytes: Bytes, node: Arc<Node>| async move {
-                let (at, status) = node
-                    .ingest
-                    .append(&user, &id, offset, bytes)
-                    .await
-                    .map_err(fail)?;
-                Ok::<_, Rejection>(
-                    Response::builder()
-                        .status(StatusCode::NO_CONTENT)
-                        .header("upload-offset", at)
-                        .header("tus-resumable", "1.0.0")
-                        .header(
-                            "td-stage",
-                            serde_json::to_value(status.stage)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_string))
-                                .unwrap_or_default(),
-                        )
-                        .body(Bytes::new())
-                        .expect("valid response"),
-                )
-            },
-        );
-    let list = warp::get()
-        .and(warp::path!("uploads"))
-        .and(auth.clone())
-        .and(n.clone())
-        .map(|user: String, node: Arc<Node>| json(StatusCode::OK, &node.ingest.list(&user)));
-    let facts = warp::get()
-        .and(warp::path!("facts" / String / String))
-        .and(auth.clone())
-        .and(n.clone())
-        .and_then(
-            |upload: String, image: String, _: String, node: Arc<Node>| async move {
-                let ingest = node.ingest.clone();
-                let f = blocking_call(move || Ok(ingest.local_facts(&upload, &image)))
-                    .await
-                    .map_err(fail)?;
-                Ok::<_, Rejection>(json(StatusCode::OK, &f))
-            },
-        );
-
-    // A staging copy held for another node.
-    let stage_create = warp::put()
-        .and(warp::path!("staging" / String))
-        .and(auth.clone())
-        .and(warp::body::content_length_limit(64 << 10))
-        .and(warp::body::json::<Upload>())
-        .and(n.clone())
-        .and_then(
-            |id: String, _: String, upload: Upload, node: Arc<Node>| async move {
-                if upload.id != id {
-                    return Err(fail(IngestError::Invalid("the upload id differs".into())));
-                }
-                let ingest = node.ingest.clone();
-                let offset = blocking_call(move || {
-                    let s = Staging::create(ingest.disks(), &ingest.me, &upload)?;
-                    s.offset()
-                })
-                .await
-                .map_err(fail)?;
-                Ok::<_, Rejection>(json(StatusCode::OK, &OffsetAnswer { offset }))
-            },
-        );
-    let stage_chunk = warp::patch()
-        .and(warp::path!("staging" / String))
-        .and(auth.clone())
-        .and(warp::query::<OffsetQuery>())
-        .and(chunk)
-        .and(n.clone())
-        .and_then(
-            |id: String, _: String, q: OffsetQuery, bytes: Bytes, node: Arc<Node>| async move {
-                let ingest = node.ingest.clone();
-                let offset = blocking_call(move || {
-                    let s = find_staging(ingest.disks(), &id)?;
-                    let length = s.upload()?.length;
-                    s.append(length, q.offset, &bytes, &ingest.sums)
-                })
-                .await
-                .map_err(fail)?;
-                Ok::<_, Rejection>(json(StatusCode::OK, &OffsetAnswer { offset }))
-            },
-        );
-    let stage_seal = warp::post()
-        .and(warp::path!("staging" / String / "seal"))
-        .and(auth.clone())
-        .and(warp::query::<ShaQuery>())
-        .and(n.clone())
-        .and_then(
-            |id: String, _: String, q: ShaQuery, node: Arc<Node>| async move {
-                let ingest = node.ingest.clone();
-                let sum = blocking_call(move || {
-                    let s = find_staging(ingest.disks(), &id)?;
-                    let length = s.upload()?.length;
-                    s.seal(length, Some(&q.sha256), &ingest.sums)
-                })
-                .await
-                .map_err(fail)?;
-                node.ingest.crash_point("copy-sealed");
-                Ok::<_, Rejection>(json(StatusCode::OK, &sum))
-            },
-        );
-    let stage_clear = warp::delete()
-        .and(warp::path!("staging" / String))
-        .and(auth.clone())
-        .and(n.clone())
-        .and_then(|id: String, _: String, node: Arc<Node>| async move {
-            let ingest = node.ingest.clone();
-            blocking_call(move || match Staging::find(ingest.disks(), &id) {
-                Some(s) => s.clear(),
-                None => Ok(()),
-            })
-            .await
-            .map_err(fail)?;
-            Ok::<_, Rejection>(json(StatusCode::OK, &"cleared"))
-        });
-
-    // A replica arriving here, hidden until published.
-    let begin = warp::post()
-        .and(warp::path!("replicas" / String / "begin"))
-        .and(auth.clone())
-        .and(warp::query::<SizeQuery>())
-        .and(n.clone())
-        .and_then(
-            |image: String, _: String, q: SizeQuery, node: Arc<Node>| async move {
-                let ingest = node.ingest.clone();
-                blocking_call(move || placement::begin(ingest.disks(), &ingest.me, &image, q.size))
-                    .await
-                    .map_err(fail)?;
-                Ok::<_, Rejection>(json(StatusCode::OK, &"begun"))
-            },
-        );
-    let file = warp::patch()
-        .and(warp::path!("replicas" / String / "files" / String))
-        .and(auth.clone())
-        .and(warp::query::<OffsetQuery>())
-        .and(chunk)
-        .and(n.clone())
-        .and_then(
-            |image: String,
-             name: String,
-             _: String,
-             q: OffsetQuery,
-             bytes: Bytes,
-             node: Arc<Node>| async move {
-                let ingest = node.ingest.clone();
-                let offset = blocking_call(move || {
-                    placement::write(ingest.disks(), &image, &name, q.offset, &bytes)
-                })
-                .await
-                .map_err(fail)?;
-                Ok::<_, Rejection>(json(StatusCode::OK, &OffsetAnswer { offset }))
-            },
-        );
-    let manifest = warp::body::content_length_limit(1 << 20).and(warp::body::json::<Manifest>());
-    // Seal and verify: both take the sender's manifest and move the hidden replica one step.
-    let manifest_step = warp::post()
-        .and(warp::path!("replicas" / String / String))
-        .and(auth.clone())
-        .and(manifest)
-        .and(n.clone())
-        .and_then(
-            |image: String, step: String, _: String, m: Manifest, node: Arc<Node>| async move {
-                type Op = fn(&[Arc<crate::disk::Disk>], &str, &Manifest) -> Result<(), IngestError>;
-                let (op, point, done): (Op, &str, &str) = match step.as_str() {
-                    "seal" => (placement::seal, "target-sealed", "placed"),
-                    "verify" => (placement::verify, "target-verified", "verified"),
-                    _ => return Err(warp::reject::not_found()),
-                };
-                let ingest = node.ingest.clone();
-                blocking_call(move || op(ingest.disks(), &image, &m))
-                    .await
-                    .map_err(fail)?;
-                node.ingest.crash_point(point);
-                Ok::<_, Rejection>(json(StatusCode::OK, &done))
-            },
-        );
-    let publish = warp::post()
-        .and(warp::path!("replicas" / String / "publish"))
-        .and(auth.clone())
-        .and(n.clone())
-        .and_then(|image: String, _: String, node: Arc<Node>| async move {
-            node.ingest.publish_here(&image).await.map_err(fail)?;
-            Ok::<_, Rejection>(json(StatusCode::OK, &"published"))
-        });
-    let meta = warp::post()
-        .and(warp::path!("replicas" / String / "meta"))
-        .and(auth)
-        .and(warp::body::content_length_limit(64 << 10))
-        .and(warp::body::json::<cluster::ImageMeta>())
-        .and(n)
-        .and_then(
-            |image: String, user: String, meta: cluster::ImageMeta, node: Arc<Node>| async move {
-                node.ingest
-                    .edit_meta(&user, &image, meta)
-                    .await
-                    .map_err(fail)?;
-                Ok::<_, Rejection>(json(StatusCode::OK, &"changed"))
-            },
-        );
-
-    warp::path("internal").and(
-        create
-            .or(head)
-            .or(patch)
-            .or(list)
-            .or(facts)
-            .or(stage_create)
-            .or(stage_chunk)
-            .or(stage_seal)
-            .or(stage_clear)
-            .or(begin)
-            .or(file)
-            .or(publish)
-            .or(meta)
-            .or(manifest_step)
-            .recover(answer_refusal),
-    )
-}
-
-fn find_staging(disks: &[Arc<crate::disk::Disk>], id: &str) -> Result<Staging, IngestError> {
-    Staging::find(disks, id).ok_or_else(|| IngestError::NotFound(format!("no staging for {id}")))
-}
-
 /// Refusals as short plain-text answers that say what to do.
 async fn answer_refusal(r: Rejection) -> Result<Response<Body>, Infallible> {
     let (status, text) = if let Some(Unsigned(why)) = r.find() {
         (StatusCode::UNAUTHORIZED, why.clone())
+    } else if let Some(BodyRefused(status, why)) = r.find() {
+        (*status, why.clone())
     } else if let Some(Failed(e)) = r.find() {
         let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut text = e.to_string();
-        if status == StatusCode::INSUFFICIENT_STORAGE {
-            text = format!("the disk is full: {text}");
-        }
-        (status, text)
+        (status, e.public())
     } else if r.is_not_found() {
         (StatusCode::NOT_FOUND, "no such internal route".into())
     } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
@@ -399,23 +594,46 @@ async fn answer_refusal(r: Rejection) -> Result<Response<Body>, Infallible> {
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("a chunk may be at most {} MiB", MAX_CHUNK >> 20),
         )
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        (
+            StatusCode::LENGTH_REQUIRED,
+            "the request needs a Content-Length".into(),
+        )
     } else if let Some(e) = r.find::<warp::filters::body::BodyDeserializeError>() {
         (
             StatusCode::BAD_REQUEST,
             format!("not the expected JSON: {e}"),
         )
-    } else if r.find::<warp::reject::MissingHeader>().is_some()
-        || r.find::<warp::reject::InvalidHeader>().is_some()
-        || r.find::<warp::reject::InvalidQuery>().is_some()
-    {
-        (StatusCode::BAD_REQUEST, format!("{r:?}"))
+    } else if r.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be JSON (Content-Type: application/json)".into(),
+        )
+    } else if let Some(h) = r.find::<warp::reject::MissingHeader>() {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the {} header is missing", h.name()),
+        )
+    } else if let Some(h) = r.find::<warp::reject::InvalidHeader>() {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("the {} header is not valid", h.name()),
+        )
+    } else if r.find::<warp::reject::InvalidQuery>().is_some() {
+        (
+            StatusCode::BAD_REQUEST,
+            "the query string is not valid".into(),
+        )
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
         (
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed here".into(),
         )
     } else {
-        (StatusCode::BAD_REQUEST, format!("{r:?}"))
+        (
+            StatusCode::BAD_REQUEST,
+            "the request is not one this route takes".into(),
+        )
     };
     let tus_offset = if let Some(Failed(IngestError::Conflict { at, .. })) = r.find() {
         Some(*at)

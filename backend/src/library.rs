@@ -35,13 +35,9 @@ impl Image {
     }
 }
 
-/// Image ids are what URLs carry: short, and safe in a path and in HTML.
-pub fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+/// Image ids are what URLs carry: short, and safe in a path and in HTML (the one rule, in the
+/// `cluster` crate).
+pub use cluster::valid_image_id as valid_id;
 
 /// Every servable image of the node, by id. Published uploads are added while it serves.
 #[derive(Debug, Default)]

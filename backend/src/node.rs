@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use cluster::{ClusterConfig, Component, EventKind, NodeConfig, ReplicaState};
-use monitor::{EventLog, NewEvent};
+use floor::{EventLog, NewEvent};
 
 use crate::audit::AuditReport;
 use crate::catalog::{Catalog, CatalogError, SyncReport};
@@ -35,7 +35,7 @@ pub enum NodeError {
         source: std::io::Error,
     },
     #[error("event log: {0}")]
-    Events(#[from] monitor::store::StoreError),
+    Events(#[from] floor::store::StoreError),
     #[error("catalog: {0}")]
     Catalog(#[from] CatalogError),
     #[error(
@@ -82,6 +82,8 @@ pub struct Node {
     pub ingest: Arc<Ingest>,
     /// Signs and checks the internal API; `None` when the node has none (uploads are off).
     pub secret: Option<cluster::auth::Secret>,
+    /// This node's client for checks of other processes (a frontend, as a witness).
+    pub client: floor::Client,
 }
 
 fn node_config(cluster: &ClusterConfig, name: &str) -> Result<NodeConfig, NodeError> {
@@ -244,6 +246,7 @@ impl Node {
         let node = Node {
             ingest,
             secret: secret.ok(),
+            client: floor::Client::new(),
             config,
             library,
             catalog,

@@ -22,8 +22,8 @@ pub struct Answer {
 }
 
 /// Asks the frontend at `addr` for its `/failover` state, within [`DEADLINE`].
-pub async fn look_at(addr: SocketAddr) -> Answer {
-    let answer = match monitor::http_get::get(addr, "/failover", DEADLINE).await {
+pub async fn look_at(client: &floor::Client, addr: SocketAddr) -> Answer {
+    let answer = match client.get_at(addr, "/failover", DEADLINE).await {
         Ok(a) => a,
         Err(e) => return unreachable(e.to_string()),
     };

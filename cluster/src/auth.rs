@@ -1,13 +1,15 @@
-//! How the cluster's processes prove a request comes from inside the cluster: an HMAC-SHA256,
-//! keyed with the cluster's shared secret, over the method, the path with its query, the
-//! portal account the request acts for, and a time stamp, all in one header. Bodies are not
-//! signed (they can be gigabytes and carry checksums of their own). A signature is good for
-//! five minutes either side of the receiver's clock.
+//! How the cluster's processes prove a request comes from inside the cluster, and that it is
+//! this request, sent once, to this node: an HMAC-SHA256 keyed with the cluster's shared secret
+//! over the method, the path with its query, the portal account the request acts for, the node
+//! it is meant for, a time stamp, a nonce, the SHA-256 of the body and the headers that carry
+//! meaning (`Upload-Offset`, `Content-Type`), all in one header. A signature is good for five
+//! minutes either side of the receiver's clock, and only once: the receiver keeps the nonces
+//! it has seen for that long ([`NonceBook`]) and refuses one seen before. So a captured request
+//! sent again, sent with another body or offset, or sent to another node is refused.
 //!
 //! The same secret signs the portal's session cookies and CSRF tokens ([`Secret::mac`]), so both
 //! frontends accept a session the other one started.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, Mac};
@@ -39,6 +41,8 @@ pub enum SecretError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot make a cluster secret: {0}")]
+    Random(std::io::Error),
 }
 
 /// Why a signed request was refused.
@@ -50,8 +54,31 @@ pub enum Refused {
     Malformed,
     #[error("the signature's time is more than 5 minutes from this node's clock")]
     Stale,
-    #[error("the signature does not match (another cluster's secret, or the request was changed)")]
+    #[error(
+        "the signature does not match (another cluster's secret, the request was changed, or it \
+         was meant for another node)"
+    )]
     Wrong,
+    #[error("this signed request was already received once (a replay)")]
+    Replayed,
+    #[error("too many signed requests within five minutes; try again shortly")]
+    TooMany,
+}
+
+/// What a signed request is made of, as the sender sends it and the receiver sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedParts<'a> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    /// The portal account the request acts for; "" for the cluster itself.
+    pub user: &'a str,
+    /// The node the request is meant for.
+    pub target: &'a str,
+    pub body: &'a [u8],
+    /// The `Upload-Offset` header, "" when there is none.
+    pub upload_offset: &'a str,
+    /// The `Content-Type` header, "" when there is none.
+    pub content_type: &'a str,
 }
 
 /// The cluster's shared secret.
@@ -84,28 +111,10 @@ impl Secret {
         Ok(Secret(trimmed.to_vec()))
     }
 
-    /// Writes a new random secret (32 bytes, as hex) readable by its owner only, unless the
-    /// file exists. Returns the secret in the file either way.
-    pub fn create(path: &Path) -> Result<Secret, SecretError> {
-        if path.exists() {
-            return Secret::load(path);
-        }
-        let err = |source| SecretError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let text = random_hex(32).map_err(err)?;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(err)?;
-        file.write_all(format!("{text}\n").as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(err)?;
-        Ok(Secret(text.into_bytes()))
+    /// A new random secret (32 bytes from the kernel, as hex), and the text of its file.
+    pub fn generate() -> std::io::Result<(Secret, String)> {
+        let text = random_hex(32)?;
+        Ok((Secret(text.clone().into_bytes()), format!("{text}\n")))
     }
 
     /// HMAC-SHA256 of the parts (joined unambiguously), as hex.
@@ -130,33 +139,154 @@ impl Secret {
         }
     }
 
-    /// The value of [`AUTH_HEADER`] for a request.
-    pub fn sign(&self, method: &str, path_and_query: &str, user: &str, now: u64) -> String {
+    /// The value of [`AUTH_HEADER`] for a request: `2.TIME.NONCE.TAG`.
+    pub fn sign_request(&self, parts: &SignedParts<'_>, now: u64) -> String {
         let time = now.to_string();
-        let tag = self.mac(&["td-internal", method, path_and_query, user, &time]);
-        format!("{time}.{tag}")
+        let nonce = next_nonce();
+        let tag = self.mac(&parts.mac_parts(&time, &nonce, &body_sum(parts.body)));
+        format!("{VERSION}.{time}.{nonce}.{tag}")
     }
 
-    /// Checks a request's [`AUTH_HEADER`].
-    pub fn verify(
+    /// Checks a request's [`AUTH_HEADER`] against what arrived. On success, the nonce and its
+    /// time, for [`NonceBook::first_use`]: the caller must refuse a nonce seen before.
+    pub fn verify_request(
         &self,
         header: Option<&str>,
-        method: &str,
-        path_and_query: &str,
-        user: &str,
+        parts: &SignedParts<'_>,
         now: u64,
-    ) -> Result<(), Refused> {
+    ) -> Result<Nonce, Refused> {
         let header = header.ok_or(Refused::Missing)?;
-        let (time, tag) = header.split_once('.').ok_or(Refused::Malformed)?;
+        let mut fields = header.split('.');
+        let (Some(version), Some(time), Some(nonce), Some(tag), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return Err(Refused::Malformed);
+        };
+        if version != VERSION {
+            return Err(Refused::Malformed);
+        }
         let t: u64 = time.parse().map_err(|_| Refused::Malformed)?;
+        if nonce.is_empty() || nonce.len() > 64 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Refused::Malformed);
+        }
         if t.abs_diff(now) > MAX_SKEW_SECS {
             return Err(Refused::Stale);
         }
-        if self.check_mac(&["td-internal", method, path_and_query, user, time], tag) {
-            Ok(())
+        if self.check_mac(&parts.mac_parts(time, nonce, &body_sum(parts.body)), tag) {
+            Ok(Nonce {
+                nonce: nonce.to_string(),
+                time: t,
+            })
         } else {
             Err(Refused::Wrong)
         }
+    }
+}
+
+/// The signature's format, first in the header, so a change of what is signed is refused
+/// plainly rather than as a wrong signature.
+const VERSION: &str = "2";
+
+impl SignedParts<'_> {
+    fn mac_parts<'a>(&'a self, time: &'a str, nonce: &'a str, body: &'a str) -> [&'a str; 10] {
+        [
+            "td-internal-2",
+            self.method,
+            self.path_and_query,
+            self.user,
+            self.target,
+            time,
+            nonce,
+            body,
+            self.upload_offset,
+            self.content_type,
+        ]
+    }
+}
+
+fn body_sum(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&Sha256::digest(body))
+}
+
+/// A nonce unique to this process and call: a random prefix drawn once per process, and a
+/// counter. (It needs to be unique, not secret: the signature covers it.)
+fn next_nonce() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        // Without the kernel's randomness, the time and pid still make a restarted process's
+        // nonces differ from its earlier life's.
+        random_hex(12).unwrap_or_else(|_| {
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("{t:x}{:x}", std::process::id())
+        })
+    });
+    format!("{prefix}{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A verified request's nonce, and the time it was signed at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonce {
+    pub nonce: String,
+    pub time: u64,
+}
+
+/// The nonces a node has accepted within the signatures' window, so that each is accepted once.
+/// Only verified requests reach it (a stranger cannot make a valid signature), so it holds at
+/// most what the cluster itself sent in ten minutes; it is bounded all the same.
+pub struct NonceBook {
+    /// nonce → the time it stops mattering (its signature is stale from then on).
+    seen: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    capacity: usize,
+}
+
+impl Default for NonceBook {
+    fn default() -> NonceBook {
+        NonceBook::with_capacity(1 << 20)
+    }
+}
+
+impl NonceBook {
+    pub fn with_capacity(capacity: usize) -> NonceBook {
+        NonceBook {
+            seen: std::sync::Mutex::default(),
+            capacity,
+        }
+    }
+
+    /// Records `nonce`; `Err` if it was seen before (a replay), or if the book is full of
+    /// nonces still within their window.
+    pub fn first_use(&self, nonce: &Nonce, now: u64) -> Result<(), Refused> {
+        // A std mutex: held for a hash-map insert, never across an await.
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains_key(&nonce.nonce) {
+            return Err(Refused::Replayed);
+        }
+        if seen.len() >= self.capacity {
+            seen.retain(|_, until| *until >= now);
+            if seen.len() >= self.capacity {
+                return Err(Refused::TooMany);
+            }
+        }
+        seen.insert(nonce.nonce.clone(), nonce.time + MAX_SKEW_SECS + 1);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -185,74 +315,126 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn chunk<'a>(body: &'a [u8], offset: &'a str) -> SignedParts<'a> {
+        SignedParts {
+            method: "PATCH",
+            path_and_query: "/internal/uploads/x",
+            user: "ada",
+            target: "node-a",
+            body,
+            upload_offset: offset,
+            content_type: "application/offset+octet-stream",
+        }
+    }
+
     #[test]
-    fn a_signature_holds_only_for_its_request_secret_and_time() {
-        let s = Secret::from_bytes(b"0123456789abcdef0123456789abcdef");
-        let h = s.sign("PATCH", "/internal/uploads/x?offset=0", "ada", 1000);
-        let ok = |h: &str, m, p, u, now| s.verify(Some(h), m, p, u, now);
-        assert_eq!(
-            ok(&h, "PATCH", "/internal/uploads/x?offset=0", "ada", 1200),
-            Ok(())
-        );
-        assert_eq!(
-            ok(&h, "PATCH", "/internal/uploads/x?offset=9", "ada", 1000),
-            Err(Refused::Wrong)
-        );
-        assert_eq!(
-            ok(&h, "PATCH", "/internal/uploads/x?offset=0", "bob", 1000),
-            Err(Refused::Wrong)
-        );
-        assert_eq!(
-            ok(&h, "DELETE", "/internal/uploads/x?offset=0", "ada", 1000),
-            Err(Refused::Wrong)
-        );
-        assert_eq!(
-            ok(&h, "PATCH", "/internal/uploads/x?offset=0", "ada", 1400),
-            Err(Refused::Stale)
-        );
+    fn a_signature_holds_only_for_its_request_body_headers_node_secret_and_time() {
+        let s = Secret::from_bytes(SECRET);
+        let parts = chunk(b"the bytes", "0");
+        let h = s.sign_request(&parts, 1000);
+        let check = |p: &SignedParts<'_>, now| s.verify_request(Some(&h), p, now).map(|_| ());
+        assert_eq!(check(&parts, 1200), Ok(()));
+        let changed: [(&str, SignedParts<'_>); 7] = [
+            ("body", chunk(b"other bytes", "0")),
+            ("offset", chunk(b"the bytes", "8388608")),
+            (
+                "node",
+                SignedParts {
+                    target: "node-b",
+                    ..parts
+                },
+            ),
+            (
+                "account",
+                SignedParts {
+                    user: "bob",
+                    ..parts
+                },
+            ),
+            (
+                "method",
+                SignedParts {
+                    method: "PUT",
+                    ..parts
+                },
+            ),
+            (
+                "path",
+                SignedParts {
+                    path_and_query: "/internal/uploads/y",
+                    ..parts
+                },
+            ),
+            (
+                "type",
+                SignedParts {
+                    content_type: "text/plain",
+                    ..parts
+                },
+            ),
+        ];
+        for (what, p) in changed {
+            assert_eq!(check(&p, 1000), Err(Refused::Wrong), "another {what}");
+        }
+        assert_eq!(check(&parts, 1400), Err(Refused::Stale));
         let other = Secret::from_bytes(b"another secret, of another cluster!!");
         assert_eq!(
-            other.verify(
-                Some(&h),
-                "PATCH",
-                "/internal/uploads/x?offset=0",
-                "ada",
-                1000
-            ),
+            other.verify_request(Some(&h), &parts, 1000).map(|_| ()),
             Err(Refused::Wrong)
         );
-        assert_eq!(s.verify(None, "GET", "/", "", 1000), Err(Refused::Missing));
         assert_eq!(
-            s.verify(Some("garbage"), "GET", "/", "", 1000),
-            Err(Refused::Malformed)
+            s.verify_request(None, &parts, 1000).map(|_| ()),
+            Err(Refused::Missing)
         );
+        for bad in [
+            "garbage",
+            "1.1000.ab.cd",
+            "2.1000.zz.cd",
+            "2.x.ab.cd",
+            "2.1000.ab.cd.ef",
+        ] {
+            assert_eq!(
+                s.verify_request(Some(bad), &parts, 1000).map(|_| ()),
+                Err(Refused::Malformed),
+                "{bad}"
+            );
+        }
         assert_eq!(
-            s.verify(Some("1000.zz"), "GET", "/", "", 1000),
+            s.verify_request(Some("2.1000.ab.zz"), &parts, 1000)
+                .map(|_| ()),
             Err(Refused::Wrong)
         );
     }
 
     #[test]
-    fn a_created_secret_is_private_and_kept() {
-        let dir = tempfile_dir();
-        let path = dir.join("cluster.secret");
-        let a = Secret::create(&path).unwrap();
-        let b = Secret::create(&path).unwrap();
-        assert_eq!(a.0, b.0);
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o077, 0, "{mode:o}");
-        std::fs::write(&path, "short\n").unwrap();
-        assert!(matches!(
-            Secret::load(&path),
-            Err(SecretError::Short { len: 5, .. })
-        ));
-        std::fs::remove_dir_all(dir).unwrap();
+    fn each_signature_is_accepted_once_and_each_call_has_its_own_nonce() {
+        let s = Secret::from_bytes(SECRET);
+        let parts = chunk(b"", "");
+        let book = NonceBook::default();
+        let first = s.sign_request(&parts, 1000);
+        let second = s.sign_request(&parts, 1000);
+        assert_ne!(first, second, "two calls, two nonces");
+        let n1 = s.verify_request(Some(&first), &parts, 1000).unwrap();
+        let n2 = s.verify_request(Some(&second), &parts, 1000).unwrap();
+        assert_eq!(book.first_use(&n1, 1000), Ok(()));
+        assert_eq!(book.first_use(&n1, 1001), Err(Refused::Replayed));
+        assert_eq!(book.first_use(&n2, 1001), Ok(()));
     }
 
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("td-secret-{}", random_hex(8).unwrap()));
-        std::fs::create_dir(&dir).unwrap();
-        dir
+    #[test]
+    fn a_full_book_forgets_stale_nonces_and_refuses_only_when_all_are_live() {
+        let book = NonceBook::with_capacity(2);
+        let n = |nonce: &str, time| Nonce {
+            nonce: nonce.into(),
+            time,
+        };
+        book.first_use(&n("a1", 1000), 1000).unwrap();
+        book.first_use(&n("a2", 1000), 1000).unwrap();
+        assert_eq!(book.first_use(&n("a3", 1000), 1000), Err(Refused::TooMany));
+        // Ten minutes on, the first two are stale everywhere: their room is reused.
+        book.first_use(&n("a3", 1700), 1700).unwrap();
+        assert_eq!(book.len(), 1);
     }
 }

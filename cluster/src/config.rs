@@ -155,10 +155,7 @@ pub enum Problem {
 }
 
 fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    crate::upload::plain_name(name)
 }
 
 impl ClusterConfig {

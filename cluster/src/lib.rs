@@ -1,7 +1,8 @@
 //! The cluster's vocabulary: the configuration every process reads (nodes, their disks and
-//! where each disk physically is), what a backend's catalog says on the wire, and the events a
-//! node records, as plain serde types with their validation; and the [`worker`] runner that
-//! every process (backend, frontend, monitor) runs its background work under.
+//! where each disk physically is), what a backend's catalog says on the wire, what an upload
+//! says on the wire ([`upload`]: its request, stage and status, and what an id may be), and
+//! the events a node records, as plain serde types with their validation; and the [`worker`]
+//! runner that every process (backend, frontend, monitor) runs its background work under.
 //!
 //! It must never hold behaviour beyond parsing, checking and running workers: the crates that
 //! run things own what the workers do.
@@ -11,6 +12,7 @@ pub mod catalog;
 pub mod config;
 pub mod event;
 pub mod identity;
+pub mod upload;
 pub mod worker;
 
 pub use catalog::{CatalogEntry, CatalogPage, FileSum, ImageMeta, ReplicaState};
@@ -19,6 +21,9 @@ pub use config::{
     Problem, DEFAULT_MONITOR_PORT,
 };
 pub use event::{Component, Event, EventKind, EventPage};
+pub use upload::{
+    valid_image_id, valid_upload_id, NewUpload, OffsetAnswer, Stage, UploadStatus, MAX_CHUNK,
+};
 
 /// Seconds since the Unix epoch, the time stamp of every record on a node.
 pub fn unix_now() -> u64 {

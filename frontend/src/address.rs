@@ -95,12 +95,15 @@ impl Address {
                 }
                 // SO_REUSEPORT: a frontend taking over binds beside a peer that has not let
                 // go yet, so the address never goes unserved between the two (both serve the
-                // same answers for that moment).
+                // same answers for that moment). SO_REUSEADDR: the connections this socket
+                // closed linger in TIME_WAIT for a minute and must not block the next bind of
+                // the address (a takeover back, or the demo started again at once).
                 let bind = || -> std::io::Result<tokio::net::TcpListener> {
                     let socket = match addr {
                         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
                         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
                     };
+                    socket.set_reuseaddr(true)?;
                     socket.set_reuseport(true)?;
                     socket.bind(*addr)?;
                     socket.listen(1024)

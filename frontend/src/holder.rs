@@ -11,7 +11,6 @@ use cluster::worker::{BoxFuture, Worker, WorkerState};
 use serde::Deserialize;
 
 use crate::address::Address;
-use crate::client::Backends;
 use crate::failover::{Action, Beat, Input, Machine, Verdict};
 use crate::table::Table;
 
@@ -53,7 +52,7 @@ pub struct Holder {
     socket: tokio::net::UdpSocket,
     peer: Option<(String, SocketAddr)>,
     backends: Vec<String>,
-    client: Backends,
+    client: floor::Client,
     table: Arc<Table>,
     last_heard: Instant,
     last_sent: Instant,
@@ -75,7 +74,7 @@ impl Holder {
         peer: Option<(String, SocketAddr)>,
         backends: Vec<String>,
         address: Address,
-        client: Backends,
+        client: floor::Client,
         table: Arc<Table>,
     ) -> (Holder, Shared) {
         let (machine, _) = Machine::start(me, false);
@@ -171,7 +170,7 @@ impl Holder {
             let client = self.client.clone();
             async move {
                 client
-                    .get_json::<WitnessAnswer>(&url, WITNESS_DEADLINE)
+                    .get_json::<WitnessAnswer>(&url, WITNESS_DEADLINE, floor::client::MAX_ANSWER)
                     .await
             }
         });

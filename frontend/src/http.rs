@@ -127,14 +127,7 @@ fn image_of(path: &str) -> Option<&str> {
         ("iiif", "3") => parts.next()?,
         _ => return None,
     };
-    valid_id(id).then_some(id)
-}
-
-fn valid_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    cluster::valid_image_id(id).then_some(id)
 }
 
 /// A query string passed on to the viewer only if it is made of plain characters.
@@ -147,7 +140,7 @@ fn safe_query(q: &str) -> Option<&str> {
 }
 
 fn redirect(f: &Front, id: &str, path: &str) -> Response<Body> {
-    if !valid_id(id) {
+    if !cluster::valid_image_id(id) {
         return page(
             StatusCode::BAD_REQUEST,
             "Not an image address",

@@ -3,7 +3,7 @@
 //! search pages, and failover of the canonical IP address between the two frontends.
 //!
 //! [`table`] is the lookup table; [`watch`] the worker per backend that fills it every second
-//! through [`client`]; [`http`] the routes of the canonical address. [`failover`] decides who
+//! through `floor::Client`; [`http`] the routes of the canonical address. [`failover`] decides who
 //! holds the canonical address, [`holder`] runs that decision (heartbeats, witnesses) and
 //! [`address`] (with [`arp`]) takes and releases it. [`open`] and [`start_failover`] put them
 //! together from the cluster configuration.
@@ -13,7 +13,6 @@
 
 pub mod address;
 pub mod arp;
-pub mod client;
 pub mod failover;
 pub mod holder;
 pub mod http;
@@ -61,7 +60,7 @@ pub fn open(cluster: &ClusterConfig, name: &str) -> Result<Arc<Front>, FrontendE
         .collect();
     let table = Arc::new(Table::new(&backends));
     let runner = Runner::new();
-    let client = client::Backends::new(name);
+    let client = floor::Client::new().with_identity("x-td-frontend", name);
     for (node, origin) in &backends {
         runner.spawn(watch::BackendWatch::new(
             node,
@@ -128,7 +127,7 @@ pub async fn start_failover(
         peer,
         backends,
         address,
-        client::Backends::new(&front.name),
+        floor::Client::new().with_identity("x-td-frontend", &front.name),
         front.table.clone(),
     );
     // Whatever this frontend held before it died is given up before it decides anything.

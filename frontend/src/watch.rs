@@ -10,7 +10,6 @@ use cluster::worker::{BoxFuture, Worker, WorkerState};
 use cluster::CatalogPage;
 use serde::Deserialize;
 
-use crate::client::Backends;
 use crate::table::Table;
 
 /// How often every backend is asked.
@@ -19,6 +18,8 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 pub const HEALTH_DEADLINE: Duration = Duration::from_millis(500);
 /// A catalog page may be large (the first one holds every image of the node).
 pub const CATALOG_DEADLINE: Duration = Duration::from_secs(20);
+/// Larger catalog pages are refused: a page of 100 000 entries is about 60 MB.
+const MAX_CATALOG: usize = 256 << 20;
 
 /// The part of a backend's `/health` a frontend needs.
 #[derive(Deserialize)]
@@ -37,14 +38,15 @@ pub struct BackendWatch {
     node: String,
     origin: String,
     table: Arc<Table>,
-    client: Backends,
+    /// Kept-alive connections to every backend, shared by the watches of one frontend.
+    client: floor::Client,
     checks: u64,
     /// The last failure, said once until it changes.
     last_said: Option<String>,
 }
 
 impl BackendWatch {
-    pub fn new(node: &str, origin: &str, table: Arc<Table>, client: Backends) -> BackendWatch {
+    pub fn new(node: &str, origin: &str, table: Arc<Table>, client: floor::Client) -> BackendWatch {
         BackendWatch {
             node: node.to_string(),
             origin: origin.to_string(),
@@ -58,11 +60,13 @@ impl BackendWatch {
     /// Logs a failure once, not every second.
     fn say(&mut self, what: Option<String>) {
         if what != self.last_said {
-            let me = self.client.me();
+            let me = self.client.identity().unwrap_or_default();
             match &what {
-                Some(w) => eprintln!("frontend {me}: backend {}: {w}", self.node),
+                Some(w) => {
+                    tracing::warn!(frontend = me, backend = %self.node, "backend {}: {w}", self.node)
+                }
                 None if self.checks > 1 => {
-                    eprintln!("frontend {me}: backend {} answers again", self.node)
+                    tracing::info!(frontend = me, backend = %self.node, "backend {} answers again", self.node)
                 }
                 None => {}
             }
@@ -73,8 +77,13 @@ impl BackendWatch {
     async fn check(&mut self) -> Option<String> {
         let health: Health = match self
             .client
-            .get_json(&format!("{}/health", self.origin), HEALTH_DEADLINE)
+            .get_json(
+                &format!("{}/health", self.origin),
+                HEALTH_DEADLINE,
+                floor::client::MAX_ANSWER,
+            )
             .await
+            .map_err(|e| e.to_string())
         {
             Ok(h) => h,
             Err(e) => {
@@ -120,8 +129,10 @@ impl BackendWatch {
             .get_json(
                 &format!("{}/catalog?since={since}", self.origin),
                 CATALOG_DEADLINE,
+                MAX_CATALOG,
             )
             .await
+            .map_err(|e| e.to_string())
     }
 }
 

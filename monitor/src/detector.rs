@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use cluster::worker::{BoxFuture, Worker, WorkerState};
 use serde::Serialize;
 
-use crate::event_log::NewEvent;
 use crate::recorder::{Recorder, Reported};
+use floor::event_log::NewEvent;
 
 /// How a run went, besides the faults it reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +116,7 @@ impl Findings {
         self.recorder.is_open(key)
     }
 
-    pub fn log(&self) -> &crate::EventLog {
+    pub fn log(&self) -> &floor::EventLog {
         self.recorder.log()
     }
 

@@ -10,16 +10,11 @@
 pub mod detector;
 pub mod detectors;
 pub mod devices;
-pub mod event_log;
 pub mod http;
-pub mod http_get;
 pub mod kernel_log;
 pub mod node_monitor;
-pub mod probe;
 pub mod recorder;
-pub mod store;
 pub mod watchdog;
 
-pub use event_log::{EventLog, NewEvent};
 pub use node_monitor::{Monitor, MonitorError, Options};
 pub use recorder::Recorder;

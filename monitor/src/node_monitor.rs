@@ -15,11 +15,11 @@ use crate::detectors::host::Host;
 use crate::detectors::peers::Peers;
 use crate::detectors::process::{BackendWatch, StartCommand, Supervised};
 use crate::detectors::smart::Smart;
-use crate::event_log::{EventLog, NewEvent};
 use crate::kernel_log::{self, KernelLog};
 use crate::recorder::Recorder;
-use crate::store::StoreError;
 use crate::watchdog::Watchdog;
+use floor::event_log::{EventLog, NewEvent};
+use floor::store::StoreError;
 
 /// How the monitor is to work; the defaults are a real node's.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use cluster::Event;
 
-use crate::event_log::{EventLog, NewEvent};
+use floor::event_log::{EventLog, NewEvent};
 
 /// A fault not seen for this long is over: the next sighting is a new event.
 pub const QUIET: Duration = Duration::from_secs(600);
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(page.events.len(), 1);
         let e = &page.events[0];
         assert_eq!((e.id, e.count), (first.id(), 1000));
-        assert_eq!(e.evidence.len(), crate::event_log::MAX_EVIDENCE);
+        assert_eq!(e.evidence.len(), floor::event_log::MAX_EVIDENCE);
         assert_eq!(e.evidence[1], "sector 1");
 
         // Another fault is its own event; a cleared one starts afresh.

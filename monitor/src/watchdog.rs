@@ -7,7 +7,7 @@ use cluster::worker::BoxFuture;
 use cluster::{Component, EventKind};
 
 use crate::detector::{unix_ms, Detector, Findings, Look};
-use crate::event_log::NewEvent;
+use floor::event_log::NewEvent;
 
 pub struct Watchdog;
 
@@ -86,8 +86,9 @@ impl Detector for Watchdog {
 mod tests {
     use super::*;
     use crate::detector::{DetectorWorker, Statuses};
-    use crate::{EventLog, Recorder};
+    use crate::Recorder;
     use cluster::worker::Runner;
+    use floor::EventLog;
     use std::sync::Arc;
 
     /// Runs once, then its task dies (a bug in a detector).

@@ -6,7 +6,9 @@
 #![recursion_limit = "256"]
 
 mod commands;
+mod logging;
 mod samples;
+mod stopping;
 
 use std::process::ExitCode;
 
@@ -23,6 +25,14 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Which log lines to print: error, warn, info, debug or trace, or a filter such as
+    /// `info,backend=debug`. RUST_LOG, when set, takes precedence.
+    #[arg(long, global = true, default_value = "info", value_name = "FILTER")]
+    log_level: String,
+    /// Log as JSON lines (one object per line, with its fields), for journald or a log
+    /// shipper, instead of readable lines.
+    #[arg(long, global = true)]
+    log_json: bool,
 }
 
 #[derive(Subcommand)]
@@ -40,6 +50,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(e) = logging::init(&cli.log_level, cli.log_json) {
+        eprintln!("td: error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Tile(args) => commands::tile::run(args),
         Command::Inspect(args) => commands::inspect::run(args),

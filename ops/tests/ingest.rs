@@ -397,19 +397,21 @@ fn bad_requests_get_plain_answers_and_unsigned_ones_none() {
     // No signature, a wrong one, another cluster's.
     let (s, _, body) = common::ingest::request(&addr, "POST", "/internal/uploads", &[], b"{}");
     assert_eq!(s, 401, "{}", String::from_utf8_lossy(&body));
-    let forged = c
-        .secret
-        .sign("POST", "/internal/uploads", "ada", cluster::unix_now());
-    let (s, _, _) = common::ingest::request(
-        &addr,
-        "POST",
-        "/internal/uploads",
-        &[("x-td-auth", forged), ("x-td-user", "mallory".into())],
-        b"{}",
-    );
+    let mut forged = c.signed_headers(0, "POST", "/internal/uploads", "ada", &[], b"{}");
+    forged[1].1 = "mallory".into();
+    let (s, _, _) = common::ingest::request(&addr, "POST", "/internal/uploads", &forged, b"{}");
     assert_eq!(s, 401, "a signature for another account");
     let other = cluster::auth::Secret::from_bytes(b"not this cluster's secret at all!!");
-    let sig = other.sign("GET", "/internal/uploads", "", cluster::unix_now());
+    let parts = cluster::auth::SignedParts {
+        method: "GET",
+        path_and_query: "/internal/uploads",
+        user: "",
+        target: "node-a",
+        body: b"",
+        upload_offset: "",
+        content_type: "",
+    };
+    let sig = other.sign_request(&parts, cluster::unix_now());
     let (s, _, _) = common::ingest::request(
         &addr,
         "GET",
@@ -582,4 +584,297 @@ fn a_disk_that_fills_during_an_upload_refuses_the_chunk_and_the_upload_resumes_w
     wait_published(&mut c, 0, "ada", &id, &image, "disk full, then room");
     c.stop(0);
     c.stop(1);
+}
+
+/// A signed request is trusted to come from the cluster, not to be right: every id and file
+/// name in its path, query and body is checked as a visitor's would be, before anything is
+/// written, and refused with 400 saying what was wrong.
+#[test]
+fn ids_and_file_names_in_signed_requests_are_checked_before_anything_is_written() {
+    let mut c = Cluster::new(&["left", "right"]);
+    c.start(0, None);
+    c.start(1, None);
+    let ask = |method: &str, path: &str, user: &str, body: &[u8]| {
+        let (s, _, b) = c.call(0, method, path, user, &[], body);
+        (s, String::from_utf8_lossy(&b).into_owned())
+    };
+    let upload_id = "0123456789abcdef0123456789abcdef";
+
+    // Ids in the path: the facts a coordinator asks for, and a metadata edit.
+    for (path, says) in [
+        (
+            format!("/internal/facts/{upload_id}/a.b"),
+            "'a.b' is not an image id",
+        ),
+        (
+            format!("/internal/facts/{upload_id}/.."),
+            "'..' is not an image id",
+        ),
+        (
+            "/internal/facts/not-hex/art".to_string(),
+            "'not-hex' is not an upload id",
+        ),
+    ] {
+        let (s, text) = ask("GET", &path, "", b"");
+        assert_eq!((s, text.trim()), (400, says), "{path}");
+    }
+    let meta = serde_json::json!({ "title": "Mine now" }).to_string();
+    let (s, text) = ask(
+        "POST",
+        "/internal/replicas/a.b/meta",
+        "ada",
+        meta.as_bytes(),
+    );
+    assert_eq!((s, text.trim()), (400, "'a.b' is not an image id"));
+
+    // A staging copy whose upload.json names a folder outside, or a node that is not one.
+    let upload = |id: &str, image: &str, home: &str| {
+        serde_json::json!({
+            "id": id, "image": image, "owner": "ada", "filename": "a.png", "length": 10,
+            "meta": { "title": "t" }, "home": home, "created": 0,
+        })
+        .to_string()
+    };
+    let staging_path = format!("/internal/staging/{upload_id}");
+    for (body, says) in [
+        (
+            upload(upload_id, "../x", "node-a"),
+            "'../x' is not an image id",
+        ),
+        (
+            upload(upload_id, "a/b", "node-a"),
+            "'a/b' is not an image id",
+        ),
+        (
+            upload(upload_id, "art", "node-z"),
+            "'node-z' is not a node of this cluster",
+        ),
+        (
+            upload("feedface00", "art", "node-a"),
+            "the upload id differs",
+        ),
+    ] {
+        let (s, text) = ask("PUT", &staging_path, "", body.as_bytes());
+        assert_eq!(s, 400, "{body}: {text}");
+        assert!(text.contains(says), "{body}: {text}");
+    }
+    assert!(staging_left(&c).is_empty(), "{:?}", staging_left(&c));
+    let (s, text) = ask(
+        "PUT",
+        "/internal/staging/..",
+        "",
+        upload("..", "art", "node-a").as_bytes(),
+    );
+    assert_eq!((s, text.trim()), (400, "'..' is not an upload id"));
+    // Queries say what they take.
+    let (s, text) = ask("PATCH", &format!("{staging_path}?offset=x"), "", b"abc");
+    assert_eq!(s, 400);
+    assert!(text.contains("offset=N"), "{text}");
+    let (s, text) = ask("POST", &format!("{staging_path}/seal?sha256=zz"), "", b"");
+    assert_eq!(s, 400);
+    assert!(text.contains("not a SHA-256"), "{text}");
+
+    // A replica's files: the manifest may name only files a replica holds, each a plain name.
+    let (s, text) = ask("POST", "/internal/replicas/art-1/begin", "", b"");
+    assert_eq!(s, 400);
+    assert!(text.contains("size=N"), "{text}");
+    let (s, text) = ask("POST", "/internal/replicas/art-1/begin?size=100", "", b"");
+    assert_eq!(s, 200, "{text}");
+    let incoming = c.disk(0).join("images").join(".art-1.incoming");
+    assert!(incoming.is_dir());
+    let (s, text) = ask(
+        "PATCH",
+        "/internal/replicas/art-1/files/..?offset=0",
+        "",
+        b"x",
+    );
+    assert_eq!(s, 400, "{text}");
+    let manifest = |name: &str| {
+        let m = backend::replica::Manifest {
+            format: backend::replica::FORMAT,
+            id: "art-1".into(),
+            nodes: vec!["node-a".into(), "node-b".into()],
+            placed_at: 0,
+            files: vec![cluster::FileSum {
+                name: name.into(),
+                size: 1,
+                sha256: "0".repeat(64),
+            }],
+        };
+        serde_json::to_vec(&m).unwrap()
+    };
+    let outside = c.dir.path().join("outside");
+    std::fs::write(&outside, b"x").unwrap();
+    for name in [
+        "../x",
+        "a/b",
+        outside.to_str().unwrap(),
+        "../../../outside",
+        "replica.json",
+    ] {
+        for step in ["seal", "verify"] {
+            let path = format!("/internal/replicas/art-1/{step}");
+            let (s, text) = ask("POST", &path, "", &manifest(name));
+            assert_eq!(s, 400, "{step} {name}: {text}");
+            assert!(
+                text.contains(&format!("the manifest names '{name}'")),
+                "{step} {name}: {text}"
+            );
+        }
+    }
+    // Nothing was written: the replica is still arriving, with no manifest of its own.
+    assert_eq!(replica_state(&c, 0, "art-1"), Some("incoming"));
+    assert!(!incoming.join("replica.json").exists());
+    assert_eq!(std::fs::read(&outside).unwrap(), b"x");
+}
+
+/// A fault of the node (a file it wrote that no longer reads) is a 5xx that says so in plain
+/// words, without this node's paths; the log has the detail and what it was about.
+#[test]
+fn a_fault_of_the_node_answers_5xx_in_plain_words_and_the_log_has_the_detail() {
+    let mut c = Cluster::new(&["left", "right"]);
+    c.start(0, None);
+    c.start(1, None);
+    let new =
+        serde_json::json!({ "filename": "a.png", "length": 20, "meta": { "title": "Fault" } });
+    let (s, _, body) = c.call(
+        0,
+        "POST",
+        "/internal/uploads",
+        "ada",
+        &[],
+        new.to_string().as_bytes(),
+    );
+    assert_eq!(s, 201, "{}", String::from_utf8_lossy(&body));
+    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let upload_json = c.disk(0).join("staging").join(&id).join("upload.json");
+    std::fs::write(&upload_json, b"not what td wrote").unwrap();
+    let path = format!("/internal/uploads/{id}");
+    let (s, _, body) = c.call(
+        0,
+        "PATCH",
+        &path,
+        "ada",
+        &[("upload-offset", "0".into())],
+        b"abc",
+    );
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(s, 500, "{text}");
+    assert!(text.contains("operator has been told"), "{text}");
+    let disk = c.disk(0);
+    for secret in [disk.to_str().unwrap(), "upload.json", "expected"] {
+        assert!(
+            !text.contains(secret),
+            "{secret} told to the client: {text}"
+        );
+    }
+    // The log names the upload and the file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(c.stderr(0).contains(&id) && c.stderr(0).contains("upload.json")) {
+        assert!(Instant::now() < deadline, "not logged: {}", c.stderr(0));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A wrong request on the same route is still the client's, named as sent.
+    let (s, _, body) = c.call(
+        0,
+        "PATCH",
+        "/internal/uploads/zz",
+        "ada",
+        &[("upload-offset", "0".into())],
+        b"abc",
+    );
+    assert_eq!(
+        (s, String::from_utf8_lossy(&body).trim()),
+        (400, "'zz' is not an upload id")
+    );
+    let (s, _, body) = c.call(
+        0,
+        "PATCH",
+        &path,
+        "ada",
+        &[("upload-offset", "one".into())],
+        b"abc",
+    );
+    assert_eq!(s, 400);
+    assert!(String::from_utf8_lossy(&body).contains("Upload-Offset"));
+}
+
+#[test]
+fn a_captured_signed_request_is_refused_when_replayed_changed_or_sent_to_another_node() {
+    let work = tempfile::tempdir().unwrap();
+    let png = noise_png(work.path(), "200x100");
+    let bytes = std::fs::read(&png).unwrap();
+    let mut c = Cluster::new(&["left", "right"]);
+    c.start(0, None);
+    c.start(1, None);
+    let (a, b) = (c.nodes[0].1.clone(), c.nodes[1].1.clone());
+    let send = |addr: &str, method: &str, path: &str, h: &[(&str, String)], body: &[u8]| {
+        let (s, _, text) = common::ingest::request(addr, method, path, h, body);
+        (s, String::from_utf8_lossy(&text).into_owned())
+    };
+    let uploads_of_ada = || {
+        let (s, _, body) = c.call(0, "GET", "/internal/uploads", "ada", &[], b"");
+        assert_eq!(s, 200);
+        serde_json::from_slice::<Vec<serde_json::Value>>(&body)
+            .unwrap()
+            .len()
+    };
+
+    // A request that would do something again if it were taken again: start an upload.
+    let new =
+        serde_json::json!({"filename": "a.png", "length": bytes.len(), "meta": {"title": "once"}});
+    let new = new.to_string();
+    let json = [("content-type", "application/json".to_string())];
+    let captured = c.signed_headers(0, "POST", "/internal/uploads", "ada", &json, new.as_bytes());
+    let (s, text) = send(&b, "POST", "/internal/uploads", &captured, new.as_bytes());
+    assert_eq!(s, 401, "sent to another node: {text}");
+    let (s, text) = send(&a, "POST", "/internal/uploads", &captured, new.as_bytes());
+    assert_eq!(s, 201, "{text}");
+    let id = serde_json::from_str::<serde_json::Value>(&text).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, text) = send(&a, "POST", "/internal/uploads", &captured, new.as_bytes());
+    assert_eq!(s, 401, "a replay: {text}");
+    assert!(text.contains("already received"), "{text}");
+    assert_eq!(uploads_of_ada(), 1, "the replay started nothing");
+
+    // A captured chunk, sent with another body, another offset or to another node.
+    let path = format!("/internal/uploads/{id}");
+    let half = bytes.len() / 2;
+    let offset = [("upload-offset", "0".to_string())];
+    let chunk = c.signed_headers(0, "PATCH", &path, "ada", &offset, &bytes[..half]);
+    let mut other_body = bytes[..half].to_vec();
+    other_body[0] ^= 0xff;
+    let (s, text) = send(&a, "PATCH", &path, &chunk, &other_body);
+    assert_eq!(s, 401, "another body: {text}");
+    let mut moved = chunk.clone();
+    moved
+        .iter_mut()
+        .find(|(k, _)| *k == "upload-offset")
+        .unwrap()
+        .1 = "7".into();
+    let (s, text) = send(&a, "PATCH", &path, &moved, &bytes[7..half + 7]);
+    assert_eq!(s, 401, "another offset: {text}");
+    let (s, text) = send(&b, "PATCH", &path, &chunk, &bytes[..half]);
+    assert_eq!(s, 401, "another node: {text}");
+    let where_now = || {
+        let (s, head, _) = c.call(0, "HEAD", &path, "ada", &[], b"");
+        assert_eq!(s, 200);
+        header(&head, "upload-offset").unwrap()
+    };
+    assert_eq!(
+        where_now(),
+        "0",
+        "nothing was written by the refused chunks"
+    );
+    let (s, text) = send(&a, "PATCH", &path, &chunk, &bytes[..half]);
+    assert_eq!(s, 204, "the chunk as signed: {text}");
+    assert_eq!(where_now(), half.to_string());
+    let (s, _) = send(&a, "PATCH", &path, &chunk, &bytes[..half]);
+    assert_eq!(s, 401, "the same chunk again");
+    assert_eq!(where_now(), half.to_string());
 }

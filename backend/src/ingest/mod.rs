@@ -8,23 +8,40 @@
 //! - [`placement`]: a replica arriving on a target node, hidden until published
 //!   (`images/.ID.incoming` → `.ID.placed` → `.ID.verified` → `ID`);
 //! - [`peers`]: the signed HTTP client for the other nodes' internal API;
-//! - [`coordinator`]: on the node that received the upload, gathers the facts from every node,
-//!   asks the protocol for the next step and does it; a worker, and the acknowledgement path;
-//! - [`status`]: what the portal shows of each upload (sled, rebuilt from the facts).
+//! - [`coordinator`]: this node's [`Ingest`] (what every seam below shares) and the worker that
+//!   drives the uploads it received;
+//! - on the node that received an upload, by seam: [`receiving`] (what the portal calls: start
+//!   an upload, resume it, append a chunk and mirror it), [`facts`] (what every node says about
+//!   an upload, gathered), [`driving`] (asks the protocol for the next step and does it; tiling
+//!   and choosing the targets), [`transfers`] (the staging copy and the replica set sent to
+//!   other nodes);
+//! - [`target`]: what other nodes' coordinators call here (a staging copy held, a replica
+//!   received, verified and published), every id and file name checked as it arrives;
+//! - [`meta_edit`]: the owner changes an image's metadata, and the rules metadata must follow;
+//! - [`status`]: what the portal shows of each upload (sled, rebuilt from the facts);
+//! - [`error`]: what can go wrong, as a client hears it and as the log does.
 //!
 //! It must never acknowledge an upload held on fewer than two nodes in two power domains, never
 //! make a replica visible before both are verified, and never delete staging before publication.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub mod coordinator;
+pub mod driving;
+pub mod error;
+pub mod facts;
+pub mod meta_edit;
 pub mod peers;
 pub mod placement;
 pub mod protocol;
+pub mod receiving;
 pub mod staging;
 pub mod status;
+pub mod target;
+pub mod transfers;
 
 pub use coordinator::Ingest;
+pub use error::{is_full, About, IngestError};
 
 /// Runs blocking disk work off the async threads.
 pub async fn blocking_call<T: Send + 'static>(
@@ -34,68 +51,13 @@ pub async fn blocking_call<T: Send + 'static>(
 }
 
 /// Uploaded and transferred bytes arrive in chunks of at most this size.
-pub const MAX_CHUNK: u64 = 16 << 20;
+pub use cluster::MAX_CHUNK;
 /// What a transfer between nodes sends per request.
 pub const SEND_CHUNK: usize = 8 << 20;
 /// The largest original accepted: 64 GiB.
 pub const MAX_UPLOAD: u64 = 64 << 30;
 /// Room left free on a disk after an upload or a replica is written.
 pub const DISK_RESERVE: u64 = 256 << 20;
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("the upload is at byte {at}, not {got}: send from byte {at}")]
-    Conflict { at: u64, got: u64 },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("no disk of node {node} has room for {need} bytes (the most free is {best} bytes)")]
-    NoRoom { node: String, need: u64, best: u64 },
-    #[error("{what}: SHA-256 {found}, expected {expected}")]
-    Checksum {
-        what: String,
-        expected: String,
-        found: String,
-    },
-    #[error("{0}")]
-    Peer(String),
-    #[error("uploads are off on this node: {0}")]
-    Off(String),
-}
-
-impl IngestError {
-    /// The HTTP status it answers with.
-    pub fn status(&self) -> u16 {
-        match self {
-            IngestError::Io { source, .. } if is_full(source) => 507,
-            IngestError::Io { .. } => 500,
-            IngestError::Conflict { .. } => 409,
-            IngestError::Invalid(_) => 400,
-            IngestError::NotFound(_) => 404,
-            IngestError::Forbidden(_) => 403,
-            IngestError::NoRoom { .. } => 507,
-            IngestError::Checksum { .. } => 422,
-            IngestError::Peer(_) => 502,
-            IngestError::Off(_) => 503,
-        }
-    }
-}
-
-/// A disk that filled up, in the error's words.
-pub fn is_full(e: &std::io::Error) -> bool {
-    matches!(
-        e.kind(),
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-    )
-}
 
 pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
     move |source| IngestError::Io {
@@ -147,13 +109,8 @@ pub(crate) fn append_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<u64, I
 /// Writes `bytes` to `dir/name` whole or not at all: a temporary file, fsynced, renamed, and
 /// the folder fsynced. This is how every marker (a fact of the protocol) is written.
 pub(crate) fn write_durable(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), IngestError> {
-    let temp = dir.join(format!(".{name}.tmp"));
     let path = dir.join(name);
-    std::fs::write(&temp, bytes)
-        .and_then(|()| std::fs::File::open(&temp)?.sync_all())
-        .map_err(io(&temp))?;
-    std::fs::rename(&temp, &path).map_err(io(&path))?;
-    sync_dir(dir)
+    floor::durable::write(&path, bytes).map_err(|e| io(&path)(e.source))
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), IngestError> {
@@ -168,7 +125,7 @@ pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, IngestError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            IngestError::Invalid(format!(
+            IngestError::Fault(format!(
                 "{} is not what this program wrote: {e}",
                 path.display()
             ))

@@ -1,24 +1,16 @@
-//! The other nodes' internal API, as this node calls it: every request signed with the
-//! cluster secret, with a deadline, its failure one line naming the node.
+//! The other nodes' internal API, as this node's ingest calls it: [`floor::Client`]'s signed
+//! calls, with the failure kept as its peer status and one line naming the node.
 
 use std::time::Duration;
 
-use cluster::auth::{Secret, AUTH_HEADER, USER_HEADER};
-use http_body_util::{BodyExt, Full};
+use cluster::auth::Secret;
+use floor::client::Call;
 use hyper::body::Bytes;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
-
-/// Most answers are a line or a small JSON; a status list can be longer.
-const MAX_ANSWER: usize = 16 << 20;
 
 #[derive(Clone)]
 pub struct Peers {
-    client: Client<HttpConnector, Full<Bytes>>,
-    secret: Secret,
-    /// Node name → `http://ADDRESS`.
-    origins: Vec<(String, String)>,
+    client: floor::Client,
 }
 
 /// A failed call: the node's HTTP status when it answered, and what went wrong.
@@ -34,15 +26,19 @@ impl std::fmt::Display for CallError {
     }
 }
 
+impl From<floor::CallError> for CallError {
+    fn from(e: floor::CallError) -> CallError {
+        CallError {
+            status: e.status(),
+            message: e.to_string(),
+        }
+    }
+}
+
 impl Peers {
     pub fn new(secret: Secret, origins: Vec<(String, String)>) -> Peers {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build_http();
         Peers {
-            client,
-            secret,
-            origins,
+            client: floor::Client::signed(Ok(secret), origins),
         }
     }
 
@@ -56,58 +52,12 @@ impl Peers {
         body: Bytes,
         deadline: Duration,
     ) -> Result<Bytes, CallError> {
-        let fail = |status, message: String| CallError { status, message };
-        let origin = self
-            .origins
-            .iter()
-            .find(|(n, _)| n == node)
-            .map(|(_, o)| o.clone())
-            .ok_or_else(|| fail(None, format!("no node {node} in the configuration")))?;
-        let url = format!("{origin}{path}");
-        let request = hyper::Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(
-                AUTH_HEADER,
-                self.secret.sign(method, path, user, cluster::unix_now()),
-            )
-            .header(USER_HEADER, user)
-            .body(Full::new(body))
-            .map_err(|e| fail(None, format!("{node} {method} {path}: {e}")))?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| fail(None, format!("{node} does not answer: {}", chain(&e))))?;
-            let status = response.status();
-            let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER)
-                .collect()
-                .await
-                .map_err(|e| fail(None, format!("{node}: reading its answer: {e}")))?
-                .to_bytes();
-            if status.is_success() {
-                Ok(body)
-            } else {
-                let text = String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
-                Err(fail(
-                    Some(status.as_u16()),
-                    format!("{node} answered {status}: {}", text.trim()),
-                ))
-            }
-        };
-        tokio::time::timeout(deadline, exchange)
-            .await
-            .unwrap_or_else(|_| {
-                Err(fail(
-                    None,
-                    format!("{node} did not answer {method} {path} within {deadline:?}"),
-                ))
-            })
+        let call = Call::new(method, path).user(user).body(body);
+        Ok(self.client.call(node, call, deadline).await?)
     }
 
     /// [`Peers::call`] and parse the JSON answer.
-    pub async fn json<T: DeserializeOwned>(
+    pub async fn json<T: DeserializeOwned + Send + 'static>(
         &self,
         node: &str,
         method: &str,
@@ -115,20 +65,7 @@ impl Peers {
         body: Bytes,
         deadline: Duration,
     ) -> Result<T, CallError> {
-        let bytes = self.call(node, method, path, "", body, deadline).await?;
-        serde_json::from_slice(&bytes).map_err(|e| CallError {
-            status: None,
-            message: format!("{node} {path}: not the expected JSON: {e}"),
-        })
+        let call = Call::new(method, path).body(body);
+        Ok(self.client.call_json(node, call, deadline).await?)
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use super::{append_at, io, roomiest, sync_dir, write_durable, IngestError};
 use crate::disk::Disk;
-use crate::library::valid_id;
 use crate::replica::{self, Manifest, MANIFEST, META, PYRAMID, THUMBNAIL};
 
 /// How far a replica has come on this node.
@@ -30,6 +29,18 @@ pub enum Placement {
     Placed,
     Verified,
     Published,
+}
+
+impl Placement {
+    /// Its name, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Incoming => "incoming",
+            Placement::Placed => "placed",
+            Placement::Verified => "verified",
+            Placement::Published => "published",
+        }
+    }
 }
 
 const STAGES: [(Placement, &str); 3] = [
@@ -45,8 +56,9 @@ fn hidden(disk: &Disk, id: &str, stage: Placement) -> PathBuf {
     }
 }
 
-fn check_id(id: &str) -> Result<(), IngestError> {
-    if valid_id(id) {
+/// An image id as it arrives (it names a folder): refused (400) unless it is one.
+pub fn check_image_id(id: &str) -> Result<(), IngestError> {
+    if cluster::valid_image_id(id) {
         Ok(())
     } else {
         Err(IngestError::Invalid(format!("'{id}' is not an image id")))
@@ -78,7 +90,7 @@ pub fn find(disks: &[Arc<Disk>], id: &str) -> Option<(Arc<Disk>, Placement)> {
 /// Starts receiving replica `id` (`size` bytes in all) on the disk with the most room. Anything
 /// a dead transfer left is thrown away. Already placed or further: nothing to do.
 pub fn begin(disks: &[Arc<Disk>], node: &str, id: &str, size: u64) -> Result<(), IngestError> {
-    check_id(id)?;
+    check_image_id(id)?;
     match find(disks, id) {
         Some((_, stage)) if stage >= Placement::Placed => return Ok(()),
         Some((d, _)) => {
@@ -95,12 +107,39 @@ pub fn begin(disks: &[Arc<Disk>], node: &str, id: &str, size: u64) -> Result<(),
     sync_dir(&images)
 }
 
-/// A file name a replica may hold.
+/// A file name a replica may hold: a plain name in its folder, never a path.
 fn allowed_file(name: &str) -> bool {
     [PYRAMID, THUMBNAIL, META].contains(&name)
         || name.strip_prefix("original.").is_some_and(|ext| {
             (1..=8).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric())
         })
+}
+
+/// A manifest another node sent: for this replica, and naming only files a replica holds,
+/// each once. Checked before anything is read or written by it.
+pub fn check_manifest(id: &str, manifest: &Manifest) -> Result<(), IngestError> {
+    if manifest.id != id {
+        return Err(IngestError::Invalid(format!(
+            "the manifest is for {}",
+            manifest.id
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &manifest.files {
+        if !allowed_file(&f.name) {
+            return Err(IngestError::Invalid(format!(
+                "the manifest names '{}': a replica holds no such file",
+                f.name
+            )));
+        }
+        if !seen.insert(f.name.as_str()) {
+            return Err(IngestError::Invalid(format!(
+                "the manifest names '{}' twice",
+                f.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Appends a chunk to one file of an incoming replica.
@@ -111,7 +150,7 @@ pub fn write(
     offset: u64,
     bytes: &[u8],
 ) -> Result<u64, IngestError> {
-    check_id(id)?;
+    check_image_id(id)?;
     if !allowed_file(file) {
         return Err(IngestError::Invalid(format!(
             "a replica holds no file '{file}'"
@@ -124,7 +163,8 @@ pub fn write(
             bytes,
         ),
         Some((_, stage)) => Err(IngestError::Invalid(format!(
-            "replica {id} is already {stage:?} here"
+            "replica {id} is already {} here",
+            stage.as_str()
         ))),
         None => Err(IngestError::NotFound(format!(
             "replica {id} was not begun here"
@@ -134,13 +174,8 @@ pub fn write(
 
 /// Every file is here: checks their sizes, writes the manifest, and makes the replica "placed".
 pub fn seal(disks: &[Arc<Disk>], id: &str, manifest: &Manifest) -> Result<(), IngestError> {
-    check_id(id)?;
-    if manifest.id != id {
-        return Err(IngestError::Invalid(format!(
-            "the manifest is for {}",
-            manifest.id
-        )));
-    }
+    check_image_id(id)?;
+    check_manifest(id, manifest)?;
     let disk = match find(disks, id) {
         Some((_, stage)) if stage >= Placement::Placed => return Ok(()),
         Some((d, _)) => d,
@@ -153,7 +188,16 @@ pub fn seal(disks: &[Arc<Disk>], id: &str, manifest: &Manifest) -> Result<(), In
     let dir = hidden(&disk, id, Placement::Incoming);
     for f in &manifest.files {
         let path = dir.join(&f.name);
-        let size = std::fs::metadata(&path).map_err(io(&path))?.len();
+        let size = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(IngestError::Invalid(format!(
+                    "{}: it never arrived",
+                    f.name
+                )))
+            }
+            Err(e) => return Err(io(&path)(e)),
+        };
         if size != f.size {
             return Err(IngestError::Invalid(format!(
                 "{}: {size} bytes arrived of {}",
@@ -176,7 +220,8 @@ pub fn seal(disks: &[Arc<Disk>], id: &str, manifest: &Manifest) -> Result<(), In
 /// (the sender's manifest). A match makes it "verified"; a mismatch throws the replica away so
 /// it is placed again, and says what was wrong.
 pub fn verify(disks: &[Arc<Disk>], id: &str, expected: &Manifest) -> Result<(), IngestError> {
-    check_id(id)?;
+    check_image_id(id)?;
+    check_manifest(id, expected)?;
     let disk = match find(disks, id) {
         Some((_, stage)) if stage >= Placement::Verified => return Ok(()),
         Some((d, Placement::Placed)) => d,
@@ -187,19 +232,29 @@ pub fn verify(disks: &[Arc<Disk>], id: &str, expected: &Manifest) -> Result<(), 
         }
     };
     let dir = hidden(&disk, id, Placement::Placed);
-    let stored = replica::read_manifest(&dir, id).map_err(|e| IngestError::Invalid(e.to_string()));
-    let mut wrong: Vec<String> = match stored {
+    // What was wrong goes back to the sender without this node's paths; the log has them.
+    let mut wrong: Vec<String> = match replica::read_manifest(&dir, id) {
         Ok(m) if m == *expected => Vec::new(),
         Ok(_) => vec!["its manifest differs from the sender's".into()],
-        Err(e) => vec![e.to_string()],
+        Err(e) => {
+            tracing::error!(image = id, disk = %disk.config.id, error = %e, "a placed replica's manifest does not read");
+            vec!["its manifest cannot be read".into()]
+        }
     };
     if wrong.is_empty() {
         for f in &expected.files {
             replica::drop_cache(&dir.join(&f.name));
         }
-        wrong = replica::verify(&dir, expected, &mut |_| {})
+        let mismatches = replica::verify(&dir, expected, &mut |_| {});
+        for m in &mismatches {
+            tracing::warn!(image = id, disk = %disk.config.id, file = %m.file.display(), problem = %m.problem, "a placed replica does not verify");
+        }
+        wrong = mismatches
             .iter()
-            .map(ToString::to_string)
+            .map(|m| {
+                let name = m.file.file_name().unwrap_or_default().to_string_lossy();
+                format!("{name}: {}", m.problem)
+            })
             .collect();
     }
     if !wrong.is_empty() {
@@ -215,7 +270,7 @@ pub fn verify(disks: &[Arc<Disk>], id: &str, expected: &Manifest) -> Result<(), 
 
 /// Makes the verified replica visible: renamed to its id. Returns its disk, for the catalog.
 pub fn publish(disks: &[Arc<Disk>], id: &str) -> Result<Arc<Disk>, IngestError> {
-    check_id(id)?;
+    check_image_id(id)?;
     match find(disks, id) {
         Some((d, Placement::Published)) => Ok(d),
         Some((d, Placement::Verified)) => {
@@ -247,5 +302,49 @@ pub fn clear_debris(disks: &[Arc<Disk>]) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: &str, names: &[&str]) -> Manifest {
+        Manifest {
+            format: crate::replica::FORMAT,
+            id: id.into(),
+            nodes: vec!["a".into(), "b".into()],
+            placed_at: 0,
+            files: names
+                .iter()
+                .map(|n| cluster::FileSum {
+                    name: n.to_string(),
+                    size: 1,
+                    sha256: "0".repeat(64),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_manifest_names_only_the_files_a_replica_holds() {
+        let good = [PYRAMID, THUMBNAIL, META, "original.png"];
+        assert!(check_manifest("art", &manifest("art", &good)).is_ok());
+        for bad in [
+            "../x",
+            "a/b",
+            "/etc/passwd",
+            "original./",
+            "original.png/../../x",
+            "",
+        ] {
+            let e = check_manifest("art", &manifest("art", &[PYRAMID, bad])).unwrap_err();
+            assert_eq!(e.status(), 400, "{bad:?}: {e}");
+            assert!(e.to_string().contains(&format!("'{bad}'")), "{e}");
+        }
+        let twice = check_manifest("art", &manifest("art", &[META, META])).unwrap_err();
+        assert!(twice.to_string().contains("twice"), "{twice}");
+        let other = check_manifest("art", &manifest("other", &good)).unwrap_err();
+        assert_eq!(other.status(), 400);
     }
 }

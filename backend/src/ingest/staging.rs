@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use cluster::{FileSum, ImageMeta};
+use cluster::{valid_upload_id, FileSum, ImageMeta};
 use serde::{Deserialize, Serialize};
 
 use super::{append_at, io, read_json, roomiest, sync_dir, write_durable, IngestError};
@@ -99,8 +99,13 @@ pub struct Staging {
     dir: PathBuf,
 }
 
-fn valid_upload_id(id: &str) -> bool {
-    (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+/// An upload id as it arrives (it names a folder): refused (400) unless it is one.
+pub fn check_upload_id(id: &str) -> Result<(), IngestError> {
+    if valid_upload_id(id) {
+        Ok(())
+    } else {
+        Err(IngestError::Invalid(format!("'{id}' is not an upload id")))
+    }
 }
 
 impl Staging {
@@ -141,12 +146,7 @@ impl Staging {
         node: &str,
         upload: &Upload,
     ) -> Result<Staging, IngestError> {
-        if !valid_upload_id(&upload.id) {
-            return Err(IngestError::Invalid(format!(
-                "'{}' is not an upload id",
-                upload.id
-            )));
-        }
+        check_upload_id(&upload.id)?;
         if let Some(s) = Staging::find(disks, &upload.id) {
             return Ok(s);
         }
@@ -178,9 +178,10 @@ impl Staging {
     }
 
     pub fn upload(&self) -> Result<Upload, IngestError> {
-        read_json(&self.path(UPLOAD))?.ok_or_else(|| {
-            IngestError::NotFound(format!("{} has no upload.json", self.dir.display()))
-        })
+        // A staging folder always has its upload.json (it is made before the folder is named):
+        // one without is damage here.
+        read_json(&self.path(UPLOAD))?
+            .ok_or_else(|| IngestError::Fault(format!("{} has no upload.json", self.dir.display())))
     }
 
     /// How many bytes of the original are here.

@@ -1,51 +1,13 @@
-//! What the portal shows of each upload, kept by the node that received it (sled, in its state
-//! folder). Only a view: the coordinator writes it from the facts at every step, so a lost
-//! status book is written again from the staging folders of uploads still under way.
+//! What the portal shows of each upload ([`UploadStatus`], a wire type of the `cluster` crate),
+//! kept by the node that received it (sled, in its state folder). Only a view: the coordinator
+//! writes it from the facts at every step, so a lost status book is written again from the
+//! staging folders of uploads still under way.
 
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+pub use cluster::upload::{Stage, UploadStatus};
 
-use monitor::store::{self, StoreError};
-
-/// Where an upload is, in the words the portal uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    /// Bytes are arriving.
-    Receiving,
-    /// All bytes are on the receiving node; the second copy is being made.
-    Received,
-    /// Durable on two nodes in two power domains: acknowledged.
-    Durable,
-    Tiling,
-    Placing,
-    Verifying,
-    Published,
-    /// It can never be published (not an image, damaged); nothing was published.
-    Failed,
-}
-
-/// One upload as the portal shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UploadStatus {
-    pub id: String,
-    /// The image id it is published under.
-    pub image: String,
-    pub owner: String,
-    pub title: String,
-    pub filename: String,
-    pub length: u64,
-    pub received: u64,
-    pub stage: Stage,
-    /// Why it is not moving on now, in plain words.
-    pub waiting: Option<String>,
-    /// Why it failed for good.
-    pub error: Option<String>,
-    pub home: String,
-    pub created: u64,
-    pub updated: u64,
-}
+use floor::store::{self, StoreError};
 
 pub struct StatusBook {
     db: sled::Db,

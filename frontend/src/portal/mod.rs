@@ -28,11 +28,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cluster::auth::{Secret, AUTH_HEADER, USER_HEADER};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
+use cluster::auth::Secret;
+use cluster::{NewUpload, Stage, UploadStatus, MAX_CHUNK};
+use floor::client::Call;
+use serde::{Deserialize, Serialize};
 use warp::http::{header, HeaderMap, Method, Response, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection};
@@ -42,9 +41,6 @@ use session::Session;
 
 type Body = Bytes;
 
-/// The largest chunk a page may send (the backends take up to 16 MiB).
-const MAX_CHUNK: u64 = 16 << 20;
-
 /// The portal of one frontend.
 pub struct Portal {
     /// `Err(why)` when this frontend has no cluster secret: the portal then says so.
@@ -52,9 +48,8 @@ pub struct Portal {
     users: PathBuf,
     limiter: limiter::Limiter,
     table: Arc<Table>,
-    /// Node name → origin.
-    nodes: Vec<(String, String)>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// Signed calls to the nodes' internal API.
+    client: floor::Client,
     next: AtomicUsize,
 }
 
@@ -67,24 +62,24 @@ struct Answer {
 
 impl Portal {
     pub fn new(cluster: &cluster::ClusterConfig, table: Arc<Table>) -> Portal {
+        let secret = Secret::load(&cluster.secret_path()).map_err(|e| e.to_string());
+        let nodes = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.origin()))
+            .collect();
         Portal {
-            secret: Secret::load(&cluster.secret_path()).map_err(|e| e.to_string()),
+            client: floor::Client::signed(secret.clone(), nodes),
+            secret,
             users: cluster.users_path(),
             limiter: limiter::Limiter::default(),
             table,
-            nodes: cluster
-                .nodes
-                .iter()
-                .map(|n| (n.name.clone(), n.origin()))
-                .collect(),
-            client: Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .build_http(),
             next: AtomicUsize::new(0),
         }
     }
 
-    /// Sends a signed request to `node`'s internal API for `user`.
+    /// Sends a signed request to `node`'s internal API for `user`; its answer, whatever the
+    /// status, or why there is none (in words for the page).
     // Every argument is a different part of one HTTP request; a struct would only rename them.
     #[allow(clippy::too_many_arguments)]
     async fn call(
@@ -97,46 +92,23 @@ impl Portal {
         body: Bytes,
         deadline: Duration,
     ) -> Result<Answer, String> {
-        let secret = self.secret.as_ref().map_err(Clone::clone)?;
-        let origin = self
-            .nodes
-            .iter()
-            .find(|(n, _)| n == node)
-            .map(|(_, o)| o.clone())
-            .ok_or_else(|| format!("no node {node}"))?;
-        let mut request = hyper::Request::builder()
-            .method(method.clone())
-            .uri(format!("{origin}{path}"))
-            .header(
-                AUTH_HEADER,
-                secret.sign(method.as_str(), path, user, cluster::unix_now()),
-            )
-            .header(USER_HEADER, user);
-        for (k, v) in headers {
-            request = request.header(*k, v);
-        }
-        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let exchange = async {
-            let response = self
-                .client
-                .request(request)
-                .await
-                .map_err(|e| format!("node {node} does not answer ({e})"))?;
-            let (parts, body) = response.into_parts();
-            let body = http_body_util::Limited::new(body, 16 << 20)
-                .collect()
-                .await
-                .map_err(|e| format!("node {node}: {e}"))?
-                .to_bytes();
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
-        };
-        tokio::time::timeout(deadline, exchange)
+        let call = Call::new(method.as_str(), path)
+            .user(user)
+            .headers(headers)
+            .body(body);
+        let answer = self
+            .client
+            .call_any(node, call, deadline)
             .await
-            .unwrap_or_else(|_| Err(format!("node {node} did not answer in time")))
+            .map_err(|e| {
+                tracing::warn!(node, %method, path, error = %e, "portal: a node's internal API");
+                e.to_string()
+            })?;
+        Ok(Answer {
+            status: StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_GATEWAY),
+            headers: answer.headers,
+            body: answer.body,
+        })
     }
 
     fn session(&self, cookies: Option<&str>) -> Option<Session> {
@@ -178,8 +150,8 @@ impl Portal {
 
     /// Every upload of `user` from every node that answers, newest first; and the nodes that
     /// did not answer, in words.
-    async fn uploads_of(&self, user: &str) -> (Vec<serde_json::Value>, Vec<String>) {
-        let asks = self.nodes.iter().map(|(node, _)| async move {
+    async fn uploads_of(&self, user: &str) -> (Vec<UploadStatus>, Vec<String>) {
+        let asks = self.client.nodes().map(|node| async move {
             let a = self
                 .call(
                     node,
@@ -191,15 +163,22 @@ impl Portal {
                     Duration::from_secs(3),
                 )
                 .await;
-            (node.clone(), a)
+            (node.to_string(), a)
         });
         let mut all = Vec::new();
         let mut problems = Vec::new();
         for (node, answer) in futures_util::future::join_all(asks).await {
             match answer {
                 Ok(a) if a.status.is_success() => {
-                    if let Ok(serde_json::Value::Array(items)) = serde_json::from_slice(&a.body) {
-                        all.extend(items);
+                    match serde_json::from_slice::<Vec<UploadStatus>>(&a.body) {
+                        Ok(items) => all.extend(items),
+                        Err(e) => {
+                            tracing::warn!(node = %node, error = %e, "portal: a node's upload list does not read");
+                            problems.push(format!(
+                                "uploads received by node {node} are not shown now: its list \
+                                 is not one this frontend reads"
+                            ));
+                        }
                     }
                 }
                 Ok(a) => problems.push(format!(
@@ -213,15 +192,14 @@ impl Portal {
         }
         // "Published" means a visitor can open it here: until this frontend's table has it
         // (it asks the nodes every second), the upload is shown as still being published.
-        for v in all.iter_mut() {
-            let image = v["image"].as_str().unwrap_or("").to_string();
-            if v["stage"] == "published" && self.table.row(&image).is_none() {
-                v["stage"] = "verifying".into();
-                v["waiting"] =
-                    "published on both nodes; the collection lists it in a moment".into();
+        for u in all.iter_mut() {
+            if u.stage == Stage::Published && self.table.row(&u.image).is_none() {
+                u.stage = Stage::Verifying;
+                u.waiting =
+                    Some("published on both nodes; the collection lists it in a moment".into());
             }
         }
-        all.sort_by_key(|v| std::cmp::Reverse(v["created"].as_u64().unwrap_or(0)));
+        all.sort_by_key(|u| std::cmp::Reverse(u.created));
         (all, problems)
     }
 
@@ -330,25 +308,28 @@ struct NoticeQuery {
     changed: Option<String>,
 }
 
-fn field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
-    v[k].as_str().unwrap_or("")
-}
-
-fn items(list: &[serde_json::Value]) -> Vec<site::portal::UploadItem<'_>> {
-    let s = field;
+fn items(list: &[UploadStatus]) -> Vec<site::portal::UploadItem<'_>> {
     list.iter()
-        .map(|v| site::portal::UploadItem {
-            id: s(v, "id"),
-            image: s(v, "image"),
-            title: s(v, "title"),
-            filename: s(v, "filename"),
-            stage: s(v, "stage"),
-            received: v["received"].as_u64().unwrap_or(0),
-            length: v["length"].as_u64().unwrap_or(0),
-            waiting: v["waiting"].as_str(),
-            error: v["error"].as_str(),
+        .map(|u| site::portal::UploadItem {
+            id: &u.id,
+            image: &u.image,
+            title: &u.title,
+            filename: &u.filename,
+            stage: u.stage.as_str(),
+            received: u.received,
+            length: u.length,
+            waiting: u.waiting.as_deref(),
+            error: u.error.as_deref(),
         })
         .collect()
+}
+
+/// A started upload as the page gets it: its status, and where to send its bytes.
+#[derive(Serialize)]
+struct Created {
+    #[serde(flatten)]
+    status: UploadStatus,
+    url: String,
 }
 
 /// Every route under `/portal/`.
@@ -589,7 +570,7 @@ async fn login(
             )
         }
         Ok(Err(e)) => {
-            eprintln!("portal: {e}");
+            tracing::error!(error = %e, "portal: the accounts file cannot be read");
             html(
                 StatusCode::SERVICE_UNAVAILABLE,
                 site::portal::signin(Some("Sign-in is unavailable: the accounts file cannot be read. The operator has been told in the log.")),
@@ -609,6 +590,16 @@ async fn create(
         Ok(s) => s,
         Err((status, why)) => return plain(status, why),
     };
+    let new: NewUpload = match serde_json::from_slice(&body) {
+        Ok(new) => new,
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                &format!("not the expected JSON: {e}"),
+            )
+        }
+    };
+    let body = Bytes::from(serde_json::to_vec(&new).expect("plain data"));
     let nodes = p.pick_node();
     if nodes.is_empty() {
         return plain(
@@ -632,14 +623,24 @@ async fn create(
             .await;
         match answer {
             Ok(a) if a.status == StatusCode::CREATED => {
-                let mut v: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
-                let id = v["id"].as_str().unwrap_or("").to_string();
-                v["url"] = format!("/portal/api/uploads/{node}/{id}").into();
+                let status: UploadStatus = match serde_json::from_slice(&a.body) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!(node = %node, error = %e, "portal: a node's answer to a new upload does not read");
+                        return plain(
+                            StatusCode::BAD_GATEWAY,
+                            &format!("node {node} took the upload but its answer cannot be read; try again"),
+                        );
+                    }
+                };
+                let url = format!("/portal/api/uploads/{node}/{}", status.id);
                 return Response::builder()
                     .status(StatusCode::CREATED)
                     .header(header::CONTENT_TYPE, "application/json")
-                    .header(header::LOCATION, v["url"].as_str().unwrap_or(""))
-                    .body(Bytes::from(v.to_string()))
+                    .header(header::LOCATION, &url)
+                    .body(Bytes::from(
+                        serde_json::to_vec(&Created { status, url }).expect("plain data"),
+                    ))
                     .expect("valid response");
             }
             // The request itself is wrong (metadata, size): the same everywhere.
@@ -671,7 +672,7 @@ async fn chunk(
         Ok(s) => s,
         Err((status, why)) => return plain(status, why),
     };
-    if !p.nodes.iter().any(|(n, _)| *n == node) || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !p.client.nodes().any(|n| n == node) || !cluster::valid_upload_id(&id) {
         return plain(StatusCode::NOT_FOUND, "no such upload");
     }
     if m != Method::HEAD && m != Method::PATCH {
@@ -843,4 +844,25 @@ pub async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     } else {
         plain(StatusCode::BAD_REQUEST, "the form was not complete")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the page script reads: the status's fields as the backend sent them, plus `url`.
+    #[test]
+    fn a_started_upload_reaches_the_page_as_the_backend_said_it_with_its_url() {
+        let from_backend = serde_json::json!({
+            "id": "0123456789abcdef", "image": "noise-012345", "owner": "ada", "title": "Noise",
+            "filename": "noise.png", "length": 20, "received": 0, "stage": "receiving",
+            "waiting": null, "error": null, "home": "node-a", "created": 1, "updated": 1,
+        });
+        let status: UploadStatus = serde_json::from_value(from_backend.clone()).unwrap();
+        let url = "/portal/api/uploads/node-a/0123456789abcdef".to_string();
+        let sent = serde_json::to_value(Created { status, url }).unwrap();
+        let mut expected = from_backend;
+        expected["url"] = "/portal/api/uploads/node-a/0123456789abcdef".into();
+        assert_eq!(sent, expected);
+    }
 }

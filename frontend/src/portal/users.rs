@@ -79,26 +79,15 @@ impl Users {
         }
     }
 
-    /// Writes the file whole (temporary file, fsync, rename), readable by its owner only.
+    /// Writes the file whole and durably, readable by its owner only.
     pub fn save(&self, path: &Path) -> Result<(), UsersError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let err = |source| UsersError::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let temp = path.with_extension("json.tmp");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)
-            .map_err(err)?;
-        file.write_all(&serde_json::to_vec_pretty(self).expect("plain data"))
-            .and_then(|()| file.sync_all())
-            .map_err(err)?;
-        std::fs::rename(&temp, path).map_err(err)
+        let bytes = serde_json::to_vec_pretty(self).expect("plain data");
+        floor::durable::write_with(path, &bytes, floor::durable::Options::PRIVATE).map_err(|e| {
+            UsersError::Write {
+                path: path.to_path_buf(),
+                source: e.source,
+            }
+        })
     }
 
     /// Adds (or, with `replace`, re-keys) account `name`.

@@ -13,7 +13,7 @@ use cluster::{Component, DiskConfig, EventKind};
 use tokio::task::JoinHandle;
 
 use crate::detector::{Detector, Findings, Look};
-use crate::event_log::NewEvent;
+use floor::event_log::NewEvent;
 
 /// The monitor's probe file (the backend has its own).
 pub const PROBE_FILE: &str = ".td-monitor-probe";
@@ -61,7 +61,7 @@ pub fn probe(
     let id_path = path.join(IDENTITY_FILE);
     let reread = reread || seen_on != Some(meta.dev());
     let read = if reread {
-        crate::probe::read_uncached(&id_path)
+        floor::probe::read_uncached(&id_path)
     } else {
         std::fs::metadata(&id_path).map(|_| Vec::new())
     };
@@ -99,7 +99,7 @@ pub fn probe(
             return Outcome::Refused(format!("{} is damaged: {e}", id_path.display()));
         }
     }
-    match crate::probe::write_fsync_read(&path.join(PROBE_FILE), round) {
+    match floor::probe::write_fsync_read(&path.join(PROBE_FILE), round) {
         Ok(()) => Outcome::Ok { dev: meta.dev() },
         Err(e) => Outcome::Failed(format!("write, fsync and read back a probe file: {e}")),
     }

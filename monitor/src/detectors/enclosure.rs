@@ -9,7 +9,7 @@ use cluster::worker::BoxFuture;
 use cluster::{Component, DiskConfig, EventKind};
 
 use crate::detector::{Detector, Findings, Look};
-use crate::event_log::NewEvent;
+use floor::event_log::NewEvent;
 
 /// One element of the status page.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use cluster::{Component, DiskConfig, EventKind};
 use sysinfo::{Components, MemoryRefreshKind, RefreshKind, System};
 
 use crate::detector::{Detector, Findings, Look};
-use crate::event_log::NewEvent;
+use floor::event_log::NewEvent;
 
 /// Below this many percent used again, a filling disk is over (so a disk hovering at the
 /// threshold is not an event every second).

@@ -9,8 +9,7 @@ use cluster::worker::BoxFuture;
 use cluster::{Component, EventKind, NodeConfig};
 
 use crate::detector::{Detector, Findings, Look};
-use crate::event_log::NewEvent;
-use crate::http_get;
+use floor::event_log::NewEvent;
 
 pub const DEADLINE: Duration = Duration::from_secs(1);
 /// Missed checks in a row before a peer is silent (a check a second).
@@ -25,6 +24,7 @@ struct Peer {
 
 pub struct Peers {
     peers: Vec<Peer>,
+    client: floor::Client,
 }
 
 impl Peers {
@@ -41,17 +41,22 @@ impl Peers {
                     missed: 0,
                 })
                 .collect(),
+            client: floor::Client::new(),
         }
     }
 }
 
 /// Asks the peer's monitor, then its backend; `Err` with both answers when neither answers.
-async fn check(monitor: SocketAddr, backend: SocketAddr) -> Result<(), String> {
-    let m = match http_get::get(monitor, "/ping", DEADLINE).await {
+async fn check(
+    client: &floor::Client,
+    monitor: SocketAddr,
+    backend: SocketAddr,
+) -> Result<(), String> {
+    let m = match client.get_at(monitor, "/ping", DEADLINE).await {
         Ok(_) => return Ok(()),
         Err(e) => e,
     };
-    match http_get::get(backend, "/health", DEADLINE).await {
+    match client.get_at(backend, "/health", DEADLINE).await {
         Ok(_) => Ok(()),
         Err(b) => Err(format!(
             "monitor http://{monitor}/ping: {m}; backend http://{backend}/health: {b}"
@@ -80,7 +85,8 @@ impl Detector for Peers {
             let mut set = tokio::task::JoinSet::new();
             for (i, p) in self.peers.iter().enumerate() {
                 let (m, b) = (p.monitor, p.backend);
-                set.spawn(async move { (i, check(m, b).await) });
+                let client = self.client.clone();
+                set.spawn(async move { (i, check(&client, m, b).await) });
             }
             while let Some(done) = set.join_next().await {
                 let (i, result) = done.map_err(|e| format!("a peer check failed: {e}"))?;

@@ -7,7 +7,7 @@
 //! that died) is adopted, not started twice.
 
 use std::collections::VecDeque;
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -18,8 +18,7 @@ use cluster::worker::BoxFuture;
 use cluster::{Component, EventKind};
 
 use crate::detector::{Detector, Findings, Look};
-use crate::event_log::NewEvent;
-use crate::http_get::{self, GetError};
+use floor::event_log::NewEvent;
 
 /// `/health` must answer within this.
 pub const DEADLINE: Duration = Duration::from_secs(1);
@@ -66,6 +65,8 @@ impl Supervised {
 pub struct BackendWatch {
     node: String,
     address: SocketAddr,
+    /// Asks the backend for `/health` over a kept-alive connection.
+    client: floor::Client,
     start: Option<StartCommand>,
     supervised: Arc<Supervised>,
     /// The backend's pid, ours or adopted.
@@ -95,6 +96,7 @@ impl BackendWatch {
         BackendWatch {
             node: node.to_string(),
             address,
+            client: floor::Client::new(),
             start,
             supervised,
             pid: None,
@@ -159,11 +161,13 @@ impl BackendWatch {
                     .lines()
                     .map_while(Result::ok)
                 {
-                    if is_err {
-                        eprintln!("{line}");
+                    // Passed on as the backend wrote it (already a log line, or a JSON
+                    // object with --log-json): wrapping it in one of ours would bury it.
+                    let _ = if is_err {
+                        writeln!(std::io::stderr().lock(), "{line}")
                     } else {
-                        println!("{line}");
-                    }
+                        writeln!(std::io::stdout().lock(), "{line}")
+                    };
                     let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
                     if t.len() == TAIL {
                         t.pop_front();
@@ -289,7 +293,7 @@ impl Detector for BackendWatch {
             if self.pid.is_none() && !self.adopted {
                 // Adopt a backend that already answers for this node (started by hand, by
                 // systemd, or left by a monitor that died); otherwise start one if we may.
-                if let Ok(a) = http_get::get(self.address, "/health", DEADLINE).await {
+                if let Ok(a) = self.client.get_at(self.address, "/health", DEADLINE).await {
                     let v: serde_json::Value = serde_json::from_slice(&a.body).unwrap_or_default();
                     if v["node"].as_str() == Some(self.node.as_str()) {
                         self.pid = v["pid"].as_u64().map(|p| p as u32);
@@ -368,7 +372,7 @@ impl Detector for BackendWatch {
                 return Ok(Look::Done(self.line.clone()));
             }
             let asked = Instant::now();
-            match http_get::get(self.address, "/health", DEADLINE).await {
+            match self.client.get_at(self.address, "/health", DEADLINE).await {
                 Ok(_) => {
                     if let Some(since) = self.not_answering_since.take() {
                         found.clear("process:backend:hung", || {
@@ -391,7 +395,7 @@ impl Detector for BackendWatch {
                         if self.adopted { " (adopted)" } else { "" }
                     );
                 }
-                Err(GetError::Refused) if self.started.elapsed() < STARTING => {
+                Err(e) if e.is_refused() && self.started.elapsed() < STARTING => {
                     self.line = "backend starting: not listening yet".into();
                 }
                 Err(e) => {

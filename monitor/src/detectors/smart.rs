@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::detector::{Detector, Findings, Look};
 use crate::devices::{self, DiskDevice};
-use crate::event_log::NewEvent;
+use floor::event_log::NewEvent;
 
 /// One thing smartctl says that matters.
 #[derive(Debug, Clone, PartialEq, Eq)]

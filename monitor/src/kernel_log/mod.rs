@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::detector::{Detector, Findings, Look};
 use crate::devices::{self, DiskDevice};
-use crate::event_log::{EventLog, NewEvent};
+use floor::event_log::{EventLog, NewEvent};
 use parse::{DeviceRef, Symptom};
 
 /// What the reading thread passes on.
@@ -87,7 +87,7 @@ pub fn follow(path: PathBuf, from: From) -> mpsc::Receiver<Item> {
             }
         });
     if let Err(e) = spawned {
-        eprintln!("kernel log: cannot start its reading thread: {e}");
+        tracing::error!(error = %e, "kernel log: cannot start its reading thread");
     }
     rx
 }

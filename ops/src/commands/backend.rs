@@ -50,25 +50,28 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         CatalogStart::Sync
     };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    // Before anything else, so that a SIGTERM from now on stops the node in order.
+    let stop = runtime.block_on(async { crate::stopping::StopSignal::new() })?;
     let (node, opening) = Node::open(&config, &args.node, start)?;
     let name = node.config.name.clone();
     for w in &opening.warnings {
-        eprintln!("td backend {name}: {w}");
+        tracing::warn!(node = %name, "{w}");
     }
     if let Some(why) = &opening.rebuilt {
         let s = &opening.sync;
-        eprintln!(
-            "td backend {name}: catalog rebuilt from the disks ({why}): {} replicas, {} unreadable",
-            s.added,
-            s.unreadable.len()
+        tracing::warn!(
+            node = %name,
+            replicas = s.added,
+            unreadable = s.unreadable.len(),
+            "catalog rebuilt from the disks ({why})"
         );
     }
     if node.library.disks().is_empty() {
-        eprintln!("td backend {name}: warning: no usable disk; serving nothing");
+        tracing::warn!(node = %name, "no usable disk; serving nothing");
     }
     let listen = args.listen.unwrap_or(node.config.address);
     let node = Arc::new(node);
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
@@ -79,15 +82,20 @@ pub fn run(args: Args) -> Result<ExitCode> {
             node.library.disks().len(),
             listener.local_addr()?
         );
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
         node.start_workers();
         let runner = node.runner.clone();
         let events = node.events.clone();
-        backend::http::serve(listener, node, shutdown).await;
+        let catalog = node.catalog.clone();
+        crate::stopping::serve_until_stopped("backend", stop, |told| {
+            backend::http::serve(listener, node, async move {
+                let _ = told.await;
+            })
+        })
+        .await;
         runner.shutdown(Duration::from_secs(5)).await;
+        catalog.flush();
         events.flush();
+        tracing::info!(node = %name, "stopped");
         Ok(ExitCode::SUCCESS)
     })
 }

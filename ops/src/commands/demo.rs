@@ -45,6 +45,21 @@ pub struct Args {
     prepare: bool,
 }
 
+/// Why `addr` cannot be had, in words that fit what holds it: a program that answers there
+/// (another demo, most likely), or nothing that answers.
+fn taken(addr: SocketAddr, e: std::io::Error) -> anyhow::Error {
+    let answers =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(500)).is_ok();
+    if e.kind() == std::io::ErrorKind::AddrInUse && answers {
+        anyhow::anyhow!(
+            "cannot listen on {addr}: another program listens there (is another demo running? \
+             stop it, or try --listen 127.0.0.1:9080)"
+        )
+    } else {
+        anyhow::anyhow!("cannot listen on {addr}: {e} (try --listen 127.0.0.1:9080)")
+    }
+}
+
 /// The addresses of the demo: canonical, frontends, nodes, the nodes' monitors.
 struct Addresses {
     canonical: SocketAddr,
@@ -62,11 +77,7 @@ fn addresses(listen: SocketAddr) -> Result<Addresses> {
         if listen.port() != 0 {
             addr.set_port(listen.port().checked_add(n).context("port out of range")?);
         }
-        held.push(std::net::TcpListener::bind(addr).with_context(|| {
-            format!(
-                "cannot listen on {addr} (is another demo running? try --listen 127.0.0.1:9080)"
-            )
-        })?);
+        held.push(std::net::TcpListener::bind(addr).map_err(|e| taken(addr, e))?);
     }
     let a: Vec<SocketAddr> = held
         .iter()
@@ -93,7 +104,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     std::fs::write(&config_path, cluster_toml(&addrs))
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = ClusterConfig::load(&config_path)?;
-    cluster::auth::Secret::create(&config.secret_path())?;
+    floor::secret_file::create(&config.secret_path())?;
     let account = demo_account(&config, &data)?;
     // The demo's disks are folders; a real node's are mounted filesystems.
     for disk in config.nodes.iter().flat_map(|n| &n.disks) {
@@ -259,12 +270,30 @@ fn supervise(mut children: Vec<(String, Child)>) -> Result<ExitCode> {
         // SAFETY: plain kill(2) on our own child's pid.
         unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     }
-    for (_, child) in &mut children {
-        let _ = child.wait();
+    // Each role finishes its requests in flight and stops; one that has not within the
+    // deadline is killed, so the demo never hangs on its way out.
+    let until = std::time::Instant::now() + STOP_DEADLINE;
+    for (name, child) in &mut children {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() >= until => {
+                    eprintln!("td demo: {name} did not stop within {STOP_DEADLINE:?}; killed");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
     }
     println!("stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long the roles may take to stop once asked (their own drain of requests in flight is
+/// shorter).
+const STOP_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Runs `on_signal` from a thread when SIGINT or SIGTERM arrives.
 fn signal_hook_lite(on_signal: impl Fn() + Send + 'static) -> Result<()> {

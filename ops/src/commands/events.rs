@@ -9,7 +9,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 
 use cluster::{ClusterConfig, Event, EventPage};
-use monitor::http_get;
 
 /// Show the events the nodes recorded: failed, hung or missing disks, kernel errors, SMART and
 /// enclosure warnings, full disks, dead or hung processes, silent peers. Each node's monitor and
@@ -122,8 +121,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
 /// Asks every source; says once on stderr which cannot be reached.
 async fn fetch_all(sources: &mut [Source], path: impl Fn(&Source) -> String) -> Vec<Event> {
     let mut all = Vec::new();
+    let client = floor::Client::new();
     for s in sources.iter_mut() {
-        let got = http_get::get(s.addr, &path(s), Duration::from_secs(2))
+        let got = client
+            .get_at(s.addr, &path(s), Duration::from_secs(2))
             .await
             .map_err(|e| e.to_string())
             .and_then(|a| {

@@ -29,6 +29,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let stop = crate::stopping::StopSignal::new()?;
         let front = frontend::open(&config, &args.name)?;
         let own = args.listen.unwrap_or_else(|| {
             config
@@ -64,12 +65,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ));
         }
         frontend::start_failover(&config, &front).await?;
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
         let runner = front.runner.clone();
-        frontend::http::serve(listener, front, shutdown).await;
+        let name = front.name.clone();
+        crate::stopping::serve_until_stopped("frontend", stop, |told| {
+            frontend::http::serve(listener, front, async move {
+                let _ = told.await;
+            })
+        })
+        .await;
+        // Stopping the workers stops the holder, which gives the canonical address up.
         runner.shutdown(std::time::Duration::from_secs(2)).await;
+        tracing::info!(frontend = %name, "stopped");
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -87,6 +87,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let listen = args.listen.unwrap_or(monitor.node.monitor_address());
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let stop = crate::stopping::StopSignal::new()?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen} (the node's monitor address)"))?;
@@ -97,20 +98,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
             listener.local_addr()?
         );
         monitor.start();
-        let shutdown = async {
-            use tokio::signal::unix::{signal, SignalKind};
-            if let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            }
-        };
-        monitor::http::serve(listener, monitor.clone(), shutdown).await;
+        let served = monitor.clone();
+        crate::stopping::serve_until_stopped("monitor", stop, |told| {
+            monitor::http::serve(listener, served, async move {
+                let _ = told.await;
+            })
+        })
+        .await;
         monitor.shutdown().await;
+        tracing::info!(node = %monitor.node.name, "stopped");
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use cluster::auth::Secret;
 use cluster::ClusterConfig;
 
 /// Make the cluster's shared secret (32 random bytes, readable by its owner only) at
@@ -22,7 +21,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
     let path = config.secret_path();
     let existed = path.exists();
-    Secret::create(&path)?;
+    floor::secret_file::create(&path)?;
     if existed {
         println!("{} exists; kept as it is", path.display());
     } else {

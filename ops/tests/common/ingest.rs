@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cluster::auth::{Secret, AUTH_HEADER, USER_HEADER};
+use cluster::auth::{Secret, SignedParts, AUTH_HEADER, USER_HEADER};
 
 use super::monitor::free_addr;
 use super::{connect, exchange, start_program_env, Backend};
@@ -40,7 +40,7 @@ impl Cluster {
         }
         let config = dir.path().join("cluster.toml");
         std::fs::write(&config, toml).unwrap();
-        let secret = Secret::create(&dir.path().join("cluster.secret")).unwrap();
+        let secret = floor::secret_file::create(&dir.path().join("cluster.secret")).unwrap();
         let procs = nodes.iter().map(|_| None).collect();
         Cluster {
             dir,
@@ -101,10 +101,40 @@ impl Cluster {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> Answer {
-        let auth = self.secret.sign(method, path, user, cluster::unix_now());
+        let all = self.signed_headers(i, method, path, user, headers, body);
+        request(&self.nodes[i].1, method, path, &all, body)
+    }
+
+    /// The headers of a request to node `i` signed as the cluster's own processes sign it,
+    /// with `headers` after the signature's.
+    pub fn signed_headers<'a>(
+        &self,
+        i: usize,
+        method: &str,
+        path: &str,
+        user: &str,
+        headers: &[(&'a str, String)],
+        body: &[u8],
+    ) -> Vec<(&'a str, String)> {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map_or("", |(_, v)| v.as_str())
+        };
+        let parts = SignedParts {
+            method,
+            path_and_query: path,
+            user,
+            target: &self.nodes[i].0,
+            body,
+            upload_offset: header("upload-offset"),
+            content_type: header("content-type"),
+        };
+        let auth = self.secret.sign_request(&parts, cluster::unix_now());
         let mut all = vec![(AUTH_HEADER, auth), (USER_HEADER, user.to_string())];
         all.extend(headers.iter().map(|(k, v)| (*k, v.clone())));
-        request(&self.nodes[i].1, method, path, &all, body)
+        all
     }
 }
 

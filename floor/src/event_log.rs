@@ -101,7 +101,7 @@ impl EventLog {
             last_seen: now,
         };
         if let Err(e) = self.write(&event) {
-            eprintln!("event log: cannot record ({e}): {}", event.summary);
+            tracing::error!(node = %self.node, source = %self.source, error = %e, event = %event.summary, "event log: cannot record an event");
         }
         event
     }
@@ -144,7 +144,7 @@ impl EventLog {
             .open_tree("state")
             .and_then(|t| t.insert(key, bytes))
         {
-            eprintln!("event log: cannot keep {key}: {e}");
+            tracing::error!(node = %self.node, key, error = %e, "event log: cannot keep its state");
         }
     }
 

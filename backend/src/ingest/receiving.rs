@@ -1,0 +1,285 @@
+//! The receiving side: what the portal calls, through a frontend, on the node it chose. An
+//! upload is started (its request checked, its staging folder made), resumed (how many bytes
+//! are here), and appended chunk by chunk; each chunk is also sent, as it arrives, to a mirror
+//! in another power domain, so the second copy is done with the first. The last chunk seals the
+//! original and drives the upload up to the acknowledgement before it is answered.
+
+use std::sync::Arc;
+
+use cluster::{ImageMeta, NewUpload, OffsetAnswer};
+use hyper::body::Bytes;
+
+use super::coordinator::{blocking, Driven, Ingest, ASK, CHUNK_DEADLINE};
+use super::meta_edit::check_meta;
+use super::protocol::Step;
+use super::staging::{check_upload_id, Staging, Upload};
+use super::status::{Stage, UploadStatus};
+use super::{IngestError, MAX_UPLOAD};
+
+impl Ingest {
+    /// Starts an upload for `owner`: checks what was sent and makes its staging folder.
+    pub async fn create(&self, owner: &str, new: NewUpload) -> Result<UploadStatus, IngestError> {
+        self.peers()?;
+        check_new(owner, &new)?;
+        let id = cluster::auth::random_hex(16)
+            .map_err(super::io(std::path::Path::new("/dev/urandom")))?;
+        let suffix = &id[..6];
+        let image = format!("{}-{suffix}", slug(&new.meta.title));
+        let upload = Upload {
+            id,
+            image,
+            owner: owner.to_string(),
+            filename: new.filename,
+            length: new.length,
+            meta: ImageMeta {
+                owner: owner.to_string(),
+                ..new.meta
+            },
+            home: self.me.clone(),
+            created: cluster::unix_now(),
+        };
+        let disks = self.disks.clone();
+        let (me, u) = (self.me.clone(), upload.clone());
+        blocking(move || Staging::create(&disks, &me, &u)).await?;
+        let status = initial_status(&upload);
+        self.status.put(&status);
+        Ok(status)
+    }
+
+    /// The staging folder of one of `owner`'s uploads.
+    fn owned(&self, owner: &str, id: &str) -> Result<(Staging, Upload), IngestError> {
+        check_upload_id(id)?;
+        let Some(staging) = Staging::find(&self.disks, id) else {
+            // Finished (published or failed) and its staging cleared: all its bytes were
+            // taken, which is what a provider resuming it must hear.
+            return Err(match self.status.get(id) {
+                Some(s) if s.owner != owner => {
+                    IngestError::Forbidden(format!("upload {id} belongs to another account"))
+                }
+                Some(s) => IngestError::Conflict {
+                    at: s.length,
+                    got: s.length,
+                },
+                None => IngestError::NotFound(format!("no upload {id} is under way here")),
+            });
+        };
+        let upload = staging.upload()?;
+        if upload.owner != owner {
+            return Err(IngestError::Forbidden(format!(
+                "upload {id} belongs to another account"
+            )));
+        }
+        Ok((staging, upload))
+    }
+
+    /// How many bytes of the upload are here, and of how many.
+    pub async fn offset(&self, owner: &str, id: &str) -> Result<(u64, u64), IngestError> {
+        let (staging, upload) = match self.owned(owner, id) {
+            Err(IngestError::Conflict { at, .. }) => return Ok((at, at)),
+            other => other?,
+        };
+        let at = blocking(move || staging.offset()).await?;
+        Ok((at, upload.length))
+    }
+
+    /// Appends a chunk. When it was the last, the upload is sealed and driven up to the
+    /// acknowledgement (two durable copies) before this returns.
+    pub async fn append(
+        self: &Arc<Self>,
+        owner: &str,
+        id: &str,
+        offset: u64,
+        bytes: Bytes,
+    ) -> Result<(u64, UploadStatus), IngestError> {
+        let (staging, upload) = self.owned(owner, id)?;
+        let length = upload.length;
+        let mirror = self.mirror(&upload, offset).await;
+        let (s, me, b) = (staging.clone(), self.clone(), bytes.clone());
+        let local = blocking(move || s.append(length, offset, &b, &me.sums));
+        // The second copy is written while the first is: the chunk goes to the mirror at the
+        // same time. A mirror that fails is dropped; the coordinator's Stage step then copies
+        // whatever it lacks, after the upload.
+        let at = match &mirror {
+            Some(node) => {
+                let path = format!("/internal/staging/{}?offset={offset}", upload.id);
+                let remote = self
+                    .peers()?
+                    .call(node, "PATCH", &path, "", bytes, CHUNK_DEADLINE);
+                let (local, remote) = tokio::join!(local, remote);
+                if local.is_err() || remote.is_err() {
+                    self.drop_mirror(&upload.id, remote.err().map(|e| e.message));
+                }
+                local?
+            }
+            None => local.await?,
+        };
+        let mut status = self
+            .status
+            .get(id)
+            .unwrap_or_else(|| initial_status(&upload));
+        status.received = at;
+        self.status.put(&status);
+        if at == length {
+            let (s, me) = (staging.clone(), self.clone());
+            blocking(move || s.seal(length, None, &me.sums)).await?;
+            self.mirrors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&upload.id);
+            self.crash_point("staged-home");
+            // Up to the acknowledgement now, while the provider waits.
+            for _ in 0..8 {
+                match self.drive(id).await {
+                    Driven::Did(Step::Acknowledge) | Driven::Waiting(_) | Driven::Done => break,
+                    Driven::Did(_) | Driven::Busy => {}
+                }
+            }
+            self.wake.notify_one();
+            status = self.status.get(id).unwrap_or(status);
+        }
+        Ok((at, status))
+    }
+
+    /// The node that receives a copy of each chunk as it arrives, chosen at the first chunk: the
+    /// first node in another power domain that takes the upload. `None` when there is none (or
+    /// after a restart, or once it failed).
+    async fn mirror(&self, upload: &Upload, offset: u64) -> Option<String> {
+        if offset > 0 {
+            return self
+                .mirrors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&upload.id)
+                .cloned()
+                .flatten();
+        }
+        let peers = self.peers.as_ref()?;
+        let home_domain = &self.cluster.node(&self.me)?.power_domain;
+        let body = Bytes::from(serde_json::to_vec(upload).expect("plain data"));
+        let path = format!("/internal/staging/{}", upload.id);
+        let mut chosen = None;
+        for n in self
+            .cluster
+            .nodes
+            .iter()
+            .filter(|n| &n.power_domain != home_domain)
+        {
+            let answer: Result<OffsetAnswer, _> =
+                peers.json(&n.name, "PUT", &path, body.clone(), ASK).await;
+            if matches!(answer, Ok(OffsetAnswer { offset: 0 })) {
+                chosen = Some(n.name.clone());
+                break;
+            }
+        }
+        self.mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(upload.id.clone(), chosen.clone());
+        chosen
+    }
+
+    fn drop_mirror(&self, id: &str, why: Option<String>) {
+        let mut mirrors = self.mirrors.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(Some(node)) = mirrors.insert(id.to_string(), None) {
+            tracing::warn!(
+                node = %self.me,
+                upload = id,
+                peer = %node,
+                error = why.as_deref().unwrap_or("this node's write failed"),
+                "the mirror no longer takes the chunks as they come; the copy is completed \
+                 after the upload"
+            );
+        }
+    }
+
+    /// The uploads this node received for `owner` ("" for all), newest first.
+    pub fn list(&self, owner: &str) -> Vec<UploadStatus> {
+        self.status.list(owner)
+    }
+}
+
+pub(super) fn initial_status(u: &Upload) -> UploadStatus {
+    UploadStatus {
+        id: u.id.clone(),
+        image: u.image.clone(),
+        owner: u.owner.clone(),
+        title: u.meta.title.clone(),
+        filename: u.filename.clone(),
+        length: u.length,
+        received: 0,
+        stage: Stage::Receiving,
+        waiting: None,
+        error: None,
+        home: u.home.clone(),
+        created: u.created,
+        updated: u.created,
+    }
+}
+
+/// A readable id from a title: lower-case letters and digits joined by '-', at most 40.
+fn slug(title: &str) -> String {
+    let mut s = String::new();
+    for c in title.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            s.push(c);
+        } else if !s.ends_with('-') && !s.is_empty() {
+            s.push('-');
+        }
+        if s.len() >= 40 {
+            break;
+        }
+    }
+    let s = s.trim_end_matches('-');
+    if s.is_empty() {
+        "image".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The provider's file name: some text, at most 255 characters.
+pub(super) fn check_filename(filename: &str) -> Result<(), IngestError> {
+    let n = filename.chars().count();
+    if n == 0 || n > 255 || filename.chars().any(char::is_control) {
+        return Err(IngestError::Invalid(
+            "the file name is empty, too long or not text".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_new(owner: &str, new: &NewUpload) -> Result<(), IngestError> {
+    if owner.is_empty() {
+        return Err(IngestError::Forbidden(
+            "uploads need a signed-in account".into(),
+        ));
+    }
+    if new.length == 0 {
+        return Err(IngestError::Invalid("the file is empty".into()));
+    }
+    if new.length > MAX_UPLOAD {
+        return Err(IngestError::Invalid(format!(
+            "the file is {} GB; at most {} GB",
+            new.length / 1_000_000_000,
+            MAX_UPLOAD >> 30
+        )));
+    }
+    check_filename(&new.filename)?;
+    check_meta(&new.meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_come_out_safe() {
+        assert_eq!(slug("The Starry Night (1889)"), "the-starry-night-1889");
+        assert_eq!(slug("<script>"), "script");
+        assert_eq!(slug("???"), "image");
+        assert!(cluster::valid_image_id(&format!(
+            "{}-abcdef",
+            slug(&"x".repeat(500))
+        )));
+    }
+}

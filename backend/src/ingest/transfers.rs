@@ -1,0 +1,236 @@
+//! Transfers: the bytes the coordinator sends to other nodes. The original to a node's staging
+//! (from where its copy stopped, sealed with its sum), the replica set to a target (begun,
+//! every file in chunks, sealed with the manifest), and the staging copies cleared after
+//! publication.
+
+use cluster::{FileSum, OffsetAnswer};
+use hyper::body::Bytes;
+
+use super::coordinator::{blocking, Ingest, ASK, CHUNK_DEADLINE};
+use super::driving::Tiled;
+use super::meta_edit::meta_bytes;
+use super::peers::CallError;
+use super::staging::{self, Acknowledged, Staging, Upload};
+use super::{IngestError, SEND_CHUNK};
+use crate::replica::{Manifest, FORMAT, META, PYRAMID, THUMBNAIL};
+
+impl Ingest {
+    /// Sends the original to `node`'s staging, from where its copy stopped.
+    pub(super) async fn stage_copy(
+        &self,
+        staging: &Staging,
+        upload: &Upload,
+        node: &str,
+    ) -> Result<(), IngestError> {
+        let peers = self.peers()?;
+        let peer = |e: CallError| IngestError::peer(node, e);
+        let body = Bytes::from(serde_json::to_vec(upload).expect("plain data"));
+        let path = format!("/internal/staging/{}", upload.id);
+        let at: OffsetAnswer = peers
+            .json(node, "PUT", &path, body, ASK)
+            .await
+            .map_err(peer)?;
+        let sum = staging.staged()?.ok_or_else(|| {
+            IngestError::Fault(format!("upload {} is not staged here", upload.id))
+        })?;
+        if at.offset < upload.length {
+            let first = at.offset;
+            self.send_file(node, &staging.path(staging::ORIGINAL), first, |off| {
+                format!("/internal/staging/{}?offset={off}", upload.id)
+            })
+            .await?;
+        }
+        let path = format!("/internal/staging/{}/seal?sha256={}", upload.id, sum.sha256);
+        peers
+            .call(node, "POST", &path, "", Bytes::new(), slow(upload.length))
+            .await
+            .map_err(peer)?;
+        self.crash_point("staged-copy");
+        Ok(())
+    }
+
+    /// PATCHes `file` to `node` in chunks from byte `from`, each to the path `at(offset)`.
+    async fn send_file(
+        &self,
+        node: &str,
+        file: &std::path::Path,
+        from: u64,
+        at: impl Fn(u64) -> String,
+    ) -> Result<(), IngestError> {
+        let peers = self.peers()?;
+        let size = std::fs::metadata(file).map_err(super::io(file))?.len();
+        let mut offset = from;
+        let mut sent_chunks = 0;
+        while offset < size {
+            let (path, o) = (file.to_path_buf(), offset);
+            let chunk = blocking(move || read_chunk(&path, o)).await?;
+            let n = chunk.len() as u64;
+            peers
+                .call(node, "PATCH", &at(offset), "", chunk, CHUNK_DEADLINE)
+                .await
+                .map_err(|e| IngestError::peer(node, e))?;
+            offset += n;
+            sent_chunks += 1;
+            if sent_chunks == 1 {
+                self.crash_point("mid-transfer");
+            }
+        }
+        Ok(())
+    }
+
+    /// The replica's manifest, the same every time it is asked (a restart places the same).
+    pub(super) fn manifest(
+        &self,
+        staging: &Staging,
+        upload: &Upload,
+    ) -> Result<Manifest, IngestError> {
+        let missing = |what: &str| {
+            IngestError::Fault(format!(
+                "upload {}: {what} is missing in staging",
+                upload.id
+            ))
+        };
+        let original = staging.staged()?.ok_or_else(|| missing("staged.json"))?;
+        let tiled: Tiled = staging
+            .marker(staging::TILED)?
+            .ok_or_else(|| missing("tiled.json"))?;
+        let ack: Acknowledged = staging
+            .marker(staging::ACKNOWLEDGED)?
+            .ok_or_else(|| missing("acknowledged.json"))?;
+        let targets: [String; 2] = staging
+            .marker(staging::TARGETS)?
+            .ok_or_else(|| missing("targets.json"))?;
+        let meta = meta_bytes(&upload.meta);
+        let mut files = vec![FileSum {
+            name: original_name(&upload.filename),
+            ..original
+        }];
+        files.extend(tiled.files);
+        files.push(FileSum {
+            name: META.into(),
+            size: meta.len() as u64,
+            sha256: crate::replica::sha256(&meta),
+        });
+        Ok(Manifest {
+            format: FORMAT,
+            id: upload.image.clone(),
+            nodes: targets.to_vec(),
+            placed_at: ack.at,
+            files,
+        })
+    }
+
+    /// Sends the whole replica set to `node`, hidden, and has it sealed there.
+    pub(super) async fn place(
+        &self,
+        staging: &Staging,
+        upload: &Upload,
+        node: &str,
+    ) -> Result<(), IngestError> {
+        let peers = self.peers()?;
+        let peer = |e: CallError| IngestError::peer(node, e);
+        let manifest = self.manifest(staging, upload)?;
+        let total: u64 = manifest.files.iter().map(|f| f.size).sum();
+        let image = &upload.image;
+        let path = format!("/internal/replicas/{image}/begin?size={total}");
+        peers
+            .call(node, "POST", &path, "", Bytes::new(), ASK * 10)
+            .await
+            .map_err(peer)?;
+        for f in &manifest.files {
+            let name = f.name.clone();
+            let at = |off: u64| format!("/internal/replicas/{image}/files/{name}?offset={off}");
+            if f.name == META {
+                peers
+                    .call(
+                        node,
+                        "PATCH",
+                        &at(0),
+                        "",
+                        Bytes::from(meta_bytes(&upload.meta)),
+                        ASK * 10,
+                    )
+                    .await
+                    .map_err(peer)?;
+                continue;
+            }
+            let source = if f.name == PYRAMID || f.name == THUMBNAIL {
+                staging.path(&f.name)
+            } else {
+                staging.path(staging::ORIGINAL)
+            };
+            self.send_file(node, &source, 0, at).await?;
+        }
+        let body = Bytes::from(serde_json::to_vec(&manifest).expect("plain data"));
+        let path = format!("/internal/replicas/{image}/seal");
+        peers
+            .call(node, "POST", &path, "", body, ASK * 10)
+            .await
+            .map_err(peer)?;
+        Ok(())
+    }
+
+    /// Clears the staging copy of `upload` on `node` (this one or another).
+    pub(super) async fn clear(
+        &self,
+        staging: &Staging,
+        upload: &Upload,
+        node: &str,
+    ) -> Result<(), IngestError> {
+        if node == self.me {
+            let s = staging.clone();
+            return blocking(move || s.clear()).await;
+        }
+        let path = format!("/internal/staging/{}", upload.id);
+        self.peers()?
+            .call(node, "DELETE", &path, "", Bytes::new(), ASK * 10)
+            .await
+            .map(|_| ())
+            .map_err(|e| IngestError::peer(node, e))
+    }
+}
+
+/// A deadline for reading `bytes` back from a disk (at least 20 MB/s) and answering.
+pub(super) fn slow(bytes: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(30 + bytes / 20_000_000)
+}
+
+fn read_chunk(path: &std::path::Path, offset: u64) -> Result<Bytes, IngestError> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).map_err(super::io(path))?;
+    let mut buf = vec![0; SEND_CHUNK];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file
+            .read_at(&mut buf[filled..], offset + filled as u64)
+            .map_err(super::io(path))?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(Bytes::from(buf))
+}
+
+/// `original.EXT` from the provider's file name.
+fn original_name(filename: &str) -> String {
+    let ext = std::path::Path::new(filename)
+        .extension()
+        .and_then(|e| e.to_str())
+        .filter(|e| (1..=8).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map_or_else(|| "bin".to_string(), str::to_ascii_lowercase);
+    format!("original.{ext}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_keeps_only_a_plain_extension() {
+        assert_eq!(original_name("Scan 01.TIF"), "original.tif");
+        assert_eq!(original_name("noext"), "original.bin");
+        assert_eq!(original_name("a.../../etc"), "original.bin");
+    }
+}
