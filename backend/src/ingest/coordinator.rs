@@ -16,7 +16,6 @@ use std::time::Duration;
 use cluster::ClusterConfig;
 
 use super::error::About;
-use super::peers::Peers;
 use super::placement;
 use super::protocol::{NodeId, Step};
 use super::staging::{self, Staging};
@@ -50,7 +49,7 @@ pub struct Ingest {
     pub(super) catalog: Arc<Catalog>,
     pub(super) library: Arc<Library>,
     /// `None` when the node has no cluster secret: it then takes no uploads.
-    pub(super) peers: Option<Peers>,
+    pub(super) peers: Option<floor::Client>,
     pub(super) off: Option<String>,
     pub status: StatusBook,
     /// The SHA-256 of each original as it arrives.
@@ -83,7 +82,7 @@ impl Ingest {
             .map(|n| (n.name.clone(), n.origin()))
             .collect();
         let (peers, off) = match secret {
-            Ok(s) => (Some(Peers::new(s, origins)), None),
+            Ok(s) => (Some(floor::Client::signed(Ok(s), origins)), None),
             Err(why) => (None, Some(why)),
         };
         staging::clear_debris(&disks);
@@ -127,7 +126,7 @@ impl Ingest {
         }
     }
 
-    pub(super) fn peers(&self) -> Result<&Peers, IngestError> {
+    pub(super) fn peers(&self) -> Result<&floor::Client, IngestError> {
         self.peers
             .as_ref()
             .ok_or_else(|| IngestError::Off(self.off.clone().unwrap_or_default()))

@@ -4,6 +4,7 @@
 //! targets; the ones that send bytes to other nodes are in [`super::transfers`].
 
 use cluster::FileSum;
+use floor::client::Call;
 use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -141,7 +142,11 @@ impl Ingest {
                 let path = format!("/internal/replicas/{}/verify", upload.image);
                 let node = self.name(t);
                 self.peers()?
-                    .call(node, "POST", &path, "", body, slow(upload.length))
+                    .call(
+                        node,
+                        Call::new("POST", &path).body(body),
+                        slow(upload.length),
+                    )
                     .await
                     .map_err(|e| IngestError::peer(node, e))?;
                 self.crash_point("verified");
@@ -150,7 +155,7 @@ impl Ingest {
                 let path = format!("/internal/replicas/{}/publish", upload.image);
                 let node = self.name(t);
                 self.peers()?
-                    .call(node, "POST", &path, "", Bytes::new(), ASK * 10)
+                    .call(node, Call::new("POST", &path), ASK * 10)
                     .await
                     .map_err(|e| IngestError::peer(node, e))?;
                 self.crash_point("published");

@@ -84,11 +84,11 @@ impl<'a> About<'a> {
 
 impl IngestError {
     /// A failed call to `node`.
-    pub fn peer(node: &str, e: super::peers::CallError) -> IngestError {
+    pub fn peer(node: &str, e: floor::CallError) -> IngestError {
         IngestError::Peer {
             node: node.to_string(),
-            status: e.status,
-            message: e.message,
+            status: e.status(),
+            message: e.to_string(),
         }
     }
 

@@ -5,16 +5,15 @@
 use std::collections::BTreeSet;
 
 use cluster::FileSum;
-use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::coordinator::{Ingest, ASK};
-use super::peers::CallError;
 use super::placement::{self, check_image_id, Placement};
 use super::protocol::{Facts, NodeId, View};
 use super::staging::{self, check_upload_id, Acknowledged, Staging, Upload};
 use super::status::Stage;
 use super::IngestError;
+use floor::client::Call;
 
 /// What one node says about an upload (`GET /internal/facts/UPLOAD/IMAGE`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,19 +56,18 @@ impl Ingest {
         })
     }
 
-    async fn facts_of(&self, node: &str, upload: &Upload) -> Result<NodeFacts, CallError> {
-        let failed = |e: IngestError| CallError {
-            status: None,
-            message: e.to_string(),
-        };
+    /// What `node` holds of `upload`, or why it cannot be known.
+    async fn facts_of(&self, node: &str, upload: &Upload) -> Result<NodeFacts, String> {
+        let failed = |e: IngestError| e.to_string();
         if node == self.me {
             return self.local_facts(&upload.id, &upload.image).map_err(failed);
         }
         let path = format!("/internal/facts/{}/{}", upload.id, upload.image);
         self.peers()
             .map_err(failed)?
-            .json(node, "GET", &path, Bytes::new(), ASK)
+            .call_json(node, Call::new("GET", &path), ASK)
             .await
+            .map_err(|e| e.to_string())
     }
 
     /// The facts about `upload` from every node, and which nodes answered.

@@ -7,7 +7,7 @@
 //!   fact (the truth the protocol resumes from after any crash);
 //! - [`placement`]: a replica arriving on a target node, hidden until published
 //!   (`images/.ID.incoming` → `.ID.placed` → `.ID.verified` → `ID`);
-//! - [`peers`]: the signed HTTP client for the other nodes' internal API;
+//! - the other nodes' internal API is called through `floor::Client` (signed, one pool);
 //! - [`coordinator`]: this node's [`Ingest`] (what every seam below shares) and the worker that
 //!   drives the uploads it received;
 //! - on the node that received an upload, by seam: [`receiving`] (what the portal calls: start
@@ -31,7 +31,6 @@ pub mod driving;
 pub mod error;
 pub mod facts;
 pub mod meta_edit;
-pub mod peers;
 pub mod placement;
 pub mod protocol;
 pub mod receiving;

@@ -4,6 +4,7 @@
 //! in another power domain, so the second copy is done with the first. The last chunk seals the
 //! original and drives the upload up to the acknowledgement before it is answered.
 
+use floor::client::Call;
 use std::sync::Arc;
 
 use cluster::{ImageMeta, NewUpload, OffsetAnswer};
@@ -102,12 +103,12 @@ impl Ingest {
         let at = match &mirror {
             Some(node) => {
                 let path = format!("/internal/staging/{}?offset={offset}", upload.id);
-                let remote = self
-                    .peers()?
-                    .call(node, "PATCH", &path, "", bytes, CHUNK_DEADLINE);
+                let remote =
+                    self.peers()?
+                        .call(node, Call::new("PATCH", &path).body(bytes), CHUNK_DEADLINE);
                 let (local, remote) = tokio::join!(local, remote);
                 if local.is_err() || remote.is_err() {
-                    self.drop_mirror(&upload.id, remote.err().map(|e| e.message));
+                    self.drop_mirror(&upload.id, remote.err().map(|e| e.to_string()));
                 }
                 local?
             }
@@ -164,8 +165,9 @@ impl Ingest {
             .iter()
             .filter(|n| &n.power_domain != home_domain)
         {
-            let answer: Result<OffsetAnswer, _> =
-                peers.json(&n.name, "PUT", &path, body.clone(), ASK).await;
+            let answer: Result<OffsetAnswer, _> = peers
+                .call_json(&n.name, Call::new("PUT", &path).body(body.clone()), ASK)
+                .await;
             if matches!(answer, Ok(OffsetAnswer { offset: 0 })) {
                 chosen = Some(n.name.clone());
                 break;

@@ -9,10 +9,11 @@ use hyper::body::Bytes;
 use super::coordinator::{blocking, Ingest, ASK, CHUNK_DEADLINE};
 use super::driving::Tiled;
 use super::meta_edit::meta_bytes;
-use super::peers::CallError;
 use super::staging::{self, Acknowledged, Staging, Upload};
 use super::{IngestError, SEND_CHUNK};
 use crate::replica::{Manifest, FORMAT, META, PYRAMID, THUMBNAIL};
+use floor::client::Call;
+use floor::CallError;
 
 impl Ingest {
     /// Sends the original to `node`'s staging, from where its copy stopped.
@@ -27,7 +28,7 @@ impl Ingest {
         let body = Bytes::from(serde_json::to_vec(upload).expect("plain data"));
         let path = format!("/internal/staging/{}", upload.id);
         let at: OffsetAnswer = peers
-            .json(node, "PUT", &path, body, ASK)
+            .call_json(node, Call::new("PUT", &path).body(body), ASK)
             .await
             .map_err(peer)?;
         let sum = staging.staged()?.ok_or_else(|| {
@@ -42,7 +43,7 @@ impl Ingest {
         }
         let path = format!("/internal/staging/{}/seal?sha256={}", upload.id, sum.sha256);
         peers
-            .call(node, "POST", &path, "", Bytes::new(), slow(upload.length))
+            .call(node, Call::new("POST", &path), slow(upload.length))
             .await
             .map_err(peer)?;
         self.crash_point("staged-copy");
@@ -66,7 +67,11 @@ impl Ingest {
             let chunk = blocking(move || read_chunk(&path, o)).await?;
             let n = chunk.len() as u64;
             peers
-                .call(node, "PATCH", &at(offset), "", chunk, CHUNK_DEADLINE)
+                .call(
+                    node,
+                    Call::new("PATCH", &at(offset)).body(chunk),
+                    CHUNK_DEADLINE,
+                )
                 .await
                 .map_err(|e| IngestError::peer(node, e))?;
             offset += n;
@@ -134,7 +139,7 @@ impl Ingest {
         let image = &upload.image;
         let path = format!("/internal/replicas/{image}/begin?size={total}");
         peers
-            .call(node, "POST", &path, "", Bytes::new(), ASK * 10)
+            .call(node, Call::new("POST", &path), ASK * 10)
             .await
             .map_err(peer)?;
         for f in &manifest.files {
@@ -144,10 +149,7 @@ impl Ingest {
                 peers
                     .call(
                         node,
-                        "PATCH",
-                        &at(0),
-                        "",
-                        Bytes::from(meta_bytes(&upload.meta)),
+                        Call::new("PATCH", &at(0)).body(Bytes::from(meta_bytes(&upload.meta))),
                         ASK * 10,
                     )
                     .await
@@ -164,7 +166,7 @@ impl Ingest {
         let body = Bytes::from(serde_json::to_vec(&manifest).expect("plain data"));
         let path = format!("/internal/replicas/{image}/seal");
         peers
-            .call(node, "POST", &path, "", body, ASK * 10)
+            .call(node, Call::new("POST", &path).body(body), ASK * 10)
             .await
             .map_err(peer)?;
         Ok(())
@@ -183,7 +185,7 @@ impl Ingest {
         }
         let path = format!("/internal/staging/{}", upload.id);
         self.peers()?
-            .call(node, "DELETE", &path, "", Bytes::new(), ASK * 10)
+            .call(node, Call::new("DELETE", &path), ASK * 10)
             .await
             .map(|_| ())
             .map_err(|e| IngestError::peer(node, e))

@@ -17,8 +17,10 @@
 //! Everything that changes something needs a session and its CSRF token (a header for the
 //! API, a form field for forms); sign-in checks that the form came from this origin.
 
+mod edit;
 pub mod limiter;
 pub mod session;
+mod uploads;
 pub mod users;
 
 use std::convert::Infallible;
@@ -29,9 +31,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::auth::Secret;
-use cluster::{NewUpload, Stage, UploadStatus, MAX_CHUNK};
+use cluster::{Stage, UploadStatus, MAX_CHUNK};
 use floor::client::Call;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use warp::http::{header, HeaderMap, Method, Response, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection};
@@ -288,22 +290,6 @@ struct CsrfForm {
 }
 
 #[derive(Deserialize)]
-struct EditForm {
-    csrf: Option<String>,
-    title: String,
-    #[serde(default)]
-    artist: String,
-    #[serde(default)]
-    date: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    keywords: String,
-    #[serde(default)]
-    rights: String,
-}
-
-#[derive(Deserialize)]
 struct NoticeQuery {
     changed: Option<String>,
 }
@@ -322,14 +308,6 @@ fn items(list: &[UploadStatus]) -> Vec<site::portal::UploadItem<'_>> {
             error: u.error.as_deref(),
         })
         .collect()
-}
-
-/// A started upload as the page gets it: its status, and where to send its bytes.
-#[derive(Serialize)]
-struct Created {
-    #[serde(flatten)]
-    status: UploadStatus,
-    url: String,
 }
 
 /// Every route under `/portal/`.
@@ -447,7 +425,7 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
         .and(p.clone())
         .then(
             |c: Option<String>, token: Option<String>, body: Bytes, p: Arc<Portal>| async move {
-                create(c, token, body, p).await
+                uploads::create(c, token, body, p).await
             },
         );
     let chunk = warp::method()
@@ -471,7 +449,7 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
              offset: Option<String>,
              body: Bytes,
              p: Arc<Portal>| async move {
-                chunk(m, node, id, c, token, offset, body, p).await
+                uploads::chunk(m, node, id, c, token, offset, body, p).await
             },
         );
     let edit_form = warp::get()
@@ -482,18 +460,18 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
             let Some(s) = p.session(c.as_deref()) else {
                 return see_other("/portal/", None);
             };
-            edit_page(&p, &s, &id, None)
+            edit::edit_page(&p, &s, &id, None)
         });
     let edit = warp::post()
         .and(warp::path!("images" / String / "edit"))
         .and(headers)
         .and(cookies)
         .and(warp::body::content_length_limit(64 << 10))
-        .and(warp::body::form::<EditForm>())
+        .and(warp::body::form::<edit::EditForm>())
         .and(p)
         .then(
-            |id: String, h: HeaderMap, c: Option<String>, f: EditForm, p: Arc<Portal>| async move {
-                edit(id, h, c, f, p).await
+            |id: String, h: HeaderMap, c: Option<String>, f: edit::EditForm, p: Arc<Portal>| async move {
+                edit::edit(id, h, c, f, p).await
             },
         );
     let all = home
@@ -580,259 +558,6 @@ async fn login(
     }
 }
 
-async fn create(
-    c: Option<String>,
-    token: Option<String>,
-    body: Bytes,
-    p: Arc<Portal>,
-) -> Response<Body> {
-    let s = match p.api_session(c.as_deref(), token.as_deref()) {
-        Ok(s) => s,
-        Err((status, why)) => return plain(status, why),
-    };
-    let new: NewUpload = match serde_json::from_slice(&body) {
-        Ok(new) => new,
-        Err(e) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                &format!("not the expected JSON: {e}"),
-            )
-        }
-    };
-    let body = Bytes::from(serde_json::to_vec(&new).expect("plain data"));
-    let nodes = p.pick_node();
-    if nodes.is_empty() {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no storage node answers now; try again in a minute",
-        );
-    }
-    let mut last = String::new();
-    // The first node that takes it; one that is full or down passes to the next.
-    for node in nodes {
-        let answer = p
-            .call(
-                &node,
-                Method::POST,
-                "/internal/uploads",
-                &s.user,
-                &[("content-type", "application/json".into())],
-                body.clone(),
-                Duration::from_secs(10),
-            )
-            .await;
-        match answer {
-            Ok(a) if a.status == StatusCode::CREATED => {
-                let status: UploadStatus = match serde_json::from_slice(&a.body) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::error!(node = %node, error = %e, "portal: a node's answer to a new upload does not read");
-                        return plain(
-                            StatusCode::BAD_GATEWAY,
-                            &format!("node {node} took the upload but its answer cannot be read; try again"),
-                        );
-                    }
-                };
-                let url = format!("/portal/api/uploads/{node}/{}", status.id);
-                return Response::builder()
-                    .status(StatusCode::CREATED)
-                    .header(header::CONTENT_TYPE, "application/json")
-                    .header(header::LOCATION, &url)
-                    .body(Bytes::from(
-                        serde_json::to_vec(&Created { status, url }).expect("plain data"),
-                    ))
-                    .expect("valid response");
-            }
-            // The request itself is wrong (metadata, size): the same everywhere.
-            Ok(a) if a.status.is_client_error() => {
-                return plain(a.status, String::from_utf8_lossy(&a.body).trim());
-            }
-            Ok(a) => last = format!("node {node}: {}", String::from_utf8_lossy(&a.body).trim()),
-            Err(e) => last = e,
-        }
-    }
-    plain(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &format!("no node can take the upload now ({last})"),
-    )
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn chunk(
-    m: Method,
-    node: String,
-    id: String,
-    c: Option<String>,
-    token: Option<String>,
-    offset: Option<String>,
-    body: Bytes,
-    p: Arc<Portal>,
-) -> Response<Body> {
-    let s = match p.api_session(c.as_deref(), token.as_deref()) {
-        Ok(s) => s,
-        Err((status, why)) => return plain(status, why),
-    };
-    if !p.client.nodes().any(|n| n == node) || !cluster::valid_upload_id(&id) {
-        return plain(StatusCode::NOT_FOUND, "no such upload");
-    }
-    if m != Method::HEAD && m != Method::PATCH {
-        return plain(StatusCode::METHOD_NOT_ALLOWED, "HEAD or PATCH");
-    }
-    let mut headers = vec![(
-        "content-type",
-        "application/offset+octet-stream".to_string(),
-    )];
-    if let Some(o) = offset {
-        headers.push(("upload-offset", o));
-    }
-    let path = format!("/internal/uploads/{id}");
-    // The last chunk waits for the second copy: minutes for a large original.
-    let deadline = Duration::from_secs(if m == Method::PATCH { 1800 } else { 10 });
-    match p
-        .call(&node, m, &path, &s.user, &headers, body, deadline)
-        .await
-    {
-        Ok(a) => {
-            let mut r = Response::builder()
-                .status(a.status)
-                .header(header::CACHE_CONTROL, "no-store");
-            for k in [
-                "upload-offset",
-                "upload-length",
-                "tus-resumable",
-                "td-stage",
-                "content-type",
-            ] {
-                if let Some(v) = a.headers.get(k) {
-                    r = r.header(k, v);
-                }
-            }
-            r.body(a.body).expect("valid response")
-        }
-        Err(e) => plain(
-            StatusCode::BAD_GATEWAY,
-            &format!("{e}; the upload is kept there and resumes when it answers"),
-        ),
-    }
-}
-
-fn edit_page(p: &Portal, s: &Session, id: &str, error: Option<&str>) -> Response<Body> {
-    let Some(row) = p.table.row(id) else {
-        return html(
-            StatusCode::NOT_FOUND,
-            site::message("Not found", "There is no image with this name."),
-        );
-    };
-    if row.meta.owner != s.user {
-        return html(
-            StatusCode::FORBIDDEN,
-            site::message(
-                "Not yours",
-                "Only the account that uploaded an image may change its details.",
-            ),
-        );
-    }
-    let keywords = row.meta.keywords.join(", ");
-    let values = site::portal::MetaValues {
-        title: &row.meta.title,
-        artist: &row.meta.artist,
-        date: &row.meta.date,
-        description: &row.meta.description,
-        keywords: &keywords,
-        rights: &row.meta.rights,
-    };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    html(
-        status,
-        site::portal::edit(&s.user, &p.csrf(s), id, &values, error),
-    )
-}
-
-async fn edit(
-    id: String,
-    h: HeaderMap,
-    c: Option<String>,
-    f: EditForm,
-    p: Arc<Portal>,
-) -> Response<Body> {
-    let Some(s) = p.session(c.as_deref()) else {
-        return see_other("/portal/", None);
-    };
-    if !same_origin(&h) || !p.csrf_ok(&s, f.csrf.as_deref()) {
-        return plain(
-            StatusCode::FORBIDDEN,
-            "the form is stale; reload the page and try again",
-        );
-    }
-    let meta = cluster::ImageMeta {
-        title: f.title,
-        artist: f.artist,
-        date: f.date,
-        description: f.description,
-        keywords: f
-            .keywords
-            .split(',')
-            .map(|k| k.trim().to_string())
-            .filter(|k| !k.is_empty())
-            .collect(),
-        rights: f.rights,
-        owner: String::new(),
-    };
-    let body = Bytes::from(serde_json::to_vec(&meta).expect("plain data"));
-    let path = format!("/internal/replicas/{id}/meta");
-    let nodes: Vec<String> = p
-        .table
-        .replicas(&id)
-        .into_iter()
-        .map(|(n, _, _)| n)
-        .collect();
-    if nodes.is_empty() {
-        return edit_page(&p, &s, &id, None);
-    }
-    let mut problems = Vec::new();
-    for node in &nodes {
-        match p
-            .call(
-                node,
-                Method::POST,
-                &path,
-                &s.user,
-                &[("content-type", "application/json".into())],
-                body.clone(),
-                Duration::from_secs(10),
-            )
-            .await
-        {
-            Ok(a) if a.status.is_success() => {}
-            Ok(a) if a.status == StatusCode::FORBIDDEN || a.status == StatusCode::BAD_REQUEST => {
-                return edit_page(&p, &s, &id, Some(String::from_utf8_lossy(&a.body).trim()));
-            }
-            Ok(a) => problems.push(format!(
-                "{node}: {}",
-                String::from_utf8_lossy(&a.body).trim()
-            )),
-            Err(e) => problems.push(e),
-        }
-    }
-    if problems.is_empty() {
-        see_other(&format!("/portal/uploads?changed={id}"), None)
-    } else {
-        edit_page(
-            &p,
-            &s,
-            &id,
-            Some(&format!(
-                "Saved where possible; not yet on every copy ({}). Save again later.",
-                problems.join("; ")
-            )),
-        )
-    }
-}
-
 /// Refusals inside `/portal/` as short answers.
 pub async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     Ok(if r.is_not_found() {
@@ -844,25 +569,4 @@ pub async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     } else {
         plain(StatusCode::BAD_REQUEST, "the form was not complete")
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What the page script reads: the status's fields as the backend sent them, plus `url`.
-    #[test]
-    fn a_started_upload_reaches_the_page_as_the_backend_said_it_with_its_url() {
-        let from_backend = serde_json::json!({
-            "id": "0123456789abcdef", "image": "noise-012345", "owner": "ada", "title": "Noise",
-            "filename": "noise.png", "length": 20, "received": 0, "stage": "receiving",
-            "waiting": null, "error": null, "home": "node-a", "created": 1, "updated": 1,
-        });
-        let status: UploadStatus = serde_json::from_value(from_backend.clone()).unwrap();
-        let url = "/portal/api/uploads/node-a/0123456789abcdef".to_string();
-        let sent = serde_json::to_value(Created { status, url }).unwrap();
-        let mut expected = from_backend;
-        expected["url"] = "/portal/api/uploads/node-a/0123456789abcdef".into();
-        assert_eq!(sent, expected);
-    }
 }

@@ -1,0 +1,139 @@
+//! Changing an image's details: the form, and the change sent to both replica nodes (the
+//! nodes check that the signed-in account owns the image).
+
+use serde::Deserialize;
+
+use super::*;
+
+#[derive(Deserialize)]
+pub(super) struct EditForm {
+    csrf: Option<String>,
+    title: String,
+    #[serde(default)]
+    artist: String,
+    #[serde(default)]
+    date: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    keywords: String,
+    #[serde(default)]
+    rights: String,
+}
+
+pub(super) fn edit_page(p: &Portal, s: &Session, id: &str, error: Option<&str>) -> Response<Body> {
+    let Some(row) = p.table.row(id) else {
+        return html(
+            StatusCode::NOT_FOUND,
+            site::message("Not found", "There is no image with this name."),
+        );
+    };
+    if row.meta.owner != s.user {
+        return html(
+            StatusCode::FORBIDDEN,
+            site::message(
+                "Not yours",
+                "Only the account that uploaded an image may change its details.",
+            ),
+        );
+    }
+    let keywords = row.meta.keywords.join(", ");
+    let values = site::portal::MetaValues {
+        title: &row.meta.title,
+        artist: &row.meta.artist,
+        date: &row.meta.date,
+        description: &row.meta.description,
+        keywords: &keywords,
+        rights: &row.meta.rights,
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        site::portal::edit(&s.user, &p.csrf(s), id, &values, error),
+    )
+}
+
+pub(super) async fn edit(
+    id: String,
+    h: HeaderMap,
+    c: Option<String>,
+    f: EditForm,
+    p: Arc<Portal>,
+) -> Response<Body> {
+    let Some(s) = p.session(c.as_deref()) else {
+        return see_other("/portal/", None);
+    };
+    if !same_origin(&h) || !p.csrf_ok(&s, f.csrf.as_deref()) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "the form is stale; reload the page and try again",
+        );
+    }
+    let meta = cluster::ImageMeta {
+        title: f.title,
+        artist: f.artist,
+        date: f.date,
+        description: f.description,
+        keywords: f
+            .keywords
+            .split(',')
+            .map(|k| k.trim().to_string())
+            .filter(|k| !k.is_empty())
+            .collect(),
+        rights: f.rights,
+        owner: String::new(),
+    };
+    let body = Bytes::from(serde_json::to_vec(&meta).expect("plain data"));
+    let path = format!("/internal/replicas/{id}/meta");
+    let nodes: Vec<String> = p
+        .table
+        .replicas(&id)
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    if nodes.is_empty() {
+        return edit_page(&p, &s, &id, None);
+    }
+    let mut problems = Vec::new();
+    for node in &nodes {
+        match p
+            .call(
+                node,
+                Method::POST,
+                &path,
+                &s.user,
+                &[("content-type", "application/json".into())],
+                body.clone(),
+                Duration::from_secs(10),
+            )
+            .await
+        {
+            Ok(a) if a.status.is_success() => {}
+            Ok(a) if a.status == StatusCode::FORBIDDEN || a.status == StatusCode::BAD_REQUEST => {
+                return edit_page(&p, &s, &id, Some(String::from_utf8_lossy(&a.body).trim()));
+            }
+            Ok(a) => problems.push(format!(
+                "{node}: {}",
+                String::from_utf8_lossy(&a.body).trim()
+            )),
+            Err(e) => problems.push(e),
+        }
+    }
+    if problems.is_empty() {
+        see_other(&format!("/portal/uploads?changed={id}"), None)
+    } else {
+        edit_page(
+            &p,
+            &s,
+            &id,
+            Some(&format!(
+                "Saved where possible; not yet on every copy ({}). Save again later.",
+                problems.join("; ")
+            )),
+        )
+    }
+}
