@@ -3,6 +3,10 @@
 //! published on two nodes, and staging is cleared. Each node is killed (SIGKILL, by itself at
 //! `TD_CRASH_AT`) at every step of the protocol and restarted; the upload always ends
 //! published with two verified replicas, never shows fewer, and leaves no staging behind.
+//!
+//! (Longer than our ~700-line guide: every test here drives uploads through the helpers at the
+//! top — upload, resume, wait for publication, read replica states — and they stay beside the
+//! tests until a second ingest test file needs them in `common/ingest.rs`.)
 
 mod common;
 
