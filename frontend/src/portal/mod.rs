@@ -423,11 +423,7 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
         .and(warp::body::content_length_limit(64 << 10))
         .and(warp::body::bytes())
         .and(p.clone())
-        .then(
-            |c: Option<String>, token: Option<String>, body: Bytes, p: Arc<Portal>| async move {
-                uploads::create(c, token, body, p).await
-            },
-        );
+        .then(uploads::create);
     let chunk = warp::method()
         .and(warp::path!("api" / "uploads" / String / String))
         .and(cookies)
@@ -440,18 +436,7 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
                 .unify(),
         )
         .and(p.clone())
-        .then(
-            |m: Method,
-             node: String,
-             id: String,
-             c: Option<String>,
-             token: Option<String>,
-             offset: Option<String>,
-             body: Bytes,
-             p: Arc<Portal>| async move {
-                uploads::chunk(m, node, id, c, token, offset, body, p).await
-            },
-        );
+        .then(uploads::chunk);
     let edit_form = warp::get()
         .and(warp::path!("images" / String / "edit"))
         .and(cookies)
@@ -469,11 +454,7 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
         .and(warp::body::content_length_limit(64 << 10))
         .and(warp::body::form::<edit::EditForm>())
         .and(p)
-        .then(
-            |id: String, h: HeaderMap, c: Option<String>, f: edit::EditForm, p: Arc<Portal>| async move {
-                edit::edit(id, h, c, f, p).await
-            },
-        );
+        .then(edit::edit);
     let all = home
         .or(script)
         .unify()
