@@ -176,13 +176,22 @@ mod tests {
     }
 }
 
-/// Whether a disk may be read. A disk is failed at the first I/O error and stays failed until
-/// the node restarts (repair decides what happens next, not a retry in the request path).
+/// Whether a disk may be read.
+///
+/// A disk is failed on evidence only: an I/O error, or a probe that hangs far longer than any
+/// healthy disk under load. A probe that is merely slow masks the disk from visitors while it is
+/// slow (`Slow`), and a failed disk that answers again is checked (`Returning`: its replicas read
+/// back against their manifests) before it serves again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum DiskState {
     Healthy,
+    /// Answering, but its last probe took longer than the masking budget: visitors are sent to
+    /// the other replicas until it is quick again. Still written to and counted in service.
+    Slow { probe_ms: u64, since: u64 },
     Failed { error: String, since: u64 },
+    /// Failed, then answered its probes again: being checked before it serves again.
+    Returning { since: u64 },
 }
 
 /// A disk in use by this node, with its live state.
@@ -192,6 +201,12 @@ pub struct Disk {
     /// A `std::sync::Mutex`, not a Tokio one: held only to copy or swap a small value, never
     /// across an await.
     state: std::sync::Mutex<DiskState>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Disk {
@@ -210,11 +225,24 @@ impl Disk {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn is_failed(&self) -> bool {
-        matches!(self.state(), DiskState::Failed { .. })
+    fn set(&self, new: DiskState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = new;
     }
 
-    /// Marks the disk failed; returns true if it was healthy until now (report it once).
+    /// Out of service: failed, or being checked after it came back. Nothing reads or writes it.
+    pub fn is_failed(&self) -> bool {
+        matches!(
+            self.state(),
+            DiskState::Failed { .. } | DiskState::Returning { .. }
+        )
+    }
+
+    /// Whether visitors' requests may read it now (healthy: not failed, checked or slow).
+    pub fn serves(&self) -> bool {
+        self.state() == DiskState::Healthy
+    }
+
+    /// Marks the disk failed; returns true if it was in service until now (report it once).
     pub fn mark_failed(&self, error: &dyn std::fmt::Display) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(*state, DiskState::Failed { .. }) {
@@ -222,10 +250,54 @@ impl Disk {
         }
         *state = DiskState::Failed {
             error: error.to_string(),
-            since: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            since: now(),
         };
         true
+    }
+
+    /// A probe took `probe_ms`: masks a healthy disk from visitors. Returns true if it was
+    /// healthy until now.
+    pub fn mark_slow(&self, probe_ms: u64) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match *state {
+            DiskState::Healthy => {
+                *state = DiskState::Slow {
+                    probe_ms,
+                    since: now(),
+                };
+                true
+            }
+            DiskState::Slow { since, .. } => {
+                *state = DiskState::Slow { probe_ms, since };
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// A probe was quick again: a slow disk serves again. Returns true if it was slow.
+    pub fn mark_quick(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*state, DiskState::Slow { .. }) {
+            *state = DiskState::Healthy;
+            return true;
+        }
+        false
+    }
+
+    /// A failed disk answered its probes again: it is checked before it serves. Returns true
+    /// if it was failed.
+    pub fn mark_returning(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*state, DiskState::Failed { .. }) {
+            *state = DiskState::Returning { since: now() };
+            return true;
+        }
+        false
+    }
+
+    /// The check of a returning disk passed: it is healthy and serves again.
+    pub fn mark_returned(&self) {
+        self.set(DiskState::Healthy);
     }
 }

@@ -78,6 +78,10 @@ impl Worker for DiskProbe {
         match self.disk.state() {
             crate::disk::DiskState::Healthy => format!("{} probes passed", self.round),
             crate::disk::DiskState::Failed { error, .. } => format!("disk failed: {error}"),
+            crate::disk::DiskState::Slow { probe_ms, .. } => {
+                format!("disk slow: last probe {probe_ms} ms")
+            }
+            crate::disk::DiskState::Returning { .. } => "disk answering again: being checked".into(),
         }
     }
 }

@@ -31,7 +31,7 @@ pub struct Image {
 impl Image {
     /// False once its disk has failed: its requests are answered 503 without touching it.
     pub fn readable(&self) -> bool {
-        !self.disk.is_failed()
+        self.disk.serves()
     }
 }
 
