@@ -31,7 +31,7 @@ pub fn audit(
     let entries: Vec<_> = catalog
         .entries()
         .into_iter()
-        .filter(|e| e.state != ReplicaState::Removed)
+        .filter(|e| !e.state.gone())
         .collect();
     let total: u64 = entries.iter().flat_map(|e| &e.files).map(|f| f.size).sum();
     let mut known = BTreeSet::new();

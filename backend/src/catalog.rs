@@ -263,7 +263,7 @@ impl Catalog {
             }
         }
         for entry in self.entries() {
-            if seen.contains(&entry.id) || entry.state == ReplicaState::Removed {
+            if seen.contains(&entry.id) || entry.state.gone() {
                 continue;
             }
             if read_disks.contains(&entry.disk) {
@@ -300,6 +300,7 @@ pub fn read_entry(disk: &Disk, id: &str) -> CatalogEntry {
         state: ReplicaState::Ok,
         disk: disk.config.id.clone(),
         nodes: Vec::new(),
+        epoch: 0,
         width: 0,
         height: 0,
         meta: cluster::ImageMeta::default(),
@@ -308,6 +309,7 @@ pub fn read_entry(disk: &Disk, id: &str) -> CatalogEntry {
     let mut read = || -> Result<(), String> {
         let manifest = replica::read_manifest(&dir, id).map_err(|e| e.to_string())?;
         entry.nodes = manifest.nodes;
+        entry.epoch = manifest.placed_at;
         entry.files = manifest.files;
         entry.meta = replica::read_meta(&dir).map_err(|e| e.to_string())?;
         let pyramid =

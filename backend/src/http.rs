@@ -100,6 +100,13 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
             };
             no_store(json_reply(&serde_json::to_value(page).expect("plain data")))
         });
+    let redundancy = warp::path!("redundancy")
+        .and(lib.clone())
+        .map(|node: Arc<Node>| {
+            no_store(json_reply(
+                &serde_json::to_value(node.redundancy.status()).expect("plain data"),
+            ))
+        });
     let gallery = warp::path::end().and(lib.clone()).map(gallery);
     let style = warp::path!("site" / "style.css").map(|| {
         warp::reply::with_header(
@@ -170,6 +177,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
                 .or(witness)
                 .or(events)
                 .or(workers)
+                .or(redundancy)
                 .or(metrics_page),
         ))
         .recover(rejection);

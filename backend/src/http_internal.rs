@@ -25,6 +25,7 @@
 //! [`crate::ingest::meta_edit`]). A refusal is a short plain-text answer: what was wrong with
 //! the request, or, when this node failed, a plain sentence (the detail is in the log).
 
+use crate::redundancy::throttle::Setting;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -278,6 +279,25 @@ pub fn routes(
         .and(n.clone())
         .and_then(replica_step);
 
+    // A re-mirror's source asks how far its copy came here.
+    let stage = get()
+        .and(warp::path!("replicas" / String / "stage"))
+        .and(user.clone())
+        .and(n.clone())
+        .and_then(replica_stage);
+    // The operator sets the re-mirror throttle (`td remirror --throttle`).
+    let throttle = put()
+        .and(warp::path!("remirror" / "throttle"))
+        .and(user_and_json::<Setting>(auth.clone(), JSON_LIMIT))
+        .and(n.clone())
+        .and_then(set_throttle);
+    // The owner through the portal, or the operator (`td image rm`), withdraws an image.
+    let withdraw = post()
+        .and(warp::path!("images" / String / "delete"))
+        .and(user.clone())
+        .and(n.clone())
+        .and_then(withdraw_image);
+
     // The owner, through the portal.
     let meta = post()
         .and(warp::path!("replicas" / String / "meta"))
@@ -300,6 +320,9 @@ pub fn routes(
             .or(publish)
             .or(meta)
             .or(step)
+            .or(stage)
+            .or(throttle)
+            .or(withdraw)
             .recover(answer_refusal),
     )
 }
@@ -507,6 +530,62 @@ async fn edit_meta(
         .await
         .map_err(failed(About::image(&image)))?;
     Ok(json(StatusCode::OK, &"changed"))
+}
+
+async fn replica_stage(
+    image: String,
+    _: String,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    crate::ingest::placement::check_image_id(&image).map_err(failed(About::image(&image)))?;
+    let disks = node.library.disks().to_vec();
+    let id = image.clone();
+    let stage = crate::ingest::blocking_call(move || {
+        Ok(crate::ingest::placement::find(&disks, &id).map(|(_, p)| p))
+    })
+    .await
+    .map_err(failed(About::image(&image)))?;
+    Ok(json(StatusCode::OK, &serde_json::json!({ "stage": stage })))
+}
+
+async fn set_throttle(
+    _: String,
+    setting: Setting,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let r = node.redundancy.clone();
+    crate::ingest::blocking_call(move || {
+        r.throttle
+            .set(setting)
+            .map_err(|e| IngestError::Fault(format!("the throttle cannot be kept: {e}")))
+    })
+    .await
+    .map_err(failed(About::image("")))?;
+    Ok(json(StatusCode::OK, &node.redundancy.status()))
+}
+
+async fn withdraw_image(
+    image: String,
+    user: String,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let (catalog, library, id) = (node.catalog.clone(), node.library.clone(), image.clone());
+    let disks = library.disks().to_vec();
+    let stone = crate::ingest::blocking_call(move || {
+        crate::redundancy::removal::withdraw_for(&catalog, &library, &disks, &id, &user)
+    })
+    .await
+    .map_err(failed(About::image(&image)))?;
+    node.events.record(floor::NewEvent::new(
+        cluster::Component::Catalog,
+        cluster::EventKind::ImageDeleted,
+        format!(
+            "image {image} was withdrawn by {}; a tombstone stays",
+            stone.by
+        ),
+    ));
+    tracing::info!(image = %image, by = %stone.by, "image withdrawn");
+    Ok(json(StatusCode::OK, &stone))
 }
 
 // ---- what the routes take, and how they refuse ----

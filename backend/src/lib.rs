@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod library;
 pub mod metrics;
 pub mod node;
+pub mod redundancy;
 pub mod replica;
 pub mod tile_cache;
 pub mod witness;

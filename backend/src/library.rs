@@ -129,6 +129,14 @@ impl Library {
         self.read().is_empty()
     }
 
+    /// Stops serving `id` (its replica is being taken off this node).
+    pub fn remove(&self, id: &str) -> Option<Arc<Image>> {
+        self.images
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+    }
+
     /// Starts serving a replica just published on `disk`.
     pub fn insert(
         &self,

@@ -16,6 +16,7 @@ use crate::faults::Faults;
 use crate::ingest::status::StatusBook;
 use crate::ingest::Ingest;
 use crate::library::Library;
+use crate::redundancy::{removal, Redundancy};
 use crate::worker::Runner;
 
 /// The catalog's folder inside the node's state folder.
@@ -84,6 +85,8 @@ pub struct Node {
     pub secret: Option<cluster::auth::Secret>,
     /// This node's client for checks of other processes (a frontend, as a witness).
     pub client: floor::Client,
+    /// Re-mirroring, trimming and withdrawals: redundancy restoring itself.
+    pub redundancy: Arc<Redundancy>,
 }
 
 fn node_config(cluster: &ClusterConfig, name: &str) -> Result<NodeConfig, NodeError> {
@@ -223,6 +226,12 @@ impl Node {
             }
             opening.warnings.push(format!("{id}: not served: {reason}"));
         }
+        // Withdrawn images stay withdrawn, whatever a rebuild or a returning disk found.
+        match removal::apply_tombstones(&catalog, &library, library.disks()) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(node = name, withdrawn = n, "tombstones applied"),
+            Err(e) => opening.warnings.push(format!("tombstones: {e}")),
+        }
         catalog.flush();
         events.flush();
         let catalog = Arc::new(catalog);
@@ -243,7 +252,21 @@ impl Node {
             secret.clone(),
             status,
         ));
+        let origins = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.origin()))
+            .collect();
+        let redundancy = Arc::new(Redundancy::new(
+            name,
+            cluster,
+            &state,
+            catalog.clone(),
+            library.clone(),
+            floor::Client::signed(secret.clone(), origins),
+        ));
         let node = Node {
+            redundancy,
             ingest,
             secret: secret.ok(),
             client: floor::Client::new(),
@@ -267,9 +290,47 @@ impl Node {
         if self.secret.is_some() {
             self.runner.spawn(self.ingest.worker());
         }
+        self.runner.spawn(self.redundancy.worker());
         for disk in self.library.disks() {
-            self.runner
-                .spawn(DiskProbe::new(disk.clone(), self.faults.clone()));
+            self.runner.spawn(DiskProbe::new(
+                disk.clone(),
+                self.faults.clone(),
+                self.return_hook(),
+            ));
         }
+    }
+
+    /// What a failed disk that answers again goes through before it serves: see
+    /// [`crate::redundancy::disk_return`].
+    fn return_hook(&self) -> crate::disk_probe::OnReturn {
+        let (catalog, library, events) = (
+            self.catalog.clone(),
+            self.library.clone(),
+            self.events.clone(),
+        );
+        let (me, frontends_cluster) = (self.config.name.clone(), self.redundancy.clone());
+        Arc::new(move |disk| {
+            let (catalog, library, events, me, r) = (
+                catalog.clone(),
+                library.clone(),
+                events.clone(),
+                me.clone(),
+                frontends_cluster.clone(),
+            );
+            Box::pin(async move {
+                let checked = tokio::task::spawn_blocking(move || {
+                    let origin_of = |n: &str| r.origin_of(n);
+                    crate::redundancy::disk_return::check(
+                        &me, &disk, &catalog, &library, &events, &origin_of,
+                    )
+                })
+                .await;
+                match checked {
+                    Ok(Ok(found)) => tracing::info!(?found, "a returning disk was checked"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "a returning disk is not used"),
+                    Err(e) => tracing::error!(error = %e, "the check of a returning disk died"),
+                }
+            })
+        })
     }
 }

@@ -46,9 +46,18 @@ pub enum ReplicaState {
     Unreadable { reason: String },
     /// It was on this node and is no longer (kept so that a frontend learns it is gone).
     Removed,
+    /// Its image was withdrawn (by its owner or an operator) at `at` (Unix seconds): a
+    /// tombstone, so that a returning disk, a re-mirror or a rebuilt catalog never brings it
+    /// back.
+    Deleted { at: u64 },
 }
 
 impl ReplicaState {
+    /// Whether the replica is gone from this node for good (removed or withdrawn).
+    pub fn gone(&self) -> bool {
+        matches!(self, ReplicaState::Removed | ReplicaState::Deleted { .. })
+    }
+
     /// Whether a frontend may send visitors to it.
     pub fn servable(&self) -> bool {
         matches!(self, ReplicaState::Ok | ReplicaState::Suspect { .. })
@@ -67,6 +76,10 @@ pub struct CatalogEntry {
     pub disk: String,
     /// The nodes holding the image's replicas, this one included.
     pub nodes: Vec<String>,
+    /// When that set of nodes was made (Unix seconds; the manifest's `placed_at`): a
+    /// re-mirror makes a newer set, which supersedes the older one.
+    #[serde(default)]
+    pub epoch: u64,
     pub width: u32,
     pub height: u32,
     pub meta: ImageMeta,

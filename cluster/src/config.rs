@@ -31,10 +31,40 @@ pub struct ClusterConfig {
     /// file.
     #[serde(default)]
     pub users_file: Option<PathBuf>,
+    /// How the cluster restores redundancy by itself (grace periods before a replica counts
+    /// as lost).
+    #[serde(default)]
+    pub repair: RepairConfig,
     #[serde(rename = "frontend", default)]
     pub frontends: Vec<FrontendConfig>,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeConfig>,
+}
+
+/// `[repair]`: when a replica counts as lost and is copied again from the other one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RepairConfig {
+    /// A replica whose disk failed, vanished or was refused, or that was found damaged, is
+    /// re-mirrored after this many seconds (default 60: a cable reseated at once is not worth
+    /// a copy).
+    pub disk_grace_seconds: u64,
+    /// A replica on a node that does not answer is re-mirrored after this many seconds
+    /// (default 900: a reboot is common and cheap, a copy of a node's disks is not).
+    pub node_grace_seconds: u64,
+    /// An upload that received no chunk for this many hours is abandoned: its staging is
+    /// cleared on every node (default 24).
+    pub upload_expiry_hours: u64,
+}
+
+impl Default for RepairConfig {
+    fn default() -> RepairConfig {
+        RepairConfig {
+            disk_grace_seconds: 60,
+            node_grace_seconds: 900,
+            upload_expiry_hours: 24,
+        }
+    }
 }
 
 /// One of the redirecting frontends.

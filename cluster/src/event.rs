@@ -102,6 +102,12 @@ pub enum EventKind {
     ReplicaUnreadable,
     /// The catalog was rebuilt from the disks (missing, damaged or asked for).
     CatalogRebuilt,
+    /// A failed disk answers again and was checked (or a blank one adopted in its slot).
+    DiskReturned,
+    /// A lost replica was copied again from its survivor: two replicas again.
+    ReplicaRemirrored,
+    /// An image was withdrawn by its owner or an operator (a tombstone stays).
+    ImageDeleted,
     /// A process started.
     Started,
 }

@@ -1,7 +1,8 @@
 //! The cluster's vocabulary: the configuration every process reads (nodes, their disks and
 //! where each disk physically is), what a backend's catalog says on the wire, what an upload
 //! says on the wire ([`upload`]: its request, stage and status, and what an id may be), and
-//! the events a node records, as plain serde types with their validation; and the [`worker`]
+//! the events a node records, how redundancy is counted ([`redundancy`]), as plain serde types
+//! with their validation; and the [`worker`]
 //! runner that every process (backend, frontend, monitor) runs its background work under.
 //!
 //! It must never hold behaviour beyond parsing, checking and running workers: the crates that
@@ -12,13 +13,14 @@ pub mod catalog;
 pub mod config;
 pub mod event;
 pub mod identity;
+pub mod redundancy;
 pub mod upload;
 pub mod worker;
 
 pub use catalog::{CatalogEntry, CatalogPage, FileSum, ImageMeta, ReplicaState};
 pub use config::{
     ClusterConfig, ConfigError, DiskConfig, FrontendConfig, Location, NodeConfig, ParseError,
-    Problem, DEFAULT_MONITOR_PORT,
+    Problem, RepairConfig, DEFAULT_MONITOR_PORT,
 };
 pub use event::{Component, Event, EventKind, EventPage};
 pub use upload::{

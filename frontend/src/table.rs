@@ -227,7 +227,7 @@ impl Table {
                 year: None,
             });
             row.replicas.retain(|r| r.node != node);
-            if entry.state != ReplicaState::Removed {
+            if !entry.state.gone() {
                 row.replicas.push(replica);
                 let m = &entry.meta;
                 row.haystack = [
@@ -394,6 +394,7 @@ mod tests {
             state,
             disk: disk.into(),
             nodes: vec!["a".into(), "b".into()],
+            epoch: 0,
             width: 100,
             height: 100,
             meta: ImageMeta {

@@ -46,6 +46,9 @@ enum Command {
     Events(commands::events::Args),
     User(commands::user::Args),
     Secret(commands::secret::Args),
+    Status(commands::status::Args),
+    Image(commands::image::Args),
+    Remirror(commands::remirror::Args),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +67,9 @@ fn main() -> ExitCode {
         Command::Events(args) => commands::events::run(args),
         Command::User(args) => commands::user::run(args),
         Command::Secret(args) => commands::secret::run(args),
+        Command::Status(args) => commands::status::run(args),
+        Command::Image(args) => commands::image::run(args),
+        Command::Remirror(args) => commands::remirror::run(args),
     };
     match result {
         Ok(code) => code,

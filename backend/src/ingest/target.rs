@@ -206,7 +206,7 @@ pub(super) fn check_upload(cluster: &ClusterConfig, u: &Upload) -> Result<(), In
 
 /// A replica just published or changed here: into the catalog (frontends learn it) and the
 /// library (served at once).
-pub(super) fn serve_now(
+pub(crate) fn serve_now(
     catalog: &Catalog,
     library: &Library,
     cluster: &ClusterConfig,

@@ -4,9 +4,12 @@ pub mod backend;
 pub mod demo;
 pub mod events;
 pub mod frontend;
+pub mod image;
 pub mod inspect;
 pub mod monitor;
+pub mod remirror;
 pub mod secret;
+pub mod status;
 pub mod tile;
 pub mod user;
 

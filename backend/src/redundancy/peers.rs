@@ -1,0 +1,196 @@
+//! What this node knows of the others: each one's catalog, followed the way a frontend does
+//! (`GET /catalog?since=V`, started again when the catalog's name changes), the room on its
+//! disks (`/health`), whether it answers, and since when each replica has been unreadable
+//! as far as this node has seen. Only what the re-mirror rules need is kept.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use cluster::{CatalogPage, ClusterConfig, ReplicaState};
+
+use super::protocol::{Holding, Set};
+
+/// How long a node has to answer a catalog or health question.
+const ASK: Duration = Duration::from_secs(5);
+/// The largest catalog page read.
+const MAX_PAGE: usize = 256 << 20;
+
+/// One replica of another node, as its catalog says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub state: ReplicaState,
+    pub set: Set,
+    /// Since when it has not been servable, as first seen here.
+    pub bad_since: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct PeerNode {
+    pub name: String,
+    pub domain: String,
+    origin: String,
+    catalog: String,
+    version: u64,
+    /// Whether its catalog was read whole at least once since this node started.
+    pub known: bool,
+    known_at: Option<Instant>,
+    pub replicas: HashMap<String, Held>,
+    /// When it last answered, and since when it has not.
+    pub last_answer: Option<Instant>,
+    pub silent_since: Option<Instant>,
+    pub last_error: Option<String>,
+    /// The most free bytes on one of its disks in service.
+    pub most_free: Option<u64>,
+}
+
+impl PeerNode {
+    pub fn up(&self) -> bool {
+        self.silent_since.is_none() && self.last_answer.is_some()
+    }
+
+    /// What it holds of `image`, now.
+    pub fn holding(&self, image: &str, now: Instant) -> Holding {
+        if let Some(Held {
+            state: ReplicaState::Deleted { .. },
+            ..
+        }) = self.replicas.get(image)
+        {
+            return Holding::Deleted;
+        }
+        if let Some(since) = self.silent_since {
+            return Holding::Silent(now - since);
+        }
+        match self.replicas.get(image) {
+            Some(h) if h.state.servable() => Holding::Readable(h.set.clone()),
+            Some(Held {
+                bad_since: Some(since),
+                ..
+            }) => Holding::Unreadable(now - *since),
+            // Not in its catalog at all: counted from when this node started knowing it.
+            _ => Holding::Unreadable(self.known_at.map_or(Duration::ZERO, |t| now - t)),
+        }
+    }
+}
+
+/// The other nodes.
+#[derive(Debug)]
+pub struct Peers {
+    pub nodes: Vec<PeerNode>,
+}
+
+impl Peers {
+    pub fn new(cluster: &ClusterConfig, me: &str) -> Peers {
+        Peers {
+            nodes: cluster
+                .nodes
+                .iter()
+                .filter(|n| n.name != me)
+                .map(|n| PeerNode {
+                    name: n.name.clone(),
+                    domain: n.power_domain.clone(),
+                    origin: n.origin(),
+                    catalog: String::new(),
+                    version: 0,
+                    known: false,
+                    replicas: HashMap::new(),
+                    last_answer: None,
+                    silent_since: None,
+                    last_error: None,
+                    most_free: None,
+                    known_at: None,
+                })
+                .collect(),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&PeerNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// Asks every other node for its catalog changes and its room. A node that does not
+    /// answer is silent from the first failure.
+    pub async fn refresh(&mut self, client: &floor::Client) {
+        let asks = self.nodes.iter().map(|n| {
+            let (client, origin, version, catalog) = (
+                client.clone(),
+                n.origin.clone(),
+                n.version,
+                n.catalog.clone(),
+            );
+            async move {
+                let page: Result<CatalogPage, _> = client
+                    .get_json(&format!("{origin}/catalog?since={version}"), ASK, MAX_PAGE)
+                    .await;
+                let page = match page {
+                    Ok(p) if p.catalog != catalog && version != 0 => {
+                        // Rebuilt: read it whole again.
+                        client
+                            .get_json(&format!("{origin}/catalog?since=0"), ASK, MAX_PAGE)
+                            .await
+                    }
+                    other => other,
+                };
+                let health: Option<serde_json::Value> = client
+                    .get_json(&format!("{origin}/health"), ASK, 1 << 20)
+                    .await
+                    .ok();
+                (page, health)
+            }
+        });
+        let answers = futures_util::future::join_all(asks).await;
+        let now = Instant::now();
+        for (node, (page, health)) in self.nodes.iter_mut().zip(answers) {
+            match page {
+                Ok(page) => node.apply(page, now),
+                Err(e) => {
+                    node.silent_since.get_or_insert(now);
+                    node.last_error = Some(e.to_string());
+                }
+            }
+            node.most_free = health.and_then(|h| most_free(&h));
+        }
+    }
+}
+
+impl PeerNode {
+    fn apply(&mut self, page: CatalogPage, now: Instant) {
+        if page.catalog != self.catalog {
+            self.replicas.clear();
+            self.catalog = page.catalog.clone();
+        }
+        for e in page.entries {
+            let servable = e.state.servable();
+            let old_bad = self.replicas.get(&e.id).and_then(|h| h.bad_since);
+            self.replicas.insert(
+                e.id.clone(),
+                Held {
+                    set: Set::new(e.epoch, e.nodes),
+                    state: e.state,
+                    bad_since: if servable {
+                        None
+                    } else {
+                        old_bad.or(Some(now))
+                    },
+                },
+            );
+        }
+        self.version = page.version;
+        if !self.known {
+            self.known = true;
+            self.known_at = Some(now);
+        }
+        self.last_answer = Some(now);
+        self.silent_since = None;
+        self.last_error = None;
+    }
+}
+
+/// The most free bytes on one disk in service, from a node's `/health`.
+fn most_free(health: &serde_json::Value) -> Option<u64> {
+    health["disks"]
+        .as_array()?
+        .iter()
+        .filter(|d| d["state"] == "healthy")
+        .filter_map(|d| d["free_bytes"].as_u64())
+        .max()
+}

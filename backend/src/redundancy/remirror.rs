@@ -1,0 +1,736 @@
+//! The re-mirror worker of one node. Each round it reads the other nodes' catalogs, surveys
+//! every image it holds readable ([`protocol::survey`]), takes off what is superseded or
+//! withdrawn, and drives one copy at a time ([`protocol::next_step`]) from here to a new
+//! target: placed hidden, verified by the target, published, then adopted here. A job's
+//! target and new set are recorded in `STATE/remirror/ID.json` before anything is sent, so a
+//! restart goes on where it stopped. Every node runs one, so the copies of a lost disk are
+//! spread over every node that holds the other replicas (declustered), one copy per source node
+//! at a time.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cluster::redundancy::{RemirrorJob, RemirrorStatus, Waiting};
+use cluster::{ClusterConfig, ReplicaState};
+use hyper::body::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::peers::Peers;
+use super::protocol::{self, Grace, Holding, JobFacts, Peer, Set, Step, Survey, TargetStage};
+use super::removal;
+use super::throttle::Throttle;
+use crate::catalog::Catalog;
+use crate::disk::Disk;
+use crate::ingest::placement::Placement;
+use crate::ingest::{IngestError, DISK_RESERVE, SEND_CHUNK};
+use crate::library::Library;
+use crate::replica::{self, Manifest};
+use crate::worker::{BoxFuture, Worker, WorkerState};
+use floor::client::Call;
+
+/// How often the other nodes' catalogs are read when there is nothing to do.
+pub const ROUND: Duration = Duration::from_secs(2);
+const ASK: Duration = Duration::from_secs(10);
+/// A target that failed this many times in a row is given up for another.
+const TRIES: u32 = 3;
+/// The folder of the jobs in the node's state folder.
+pub const JOBS_DIR: &str = "remirror";
+
+/// One copy in progress, as recorded before anything is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub image: String,
+    pub lost: String,
+    pub target: Option<String>,
+    /// The new set's epoch, fixed when the target is chosen.
+    pub epoch: u64,
+    pub started_at: u64,
+    #[serde(default)]
+    pub failures: u32,
+}
+
+/// The redundancy side of one node.
+pub struct Redundancy {
+    pub me: String,
+    domain: String,
+    cluster: ClusterConfig,
+    grace: Grace,
+    catalog: Arc<Catalog>,
+    library: Arc<Library>,
+    disks: Vec<Arc<Disk>>,
+    client: floor::Client,
+    pub peers: tokio::sync::Mutex<Peers>,
+    jobs_dir: PathBuf,
+    pub throttle: Throttle,
+    status: Mutex<RemirrorStatus>,
+}
+
+impl Redundancy {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        me: &str,
+        cluster: &ClusterConfig,
+        state_dir: &std::path::Path,
+        catalog: Arc<Catalog>,
+        library: Arc<Library>,
+        client: floor::Client,
+    ) -> Redundancy {
+        let domain = cluster
+            .node(me)
+            .map(|n| n.power_domain.clone())
+            .unwrap_or_default();
+        let grace = Grace {
+            disk: Duration::from_secs(cluster.repair.disk_grace_seconds),
+            node: Duration::from_secs(cluster.repair.node_grace_seconds),
+        };
+        Redundancy {
+            me: me.to_string(),
+            domain,
+            grace,
+            disks: library.disks().to_vec(),
+            cluster: cluster.clone(),
+            catalog,
+            library,
+            client,
+            peers: tokio::sync::Mutex::new(Peers::new(cluster, me)),
+            jobs_dir: state_dir.join(JOBS_DIR),
+            throttle: Throttle::open(state_dir.join("remirror-throttle.json")),
+            status: Mutex::new(RemirrorStatus {
+                node: me.to_string(),
+                ..RemirrorStatus::default()
+            }),
+        }
+    }
+
+    /// What `GET /redundancy` shows.
+    pub fn status(&self) -> RemirrorStatus {
+        let mut s = self.lock_status().clone();
+        s.throttle_bytes_per_second = self.throttle.get().bytes_per_second;
+        s
+    }
+
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, RemirrorStatus> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where another node's replicas are served, for the viewer (`None` for this node).
+    pub fn origin_of(&self, node: &str) -> Option<String> {
+        (node != self.me)
+            .then(|| self.cluster.node(node).map(cluster::NodeConfig::origin))
+            .flatten()
+    }
+
+    fn domain_of(&self, node: &str) -> Option<String> {
+        self.cluster.node(node).map(|n| n.power_domain.clone())
+    }
+
+    pub fn worker(self: &Arc<Self>) -> RemirrorWorker {
+        RemirrorWorker {
+            r: self.clone(),
+            last: String::new(),
+        }
+    }
+
+    fn jobs(&self) -> BTreeMap<String, Job> {
+        let mut jobs = BTreeMap::new();
+        if let Ok(entries) = std::fs::read_dir(&self.jobs_dir) {
+            for e in entries.flatten() {
+                if let Some(job) = std::fs::read(e.path())
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Job>(&b).ok())
+                {
+                    jobs.insert(job.image.clone(), job);
+                }
+            }
+        }
+        jobs
+    }
+
+    fn record(&self, job: &Job) -> Result<(), IngestError> {
+        std::fs::create_dir_all(&self.jobs_dir).map_err(crate::ingest::io(&self.jobs_dir))?;
+        let path = self.jobs_dir.join(format!("{}.json", job.image));
+        floor::durable::write(&path, &serde_json::to_vec_pretty(job).expect("plain data"))
+            .map_err(|e| crate::ingest::io(&path)(e.source))
+    }
+
+    fn forget(&self, image: &str) {
+        let _ = std::fs::remove_file(self.jobs_dir.join(format!("{image}.json")));
+    }
+
+    /// One round: read the peers, survey, take off, start and drive copies. Returns whether
+    /// there is more to do at once.
+    async fn round(&self) -> Result<bool, String> {
+        let mut peers = self.peers.lock().await;
+        peers.refresh(&self.client).await;
+        // Until every other node's catalog was read once, nothing counts as lost.
+        let all_known = peers
+            .nodes
+            .iter()
+            .all(|n| n.known || n.silent_since.is_some());
+        let now = Instant::now();
+        let mine: Vec<cluster::CatalogEntry> = self
+            .catalog
+            .entries()
+            .into_iter()
+            .filter(|e| e.state.servable())
+            .filter(|e| self.library.get(&e.id).is_some_and(|i| i.readable()))
+            .collect();
+        let mut jobs = self.jobs();
+        let mut waiting = Vec::new();
+        for entry in &mine {
+            let set = Set::new(entry.epoch, entry.nodes.clone());
+            let mut others: Vec<Peer> = Vec::new();
+            for p in &peers.nodes {
+                // The partners of my set, and any node with a record of the image (a replica
+                // of another set, or a tombstone).
+                let relevant = set.has(&p.name)
+                    || p.replicas
+                        .get(&entry.id)
+                        .is_some_and(|h| h.state != ReplicaState::Removed);
+                if relevant {
+                    others.push(Peer {
+                        node: p.name.clone(),
+                        domain: p.domain.clone(),
+                        holding: p.holding(&entry.id, now),
+                    });
+                }
+            }
+            let decision =
+                protocol::survey(&self.me, &set, &others, &|n| self.domain_of(n), self.grace);
+            match decision {
+                Survey::Fine => {
+                    if jobs.get(&entry.id).is_some_and(|j| j.target.is_none()) {
+                        self.forget(&entry.id);
+                        jobs.remove(&entry.id);
+                    }
+                }
+                Survey::Delete | Survey::Trim(_) => {
+                    let state = if decision == Survey::Delete {
+                        let at = peers
+                            .nodes
+                            .iter()
+                            .find_map(|p| match p.replicas.get(&entry.id).map(|h| &h.state) {
+                                Some(ReplicaState::Deleted { at }) => Some(*at),
+                                _ => None,
+                            })
+                            .unwrap_or_else(cluster::unix_now);
+                        ReplicaState::Deleted { at }
+                    } else {
+                        ReplicaState::Removed
+                    };
+                    if !all_known {
+                        continue;
+                    }
+                    let deleted = matches!(state, ReplicaState::Deleted { .. });
+                    let (c, l, d, id) = (
+                        self.catalog.clone(),
+                        self.library.clone(),
+                        self.disks.clone(),
+                        entry.id.clone(),
+                    );
+                    let done = tokio::task::spawn_blocking(move || {
+                        if deleted {
+                            removal::withdraw(&c, &l, &d, &id, "a peer's tombstone").map(|_| ())
+                        } else {
+                            removal::take_off(&c, &l, &d, &id, state)
+                        }
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    match done {
+                        Ok(()) => {
+                            tracing::info!(image = %entry.id, why = ?decision, "replica taken off this node");
+                            self.forget(&entry.id);
+                            jobs.remove(&entry.id);
+                            if !deleted {
+                                self.lock_status().trimmed += 1;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::error!(image = %entry.id, error = %e, "cannot take a replica off")
+                        }
+                    }
+                }
+                Survey::Wait { lost, left } => waiting.push(Waiting {
+                    image: entry.id.clone(),
+                    lost,
+                    in_seconds: left.as_secs(),
+                    blocked: None,
+                }),
+                Survey::Remirror { lost } => {
+                    if all_known && !jobs.contains_key(&entry.id) {
+                        let job = Job {
+                            image: entry.id.clone(),
+                            lost: lost.clone(),
+                            target: None,
+                            epoch: 0,
+                            started_at: cluster::unix_now(),
+                            failures: 0,
+                        };
+                        self.record(&job).map_err(|e| e.to_string())?;
+                        tracing::warn!(image = %entry.id, lost = %lost, "replica lost; copying it again");
+                        jobs.insert(entry.id.clone(), job);
+                    }
+                }
+            }
+        }
+        // Jobs for images no longer readable here cannot go on from here.
+        for id in jobs.keys().cloned().collect::<Vec<_>>() {
+            if !mine.iter().any(|e| e.id == id) {
+                self.forget(&id);
+                jobs.remove(&id);
+            }
+        }
+        {
+            let mut s = self.lock_status();
+            s.waiting = waiting;
+            s.jobs.retain(|j| jobs.contains_key(&j.image));
+            for job in jobs.values() {
+                if !s.jobs.iter().any(|j| j.image == job.image) {
+                    s.jobs.push(RemirrorJob {
+                        image: job.image.clone(),
+                        lost: job.lost.clone(),
+                        target: job.target.clone(),
+                        step: "waiting for its turn".into(),
+                        bytes_done: 0,
+                        bytes_total: mine
+                            .iter()
+                            .find(|e| e.id == job.image)
+                            .map_or(0, |e| e.files.iter().map(|f| f.size).sum()),
+                        rate: 0,
+                        started_at: job.started_at,
+                    });
+                }
+            }
+        }
+        let Some(job) = jobs.into_values().next() else {
+            return Ok(false);
+        };
+        let entry = mine
+            .iter()
+            .find(|e| e.id == job.image)
+            .cloned()
+            .expect("listed above");
+        // The copy runs without the peers' lock held (it can take long); they are read again
+        // at the next round.
+        let view: Vec<(String, bool, Option<u64>, Holding)> = peers
+            .nodes
+            .iter()
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.up(),
+                    p.most_free,
+                    p.holding(&job.image, now),
+                )
+            })
+            .collect();
+        drop(peers);
+        self.drive(job, entry, view).await;
+        Ok(true)
+    }
+
+    /// Takes one job as far as it goes now.
+    async fn drive(
+        &self,
+        mut job: Job,
+        entry: cluster::CatalogEntry,
+        view: Vec<(String, bool, Option<u64>, Holding)>,
+    ) {
+        let size: u64 = entry.files.iter().map(|f| f.size).sum();
+        let old = Set::new(entry.epoch, entry.nodes.clone());
+        loop {
+            let target_up = job
+                .target
+                .as_ref()
+                .is_some_and(|t| view.iter().any(|(n, up, _, _)| n == t && *up));
+            let target_stage = match (job.target.clone(), target_up) {
+                (Some(t), true) => match self.target_stage(&t, &job.image).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        self.failed(&mut job, &format!("asking {t}: {e}"));
+                        return;
+                    }
+                },
+                _ => TargetStage::Nothing,
+            };
+            let new_set = job
+                .target
+                .as_ref()
+                .map(|t| Set::new(job.epoch, vec![self.me.clone(), t.clone()]));
+            let facts = JobFacts {
+                target: job.target.clone(),
+                target_up,
+                target_stage,
+                adopted: new_set.as_ref().is_some_and(|s| *s == old) || self.adopted(&job),
+                partner_back: view.iter().any(|(n, up, _, h)| {
+                    *n == job.lost && *up && matches!(h, Holding::Readable(s) if s.has(&self.me))
+                }),
+            };
+            let step = protocol::next_step(&facts);
+            self.show(&job, step_name(&step), None);
+            let result = match step {
+                Step::Choose => match self.choose(&job, size, &view) {
+                    Ok(target) => {
+                        job.target = Some(target);
+                        job.epoch = cluster::unix_now().max(entry.epoch + 1);
+                        job.failures = 0;
+                        self.record(&job)
+                    }
+                    Err(why) => {
+                        self.lock_status().waiting.push(Waiting {
+                            image: job.image.clone(),
+                            lost: job.lost.clone(),
+                            in_seconds: 0,
+                            blocked: Some(why),
+                        });
+                        return;
+                    }
+                },
+                Step::Place => self.place(&job, &entry, size).await,
+                Step::Verify => self.target_call(&job, "verify", true).await,
+                Step::Publish => self.target_call(&job, "publish", false).await,
+                Step::Adopt => self.adopt(&job).await,
+                Step::Rechoose => {
+                    job.target = None;
+                    self.record(&job)
+                }
+                Step::Cancel => {
+                    self.forget(&job.image);
+                    tracing::info!(image = %job.image, "the lost replica is back; no copy needed");
+                    return;
+                }
+                Step::Done => {
+                    self.forget(&job.image);
+                    let mut s = self.lock_status();
+                    s.copied += 1;
+                    s.copied_bytes += size;
+                    s.jobs.retain(|j| j.image != job.image);
+                    tracing::info!(image = %job.image, target = ?job.target, "re-mirrored: two replicas again");
+                    return;
+                }
+            };
+            if let Err(e) = result {
+                // The target read its copy back wrong (and threw it away): another target.
+                let verify_failed = matches!(
+                    e,
+                    IngestError::Peer {
+                        status: Some(422),
+                        ..
+                    }
+                );
+                self.failed(&mut job, &e.to_string());
+                if verify_failed || job.failures >= TRIES {
+                    job.target = None;
+                    let _ = self.record(&job);
+                }
+                return;
+            }
+        }
+    }
+
+    fn failed(&self, job: &mut Job, why: &str) {
+        job.failures += 1;
+        let _ = self.record(job);
+        tracing::warn!(image = %job.image, target = ?job.target, error = %why, "a re-mirror step failed; tried again");
+        self.show(job, "failed; tried again", None);
+    }
+
+    fn show(&self, job: &Job, step: &str, bytes: Option<(u64, u64, u64)>) {
+        let mut s = self.lock_status();
+        if let Some(j) = s.jobs.iter_mut().find(|j| j.image == job.image) {
+            j.step = step.to_string();
+            j.target = job.target.clone();
+            if let Some((done, total, rate)) = bytes {
+                (j.bytes_done, j.bytes_total, j.rate) = (done, total, rate);
+            }
+        }
+    }
+
+    /// The node with the most room in another power domain than this one, that answers and
+    /// holds no readable replica of the image.
+    fn choose(
+        &self,
+        job: &Job,
+        size: u64,
+        view: &[(String, bool, Option<u64>, Holding)],
+    ) -> Result<String, String> {
+        let mut best: Option<(u64, &str)> = None;
+        for (node, up, free, holding) in view {
+            if !*up || self.domain_of(node).is_none_or(|d| d == self.domain) {
+                continue;
+            }
+            if matches!(holding, Holding::Readable(_) | Holding::Deleted) {
+                continue;
+            }
+            let free = free.unwrap_or(0);
+            if free >= size.saturating_add(DISK_RESERVE) && best.is_none_or(|(b, _)| free > b) {
+                best = Some((free, node));
+            }
+        }
+        best.map(|(_, n)| n.to_string())
+            .ok_or_else(|| {
+                format!(
+                    "no node in another power domain than {} answers with room for {} MB",
+                    self.domain,
+                    size / 1_000_000 + 1
+                )
+            })
+            .inspect_err(
+                |why| tracing::warn!(image = %job.image, why = %why, "re-mirror cannot start"),
+            )
+    }
+
+    fn new_manifest(&self, job: &Job) -> Result<Manifest, IngestError> {
+        let (disk, dir) = self.folder(&job.image)?;
+        let mut m = replica::read_manifest(&dir, &job.image)
+            .map_err(|e| IngestError::Fault(format!("disk {}: {e}", disk.config.id)))?;
+        let target = job.target.clone().unwrap_or_default();
+        m.nodes = Set::new(job.epoch, vec![self.me.clone(), target]).nodes;
+        m.placed_at = job.epoch;
+        Ok(m)
+    }
+
+    fn folder(&self, image: &str) -> Result<(Arc<Disk>, PathBuf), IngestError> {
+        let img = self
+            .library
+            .get(image)
+            .ok_or_else(|| IngestError::NotFound(format!("{image} is not served here")))?;
+        Ok((img.disk.clone(), img.disk.images_dir().join(image)))
+    }
+
+    fn adopted(&self, job: &Job) -> bool {
+        let Ok((_, dir)) = self.folder(&job.image) else {
+            return false;
+        };
+        let Some(t) = &job.target else { return false };
+        replica::read_manifest(&dir, &job.image).is_ok_and(|m| {
+            m.placed_at == job.epoch
+                && Set::new(m.placed_at, m.nodes)
+                    == Set::new(job.epoch, vec![self.me.clone(), t.clone()])
+        })
+    }
+
+    async fn target_stage(&self, target: &str, image: &str) -> Result<TargetStage, String> {
+        #[derive(Deserialize)]
+        struct Answer {
+            stage: Option<Placement>,
+        }
+        let a: Answer = self
+            .client
+            .call_json(
+                target,
+                Call::new("GET", &format!("/internal/replicas/{image}/stage")),
+                ASK,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(match a.stage {
+            None => TargetStage::Nothing,
+            Some(Placement::Incoming) => TargetStage::Incoming,
+            Some(Placement::Placed) => TargetStage::Placed,
+            Some(Placement::Verified) => TargetStage::Verified,
+            Some(Placement::Published) => TargetStage::Published,
+        })
+    }
+
+    /// Sends every file of this node's replica to the target, hidden, paced by the throttle,
+    /// and seals it there with the new manifest.
+    async fn place(
+        &self,
+        job: &Job,
+        entry: &cluster::CatalogEntry,
+        size: u64,
+    ) -> Result<(), IngestError> {
+        let target = job.target.as_deref().unwrap_or_default();
+        let peer = |e: floor::CallError| IngestError::peer(target, e);
+        let manifest = self.new_manifest(job)?;
+        let (_, dir) = self.folder(&job.image)?;
+        let image = &job.image;
+        self.client
+            .call(
+                target,
+                Call::new(
+                    "POST",
+                    &format!("/internal/replicas/{image}/begin?size={size}"),
+                ),
+                ASK,
+            )
+            .await
+            .map_err(peer)?;
+        let start = Instant::now();
+        let mut sent = 0u64;
+        for f in &entry.files {
+            let path = dir.join(&f.name);
+            let mut offset = 0;
+            loop {
+                let (p, o) = (path.clone(), offset);
+                let chunk = crate::ingest::blocking_call(move || read_chunk(&p, o)).await?;
+                if chunk.is_empty() && offset > 0 {
+                    break;
+                }
+                let n = chunk.len() as u64;
+                let at = format!(
+                    "/internal/replicas/{image}/files/{}?offset={offset}",
+                    f.name
+                );
+                self.client
+                    .call(target, Call::new("PATCH", &at).body(chunk), ASK * 6)
+                    .await
+                    .map_err(peer)?;
+                offset += n;
+                sent += n;
+                let rate = (sent as f64 / start.elapsed().as_secs_f64().max(0.001)) as u64;
+                self.show(job, "place", Some((sent, size, rate)));
+                let pause = self.throttle.pause(sent, start);
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+                if n < SEND_CHUNK as u64 {
+                    break;
+                }
+            }
+        }
+        let body = Bytes::from(serde_json::to_vec(&manifest).expect("plain data"));
+        self.client
+            .call(
+                target,
+                Call::new("POST", &format!("/internal/replicas/{image}/seal")).body(body),
+                ASK * 6,
+            )
+            .await
+            .map_err(peer)?;
+        Ok(())
+    }
+
+    async fn target_call(
+        &self,
+        job: &Job,
+        what: &str,
+        with_manifest: bool,
+    ) -> Result<(), IngestError> {
+        let target = job.target.as_deref().unwrap_or_default();
+        let body = if with_manifest {
+            Bytes::from(serde_json::to_vec(&self.new_manifest(job)?).expect("plain data"))
+        } else {
+            Bytes::new()
+        };
+        let path = format!("/internal/replicas/{}/{what}", job.image);
+        self.client
+            .call(
+                target,
+                Call::new("POST", &path).body(body),
+                read_back(job_size(&self.catalog, &job.image)),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| IngestError::peer(target, e))
+    }
+
+    /// Writes the new set into this node's manifest and catalog: frontends and the other nodes
+    /// learn it at their next catalog read.
+    async fn adopt(&self, job: &Job) -> Result<(), IngestError> {
+        let manifest = self.new_manifest(job)?;
+        let (disk, dir) = self.folder(&job.image)?;
+        let (catalog, library, cluster, me, image) = (
+            self.catalog.clone(),
+            self.library.clone(),
+            self.cluster.clone(),
+            self.me.clone(),
+            job.image.clone(),
+        );
+        crate::ingest::blocking_call(move || {
+            crate::ingest::write_durable(
+                &dir,
+                replica::MANIFEST,
+                &serde_json::to_vec_pretty(&manifest).expect("plain data"),
+            )?;
+            let entry = crate::catalog::read_entry(&disk, &image);
+            crate::ingest::target::serve_now(&catalog, &library, &cluster, &me, entry, &disk)
+        })
+        .await
+    }
+}
+
+/// A deadline for the target to read `bytes` back from its disk (at least 20 MB/s) and answer.
+fn read_back(bytes: u64) -> Duration {
+    Duration::from_secs(30 + bytes / 20_000_000)
+}
+
+fn job_size(catalog: &Catalog, image: &str) -> u64 {
+    catalog
+        .get(image)
+        .map_or(0, |e| e.files.iter().map(|f| f.size).sum())
+}
+
+fn step_name(step: &Step) -> &'static str {
+    match step {
+        Step::Choose => "choose a target",
+        Step::Place => "place",
+        Step::Verify => "verify",
+        Step::Publish => "publish",
+        Step::Adopt => "adopt the new set",
+        Step::Rechoose => "choose another target",
+        Step::Cancel => "cancel",
+        Step::Done => "done",
+    }
+}
+
+fn read_chunk(path: &std::path::Path, offset: u64) -> Result<Bytes, IngestError> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open(path).map_err(crate::ingest::io(path))?;
+    let mut buf = vec![0; SEND_CHUNK];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file
+            .read_at(&mut buf[filled..], offset + filled as u64)
+            .map_err(crate::ingest::io(path))?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    buf.truncate(filled);
+    Ok(Bytes::from(buf))
+}
+
+/// The worker: a round every [`ROUND`], at once again while copies wait.
+pub struct RemirrorWorker {
+    r: Arc<Redundancy>,
+    last: String,
+}
+
+impl Worker for RemirrorWorker {
+    fn name(&self) -> String {
+        "remirror".into()
+    }
+
+    fn work(&mut self) -> BoxFuture<'_, Result<WorkerState, String>> {
+        Box::pin(async move {
+            let more = self.r.round().await?;
+            let s = self.r.status();
+            self.last = format!(
+                "{} copies under way, {} waiting; {} copied, {} trimmed since start",
+                s.jobs.len(),
+                s.waiting.len(),
+                s.copied,
+                s.trimmed
+            );
+            Ok(if more {
+                WorkerState::Busy
+            } else {
+                WorkerState::Throttled(ROUND)
+            })
+        })
+    }
+
+    fn wait_for_work(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(ROUND))
+    }
+
+    fn progress(&self) -> String {
+        self.last.clone()
+    }
+}
