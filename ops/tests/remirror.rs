@@ -1,0 +1,168 @@
+//! Redundancy restoring itself, on three real `td backend` processes (power domains A, B, C):
+//! a disk that vanishes from under its node has its replicas copied again from their
+//! survivors to the third node, through the hidden placement and verification of ingest;
+//! when the disk comes back, its superseded replicas are checked and trimmed, so exactly two
+//! remain; an image withdrawn with `td image rm` is gone from every node and stays gone when
+//! a catalog is rebuilt. Counted throughout with `td status --json`, as an operator sees it.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::get;
+use common::ingest::Cluster;
+use common::monitor::wait_until;
+
+/// Long enough for a debug build on two busy cores; a hang is a failure, not a wait.
+const LIMIT: Duration = Duration::from_secs(180);
+
+fn status(cluster: &Cluster) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args(["status", "--json", "--config"])
+        .arg(&cluster.config)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "td status --json: {e}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn td(cluster: &Cluster, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args(args)
+        .arg("--config")
+        .arg(&cluster.config)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The state of node `i`'s catalog entry for `id` ("ok", "removed", "deleted", …), if any.
+fn entry_state(cluster: &Cluster, i: usize, id: &str) -> Option<String> {
+    let (status, _, body) = get(&cluster.nodes[i].1, "/catalog?since=0");
+    assert_eq!(status, 200);
+    let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id)
+        .map(|e| e["state"].as_str().unwrap().to_string())
+}
+
+fn with_grace(cluster: &Cluster, seconds: u64) {
+    let mut toml = std::fs::read_to_string(&cluster.config).unwrap();
+    toml.push_str(&format!("\n[repair]\ndisk_grace_seconds = {seconds}\n"));
+    std::fs::write(&cluster.config, toml).unwrap();
+}
+
+#[test]
+fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays_gone() {
+    let mut c = Cluster::new(&["A", "B", "C"]);
+    with_grace(&c, 3);
+    for i in 0..3 {
+        c.start(i, None); // adopts its disk
+    }
+    for i in 0..3 {
+        wait_until("the node answers", LIMIT, || {
+            common::connect(&c.nodes[i].1, "health").ok()
+        });
+        c.stop(i);
+    }
+    common::place(&c.disk(0), "wave", "plasma:fractal", "700x500");
+    common::place(&c.disk(1), "wave", "plasma:fractal", "700x500");
+    common::place(&c.disk(0), "dune", "gradient:", "600x400");
+    common::place(&c.disk(1), "dune", "gradient:", "600x400");
+    let original = std::fs::read(c.disk(0).join("images/wave/pyramid.tdp")).unwrap();
+    for i in 0..3 {
+        c.start(i, None);
+    }
+    let s = wait_until("two healthy images", LIMIT, || {
+        let s = status(&c);
+        (s["healthy"] == 2).then_some(s)
+    });
+    assert_eq!(s["images"], 2, "{s:#}");
+    assert_eq!(s["under_replicated"], 0);
+
+    // node-b's disk vanishes (moved away under the running node): its probe fails.
+    let away = c.dir.path().join("node-b/d1.away");
+    std::fs::rename(c.disk(1), &away).unwrap();
+    let s = wait_until("the images under-replicated", LIMIT, || {
+        let s = status(&c);
+        (s["under_replicated"] == 2).then_some(s)
+    });
+    let problems = s["problems"].to_string();
+    assert!(problems.contains("node-b"), "what was lost is named: {s:#}");
+    // After the grace period, node-a copies both to node-c (the only other domain).
+    let s = wait_until("healthy again", LIMIT, || {
+        let s = status(&c);
+        (s["healthy"] == 2).then_some(s)
+    });
+    assert_eq!(s["lost"], 0, "{s:#}");
+    for id in ["wave", "dune"] {
+        assert_eq!(entry_state(&c, 2, id).as_deref(), Some("ok"), "{id} on node-c");
+    }
+    // The copy is the same bytes, served by node-c.
+    let copied = std::fs::read(c.disk(2).join("images/wave/pyramid.tdp")).unwrap();
+    assert_eq!(copied, original);
+    assert_eq!(get(&c.nodes[2].1, "/tiles/wave/0/0/0.jpg").0, 200);
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(c.disk(0).join("images/wave/replica.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["nodes"], serde_json::json!(["node-a", "node-c"]));
+    let (ok, text) = td(&c, &["remirror"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("node-a: 0 copies under way, 0 waiting, 2 copied"), "{text}");
+
+    // The disk comes back: checked, then its two superseded replicas are trimmed.
+    std::fs::rename(&away, c.disk(1)).unwrap();
+    wait_until("node-b's copies trimmed", LIMIT, || {
+        (entry_state(&c, 1, "wave").as_deref() == Some("removed")
+            && entry_state(&c, 1, "dune").as_deref() == Some("removed"))
+        .then_some(())
+    });
+    assert!(!c.disk(1).join("images/wave").exists());
+    let s = status(&c);
+    assert_eq!((s["healthy"].as_u64(), s["images"].as_u64()), (Some(2), Some(2)), "{s:#}");
+    let health = |i: usize| -> serde_json::Value {
+        serde_json::from_slice(&get(&c.nodes[i].1, "/health").2).unwrap()
+    };
+    assert_eq!(common::disk_health(&health(1), "node-b-d1")["state"], "healthy");
+
+    // Withdrawn: gone from both nodes, and a rebuilt catalog does not bring it back.
+    let (ok, text) = td(&c, &["image", "rm", "wave"]);
+    assert!(ok && text.contains("add --yes"), "a dry run first: {text}");
+    assert!(c.disk(0).join("images/wave").exists());
+    let (ok, text) = td(&c, &["image", "rm", "wave", "--yes"]);
+    assert!(ok, "{text}");
+    for i in [0, 2] {
+        assert_eq!(entry_state(&c, i, "wave").as_deref(), Some("deleted"));
+        assert_eq!(get(&c.nodes[i].1, "/tiles/wave/0/0/0.jpg").0, 404);
+        assert!(!c.disk(i).join("images/wave").exists());
+        assert!(c.disk(i).join("tombstones/wave.json").exists());
+    }
+    // The catalog thrown away: node-a rebuilds it from its disk when it starts.
+    c.stop(0);
+    std::fs::remove_dir_all(c.dir.path().join("node-a/state/catalog")).unwrap();
+    c.start(0, None);
+    wait_until("node-a back", LIMIT, || {
+        common::connect(&c.nodes[0].1, "health").ok()
+    });
+    assert_eq!(get(&c.nodes[0].1, "/tiles/wave/0/0/0.jpg").0, 404);
+    let s = wait_until("one image left", LIMIT, || {
+        let s = status(&c);
+        (s["images"] == 1 && s["healthy"] == 1).then_some(s)
+    });
+    assert_eq!(s["deleted"], 1, "{s:#}");
+}
