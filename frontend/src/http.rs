@@ -66,12 +66,32 @@ pub fn routes(
     let health = warp::path!("health").and(f.clone()).map(|f: Arc<Front>| {
         let backends = f.table.backends();
         let up = backends.iter().filter(|b| b.up).count();
+        // `status` is about the backends this frontend sends visitors to; how redundant the
+        // images are is `redundancy` (the same counts as `td status`).
+        let r = f.table.redundancy();
         json(&serde_json::json!({
             "frontend": f.name,
             "status": if up == backends.len() { "ok" } else { "degraded" },
             "images": f.table.len(),
+            "redundancy": r,
             "backends": backends,
         }))
+    });
+    let metrics = warp::path!("metrics").and(f.clone()).map(|f: Arc<Front>| {
+        let r = f.table.redundancy();
+        let up = f.table.backends().iter().filter(|b| b.up).count();
+        let mut text = String::new();
+        for (name, help, value) in [
+            ("td_images", "Images the frontend knows of.", r.images),
+            ("td_images_healthy", "Images with two readable replicas in two power domains.", r.healthy),
+            ("td_images_under_replicated", "Images readable, but not twice in two power domains.", r.under_replicated),
+            ("td_images_lost", "Images with no readable replica.", r.lost),
+            ("td_backends_up", "Backends answering this frontend.", up),
+        ] {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+        }
+        warp::reply::with_header(text, header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .into_response()
     });
     let failover = warp::path!("failover").and(f.clone()).map(|f: Arc<Front>| {
         let (state, rounds, verdict) = match f.failover.get() {
@@ -108,6 +128,7 @@ pub fn routes(
             .or(search_page)
             .or(collection)
             .or(health)
+            .or(metrics)
             .or(failover)
             .or(workers)
             .or(style)

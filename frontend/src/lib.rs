@@ -59,6 +59,13 @@ pub fn open(cluster: &ClusterConfig, name: &str) -> Result<Arc<Front>, FrontendE
         .map(|n| (n.name.clone(), n.origin()))
         .collect();
     let table = Arc::new(Table::new(&backends));
+    table.set_domains(
+        &cluster
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.power_domain.clone()))
+            .collect::<Vec<_>>(),
+    );
     let runner = Runner::new();
     let client = floor::Client::new().with_identity("x-td-frontend", name);
     for (node, origin) in &backends {

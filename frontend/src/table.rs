@@ -121,6 +121,17 @@ struct Inner {
     backends: BTreeMap<String, Backend>,
     /// Ids by title, for pages; rebuilt when a row changes.
     order: Option<Arc<Vec<String>>>,
+    /// Node → power domain, for counting redundancy.
+    domains: BTreeMap<String, String>,
+}
+
+/// How many images are how redundant, counted by `cluster::redundancy::classify`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Redundancy {
+    pub images: usize,
+    pub healthy: usize,
+    pub under_replicated: usize,
+    pub lost: usize,
 }
 
 #[derive(Default)]
@@ -129,6 +140,43 @@ pub struct Table {
 }
 
 impl Table {
+    /// Tells the table each node's power domain: (node name, domain).
+    pub fn set_domains(&self, domains: &[(String, String)]) {
+        self.write().domains = domains.iter().cloned().collect();
+    }
+
+    /// Every image counted by how many readable replicas it has in how many power domains,
+    /// as this frontend sees the backends now (the same rule as `td status`).
+    pub fn redundancy(&self) -> Redundancy {
+        use cluster::redundancy::{classify, ImageHealth, Seen};
+        let inner = self.read();
+        let mut counts = Redundancy::default();
+        for row in inner.rows.values() {
+            let seen: Vec<Seen> = row
+                .replicas
+                .iter()
+                .map(|r| Seen {
+                    node: &r.node,
+                    disk: &r.disk,
+                    state: &r.state,
+                    node_up: inner
+                        .backends
+                        .get(&r.node)
+                        .is_some_and(|b| b.up && !b.failed_disks.contains(&r.disk)),
+                })
+                .collect();
+            let health = classify(&seen, |n| inner.domains.get(n).map(String::as_str));
+            counts.images += 1;
+            match health {
+                ImageHealth::Healthy => counts.healthy += 1,
+                ImageHealth::UnderReplicated { .. } => counts.under_replicated += 1,
+                ImageHealth::Lost { .. } => counts.lost += 1,
+                ImageHealth::Deleted => counts.images -= 1,
+            }
+        }
+        counts
+    }
+
     /// An empty table over `backends`: (node name, origin).
     pub fn new(backends: &[(String, String)]) -> Table {
         let mut inner = Inner::default();
