@@ -188,10 +188,18 @@ pub enum DiskState {
     Healthy,
     /// Answering, but its last probe took longer than the masking budget: visitors are sent to
     /// the other replicas until it is quick again. Still written to and counted in service.
-    Slow { probe_ms: u64, since: u64 },
-    Failed { error: String, since: u64 },
+    Slow {
+        probe_ms: u64,
+        since: u64,
+    },
+    Failed {
+        error: String,
+        since: u64,
+    },
     /// Failed, then answered its probes again: being checked before it serves again.
-    Returning { since: u64 },
+    Returning {
+        since: u64,
+    },
 }
 
 /// A disk in use by this node, with its live state.
