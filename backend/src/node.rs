@@ -264,6 +264,7 @@ impl Node {
             catalog.clone(),
             library.clone(),
             floor::Client::signed(secret.clone(), origins),
+            events.clone(),
         ));
         let node = Node {
             redundancy,
@@ -308,14 +309,14 @@ impl Node {
             self.library.clone(),
             self.events.clone(),
         );
-        let (me, frontends_cluster) = (self.config.name.clone(), self.redundancy.clone());
+        let (me, redundancy) = (self.config.name.clone(), self.redundancy.clone());
         Arc::new(move |disk| {
             let (catalog, library, events, me, r) = (
                 catalog.clone(),
                 library.clone(),
                 events.clone(),
                 me.clone(),
-                frontends_cluster.clone(),
+                redundancy.clone(),
             );
             Box::pin(async move {
                 let checked = tokio::task::spawn_blocking(move || {

@@ -110,20 +110,26 @@ fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays
     });
     assert_eq!(s["lost"], 0, "{s:#}");
     for id in ["wave", "dune"] {
-        assert_eq!(entry_state(&c, 2, id).as_deref(), Some("ok"), "{id} on node-c");
+        assert_eq!(
+            entry_state(&c, 2, id).as_deref(),
+            Some("ok"),
+            "{id} on node-c"
+        );
     }
     // The copy is the same bytes, served by node-c.
     let copied = std::fs::read(c.disk(2).join("images/wave/pyramid.tdp")).unwrap();
     assert_eq!(copied, original);
     assert_eq!(get(&c.nodes[2].1, "/tiles/wave/0/0/0.jpg").0, 200);
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(c.disk(0).join("images/wave/replica.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.disk(0).join("images/wave/replica.json")).unwrap())
+            .unwrap();
     assert_eq!(manifest["nodes"], serde_json::json!(["node-a", "node-c"]));
     let (ok, text) = td(&c, &["remirror"]);
     assert!(ok, "{text}");
-    assert!(text.contains("node-a: 0 copies under way, 0 waiting, 2 copied"), "{text}");
+    assert!(
+        text.contains("node-a: 0 copies under way, 0 waiting, 2 copied"),
+        "{text}"
+    );
 
     // The disk comes back: checked, then its two superseded replicas are trimmed.
     std::fs::rename(&away, c.disk(1)).unwrap();
@@ -134,11 +140,18 @@ fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays
     });
     assert!(!c.disk(1).join("images/wave").exists());
     let s = status(&c);
-    assert_eq!((s["healthy"].as_u64(), s["images"].as_u64()), (Some(2), Some(2)), "{s:#}");
+    assert_eq!(
+        (s["healthy"].as_u64(), s["images"].as_u64()),
+        (Some(2), Some(2)),
+        "{s:#}"
+    );
     let health = |i: usize| -> serde_json::Value {
         serde_json::from_slice(&get(&c.nodes[i].1, "/health").2).unwrap()
     };
-    assert_eq!(common::disk_health(&health(1), "node-b-d1")["state"], "healthy");
+    assert_eq!(
+        common::disk_health(&health(1), "node-b-d1")["state"],
+        "healthy"
+    );
 
     // Withdrawn: gone from both nodes, and a rebuilt catalog does not bring it back.
     let (ok, text) = td(&c, &["image", "rm", "wave"]);

@@ -231,12 +231,23 @@ pub fn edit(
         &format!(
             "{}<h1>Edit details of {}</h1>{error}\
              <form id=\"edit\" class=\"portal-form\" method=\"post\" action=\"/portal/images/{}/edit\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}<button type=\"submit\">Save</button></form>",
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">{}<button type=\"submit\">Save</button></form>\
+             <h2>Withdraw this image</h2>\
+             <form id=\"withdraw\" class=\"portal-form\" method=\"post\" action=\"/portal/images/{}/delete\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <p>It disappears from the collection within seconds and both of its copies are removed. \
+             This cannot be undone: to show it again, upload the original again.</p>\
+             <label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> \
+             I want {} withdrawn for good</label>\
+             <button type=\"submit\" class=\"danger\">Withdraw</button></form>",
             signed_in_bar(user, csrf),
             escape(image),
             escape(image),
             escape(csrf),
-            meta_fields(values)
+            meta_fields(values),
+            escape(image),
+            escape(csrf),
+            escape(image)
         ),
     )
 }

@@ -347,3 +347,48 @@ test("repeated wrong passwords lock the account, even against the right one", { 
   assert.ok(!(await stranger.cookies(demo.canonical)).some((c) => c.name === "td_session"), "no session while locked");
   await stranger.close();
 });
+
+test("the owner withdraws an image: refused without the confirmation, then gone from the gallery and the redirects", { timeout: 180_000 }, async () => {
+  const title = "To be withdrawn";
+  const path = join(files, "withdrawn.png");
+  writeFileSync(path, png(300, 200, (x, y) => [x % 256, 255 - (y % 256), 40]));
+  const page = await context.newPage();
+  await uploadPage(page);
+  const sent = await send(page, path, { title });
+  assert.equal(sent.state, "durable on two nodes");
+  const upload = await uploadTitled(page, title);
+  await page.goto(`${demo.canonical}/portal/uploads`);
+  const row = await settledStage(page, upload.id);
+  assert.equal(row.stage, "published", `the upload failed: ${row.error}`);
+  const id = decodeURIComponent(row.view.slice("/images/".length));
+  await untilInGallery(page, title);
+
+  await page.goto(`${demo.canonical}/portal/images/${encodeURIComponent(id)}/edit`);
+  const form = page.locator("form#withdraw");
+  assert.equal(await form.count(), 1, "the edit page offers to withdraw the image");
+  // The browser insists on the box; the server does too, whatever sends the form.
+  const csrf = await form.locator("input[name=csrf]").inputValue();
+  const unconfirmed = await page.request.post(`${demo.canonical}/portal/images/${encodeURIComponent(id)}/delete`, {
+    form: { csrf }, headers: { origin: demo.canonical },
+  });
+  assert.equal(unconfirmed.status(), 400);
+  assert.match(await unconfirmed.text(), /Tick the box/);
+  await untilInGallery(page, title, 2_000);
+
+  await page.goto(`${demo.canonical}/portal/images/${encodeURIComponent(id)}/edit`);
+  await page.check("form#withdraw input[name=confirm]");
+  await Promise.all([page.waitForNavigation(), page.click("form#withdraw button[type=submit]")]);
+  assert.match(page.url(), /\/portal\/uploads\?withdrawn=/);
+  assert.match(await page.locator("body").textContent(), /was withdrawn/);
+  // Gone from the gallery and from the redirects within a few seconds.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    await page.goto(`${demo.canonical}/`);
+    const shown = await titles(page);
+    const redirect = await page.request.get(`${demo.canonical}/images/${encodeURIComponent(id)}`, { maxRedirects: 0 });
+    if (!shown.includes(title) && redirect.status() === 404) break;
+    assert.ok(Date.now() < deadline, `still shown or redirected (${redirect.status()}): ${JSON.stringify(shown)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await page.close();
+});

@@ -61,6 +61,7 @@ pub struct Redundancy {
     library: Arc<Library>,
     disks: Vec<Arc<Disk>>,
     client: floor::Client,
+    events: Arc<floor::EventLog>,
     pub peers: tokio::sync::Mutex<Peers>,
     jobs_dir: PathBuf,
     pub throttle: Throttle,
@@ -76,6 +77,7 @@ impl Redundancy {
         catalog: Arc<Catalog>,
         library: Arc<Library>,
         client: floor::Client,
+        events: Arc<floor::EventLog>,
     ) -> Redundancy {
         let domain = cluster
             .node(me)
@@ -94,6 +96,7 @@ impl Redundancy {
             catalog,
             library,
             client,
+            events,
             peers: tokio::sync::Mutex::new(Peers::new(cluster, me)),
             jobs_dir: state_dir.join(JOBS_DIR),
             throttle: Throttle::open(state_dir.join("remirror-throttle.json")),
@@ -408,7 +411,27 @@ impl Redundancy {
                     s.copied += 1;
                     s.copied_bytes += size;
                     s.jobs.retain(|j| j.image != job.image);
-                    tracing::info!(image = %job.image, target = ?job.target, "re-mirrored: two replicas again");
+                    drop(s);
+                    let target = job.target.clone().unwrap_or_default();
+                    tracing::info!(image = %job.image, target = %target, "re-mirrored: two replicas again");
+                    let disk = self
+                        .folder(&job.image)
+                        .map(|(d, _)| d.config.id.clone())
+                        .unwrap_or_default();
+                    self.events.record(floor::NewEvent::new(
+                        cluster::Component::Replica {
+                            image: job.image.clone(),
+                            disk,
+                        },
+                        cluster::EventKind::ReplicaRemirrored,
+                        format!(
+                            "{} was copied again from {} to {target} ({} MB, lost: {})",
+                            job.image,
+                            self.me,
+                            size / 1_000_000,
+                            job.lost
+                        ),
+                    ));
                     return;
                 }
             };

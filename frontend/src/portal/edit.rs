@@ -137,3 +137,87 @@ pub(super) async fn edit(
         )
     }
 }
+
+#[derive(Deserialize)]
+pub(super) struct WithdrawForm {
+    csrf: Option<String>,
+    /// The confirmation box: "yes" when ticked.
+    confirm: Option<String>,
+}
+
+/// `POST /portal/images/ID/delete`: the owner withdraws an image, once the confirmation box
+/// is ticked. Every node holding a replica removes it and keeps a tombstone; a node that does
+/// not answer now removes its copy when it does (the others' tombstones tell it).
+pub(super) async fn withdraw(
+    id: String,
+    h: HeaderMap,
+    c: Option<String>,
+    f: WithdrawForm,
+    p: Arc<Portal>,
+) -> Response<Body> {
+    let Some(s) = p.session(c.as_deref()) else {
+        return see_other("/portal/", None);
+    };
+    if !same_origin(&h) || !p.csrf_ok(&s, f.csrf.as_deref()) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            "the form is stale; reload the page and try again",
+        );
+    }
+    if f.confirm.as_deref() != Some("yes") {
+        return edit_page(
+            &p,
+            &s,
+            &id,
+            Some("Tick the box to confirm that the image is to be withdrawn for good."),
+        );
+    }
+    match p.table.row(&id) {
+        Some(row) if row.meta.owner == s.user => {}
+        // The same pages as the form shows: not found, or not yours.
+        _ => return edit_page(&p, &s, &id, None),
+    }
+    let path = format!("/internal/images/{id}/delete");
+    let nodes: Vec<String> = p
+        .table
+        .replicas(&id)
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    let mut done = 0;
+    let mut problems = Vec::new();
+    for node in &nodes {
+        match p
+            .call(
+                node,
+                Method::POST,
+                &path,
+                &s.user,
+                &[],
+                Bytes::new(),
+                Duration::from_secs(10),
+            )
+            .await
+        {
+            Ok(a) if a.status.is_success() => done += 1,
+            Ok(a) => problems.push(format!(
+                "{node}: {}",
+                String::from_utf8_lossy(&a.body).trim()
+            )),
+            Err(e) => problems.push(e),
+        }
+    }
+    if done > 0 {
+        see_other(&format!("/portal/uploads?withdrawn={id}"), None)
+    } else {
+        edit_page(
+            &p,
+            &s,
+            &id,
+            Some(&format!(
+                "Not withdrawn: no copy could be reached ({}). Try again later.",
+                problems.join("; ")
+            )),
+        )
+    }
+}

@@ -12,6 +12,7 @@
 //! POST /portal/api/uploads             start one (JSON) on a backend that is up → its url
 //! HEAD/PATCH /portal/api/uploads/NODE/UPLOAD   resume / send a chunk (tus 1.0 core)
 //! GET/POST /portal/images/ID/edit      change an image's details (its owner only)
+//! POST /portal/images/ID/delete        withdraw it, once confirmed (its owner only)
 //! ```
 //!
 //! Everything that changes something needs a session and its CSRF token (a header for the
@@ -292,6 +293,7 @@ struct CsrfForm {
 #[derive(Deserialize)]
 struct NoticeQuery {
     changed: Option<String>,
+    withdrawn: Option<String>,
 }
 
 fn items(list: &[UploadStatus]) -> Vec<site::portal::UploadItem<'_>> {
@@ -386,9 +388,13 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
                     return see_other("/portal/", None);
                 };
                 let (list, problems) = p.uploads_of(&s.user).await;
-                let notice = q
-                    .changed
-                    .map(|id| format!("The details of {id} were saved."));
+                let notice = match (q.changed, q.withdrawn) {
+                    (Some(id), _) => Some(format!("The details of {id} were saved.")),
+                    (_, Some(id)) => Some(format!(
+                        "{id} was withdrawn: it is no longer shown, and its copies are removed."
+                    )),
+                    _ => None,
+                };
                 html(
                     StatusCode::OK,
                     site::portal::uploads(
@@ -453,8 +459,16 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
         .and(cookies)
         .and(warp::body::content_length_limit(64 << 10))
         .and(warp::body::form::<edit::EditForm>())
-        .and(p)
+        .and(p.clone())
         .then(edit::edit);
+    let withdraw = warp::post()
+        .and(warp::path!("images" / String / "delete"))
+        .and(headers)
+        .and(cookies)
+        .and(warp::body::content_length_limit(4 << 10))
+        .and(warp::body::form::<edit::WithdrawForm>())
+        .and(p)
+        .then(edit::withdraw);
     let all = home
         .or(script)
         .unify()
@@ -473,6 +487,8 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
         .or(edit_form)
         .unify()
         .or(edit)
+        .unify()
+        .or(withdraw)
         .unify()
         .recover(rejection)
         .unify();

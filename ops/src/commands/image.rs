@@ -76,7 +76,11 @@ async fn remove(config: &ClusterConfig, id: &str, yes: bool) -> Result<ExitCode>
     let mut failed = Vec::new();
     for node in &config.nodes {
         match client
-            .call(&node.name, Call::new("POST", &path), Duration::from_secs(30))
+            .call(
+                &node.name,
+                Call::new("POST", &path),
+                Duration::from_secs(30),
+            )
             .await
         {
             Ok(_) => done.push(node.name.clone()),

@@ -114,9 +114,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 fn line(s: &RemirrorStatus) -> String {
-    let limit = s
-        .throttle_bytes_per_second
-        .map_or_else(|| "no limit".to_string(), |b| format!("at most {}/s", super::human_bytes(b)));
+    let limit = s.throttle_bytes_per_second.map_or_else(
+        || "no limit".to_string(),
+        |b| format!("at most {}/s", super::human_bytes(b)),
+    );
     let mut out = format!(
         "{}: {} copies under way, {} waiting, {} copied ({}), {} trimmed; throttle: {limit}",
         s.node,

@@ -93,10 +93,12 @@ pub async fn gather(config: &ClusterConfig) -> ClusterStatus {
             Ok(page) => {
                 for e in page.entries {
                     named.entry(e.id.clone()).or_default().extend(e.nodes);
-                    images
-                        .entry(e.id)
-                        .or_default()
-                        .push((node.name.clone(), e.disk, e.state, true));
+                    images.entry(e.id).or_default().push((
+                        node.name.clone(),
+                        e.disk,
+                        e.state,
+                        true,
+                    ));
                 }
             }
             // What a silent node holds is known from its partners' sets, below.
@@ -207,7 +209,11 @@ fn text(s: &ClusterStatus) -> String {
                 .free_bytes
                 .map(|b| format!(", {} free", super::human_bytes(b)))
                 .unwrap_or_default();
-            let err = d.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default();
+            let err = d
+                .error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
             let _ = writeln!(out, "    disk {}: {}{free}{err}", d.id, d.state);
         }
     }
@@ -227,7 +233,9 @@ fn text(s: &ClusterStatus) -> String {
     );
     for p in &s.problems {
         let what = match &p.health {
-            ImageHealth::UnderReplicated { lost } => format!("under-replicated: lost {}", lost.join("; ")),
+            ImageHealth::UnderReplicated { lost } => {
+                format!("under-replicated: lost {}", lost.join("; "))
+            }
             ImageHealth::Lost { lost } => format!("LOST: {}", lost.join("; ")),
             other => format!("{other:?}"),
         };
