@@ -83,12 +83,22 @@ pub fn routes(
         let mut text = String::new();
         for (name, help, value) in [
             ("td_images", "Images the frontend knows of.", r.images),
-            ("td_images_healthy", "Images with two readable replicas in two power domains.", r.healthy),
-            ("td_images_under_replicated", "Images readable, but not twice in two power domains.", r.under_replicated),
+            (
+                "td_images_healthy",
+                "Images with two readable replicas in two power domains.",
+                r.healthy,
+            ),
+            (
+                "td_images_under_replicated",
+                "Images readable, but not twice in two power domains.",
+                r.under_replicated,
+            ),
             ("td_images_lost", "Images with no readable replica.", r.lost),
             ("td_backends_up", "Backends answering this frontend.", up),
         ] {
-            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
+            text.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+            ));
         }
         warp::reply::with_header(text, header::CONTENT_TYPE, "text/plain; version=0.0.4")
             .into_response()
