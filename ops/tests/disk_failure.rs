@@ -124,8 +124,8 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         std::thread::yield_now();
     }
     assert_eq!(catalog("two")["state"], "ok");
-    // Each disk has its probe worker; the failed disk's probe stops at its next round (it
-    // may be in its one-second pause when the request failed the disk).
+    // Each disk has its probe worker; the failed disk's probe goes on, slowly, to see it
+    // answer again (the first passes of a shut-down filesystem never come).
     let probe = |id: &str| {
         let (_, _, body) = get(&node.addr, "/workers");
         let workers: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -139,10 +139,14 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         found.unwrap_or_else(|| panic!("no {name} in {workers}"))
     };
     let asked = Instant::now();
-    while probe("d1")["state"] != "stopped" {
+    while !probe("d1")["progress"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("probed every 5s")
+    {
         assert!(
-            asked.elapsed() < std::time::Duration::from_secs(10),
-            "probe of the failed disk still runs: {}",
+            asked.elapsed() < std::time::Duration::from_secs(20),
+            "the failed disk's probe does not say it retries: {}",
             probe("d1")
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -153,24 +157,36 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         probe("d2")
     );
 
-    // A hung disk: d2 frozen, so the probe's write blocks. The probe's time budget fails it
-    // without any visitor request touching it.
+    // A hung disk: d2 frozen, so the probe's write blocks. Past the probe's budget it is
+    // masked (slow: visitors go to the other replica); still blocked past the hang limit it is
+    // failed, without any visitor request touching it.
     let thaw = Thaw(m2.clone());
     sh("fsfreeze", &["-f", m2.to_str().unwrap()]);
     let frozen_at = Instant::now();
+    let mut seen_slow = false;
     let d2 = loop {
         let (_, _, body) = get(&node.addr, "/health");
         let h: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let d2 = disk_health(&h, "d2");
+        if d2["state"] == "slow" && !seen_slow {
+            seen_slow = true;
+            assert_eq!(
+                get(&node.addr, "/tiles/two/0/2/2.jpg").0,
+                503,
+                "masked while slow"
+            );
+        }
         if d2["state"] == "failed" {
             break d2;
         }
         assert!(
-            frozen_at.elapsed() < std::time::Duration::from_secs(15),
+            frozen_at.elapsed()
+                < backend::disk_probe::HANG_LIMIT + std::time::Duration::from_secs(30),
             "hung disk never failed: {h}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
+    assert!(seen_slow, "masked as slow before it was failed");
     eprintln!(
         "frozen disk failed by its probe after {:?}",
         frozen_at.elapsed()

@@ -40,7 +40,7 @@ fn rate(s: &str) -> Result<Option<u64>> {
         .trim()
         .parse()
         .with_context(|| format!("--throttle {s:?}: give bytes per second (50M, 200k) or off"))?;
-    if !(n > 0.0) {
+    if n.is_nan() || n <= 0.0 {
         bail!("--throttle must be more than 0 (or off)");
     }
     Ok(Some((n * mult as f64) as u64))
