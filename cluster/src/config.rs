@@ -55,6 +55,26 @@ pub struct RepairConfig {
     /// An upload that received no chunk for this many hours is abandoned: its staging is
     /// cleared on every node (default 24).
     pub upload_expiry_hours: u64,
+    /// The same in seconds, for tests and impatient operators; wins over the hours when given.
+    pub upload_expiry_seconds: Option<u64>,
+    /// How often every replica on a disk is read back against its manifest, in days (default
+    /// 30: a full pass of every disk a month).
+    pub scrub_period_days: u64,
+    /// When scrubbing may run, as a cron expression with seconds (`sec min hour day month
+    /// weekday`, e.g. `"* * 1-5 * * *"` for 01:00–05:59 every day). Default: at any time.
+    pub scrub_window: Option<String>,
+    /// How fast one disk's scrub may read, in MB per second (default 50; 0 for no limit).
+    pub scrub_rate_mb: u64,
+}
+
+impl RepairConfig {
+    /// How long an upload may go without a chunk before it is cleared.
+    pub fn upload_expiry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.upload_expiry_seconds
+                .unwrap_or(self.upload_expiry_hours.saturating_mul(3600)),
+        )
+    }
 }
 
 impl Default for RepairConfig {
@@ -63,6 +83,10 @@ impl Default for RepairConfig {
             disk_grace_seconds: 60,
             node_grace_seconds: 900,
             upload_expiry_hours: 24,
+            upload_expiry_seconds: None,
+            scrub_period_days: 30,
+            scrub_window: None,
+            scrub_rate_mb: 50,
         }
     }
 }
