@@ -1,6 +1,7 @@
 //! The node's self-check: does the catalog say what the disks hold? Every entry's folder is read
 //! and every file hashed against its manifest, and every replica folder on the disks must be
-//! in the catalog. It reads, and never changes, the disks or the catalog.
+//! in the catalog. It reads, and never changes, the disks or the catalog. A running node's
+//! catalog is read over its `/catalog` (sled lets one process hold it).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,12 +28,18 @@ pub fn audit(
     disks: &[Arc<Disk>],
     progress: &mut dyn FnMut(u64, u64),
 ) -> AuditReport {
+    audit_entries(catalog.entries(), disks, progress)
+}
+
+/// Audits the catalog `entries` (read from the catalog, or from a running node's `/catalog`)
+/// against `disks`.
+pub fn audit_entries(
+    entries: Vec<cluster::CatalogEntry>,
+    disks: &[Arc<Disk>],
+    progress: &mut dyn FnMut(u64, u64),
+) -> AuditReport {
     let mut report = AuditReport::default();
-    let entries: Vec<_> = catalog
-        .entries()
-        .into_iter()
-        .filter(|e| !e.state.gone())
-        .collect();
+    let entries: Vec<_> = entries.into_iter().filter(|e| !e.state.gone()).collect();
     let total: u64 = entries.iter().flat_map(|e| &e.files).map(|f| f.size).sum();
     let mut known = BTreeSet::new();
     for entry in &entries {

@@ -285,6 +285,14 @@ pub fn routes(
         .and(user.clone())
         .and(n.clone())
         .and_then(replica_stage);
+    let discard = post()
+        .and(warp::path!("replicas" / String / "discard"))
+        .and(user.clone())
+        .and(query::<EpochQuery>(
+            "epoch=E, the set's epoch (a whole number)",
+        ))
+        .and(n.clone())
+        .and_then(discard_replica);
     // The operator sets the re-mirror throttle (`td remirror --throttle`).
     let throttle = put()
         .and(warp::path!("remirror" / "throttle"))
@@ -305,26 +313,28 @@ pub fn routes(
         .and(n)
         .and_then(edit_meta);
 
-    warp::path("internal").and(
-        create
-            .or(offset)
-            .or(append)
-            .or(list)
-            .or(facts)
-            .or(hold)
-            .or(copy)
-            .or(seal_copy)
-            .or(clear)
-            .or(begin)
-            .or(file)
-            .or(publish)
-            .or(meta)
-            .or(step)
-            .or(stage)
-            .or(throttle)
-            .or(withdraw)
-            .recover(answer_refusal),
-    )
+    // Boxed in two halves: one chain of every route is too deep a type for the compiler.
+    let ingest = create
+        .or(offset)
+        .or(append)
+        .or(list)
+        .or(facts)
+        .or(hold)
+        .or(copy)
+        .or(seal_copy)
+        .or(clear)
+        .or(begin)
+        .or(file)
+        .or(publish)
+        .boxed();
+    let repair = meta
+        .or(step)
+        .or(stage)
+        .or(discard)
+        .or(throttle)
+        .or(withdraw)
+        .boxed();
+    warp::path("internal").and(ingest.or(repair).recover(answer_refusal))
 }
 
 // ---- the handlers, one per route ----
@@ -465,7 +475,7 @@ async fn begin_replica(
     node: Arc<Node>,
 ) -> Result<Response<Body>, Rejection> {
     node.ingest
-        .begin_replica(&image, q.size)
+        .begin_replica(&image, q.size, q.epoch)
         .await
         .map_err(failed(About::image(&image)))?;
     Ok(json(StatusCode::OK, &"begun"))
@@ -537,15 +547,32 @@ async fn replica_stage(
     _: String,
     node: Arc<Node>,
 ) -> Result<Response<Body>, Rejection> {
-    crate::ingest::placement::check_image_id(&image).map_err(failed(About::image(&image)))?;
-    let disks = node.library.disks().to_vec();
-    let id = image.clone();
-    let stage = crate::ingest::blocking_call(move || {
-        Ok(crate::ingest::placement::find(&disks, &id).map(|(_, p)| p))
-    })
-    .await
-    .map_err(failed(About::image(&image)))?;
-    Ok(json(StatusCode::OK, &serde_json::json!({ "stage": stage })))
+    let (stage, epoch) = node
+        .ingest
+        .replica_stage(&image)
+        .await
+        .map_err(failed(About::image(&image)))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "stage": stage, "epoch": epoch }),
+    ))
+}
+
+async fn discard_replica(
+    image: String,
+    _: String,
+    q: EpochQuery,
+    node: Arc<Node>,
+) -> Result<Response<Body>, Rejection> {
+    let removed = node
+        .ingest
+        .discard_replica(&image, q.epoch)
+        .await
+        .map_err(failed(About::image(&image)))?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "removed": removed }),
+    ))
 }
 
 async fn set_throttle(
@@ -598,6 +625,13 @@ struct OffsetQuery {
 #[derive(Deserialize)]
 struct SizeQuery {
     size: u64,
+    /// A re-mirror's set (see `Ingest::begin_replica`).
+    epoch: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct EpochQuery {
+    epoch: u64,
 }
 
 #[derive(Deserialize)]

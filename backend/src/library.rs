@@ -26,12 +26,20 @@ pub struct Image {
     /// Where its replicas are served, this node first as "" (the same origin), for the
     /// viewer to try in turn.
     pub replicas: Vec<String>,
+    /// Found not to match its manifest (by the scrub): never served again from here.
+    damaged: std::sync::atomic::AtomicBool,
 }
 
 impl Image {
-    /// False once its disk has failed: its requests are answered 503 without touching it.
+    /// False while its disk is out of service or slow, and once it was found damaged: its
+    /// requests are answered 503 without touching it.
     pub fn readable(&self) -> bool {
-        self.disk.serves()
+        self.disk.serves() && !self.damaged.load(Ordering::Relaxed)
+    }
+
+    /// It does not match its manifest: its requests answer 503 from now on.
+    pub fn mark_damaged(&self) {
+        self.damaged.store(true, Ordering::Relaxed);
     }
 }
 
@@ -67,6 +75,7 @@ fn open_image(
         thumbnail: dir.join(replica::THUMBNAIL),
         disk: disk.clone(),
         replicas,
+        damaged: Default::default(),
     })
 }
 

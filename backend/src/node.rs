@@ -87,6 +87,8 @@ pub struct Node {
     pub client: floor::Client,
     /// Re-mirroring, trimming and withdrawals: redundancy restoring itself.
     pub redundancy: Arc<Redundancy>,
+    /// The scrub's settings, or why it cannot run.
+    pub scrub: Result<crate::redundancy::scrub::Settings, String>,
 }
 
 fn node_config(cluster: &ClusterConfig, name: &str) -> Result<NodeConfig, NodeError> {
@@ -121,20 +123,40 @@ pub fn audit(
         });
     }
     let (catalog, why) = Catalog::open(&path, name)?;
+    let mut report = audit_disks(&config, catalog.entries(), progress);
+    if let Some(why) = why {
+        report.problems.insert(0, format!("catalog: {why}"));
+    }
+    Ok(report)
+}
+
+/// Audits running node `name` against `entries`, its catalog as its `/catalog` says it.
+pub fn audit_running(
+    cluster: &ClusterConfig,
+    name: &str,
+    entries: Vec<cluster::CatalogEntry>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<AuditReport, NodeError> {
+    let config = node_config(cluster, name)?;
+    Ok(audit_disks(&config, entries, progress))
+}
+
+fn audit_disks(
+    config: &NodeConfig,
+    entries: Vec<cluster::CatalogEntry>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> AuditReport {
     let mut disks = Vec::new();
     let mut refused = Vec::new();
     for d in &config.disks {
-        match disk::check(d, name) {
+        match disk::check(d, &config.name) {
             Ok(_) => disks.push(Arc::new(Disk::new(d.clone()))),
             Err(e) => refused.push(e.to_string()),
         }
     }
-    let mut report = crate::audit::audit(&catalog, &disks, progress);
-    if let Some(why) = why {
-        report.problems.insert(0, format!("catalog: {why}"));
-    }
+    let mut report = crate::audit::audit_entries(entries, &disks, progress);
     report.problems.extend(refused);
-    Ok(report)
+    report
 }
 
 fn unreadable_event(id: &str, disk: &str, reason: &str) -> NewEvent {
@@ -266,7 +288,12 @@ impl Node {
             floor::Client::signed(secret.clone(), origins),
             events.clone(),
         ));
+        let scrub = crate::redundancy::scrub::Settings::from_config(&cluster.repair);
+        if let Err(e) = &scrub {
+            opening.warnings.push(format!("scrubbing is off: {e}"));
+        }
         let node = Node {
+            scrub,
             redundancy,
             ingest,
             secret: secret.ok(),
@@ -292,6 +319,21 @@ impl Node {
             self.runner.spawn(self.ingest.worker());
         }
         self.runner.spawn(self.redundancy.worker());
+        match &self.scrub {
+            Ok(settings) => {
+                for disk in self.library.disks() {
+                    self.runner.spawn(crate::redundancy::scrub::Scrubber::new(
+                        disk.clone(),
+                        &self.config.state_dir(),
+                        self.catalog.clone(),
+                        self.library.clone(),
+                        self.events.clone(),
+                        settings.clone(),
+                    ));
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "scrubbing is off"),
+        }
         for disk in self.library.disks() {
             self.runner.spawn(DiskProbe::new(
                 disk.clone(),

@@ -191,7 +191,13 @@ fn a_disk_shut_down_under_the_node_is_masked_and_the_other_keeps_serving() {
         "frozen disk failed by its probe after {:?}",
         frozen_at.elapsed()
     );
-    assert!(d2["error"].as_str().unwrap().contains("still not done after"), "{d2}");
+    assert!(
+        d2["error"]
+            .as_str()
+            .unwrap()
+            .contains("still not done after"),
+        "{d2}"
+    );
     assert_eq!(get(&node.addr, "/tiles/two/0/2/2.jpg").0, 503);
 
     // The kernel saw the shutdown too.

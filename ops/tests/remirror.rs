@@ -153,6 +153,13 @@ fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays
         "healthy"
     );
 
+    // An audit of a running node reads its catalog over HTTP and every file from its disks.
+    let (ok, text) = td(&c, &["backend", "--audit", "--node", "node-a"]);
+    assert!(
+        ok && text.contains("node-a runs") && text.contains("2 replicas"),
+        "{text}"
+    );
+
     // Withdrawn: gone from both nodes, and a rebuilt catalog does not bring it back.
     let (ok, text) = td(&c, &["image", "rm", "wave"]);
     assert!(ok && text.contains("add --yes"), "a dry run first: {text}");
@@ -178,4 +185,73 @@ fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays
         (s["images"] == 1 && s["healthy"] == 1).then_some(s)
     });
     assert_eq!(s["deleted"], 1, "{s:#}");
+}
+
+/// The servable replicas of `id` across the cluster: (node index, disk folder).
+fn servable(cluster: &Cluster, id: &str) -> Vec<usize> {
+    (0..cluster.nodes.len())
+        .filter(|&i| entry_state(cluster, i, id).as_deref() == Some("ok"))
+        .collect()
+}
+
+#[test]
+fn a_replica_damaged_on_its_disk_is_found_by_the_scrub_not_served_and_copied_again() {
+    let mut c = Cluster::new(&["A", "B", "C"]);
+    // Continuous passes, no rate limit: the damage is found at the next pass.
+    let mut toml = std::fs::read_to_string(&c.config).unwrap();
+    toml.push_str("\n[repair]\ndisk_grace_seconds = 2\nscrub_period_days = 0\nscrub_rate_mb = 0\n");
+    std::fs::write(&c.config, toml).unwrap();
+    for i in 0..3 {
+        c.start(i, None);
+    }
+    for i in 0..3 {
+        wait_until("the node answers", LIMIT, || {
+            common::connect(&c.nodes[i].1, "health").ok()
+        });
+        c.stop(i);
+    }
+    common::place(&c.disk(0), "wave", "plasma:fractal", "700x500");
+    common::place(&c.disk(1), "wave", "plasma:fractal", "700x500");
+    let good = std::fs::read(c.disk(0).join("images/wave/pyramid.tdp")).unwrap();
+    for i in 0..3 {
+        c.start(i, None);
+    }
+    wait_until("healthy", LIMIT, || {
+        (status(&c)["healthy"] == 1).then_some(())
+    });
+
+    // One byte flipped in node-b's copy, under the running node (the page cache too: the
+    // scrub drops it and reads the disk).
+    let damaged = c.disk(1).join("images/wave/pyramid.tdp");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&damaged, bytes).unwrap();
+    wait_until("the scrub finds it", LIMIT, || {
+        let (_, _, body) = get(&c.nodes[1].1, "/events");
+        let events: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "replica_corrupt" && e["image"] == "wave")
+            .cloned()
+    });
+    // It is healthy again: two readable replicas with the right bytes, in two domains.
+    let s = wait_until("healthy again", LIMIT, || {
+        let s = status(&c);
+        (s["healthy"] == 1 && servable(&c, "wave").len() == 2).then_some(s)
+    });
+    assert_eq!(s["under_replicated"], 0, "{s:#}");
+    for i in servable(&c, "wave") {
+        let bytes = std::fs::read(c.disk(i).join("images/wave/pyramid.tdp")).unwrap();
+        assert!(bytes == good, "node {i} serves the good bytes");
+        assert_eq!(get(&c.nodes[i].1, "/tiles/wave/0/0/0.jpg").0, 200);
+    }
+    // The damaged copy was replaced or taken off; nothing serves it.
+    if !servable(&c, "wave").contains(&1) {
+        wait_until("the damaged copy taken off", LIMIT, || {
+            (!c.disk(1).join("images/wave").exists()).then_some(())
+        });
+    }
 }

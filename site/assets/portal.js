@@ -1,7 +1,9 @@
 // The upload portal: sends each chosen original in 8 MiB chunks (tus 1.0 style: PATCH at
 // Upload-Offset, HEAD to learn where to go on from), with a progress bar per file; an
 // interrupted upload resumes where it stopped, also after a reload (the upload's address is kept
-// in localStorage under the file's name, size and date). The status page follows itself.
+// in localStorage under the file's name, size and date). An upload left without a chunk for
+// too long expires on the server (410 Gone): the page says so and forgets its address, so
+// choosing the file again starts it afresh. The status page follows itself.
 "use strict";
 (function () {
   const CHUNK = 8 << 20;
@@ -10,6 +12,10 @@
   const STAGES = { receiving: "receiving", received: "received", durable: "durable on two nodes",
     tiling: "tiling", placing: "placing replicas", verifying: "verifying", published: "published",
     failed: "failed" };
+  // What the server says of an upload that expired (site::portal::EXPIRED).
+  const EXPIRED = "expired — choose the file again";
+  const isExpired = (u) => u.stage === "failed" && u.error === EXPIRED;
+  const expired = () => Object.assign(new Error(EXPIRED), { expired: true });
 
   const el = (tag, attrs = {}, text) => {
     const e = document.createElement(tag);
@@ -37,12 +43,14 @@
 
   const keyOf = (f) => `td-upload:${f.name}:${f.size}:${f.lastModified}`;
 
-  async function start(file, meta) {
+  async function start(file, meta, state) {
     const kept = localStorage.getItem(keyOf(file));
     if (kept) {
+      // Gone (410: it expired), finished or unknown: this choice of the file starts afresh.
       const head = await request("HEAD", kept).catch(() => null);
       if (head && head.status === 200) return kept;
       localStorage.removeItem(keyOf(file));
+      if (head && head.status === 410) state.textContent = "the earlier upload expired; starting again";
     }
     const x = await request("POST", "/portal/api/uploads",
       JSON.stringify({ filename: file.name, length: file.size, meta }),
@@ -61,11 +69,16 @@
       bar.value = n;
       state.textContent = `uploading ${Math.floor((100 * n) / file.size)} %`;
     };
-    const url = await start(file, meta);
+    const url = await start(file, meta, state);
     let offset = 0;
     let stage = "receiving";
     let failures = 0;
+    const gone = () => {
+      localStorage.removeItem(keyOf(file));
+      return expired();
+    };
     const head = await request("HEAD", url);
+    if (head.status === 410) throw gone();
     if (head.status === 200) offset = Number(head.getResponseHeader("upload-offset")) || 0;
     show(offset);
     while (offset < file.size || stage === "receiving") {
@@ -85,6 +98,7 @@
         show(offset);
         continue;
       }
+      if (x && x.status === 410) throw gone();
       if (x && x.status >= 400 && x.status < 500 && x.status !== 409) {
         localStorage.removeItem(keyOf(file));
         throw new Error(x.responseText.trim() || `refused (${x.status})`);
@@ -94,6 +108,7 @@
       state.textContent = `connection trouble; resuming (try ${failures})`;
       await sleep(Math.min(500 * 2 ** failures, 15000));
       const h = await request("HEAD", url).catch(() => null);
+      if (h && h.status === 410) throw gone();
       if (h && h.status === 200) offset = Number(h.getResponseHeader("upload-offset"));
     }
     localStorage.removeItem(keyOf(file));
@@ -107,7 +122,7 @@
       const list = await fetch("/portal/api/uploads", { cache: "no-store" }).then((r) => r.json()).catch(() => []);
       const u = list.find((x) => x.id === id);
       if (u && u.stage !== "receiving" && u.stage !== "received") {
-        state.textContent = u.stage === "failed" ? `failed: ${u.error}` : STAGES.durable;
+        state.textContent = isExpired(u) ? EXPIRED : u.stage === "failed" ? `failed: ${u.error}` : STAGES.durable;
         return;
       }
       if (u && u.waiting) state.textContent = `received; ${u.waiting}`;
@@ -150,7 +165,7 @@
               await followUntilDurable(id || "", row);
             }
           } catch (e) {
-            row.querySelector(".state").textContent = `failed: ${e.message}`;
+            row.querySelector(".state").textContent = e.expired ? e.message : `failed: ${e.message}`;
             row.querySelector(".state").classList.add("error");
           }
         }
@@ -166,7 +181,7 @@
     const item = (u) => {
       const li = el("li", { class: "upload", "data-id": u.id, "data-stage": u.stage });
       li.append(el("strong", { class: "title" }, u.title), " ", el("span", { class: "muted" }, u.filename),
-        el("br"), el("span", { class: "stage" }, STAGES[u.stage] || u.stage));
+        el("br"), el("span", { class: "stage" }, isExpired(u) ? "expired" : STAGES[u.stage] || u.stage));
       if (u.stage === "receiving" && u.length > 0) {
         li.append(" ", el("progress", { value: String(u.received), max: String(u.length) }));
       }

@@ -4,6 +4,15 @@
 
 use crate::{escape, page_with_head};
 
+/// What an upload that received no chunk for too long says, everywhere: its status (`error`,
+/// with the stage `failed`), the 410 a resume of it is answered, the page.
+pub const EXPIRED: &str = "expired — choose the file again";
+
+/// An upload that expired (see [`EXPIRED`]), from its stage key and error.
+pub fn is_expired(stage: &str, error: Option<&str>) -> bool {
+    stage == "failed" && error == Some(EXPIRED)
+}
+
 /// The stages an upload goes through, as the status page names them.
 pub const STAGES: [(&str, &str); 6] = [
     ("received", "received"),
@@ -135,6 +144,12 @@ pub fn stage_words(stage: &str) -> &str {
 
 /// One `li` of the status list (also what the script rebuilds).
 pub fn upload_item(u: &UploadItem) -> String {
+    // An expired upload is not a fault: its stage reads "expired", its error what to do.
+    let words = if is_expired(u.stage, u.error) {
+        "expired"
+    } else {
+        stage_words(u.stage)
+    };
     let mut li = format!(
         "<li class=\"upload\" data-id=\"{}\" data-stage=\"{}\"><strong class=\"title\">{}</strong> \
          <span class=\"muted\">{}</span><br><span class=\"stage\">{}</span>",
@@ -142,7 +157,7 @@ pub fn upload_item(u: &UploadItem) -> String {
         escape(u.stage),
         escape(u.title),
         escape(u.filename),
-        escape(stage_words(u.stage)),
+        escape(words),
     );
     if u.stage == "receiving" && u.length > 0 {
         li.push_str(&format!(
@@ -250,4 +265,48 @@ pub fn edit(
             escape(image)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item<'a>(stage: &'a str, error: Option<&'a str>) -> UploadItem<'a> {
+        UploadItem {
+            id: "0123456789abcdef",
+            image: "noise-012345",
+            title: "Noise",
+            filename: "noise.png",
+            stage,
+            received: 5,
+            length: 20,
+            waiting: None,
+            error,
+        }
+    }
+
+    #[test]
+    fn an_expired_upload_reads_expired_and_says_what_to_do_and_a_failed_one_stays_failed() {
+        let li = upload_item(&item("failed", Some(EXPIRED)));
+        assert!(li.contains("<span class=\"stage\">expired</span>"), "{li}");
+        assert!(
+            li.contains("<span class=\"error\">expired — choose the file again</span>"),
+            "{li}"
+        );
+        assert!(
+            li.contains("data-stage=\"failed\""),
+            "the wire stage stays: {li}"
+        );
+        let li = upload_item(&item("failed", Some("not a JPEG, PNG or TIFF image")));
+        assert!(li.contains("<span class=\"stage\">failed</span>"), "{li}");
+        assert!(!is_expired("receiving", Some(EXPIRED)));
+    }
+
+    #[test]
+    fn the_page_script_knows_the_same_sentence() {
+        assert!(
+            crate::PORTAL_JS.contains(&format!("const EXPIRED = \"{EXPIRED}\";")),
+            "site/assets/portal.js must say what the server says"
+        );
+    }
 }

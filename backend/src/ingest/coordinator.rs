@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cluster::ClusterConfig;
 
@@ -54,7 +54,11 @@ pub struct Ingest {
     pub status: StatusBook,
     /// The SHA-256 of each original as it arrives.
     pub sums: staging::RunningSums,
+    /// Upload id → held while it is driven (see [`Ingest::drive_lock`]).
     pub(super) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Upload id → held while a chunk of it is written here, or it expires (see
+    /// [`Ingest::receiving_lock`]).
+    pub(super) receiving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Upload id → the node receiving its chunks as they arrive (see [`Ingest::mirror`]).
     pub(super) mirrors: Mutex<HashMap<String, Option<String>>>,
     /// Upload id → the last failure of a step the log was told of, so that one that repeats
@@ -98,6 +102,7 @@ impl Ingest {
             status,
             sums: staging::RunningSums::default(),
             locks: Mutex::new(HashMap::new()),
+            receiving: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(HashMap::new()),
             told: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
@@ -140,6 +145,28 @@ impl Ingest {
         &self.cluster.nodes[id].name
     }
 
+    /// Held while upload `id` is driven: one step at a time.
+    pub(super) fn drive_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Held while a chunk of upload `id` is written here (on its home node with the copy sent
+    /// to its mirror, or on the mirror), or while it expires: so a chunk never lands in a copy
+    /// being cleared, and an upload that just received one does not expire.
+    pub(super) fn receiving_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.receiving.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Upload `id`'s copy here is whole: it takes no more chunks and never expires.
+    pub(super) fn done_receiving(&self, id: &str) {
+        self.receiving
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     /// Logs a step's failure unless it is the one last logged for this upload.
     pub(super) fn log_once(&self, upload: &str, image: Option<&str>, e: &IngestError) {
         let detail = e.to_string();
@@ -166,15 +193,24 @@ impl Ingest {
         IngestWorker {
             ingest: self.clone(),
             line: String::new(),
+            next_sweep: Instant::now(),
+            watching: 0,
+            expired: 0,
         }
     }
 }
 
 /// Drives the uploads this node received, one step of one upload per unit of work, every one
-/// at least once a second while any is waiting.
+/// at least once a second while any is waiting; and expires abandoned ones
+/// ([`super::expiry`]): a sweep at most every [`Ingest::sweep_every`].
 pub struct IngestWorker {
     ingest: Arc<Ingest>,
     line: String,
+    next_sweep: Instant,
+    /// Copies still receiving at the last sweep.
+    watching: usize,
+    /// Uploads expired (or copies held for others cleared) since the node started.
+    expired: u64,
 }
 
 impl Worker for IngestWorker {
@@ -184,6 +220,18 @@ impl Worker for IngestWorker {
 
     fn work(&mut self) -> BoxFuture<'_, Result<WorkerState, String>> {
         Box::pin(async move {
+            if Instant::now() >= self.next_sweep {
+                let sweep = self.ingest.sweep_expired().await;
+                self.watching = sweep.watching;
+                self.expired += sweep.expired as u64;
+                // What one sweep left goes at the next round (the pause below is its limit).
+                self.next_sweep = Instant::now()
+                    + if sweep.more {
+                        Duration::ZERO
+                    } else {
+                        self.ingest.sweep_every()
+                    };
+            }
             let ingest = self.ingest.clone();
             let disks = ingest.disks.clone();
             let ids: Vec<String> = blocking(move || {
@@ -208,13 +256,32 @@ impl Worker for IngestWorker {
                     Driven::Done => {}
                 }
             }
-            self.line = format!("{} uploads under way, {waiting} waiting", ids.len());
+            self.line = format!(
+                "{} uploads under way, {waiting} waiting; {}",
+                ids.len(),
+                match self.ingest.upload_expiry() {
+                    Some(e) => format!(
+                        "{} copies receiving expire after {} s without a chunk; {} expired",
+                        self.watching,
+                        e.as_secs(),
+                        self.expired
+                    ),
+                    None => "uploads never expire".into(),
+                }
+            );
             Ok(if moved > 0 {
                 WorkerState::Busy
-            } else if ids.is_empty() {
-                WorkerState::Idle
-            } else {
+            } else if !ids.is_empty() {
                 WorkerState::Throttled(Duration::from_secs(1))
+            } else if self.watching > 0 {
+                // Copies held for other nodes: looked at again at the next sweep.
+                WorkerState::Throttled(
+                    self.next_sweep
+                        .saturating_duration_since(Instant::now())
+                        .max(Duration::from_secs(1)),
+                )
+            } else {
+                WorkerState::Idle
             })
         })
     }

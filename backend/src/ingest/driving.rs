@@ -13,7 +13,7 @@ use super::facts::{stage_of, Gathered};
 use super::protocol::{self, NodeId, Step};
 use super::receiving::initial_status;
 use super::staging::{self, Acknowledged, Failed, Staging, Upload};
-use super::status::{Stage, UploadStatus};
+use super::status::{expired, Stage, UploadStatus};
 use super::transfers::slow;
 use super::IngestError;
 use crate::replica::{PYRAMID, THUMBNAIL};
@@ -31,10 +31,7 @@ impl Ingest {
     /// upload waiting, with the reason in its status (a plain sentence when this node is at
     /// fault; the detail is logged, once while it repeats).
     pub async fn drive(&self, id: &str) -> Driven {
-        let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            locks.entry(id.to_string()).or_default().clone()
-        };
+        let lock = self.drive_lock(id);
         let Ok(_held) = lock.try_lock() else {
             return Driven::Busy;
         };
@@ -52,6 +49,10 @@ impl Ingest {
             .status
             .get(id)
             .unwrap_or_else(|| initial_status(&upload));
+        if expired(&status) {
+            // What is left of its staging is the expiry's to clear (see `expiry`).
+            return Driven::Done;
+        }
         match self.step(&staging, &upload, &mut status).await {
             Ok(driven) => {
                 self.log_cleared(id);

@@ -19,6 +19,10 @@ pub enum IngestError {
     /// No such upload, staging copy or replica here (404).
     #[error("{0}")]
     NotFound(String),
+    /// The upload is no more: it received no chunk for too long and was cleared (410). The
+    /// message says what to do.
+    #[error("{0}")]
+    Gone(String),
     /// A chunk at the wrong offset: where to go on from (409, with `Upload-Offset`).
     #[error("the upload is at byte {at}, not {got}: send from byte {at}")]
     Conflict { at: u64, got: u64 },
@@ -98,6 +102,7 @@ impl IngestError {
             IngestError::Invalid(_) => 400,
             IngestError::Forbidden(_) => 403,
             IngestError::NotFound(_) => 404,
+            IngestError::Gone(_) => 410,
             IngestError::Conflict { .. } => 409,
             IngestError::Checksum { .. } => 422,
             IngestError::NoRoom { .. } => 507,
@@ -227,6 +232,7 @@ mod tests {
             ),
             (IngestError::NotFound("no upload 0123abcd".into()), 404),
             (IngestError::Conflict { at: 5, got: 7 }, 409),
+            (IngestError::Gone(site::portal::EXPIRED.into()), 410),
         ] {
             assert_eq!(e.status(), status, "{e}");
             assert!(!e.is_fault());

@@ -18,6 +18,8 @@
 //! - [`target`]: what other nodes' coordinators call here (a staging copy held, a replica
 //!   received, verified and published), every id and file name checked as it arrives;
 //! - [`meta_edit`]: the owner changes an image's metadata, and the rules metadata must follow;
+//! - [`expiry`]: an upload that received no chunk for `[repair] upload_expiry_hours` is
+//!   cleared on every node holding a copy (never one acknowledged), its status "expired";
 //! - [`status`]: what the portal shows of each upload (sled, rebuilt from the facts);
 //! - [`error`]: what can go wrong, as a client hears it and as the log does.
 //!
@@ -29,6 +31,7 @@ use std::path::Path;
 pub mod coordinator;
 pub mod driving;
 pub mod error;
+pub mod expiry;
 pub mod facts;
 pub mod meta_edit;
 pub mod placement;

@@ -49,7 +49,8 @@ const STAGES: [(Placement, &str); 3] = [
     (Placement::Verified, "verified"),
 ];
 
-fn hidden(disk: &Disk, id: &str, stage: Placement) -> PathBuf {
+/// The folder of replica `id` at `stage` on `disk`.
+pub fn hidden(disk: &Disk, id: &str, stage: Placement) -> PathBuf {
     match STAGES.iter().find(|(s, _)| *s == stage) {
         Some((_, suffix)) => disk.images_dir().join(format!(".{id}.{suffix}")),
         None => disk.images_dir().join(id),

@@ -14,7 +14,7 @@ use super::coordinator::{blocking, Driven, Ingest, ASK, CHUNK_DEADLINE};
 use super::meta_edit::check_meta;
 use super::protocol::Step;
 use super::staging::{check_upload_id, Staging, Upload};
-use super::status::{Stage, UploadStatus};
+use super::status::{expired, Stage, UploadStatus, EXPIRED};
 use super::{IngestError, MAX_UPLOAD};
 
 impl Ingest {
@@ -44,16 +44,27 @@ impl Ingest {
         blocking(move || Staging::create(&disks, &me, &u)).await?;
         let status = initial_status(&upload);
         self.status.put(&status);
+        // The worker watches it from now on (it expires if no chunk comes).
+        self.wake.notify_one();
         Ok(status)
     }
 
     /// The staging folder of one of `owner`'s uploads.
     fn owned(&self, owner: &str, id: &str) -> Result<(Staging, Upload), IngestError> {
         check_upload_id(id)?;
+        let status = self.status.get(id);
+        // Expired (its staging cleared, or being cleared): the provider starts again.
+        if let Some(s) = status.as_ref().filter(|s| expired(s)) {
+            return Err(if s.owner != owner {
+                IngestError::Forbidden(format!("upload {id} belongs to another account"))
+            } else {
+                IngestError::Gone(EXPIRED.into())
+            });
+        }
         let Some(staging) = Staging::find(&self.disks, id) else {
             // Finished (published or failed) and its staging cleared: all its bytes were
             // taken, which is what a provider resuming it must hear.
-            return Err(match self.status.get(id) {
+            return Err(match status {
                 Some(s) if s.owner != owner => {
                     IngestError::Forbidden(format!("upload {id} belongs to another account"))
                 }
@@ -92,6 +103,11 @@ impl Ingest {
         offset: u64,
         bytes: Bytes,
     ) -> Result<(u64, UploadStatus), IngestError> {
+        check_upload_id(id)?;
+        // Held until the chunk is written here and on the mirror: the upload does not expire
+        // under it (nor does a second request for the same upload write beside it).
+        let receiving = self.receiving_lock(id);
+        let held = receiving.lock().await;
         let (staging, upload) = self.owned(owner, id)?;
         let length = upload.length;
         let mirror = self.mirror(&upload, offset).await;
@@ -120,6 +136,7 @@ impl Ingest {
             .unwrap_or_else(|| initial_status(&upload));
         status.received = at;
         self.status.put(&status);
+        drop(held);
         if at == length {
             let (s, me) = (staging.clone(), self.clone());
             blocking(move || s.seal(length, None, &me.sums)).await?;
@@ -127,6 +144,7 @@ impl Ingest {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&upload.id);
+            self.done_receiving(id);
             self.crash_point("staged-home");
             // Up to the acknowledgement now, while the provider waits.
             for _ in 0..8 {

@@ -84,6 +84,11 @@ impl RunningSums {
         }
     }
 
+    /// The upload is gone (expired): its running sum too.
+    pub fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
     fn take(&self, id: &str, length: u64) -> Option<String> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match map.remove(id) {
@@ -194,6 +199,36 @@ impl Staging {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
             Err(e) => Err(io(&self.path(PART))(e)),
         }
+    }
+
+    /// When a byte of the original last arrived here: `original.part`'s modification time, or
+    /// `upload.json`'s while no chunk has come. How an abandoned upload is told.
+    pub fn last_written(&self) -> Result<std::time::SystemTime, IngestError> {
+        let modified = |name: &str| {
+            let path = self.path(name);
+            std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .map_err(io(&path))
+        };
+        match modified(PART) {
+            Err(IngestError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                modified(UPLOAD)
+            }
+            other => other,
+        }
+    }
+
+    /// Whether this copy is past receiving, or may have counted for an acknowledgement: the
+    /// original is whole here (`original`, renamed before `staged.json` is written, or
+    /// `staged.json`), or the upload was acknowledged (`acknowledged.json`, home node only) or
+    /// failed (`failed.json`). Such a copy never expires: the protocol drives it. A file that
+    /// cannot be looked at (a disk error) counts as there.
+    pub fn settled(&self) -> bool {
+        [STAGED, ACKNOWLEDGED, FAILED, ORIGINAL]
+            .iter()
+            .any(|name| !matches!(self.path(name).try_exists(), Ok(false)))
     }
 
     fn id(&self) -> String {

@@ -51,8 +51,13 @@ impl Ingest {
             )));
         }
         check_upload(&self.cluster, &upload)?;
+        // Not beside an expiry of the same copy (see `expiry`).
+        let receiving = self.receiving_lock(id);
+        let _held = receiving.lock().await;
         let (disks, me) = (self.disks.clone(), self.me.clone());
         let offset = blocking(move || Staging::create(&disks, &me, &upload)?.offset()).await?;
+        // The worker watches the copy from now on (it expires if no chunk comes).
+        self.wake.notify_one();
         Ok(OffsetAnswer { offset })
     }
 
@@ -63,6 +68,9 @@ impl Ingest {
         offset: u64,
         bytes: Bytes,
     ) -> Result<OffsetAnswer, IngestError> {
+        check_upload_id(id)?;
+        let receiving = self.receiving_lock(id);
+        let _held = receiving.lock().await;
         let s = self.held(id)?;
         let me = self.clone();
         let offset = blocking(move || {
@@ -92,6 +100,7 @@ impl Ingest {
             s.seal(length, Some(&expected), &me.sums)
         })
         .await?;
+        self.done_receiving(id);
         self.crash_point("copy-sealed");
         Ok(sum)
     }
@@ -114,10 +123,115 @@ impl Ingest {
             .ok_or_else(|| IngestError::NotFound(format!("no staging for {id}")))
     }
 
-    /// `POST /internal/replicas/IMAGE/begin?size=N`: starts receiving a replica, hidden.
-    pub async fn begin_replica(&self, image: &str, size: u64) -> Result<(), IngestError> {
+    /// `POST /internal/replicas/IMAGE/begin?size=N[&epoch=E]`: starts receiving a replica,
+    /// hidden. With `epoch` (a re-mirror), a hidden copy of another set, left by an earlier
+    /// attempt, is thrown away first, and so is a published replica found damaged here.
+    pub async fn begin_replica(
+        &self,
+        image: &str,
+        size: u64,
+        epoch: Option<u64>,
+    ) -> Result<(), IngestError> {
         let (disks, me, image) = (self.disks.clone(), self.me.clone(), image.to_string());
-        blocking(move || placement::begin(&disks, &me, &image, size)).await
+        let catalog = self.catalog.clone();
+        blocking(move || {
+            placement::check_image_id(&image)?;
+            let gone =
+                |e: crate::redundancy::removal::RemovalError| IngestError::Fault(e.to_string());
+            match placement::find(&disks, &image) {
+                Some((disk, placement::Placement::Published))
+                    if catalog.get(&image).is_some_and(|e| !e.state.servable()) =>
+                {
+                    crate::redundancy::removal::remove_folder(&disk, &image).map_err(gone)?;
+                }
+                Some((
+                    disk,
+                    stage @ (placement::Placement::Placed | placement::Placement::Verified),
+                )) => {
+                    let dir = placement::hidden(&disk, &image, stage);
+                    let theirs = crate::replica::read_manifest(&dir, &image).map(|m| m.placed_at);
+                    if epoch.is_some() && theirs.ok() != epoch {
+                        std::fs::remove_dir_all(&dir).map_err(super::io(&dir))?;
+                    }
+                }
+                _ => {}
+            }
+            placement::begin(&disks, &me, &image, size)
+        })
+        .await
+    }
+
+    /// `GET /internal/replicas/IMAGE/stage`: how far a copy of `image` came here, and the
+    /// epoch of its set. A published replica found damaged counts as nothing.
+    pub async fn replica_stage(
+        &self,
+        image: &str,
+    ) -> Result<(Option<placement::Placement>, Option<u64>), IngestError> {
+        let (disks, catalog, image) = (self.disks.clone(), self.catalog.clone(), image.to_string());
+        blocking(move || {
+            placement::check_image_id(&image)?;
+            Ok(match placement::find(&disks, &image) {
+                Some((_, placement::Placement::Published))
+                    if catalog.get(&image).is_some_and(|e| !e.state.servable()) =>
+                {
+                    (None, None)
+                }
+                Some((disk, stage)) => {
+                    let dir = placement::hidden(&disk, &image, stage);
+                    let epoch = crate::replica::read_manifest(&dir, &image)
+                        .ok()
+                        .map(|m| m.placed_at);
+                    (Some(stage), epoch)
+                }
+                None => (None, None),
+            })
+        })
+        .await
+    }
+
+    /// `POST /internal/replicas/IMAGE/discard?epoch=E`: a re-mirror gave this node up as its
+    /// target; any copy here of the set of epoch `E` (never adopted by its source, so never
+    /// part of a complete set) is removed, hidden or published. Other copies are left alone.
+    pub async fn discard_replica(&self, image: &str, epoch: u64) -> Result<bool, IngestError> {
+        let (disks, catalog, library, image) = (
+            self.disks.clone(),
+            self.catalog.clone(),
+            self.library.clone(),
+            image.to_string(),
+        );
+        blocking(move || {
+            placement::check_image_id(&image)?;
+            let Some((disk, stage)) = placement::find(&disks, &image) else {
+                return Ok(false);
+            };
+            let dir = placement::hidden(&disk, &image, stage);
+            let theirs = crate::replica::read_manifest(&dir, &image)
+                .ok()
+                .map(|m| m.placed_at);
+            match stage {
+                placement::Placement::Incoming => {
+                    std::fs::remove_dir_all(&dir).map_err(super::io(&dir))?;
+                    Ok(true)
+                }
+                _ if theirs != Some(epoch) => Ok(false),
+                placement::Placement::Published => {
+                    crate::redundancy::removal::take_off(
+                        &catalog,
+                        &library,
+                        &disks,
+                        &image,
+                        cluster::ReplicaState::Removed,
+                    )
+                    .map_err(|e| IngestError::Fault(e.to_string()))?;
+                    Ok(true)
+                }
+                _ => {
+                    std::fs::remove_dir_all(&dir).map_err(super::io(&dir))?;
+                    Ok(true)
+                }
+            }
+        })
+        .await
     }
 
     /// `PATCH /internal/replicas/IMAGE/files/NAME?offset=N`: a chunk of one of its files.

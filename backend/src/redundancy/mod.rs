@@ -4,7 +4,8 @@
 //! replica is copied again from here to a new node in another power domain ([`remirror`], a
 //! worker with a visible status and an operator's throttle), a superseded or withdrawn replica
 //! is taken off ([`removal`], with tombstones), and a disk that answers again is checked before
-//! it serves ([`disk_return`]).
+//! it serves ([`disk_return`]); every replica is read back against its manifest now and then
+//! ([`scrub`]).
 //!
 //! It must never remove a replica unless two others are readable in two power domains (or the
 //! image was withdrawn), never publish a copy that was not read back against its manifest, and
@@ -15,6 +16,7 @@ pub mod peers;
 pub mod protocol;
 pub mod remirror;
 pub mod removal;
+pub mod scrub;
 pub mod throttle;
 
 pub use remirror::Redundancy;

@@ -49,6 +49,10 @@ pub struct Job {
     pub started_at: u64,
     #[serde(default)]
     pub failures: u32,
+    /// Targets given up (node, epoch) that may hold a copy of a set never adopted: told to
+    /// discard it before the job ends, so no third replica is left behind.
+    #[serde(default)]
+    pub abandoned: Vec<(String, u64)>,
 }
 
 /// The redundancy side of one node.
@@ -173,16 +177,28 @@ impl Redundancy {
             .iter()
             .all(|n| n.known || n.silent_since.is_some());
         let now = Instant::now();
-        let mine: Vec<cluster::CatalogEntry> = self
-            .catalog
-            .entries()
-            .into_iter()
+        let entries = self.catalog.entries();
+        let mine: Vec<cluster::CatalogEntry> = entries
+            .iter()
             .filter(|e| e.state.servable())
             .filter(|e| self.library.get(&e.id).is_some_and(|i| i.readable()))
+            .cloned()
             .collect();
+        // Replicas found damaged on a disk in service: taken off once superseded (or withdrawn).
+        let damaged = entries.iter().filter(|e| {
+            matches!(e.state, ReplicaState::Unreadable { .. })
+                && self.disks.iter().any(|d| {
+                    d.config.id == e.disk && d.serves() && d.images_dir().join(&e.id).is_dir()
+                })
+        });
         let mut jobs = self.jobs();
         let mut waiting = Vec::new();
-        for entry in &mine {
+        let surveyed: Vec<(&cluster::CatalogEntry, bool)> = mine
+            .iter()
+            .map(|e| (e, true))
+            .chain(damaged.map(|e| (e, false)))
+            .collect();
+        for (entry, readable) in surveyed {
             let set = Set::new(entry.epoch, entry.nodes.clone());
             let mut others: Vec<Peer> = Vec::new();
             for p in &peers.nodes {
@@ -202,9 +218,15 @@ impl Redundancy {
             }
             let decision =
                 protocol::survey(&self.me, &set, &others, &|n| self.domain_of(n), self.grace);
+            if !readable && !matches!(decision, Survey::Delete | Survey::Trim(_)) {
+                continue; // a damaged copy is never a source
+            }
             match decision {
                 Survey::Fine => {
-                    if jobs.get(&entry.id).is_some_and(|j| j.target.is_none()) {
+                    if jobs
+                        .get(&entry.id)
+                        .is_some_and(|j| j.target.is_none() && j.abandoned.is_empty())
+                    {
                         self.forget(&entry.id);
                         jobs.remove(&entry.id);
                     }
@@ -271,6 +293,7 @@ impl Redundancy {
                             epoch: 0,
                             started_at: cluster::unix_now(),
                             failures: 0,
+                            abandoned: Vec::new(),
                         };
                         self.record(&job).map_err(|e| e.to_string())?;
                         tracing::warn!(image = %entry.id, lost = %lost, "replica lost; copying it again");
@@ -350,7 +373,7 @@ impl Redundancy {
                 .as_ref()
                 .is_some_and(|t| view.iter().any(|(n, up, _, _)| n == t && *up));
             let target_stage = match (job.target.clone(), target_up) {
-                (Some(t), true) => match self.target_stage(&t, &job.image).await {
+                (Some(t), true) => match self.target_stage(&t, &job.image, job.epoch).await {
                     Ok(s) => s,
                     Err(e) => {
                         self.failed(&mut job, &format!("asking {t}: {e}"));
@@ -378,7 +401,9 @@ impl Redundancy {
                 Step::Choose => match self.choose(&job, size, &view) {
                     Ok(target) => {
                         job.target = Some(target);
-                        job.epoch = cluster::unix_now().max(entry.epoch + 1);
+                        // Every attempt a newer set than the last (two in one second, or a
+                        // clock stepped back, must not share an epoch).
+                        job.epoch = cluster::unix_now().max(entry.epoch + 1).max(job.epoch + 1);
                         job.failures = 0;
                         self.record(&job)
                     }
@@ -397,15 +422,23 @@ impl Redundancy {
                 Step::Publish => self.target_call(&job, "publish", false).await,
                 Step::Adopt => self.adopt(&job).await,
                 Step::Rechoose => {
-                    job.target = None;
+                    if let Some(t) = job.target.take() {
+                        job.abandoned.push((t, job.epoch));
+                    }
                     self.record(&job)
                 }
                 Step::Cancel => {
+                    if !self.discard_abandoned(&mut job).await {
+                        return;
+                    }
                     self.forget(&job.image);
                     tracing::info!(image = %job.image, "the lost replica is back; no copy needed");
                     return;
                 }
                 Step::Done => {
+                    if !self.discard_abandoned(&mut job).await {
+                        return;
+                    }
                     self.forget(&job.image);
                     let mut s = self.lock_status();
                     s.copied += 1;
@@ -446,7 +479,9 @@ impl Redundancy {
                 );
                 self.failed(&mut job, &e.to_string());
                 if verify_failed || job.failures >= TRIES {
-                    job.target = None;
+                    if let Some(t) = job.target.take() {
+                        job.abandoned.push((t, job.epoch));
+                    }
                     let _ = self.record(&job);
                 }
                 return;
@@ -536,10 +571,19 @@ impl Redundancy {
         })
     }
 
-    async fn target_stage(&self, target: &str, image: &str) -> Result<TargetStage, String> {
+    /// How far the job's copy came on `target`. A copy of another set (an earlier attempt's)
+    /// counts as nothing: it is replaced whole when the copy begins.
+    async fn target_stage(
+        &self,
+        target: &str,
+        image: &str,
+        epoch: u64,
+    ) -> Result<TargetStage, String> {
         #[derive(Deserialize)]
         struct Answer {
             stage: Option<Placement>,
+            #[serde(default)]
+            epoch: Option<u64>,
         }
         let a: Answer = self
             .client
@@ -550,13 +594,40 @@ impl Redundancy {
             )
             .await
             .map_err(|e| e.to_string())?;
+        let ours = a.epoch.is_none_or(|e| e == epoch);
         Ok(match a.stage {
             None => TargetStage::Nothing,
             Some(Placement::Incoming) => TargetStage::Incoming,
+            Some(_) if !ours => TargetStage::Nothing,
             Some(Placement::Placed) => TargetStage::Placed,
             Some(Placement::Verified) => TargetStage::Verified,
             Some(Placement::Published) => TargetStage::Published,
         })
+    }
+
+    /// Tells every abandoned target to discard its copy of the set never adopted. Returns
+    /// whether all did (the job may end); the others are asked again at the next round.
+    async fn discard_abandoned(&self, job: &mut Job) -> bool {
+        let mut left = Vec::new();
+        for (node, epoch) in std::mem::take(&mut job.abandoned) {
+            let path = format!("/internal/replicas/{}/discard?epoch={epoch}", job.image);
+            match self.client.call(&node, Call::new("POST", &path), ASK).await {
+                Ok(_) => {
+                    tracing::info!(image = %job.image, target = %node, epoch, "an abandoned copy was discarded")
+                }
+                Err(e) => {
+                    tracing::warn!(image = %job.image, target = %node, error = %e, "an abandoned copy cannot be discarded yet");
+                    left.push((node, epoch));
+                }
+            }
+        }
+        job.abandoned = left;
+        if job.abandoned.is_empty() {
+            true
+        } else {
+            let _ = self.record(job);
+            false
+        }
     }
 
     /// Sends every file of this node's replica to the target, hidden, paced by the throttle,
@@ -577,7 +648,10 @@ impl Redundancy {
                 target,
                 Call::new(
                     "POST",
-                    &format!("/internal/replicas/{image}/begin?size={size}"),
+                    &format!(
+                        "/internal/replicas/{image}/begin?size={size}&epoch={}",
+                        job.epoch
+                    ),
                 ),
                 ASK,
             )

@@ -104,7 +104,7 @@ fn audit(config: &ClusterConfig, name: &str) -> Result<ExitCode> {
     let tty = std::io::stderr().is_terminal();
     let mut last = Instant::now();
     let started = Instant::now();
-    let report = backend::node::audit(config, name, &mut |done, total| {
+    let mut progress = |done: u64, total: u64| {
         if tty && last.elapsed() > Duration::from_millis(200) {
             last = Instant::now();
             let pct = (done * 100).checked_div(total).unwrap_or(100);
@@ -114,7 +114,32 @@ fn audit(config: &ClusterConfig, name: &str) -> Result<ExitCode> {
                 total >> 20
             );
         }
-    })?;
+    };
+    let report = match backend::node::audit(config, name, &mut progress) {
+        // The node runs and holds its catalog: read it over HTTP instead.
+        Err(backend::node::NodeError::Catalog(backend::catalog::CatalogError::Store(
+            floor::store::StoreError::Locked { .. },
+        ))) => {
+            let node = config
+                .node(name)
+                .context("the node is in the configuration")?;
+            let url = format!("{}/catalog?since=0", node.origin());
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let page: cluster::CatalogPage = runtime
+                .block_on(floor::Client::new().get_json(&url, Duration::from_secs(60), 1 << 30))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "node {name} runs (its catalog is in use by another process), and its \
+                         catalog cannot be read from {url}: {e}"
+                    )
+                })?;
+            println!("node {name} runs: its catalog read from {url}");
+            backend::node::audit_running(config, name, page.entries, &mut progress)?
+        }
+        other => other?,
+    };
     if tty {
         eprint!("\r\x1b[K");
     }

@@ -51,6 +51,74 @@ impl Cluster {
         }
     }
 
+    /// Adds `toml` (whole tables, e.g. `[repair]`) to the cluster's configuration; before the
+    /// nodes start.
+    pub fn configure(&self, toml: &str) {
+        let mut all = std::fs::read_to_string(&self.config).unwrap();
+        all.push('\n');
+        all.push_str(toml);
+        std::fs::write(&self.config, all).unwrap();
+    }
+
+    /// The upload folders in node `i`'s staging (hidden ones, being made or cleared, too).
+    pub fn staging(&self, i: usize) -> Vec<String> {
+        std::fs::read_dir(self.disk(i).join("staging"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Starts an upload of `length` bytes on node `i` for `user`; its id.
+    pub fn start_upload(&self, i: usize, user: &str, filename: &str, length: usize) -> String {
+        let new = serde_json::json!({
+            "filename": filename,
+            "length": length,
+            "meta": { "title": filename, "artist": "Test" },
+        });
+        let (status, _, body) = self.call(
+            i,
+            "POST",
+            "/internal/uploads",
+            user,
+            &[("content-type", "application/json".into())],
+            new.to_string().as_bytes(),
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        created["id"].as_str().unwrap().to_string()
+    }
+
+    /// Sends one chunk of upload `id` at `offset` to node `i` (`PATCH /internal/uploads/ID`).
+    pub fn send_chunk(
+        &self,
+        i: usize,
+        user: &str,
+        id: &str,
+        offset: usize,
+        bytes: &[u8],
+    ) -> Answer {
+        self.call(
+            i,
+            "PATCH",
+            &format!("/internal/uploads/{id}"),
+            user,
+            &[("upload-offset", offset.to_string())],
+            bytes,
+        )
+    }
+
+    /// Upload `id` as node `i`'s status book has it for `user` (`GET /internal/uploads`).
+    pub fn status_of(&self, i: usize, user: &str, id: &str) -> Option<serde_json::Value> {
+        let (s, _, body) = self.call(i, "GET", "/internal/uploads", user, &[], b"");
+        if s != 200 {
+            return None;
+        }
+        let list: Vec<serde_json::Value> = serde_json::from_slice(&body).ok()?;
+        list.into_iter().find(|u| u["id"] == id)
+    }
+
     pub fn disk(&self, i: usize) -> PathBuf {
         self.dir.path().join(&self.nodes[i].0).join("d1")
     }
