@@ -89,20 +89,15 @@ pub async fn gather(config: &ClusterConfig) -> ClusterStatus {
                 })
                 .collect();
         }
-        match catalog {
-            Ok(page) => {
-                for e in page.entries {
-                    named.entry(e.id.clone()).or_default().extend(e.nodes);
-                    images.entry(e.id).or_default().push((
-                        node.name.clone(),
-                        e.disk,
-                        e.state,
-                        true,
-                    ));
-                }
+        // What a silent node holds is known from its partners' sets, below.
+        if let Ok(page) = catalog {
+            for e in page.entries {
+                named.entry(e.id.clone()).or_default().extend(e.nodes);
+                images
+                    .entry(e.id)
+                    .or_default()
+                    .push((node.name.clone(), e.disk, e.state, true));
             }
-            // What a silent node holds is known from its partners' sets, below.
-            Err(_) => {}
         }
         if let Some(r) = remirror {
             status.repairs.extend(r.jobs);
