@@ -107,7 +107,9 @@ fn adopt(config: &DiskConfig, node: &str) -> Result<Identity, DiskError> {
     let blank = std::fs::read_dir(root)
         .map_err(io)?
         .filter_map(Result::ok)
-        .all(|e| e.file_name() == "lost+found");
+        // The health probe's own file does not make a disk non-blank (a blank disk put in a
+        // failed one's slot is probed before it is adopted).
+        .all(|e| e.file_name() == "lost+found" || e.file_name() == crate::disk_probe::PROBE_FILE);
     if !blank {
         return Err(DiskError::NotEmpty {
             disk: config.id.clone(),

@@ -566,7 +566,7 @@ async fn discard_replica(
 ) -> Result<Response<Body>, Rejection> {
     let removed = node
         .ingest
-        .discard_replica(&image, q.epoch)
+        .discard_replica(&image, q.epoch, q.hidden_only)
         .await
         .map_err(failed(About::image(&image)))?;
     Ok(json(
@@ -632,6 +632,8 @@ struct SizeQuery {
 #[derive(Deserialize)]
 struct EpochQuery {
     epoch: u64,
+    #[serde(default)]
+    hidden_only: bool,
 }
 
 #[derive(Deserialize)]

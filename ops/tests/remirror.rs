@@ -255,3 +255,89 @@ fn a_replica_damaged_on_its_disk_is_found_by_the_scrub_not_served_and_copied_aga
         });
     }
 }
+
+fn events_of(cluster: &Cluster, i: usize) -> Vec<serde_json::Value> {
+    let (_, _, body) = get(&cluster.nodes[i].1, "/events");
+    let events: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    events["events"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_blank_disk_in_a_failed_slot_is_adopted_and_refilled_and_another_node_s_disk_is_refused() {
+    let mut c = Cluster::new(&["A", "B", "C"]);
+    with_grace(&c, 2);
+    for i in 0..3 {
+        c.start(i, None);
+    }
+    for i in 0..3 {
+        wait_until("the node answers", LIMIT, || {
+            common::connect(&c.nodes[i].1, "health").ok()
+        });
+        c.stop(i);
+    }
+    common::place(&c.disk(0), "wave", "plasma:fractal", "700x500");
+    common::place(&c.disk(1), "wave", "plasma:fractal", "700x500");
+    for i in 0..3 {
+        c.start(i, None);
+    }
+    wait_until("healthy", LIMIT, || {
+        (status(&c)["healthy"] == 1).then_some(())
+    });
+    let disk_state = |i: usize, id: &str| -> serde_json::Value {
+        let h: serde_json::Value =
+            serde_json::from_slice(&get(&c.nodes[i].1, "/health").2).unwrap();
+        common::disk_health(&h, id)
+    };
+
+    // node-b's disk fails (taken out) and a blank one goes into its slot.
+    std::fs::rename(c.disk(1), c.dir.path().join("node-b/d1.old")).unwrap();
+    wait_until("node-b's disk failed", LIMIT, || {
+        (disk_state(1, "node-b-d1")["state"] == "failed").then_some(())
+    });
+    std::fs::create_dir(c.disk(1)).unwrap();
+    wait_until("the blank disk adopted", LIMIT, || {
+        (disk_state(1, "node-b-d1")["state"] == "healthy").then_some(())
+    });
+    let identity: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.disk(1).join("td-disk.json")).unwrap()).unwrap();
+    assert_eq!(identity["node"], "node-b");
+    assert!(
+        events_of(&c, 1).iter().any(|e| e["kind"] == "disk_returned"
+            && e["summary"].as_str().unwrap().contains("blank disk")),
+        "{:#?}",
+        events_of(&c, 1)
+    );
+    // Refilled: the image is healthy again, with two readable replicas.
+    wait_until("healthy again", LIMIT, || {
+        (status(&c)["healthy"] == 1 && servable(&c, "wave").len() == 2).then_some(())
+    });
+
+    // node-c's disk is taken out, and a disk of node-a (its identity file says so) is put in
+    // its place: it answers, but is not used.
+    std::fs::rename(c.disk(2), c.dir.path().join("node-c/d1.old")).unwrap();
+    wait_until("node-c's disk failed", LIMIT, || {
+        (disk_state(2, "node-c-d1")["state"] == "failed").then_some(())
+    });
+    std::fs::create_dir(c.disk(2)).unwrap();
+    std::fs::copy(
+        c.disk(0).join("td-disk.json"),
+        c.disk(2).join("td-disk.json"),
+    )
+    .unwrap();
+    wait_until("the foreign disk refused", LIMIT, || {
+        events_of(&c, 2)
+            .iter()
+            .find(|e| e["kind"] == "disk_refused")
+            .cloned()
+    });
+    let d = disk_state(2, "node-c-d1");
+    assert_eq!(d["state"], "failed", "{d}");
+    assert!(
+        d["error"].as_str().unwrap().contains("came back, but"),
+        "{d}"
+    );
+    assert!(
+        !c.disk(2).join("images").exists(),
+        "nothing written to a foreign disk"
+    );
+}

@@ -191,8 +191,14 @@ impl Ingest {
 
     /// `POST /internal/replicas/IMAGE/discard?epoch=E`: a re-mirror gave this node up as its
     /// target; any copy here of the set of epoch `E` (never adopted by its source, so never
-    /// part of a complete set) is removed, hidden or published. Other copies are left alone.
-    pub async fn discard_replica(&self, image: &str, epoch: u64) -> Result<bool, IngestError> {
+    /// part of a complete set) is removed, hidden or (unless `hidden_only`) published. Other
+    /// copies are left alone.
+    pub async fn discard_replica(
+        &self,
+        image: &str,
+        epoch: u64,
+        hidden_only: bool,
+    ) -> Result<bool, IngestError> {
         let (disks, catalog, library, image) = (
             self.disks.clone(),
             self.catalog.clone(),
@@ -214,6 +220,7 @@ impl Ingest {
                     Ok(true)
                 }
                 _ if theirs != Some(epoch) => Ok(false),
+                placement::Placement::Published if hidden_only => Ok(false),
                 placement::Placement::Published => {
                     crate::redundancy::removal::take_off(
                         &catalog,

@@ -367,6 +367,11 @@ impl Redundancy {
     ) {
         let size: u64 = entry.files.iter().map(|f| f.size).sum();
         let old = Set::new(entry.epoch, entry.nodes.clone());
+        let silent: Vec<String> = view
+            .iter()
+            .filter(|(_, up, _, _)| !*up)
+            .map(|(n, _, _, _)| n.clone())
+            .collect();
         loop {
             let target_up = job
                 .target
@@ -428,7 +433,7 @@ impl Redundancy {
                     self.record(&job)
                 }
                 Step::Cancel => {
-                    if !self.discard_abandoned(&mut job).await {
+                    if !self.discard_abandoned(&mut job, false, &silent).await {
                         return;
                     }
                     self.forget(&job.image);
@@ -436,7 +441,7 @@ impl Redundancy {
                     return;
                 }
                 Step::Done => {
-                    if !self.discard_abandoned(&mut job).await {
+                    if !self.discard_abandoned(&mut job, true, &silent).await {
                         return;
                     }
                     self.forget(&job.image);
@@ -607,13 +612,26 @@ impl Redundancy {
 
     /// Tells every abandoned target to discard its copy of the set never adopted. Returns
     /// whether all did (the job may end); the others are asked again at the next round.
-    async fn discard_abandoned(&self, job: &mut Job) -> bool {
+    ///
+    /// `hidden_only` after an adoption (`Done`): a published copy of an older set is then
+    /// superseded and trimmed by its own node's survey once the new set is whole, while
+    /// removing it here could leave one replica if the new partner failed meanwhile. A target
+    /// that does not answer is given up too (its hidden copy stays as debris, cleared when it
+    /// is placed again), so that a dead node cannot hold the job for ever.
+    async fn discard_abandoned(&self, job: &mut Job, hidden_only: bool, silent: &[String]) -> bool {
         let mut left = Vec::new();
         for (node, epoch) in std::mem::take(&mut job.abandoned) {
-            let path = format!("/internal/replicas/{}/discard?epoch={epoch}", job.image);
+            let path = format!(
+                "/internal/replicas/{}/discard?epoch={epoch}{}",
+                job.image,
+                if hidden_only { "&hidden_only=true" } else { "" }
+            );
             match self.client.call(&node, Call::new("POST", &path), ASK).await {
                 Ok(_) => {
                     tracing::info!(image = %job.image, target = %node, epoch, "an abandoned copy was discarded")
+                }
+                Err(e) if silent.contains(&node) => {
+                    tracing::warn!(image = %job.image, target = %node, error = %e, "an abandoned target is silent; its copy, if any, is left to it")
                 }
                 Err(e) => {
                     tracing::warn!(image = %job.image, target = %node, error = %e, "an abandoned copy cannot be discarded yet");
