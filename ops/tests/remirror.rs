@@ -66,27 +66,37 @@ fn with_grace(cluster: &Cluster, seconds: u64) {
     std::fs::write(&cluster.config, toml).unwrap();
 }
 
-#[test]
-fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays_gone() {
-    let mut c = Cluster::new(&["A", "B", "C"]);
-    with_grace(&c, 3);
-    for i in 0..3 {
-        c.start(i, None); // adopts its disk
+/// Starts every node once, so it adopts its blank disk, and stops it again (replicas are then
+/// placed by hand on the adopted disks).
+fn adopt_disks(c: &mut Cluster) {
+    for i in 0..c.nodes.len() {
+        c.start(i, None);
     }
-    for i in 0..3 {
+    for i in 0..c.nodes.len() {
         wait_until("the node answers", LIMIT, || {
             common::connect(&c.nodes[i].1, "health").ok()
         });
         c.stop(i);
     }
+}
+
+fn start_all(c: &mut Cluster) {
+    for i in 0..c.nodes.len() {
+        c.start(i, None);
+    }
+}
+
+#[test]
+fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays_gone() {
+    let mut c = Cluster::new(&["A", "B", "C"]);
+    with_grace(&c, 3);
+    adopt_disks(&mut c);
     common::place(&c.disk(0), "wave", "plasma:fractal", "700x500");
     common::place(&c.disk(1), "wave", "plasma:fractal", "700x500");
     common::place(&c.disk(0), "dune", "gradient:", "600x400");
     common::place(&c.disk(1), "dune", "gradient:", "600x400");
     let original = std::fs::read(c.disk(0).join("images/wave/pyramid.tdp")).unwrap();
-    for i in 0..3 {
-        c.start(i, None);
-    }
+    start_all(&mut c);
     let s = wait_until("two healthy images", LIMIT, || {
         let s = status(&c);
         (s["healthy"] == 2).then_some(s)
@@ -201,21 +211,11 @@ fn a_replica_damaged_on_its_disk_is_found_by_the_scrub_not_served_and_copied_aga
     let mut toml = std::fs::read_to_string(&c.config).unwrap();
     toml.push_str("\n[repair]\ndisk_grace_seconds = 2\nscrub_period_days = 0\nscrub_rate_mb = 0\n");
     std::fs::write(&c.config, toml).unwrap();
-    for i in 0..3 {
-        c.start(i, None);
-    }
-    for i in 0..3 {
-        wait_until("the node answers", LIMIT, || {
-            common::connect(&c.nodes[i].1, "health").ok()
-        });
-        c.stop(i);
-    }
+    adopt_disks(&mut c);
     common::place(&c.disk(0), "wave", "plasma:fractal", "700x500");
     common::place(&c.disk(1), "wave", "plasma:fractal", "700x500");
     let good = std::fs::read(c.disk(0).join("images/wave/pyramid.tdp")).unwrap();
-    for i in 0..3 {
-        c.start(i, None);
-    }
+    start_all(&mut c);
     wait_until("healthy", LIMIT, || {
         (status(&c)["healthy"] == 1).then_some(())
     });
@@ -266,20 +266,10 @@ fn events_of(cluster: &Cluster, i: usize) -> Vec<serde_json::Value> {
 fn a_blank_disk_in_a_failed_slot_is_adopted_and_refilled_and_another_node_s_disk_is_refused() {
     let mut c = Cluster::new(&["A", "B", "C"]);
     with_grace(&c, 2);
-    for i in 0..3 {
-        c.start(i, None);
-    }
-    for i in 0..3 {
-        wait_until("the node answers", LIMIT, || {
-            common::connect(&c.nodes[i].1, "health").ok()
-        });
-        c.stop(i);
-    }
+    adopt_disks(&mut c);
     common::place(&c.disk(0), "wave", "plasma:fractal", "700x500");
     common::place(&c.disk(1), "wave", "plasma:fractal", "700x500");
-    for i in 0..3 {
-        c.start(i, None);
-    }
+    start_all(&mut c);
     wait_until("healthy", LIMIT, || {
         (status(&c)["healthy"] == 1).then_some(())
     });

@@ -197,7 +197,8 @@ pub(super) fn slow(bytes: u64) -> std::time::Duration {
     std::time::Duration::from_secs(30 + bytes / 20_000_000)
 }
 
-fn read_chunk(path: &std::path::Path, offset: u64) -> Result<Bytes, IngestError> {
+/// Up to [`SEND_CHUNK`] bytes of `path` from `offset` (fewer at its end).
+pub(crate) fn read_chunk(path: &std::path::Path, offset: u64) -> Result<Bytes, IngestError> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(path).map_err(super::io(path))?;
     let mut buf = vec![0; SEND_CHUNK];

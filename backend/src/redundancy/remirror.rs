@@ -682,7 +682,10 @@ impl Redundancy {
             let mut offset = 0;
             loop {
                 let (p, o) = (path.clone(), offset);
-                let chunk = crate::ingest::blocking_call(move || read_chunk(&p, o)).await?;
+                let chunk = crate::ingest::blocking_call(move || {
+                    crate::ingest::transfers::read_chunk(&p, o)
+                })
+                .await?;
                 if chunk.is_empty() && offset > 0 {
                     break;
                 }
@@ -791,24 +794,6 @@ fn step_name(step: &Step) -> &'static str {
         Step::Cancel => "cancel",
         Step::Done => "done",
     }
-}
-
-fn read_chunk(path: &std::path::Path, offset: u64) -> Result<Bytes, IngestError> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path).map_err(crate::ingest::io(path))?;
-    let mut buf = vec![0; SEND_CHUNK];
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = file
-            .read_at(&mut buf[filled..], offset + filled as u64)
-            .map_err(crate::ingest::io(path))?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    buf.truncate(filled);
-    Ok(Bytes::from(buf))
 }
 
 /// The worker: a round every [`ROUND`], at once again while copies wait.

@@ -64,15 +64,10 @@ pub(super) async fn edit(
     f: EditForm,
     p: Arc<Portal>,
 ) -> Response<Body> {
-    let Some(s) = p.session(c.as_deref()) else {
-        return see_other("/portal/", None);
+    let s = match form_session(&p, c.as_deref(), &h, f.csrf.as_deref()) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
-    if !same_origin(&h) || !p.csrf_ok(&s, f.csrf.as_deref()) {
-        return plain(
-            StatusCode::FORBIDDEN,
-            "the form is stale; reload the page and try again",
-        );
-    }
     let meta = cluster::ImageMeta {
         title: f.title,
         artist: f.artist,
@@ -98,20 +93,10 @@ pub(super) async fn edit(
     if nodes.is_empty() {
         return edit_page(&p, &s, &id, None);
     }
+    let headers = [("content-type", "application/json".to_string())];
     let mut problems = Vec::new();
-    for node in &nodes {
-        match p
-            .call(
-                node,
-                Method::POST,
-                &path,
-                &s.user,
-                &[("content-type", "application/json".into())],
-                body.clone(),
-                Duration::from_secs(10),
-            )
-            .await
-        {
+    for (node, answer) in to_replicas(&p, &nodes, &path, &s.user, &headers, body).await {
+        match answer {
             Ok(a) if a.status.is_success() => {}
             Ok(a) if a.status == StatusCode::FORBIDDEN || a.status == StatusCode::BAD_REQUEST => {
                 return edit_page(&p, &s, &id, Some(String::from_utf8_lossy(&a.body).trim()));
@@ -155,15 +140,10 @@ pub(super) async fn withdraw(
     f: WithdrawForm,
     p: Arc<Portal>,
 ) -> Response<Body> {
-    let Some(s) = p.session(c.as_deref()) else {
-        return see_other("/portal/", None);
+    let s = match form_session(&p, c.as_deref(), &h, f.csrf.as_deref()) {
+        Ok(s) => s,
+        Err(answer) => return *answer,
     };
-    if !same_origin(&h) || !p.csrf_ok(&s, f.csrf.as_deref()) {
-        return plain(
-            StatusCode::FORBIDDEN,
-            "the form is stale; reload the page and try again",
-        );
-    }
     if f.confirm.as_deref() != Some("yes") {
         return edit_page(
             &p,
@@ -186,19 +166,8 @@ pub(super) async fn withdraw(
         .collect();
     let mut done = 0;
     let mut problems = Vec::new();
-    for node in &nodes {
-        match p
-            .call(
-                node,
-                Method::POST,
-                &path,
-                &s.user,
-                &[],
-                Bytes::new(),
-                Duration::from_secs(10),
-            )
-            .await
-        {
+    for (node, answer) in to_replicas(&p, &nodes, &path, &s.user, &[], Bytes::new()).await {
+        match answer {
             Ok(a) if a.status.is_success() => done += 1,
             Ok(a) => problems.push(format!(
                 "{node}: {}",
@@ -220,4 +189,52 @@ pub(super) async fn withdraw(
             )),
         )
     }
+}
+
+/// The session of a form that changes something: signed in, sent from this site, with the
+/// session's CSRF token. Otherwise the answer to give.
+fn form_session(
+    p: &Portal,
+    cookie: Option<&str>,
+    h: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<Session, Box<Response<Body>>> {
+    let Some(s) = p.session(cookie) else {
+        return Err(Box::new(see_other("/portal/", None)));
+    };
+    if !same_origin(h) || !p.csrf_ok(&s, csrf) {
+        return Err(Box::new(plain(
+            StatusCode::FORBIDDEN,
+            "the form is stale; reload the page and try again",
+        )));
+    }
+    Ok(s)
+}
+
+/// The same signed POST to every node in `nodes` (an image's replica nodes), for `user`; each
+/// node's answer, in order.
+async fn to_replicas(
+    p: &Portal,
+    nodes: &[String],
+    path: &str,
+    user: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Vec<(String, Result<Answer, String>)> {
+    let mut answers = Vec::new();
+    for node in nodes {
+        let answer = p
+            .call(
+                node,
+                Method::POST,
+                path,
+                user,
+                headers,
+                body.clone(),
+                Duration::from_secs(10),
+            )
+            .await;
+        answers.push((node.clone(), answer));
+    }
+    answers
 }
