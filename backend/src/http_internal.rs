@@ -7,7 +7,7 @@
 //! HEAD   /internal/uploads/UPLOAD               Upload-Offset, Upload-Length (resume from here)
 //! PATCH  /internal/uploads/UPLOAD               a chunk at Upload-Offset (tus 1.0 core)
 //! GET    /internal/uploads                      the signed-in account's uploads and their stages
-//! GET    /internal/facts/UPLOAD/IMAGE           what this node holds of an upload (coordinator)
+//! GET    /internal/facts/UPLOAD/IMAGE?from=NODE what this node holds of an upload (coordinator)
 //! PUT    /internal/staging/UPLOAD               hold a staging copy (JSON upload.json) → offset
 //! PATCH  /internal/staging/UPLOAD?offset=N      a chunk of it
 //! POST   /internal/staging/UPLOAD/seal?sha256=  it is whole: check and record "staged"
@@ -221,6 +221,7 @@ pub fn routes(
     // What other nodes' coordinators ask.
     let facts = get()
         .and(warp::path!("facts" / String / String))
+        .and(warp::query::<FactsAsker>())
         .and(user.clone())
         .and(n.clone())
         .and_then(facts_here);
@@ -396,15 +397,22 @@ fn list_uploads(user: String, node: Arc<Node>) -> Response<Body> {
     json(StatusCode::OK, &node.ingest.list(&user))
 }
 
+/// `?from=NODE`: the node asking (the query is signed with the rest), heard from by asking.
+#[derive(serde::Deserialize)]
+struct FactsAsker {
+    from: Option<String>,
+}
+
 async fn facts_here(
     upload: String,
     image: String,
+    asker: FactsAsker,
     _: String,
     node: Arc<Node>,
 ) -> Result<Response<Body>, Rejection> {
     let f = node
         .ingest
-        .facts_here(&upload, &image)
+        .facts_here(&upload, &image, asker.from.as_deref())
         .await
         .map_err(failed(About {
             upload: Some(&upload),

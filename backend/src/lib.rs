@@ -33,3 +33,18 @@ pub use cluster::worker;
 pub use cluster::ImageMeta;
 pub use library::Library;
 pub use node::{CatalogStart, Node};
+
+/// Tests prove crash safety by killing a node at each step of its protocols (ingest,
+/// re-mirror): with `TD_CRASH_AT=point` in its environment the process sends itself SIGKILL
+/// when it reaches `point`, right after the step's fact is on the disk.
+pub fn crash_point(node: &str, point: &str) {
+    static CRASH_AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = CRASH_AT.get_or_init(|| std::env::var("TD_CRASH_AT").ok().filter(|s| !s.is_empty()));
+    if at.as_deref() == Some(point) {
+        // The tests look for `TD_CRASH_AT=point` on standard error, where the log goes
+        // (written as it happens, so it is there before the kill).
+        tracing::warn!(node = %node, point, "TD_CRASH_AT={point}: killing myself");
+        // SAFETY: signalling our own process.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}

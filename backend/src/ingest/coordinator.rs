@@ -65,8 +65,8 @@ pub struct Ingest {
     /// every second is logged once.
     pub(super) told: Mutex<HashMap<String, String>>,
     pub(super) wake: tokio::sync::Notify,
-    /// Tests only: the point at which this process kills itself (`TD_CRASH_AT`).
-    crash_at: Option<String>,
+    /// When each other node last answered (the lease of [`super::handover`]).
+    pub(super) heard: super::handover::Heard,
 }
 
 impl Ingest {
@@ -106,7 +106,7 @@ impl Ingest {
             mirrors: Mutex::new(HashMap::new()),
             told: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
-            crash_at: std::env::var("TD_CRASH_AT").ok().filter(|s| !s.is_empty()),
+            heard: Default::default(),
         }
     }
 
@@ -120,15 +120,10 @@ impl Ingest {
     }
 
     /// Tests prove crash safety by killing the process at each step: with `TD_CRASH_AT=point`
-    /// it sends itself SIGKILL there, right after the step's fact is on the disk.
+    /// it sends itself SIGKILL there, right after the step's fact is on the disk
+    /// ([`crate::crash_point`]).
     pub fn crash_point(&self, point: &str) {
-        if self.crash_at.as_deref() == Some(point) {
-            // The tests look for `TD_CRASH_AT=point` on standard error, where the log goes
-            // (written as it happens, so it is there before the kill).
-            tracing::warn!(node = %self.me, point, "TD_CRASH_AT={point}: killing myself");
-            // SAFETY: signalling our own process.
-            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-        }
+        crate::crash_point(&self.me, point);
     }
 
     pub(super) fn peers(&self) -> Result<&floor::Client, IngestError> {
@@ -196,6 +191,7 @@ impl Ingest {
             next_sweep: Instant::now(),
             watching: 0,
             expired: 0,
+            taken_over: 0,
         }
     }
 }
@@ -211,6 +207,8 @@ pub struct IngestWorker {
     watching: usize,
     /// Uploads expired (or copies held for others cleared) since the node started.
     expired: u64,
+    /// Uploads this node took over from a silent home since it started.
+    taken_over: u64,
 }
 
 impl Worker for IngestWorker {
@@ -232,14 +230,16 @@ impl Worker for IngestWorker {
                         self.ingest.sweep_every()
                     };
             }
+            self.taken_over += self.ingest.watch_homes().await.len() as u64;
             let ingest = self.ingest.clone();
             let disks = ingest.disks.clone();
+            // Its own uploads, and those it took over from a silent home.
             let ids: Vec<String> = blocking(move || {
                 Ok(Staging::all(&disks)
                     .into_iter()
-                    .filter_map(|s| s.upload().ok())
-                    .filter(|u| u.home == ingest.me)
-                    .map(|u| u.id)
+                    .filter_map(|s| Some((s.upload().ok()?, s)))
+                    .filter(|(u, s)| ingest.coordinator_of(s, u) == ingest.me)
+                    .map(|(u, _)| u.id)
                     .collect())
             })
             .await
@@ -257,8 +257,9 @@ impl Worker for IngestWorker {
                 }
             }
             self.line = format!(
-                "{} uploads under way, {waiting} waiting; {}",
+                "{} uploads under way, {waiting} waiting, {} taken over from a silent home; {}",
                 ids.len(),
+                self.taken_over,
                 match self.ingest.upload_expiry() {
                     Some(e) => format!(
                         "{} copies receiving expire after {} s without a chunk; {} expired",

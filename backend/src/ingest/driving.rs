@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::coordinator::{blocking, Driven, Ingest, ASK};
 use super::facts::{stage_of, Gathered};
-use super::protocol::{self, NodeId, Step};
+use super::protocol::{self, Coordination, NodeId, Step};
 use super::receiving::initial_status;
 use super::staging::{self, Acknowledged, Failed, Staging, Upload};
 use super::status::{expired, Stage, UploadStatus};
@@ -78,17 +78,44 @@ impl Ingest {
         upload: &Upload,
         status: &mut UploadStatus,
     ) -> Result<Driven, IngestError> {
-        if upload.home != self.me {
-            return Ok(Driven::Waiting(format!(
-                "coordinated by {}, which received it",
-                upload.home
-            )));
+        let coordinator = self.coordinator_of(staging, upload);
+        if coordinator != self.me {
+            return Ok(Driven::Waiting(if coordinator == upload.home {
+                format!("coordinated by {coordinator}, which received it")
+            } else {
+                format!("coordinated by {coordinator}, which took it over")
+            }));
         }
         if staging.staged()?.is_none() {
             status.stage = Stage::Receiving;
             return Ok(Driven::Waiting("receiving the original".into()));
         }
         let g = self.gather(staging, upload).await?;
+        match self.coordination(staging, upload, &g)? {
+            Coordination::Drive => {}
+            Coordination::Follow {
+                coordinator,
+                record,
+            } => {
+                let name = self.name(coordinator).to_string();
+                if record {
+                    // Back after a silence: another node took the upload over meanwhile.
+                    self.record_coordinator(
+                        staging,
+                        &name,
+                        "it took the upload over while this node was silent",
+                    )?;
+                    tracing::warn!(node = %self.me, upload = %upload.id, coordinator = %name, "another node took this upload over while this node was silent; following it");
+                }
+                return Ok(Driven::Waiting(format!(
+                    "coordinated by {name}, which took it over"
+                )));
+            }
+            Coordination::Wait(why) => return Ok(Driven::Waiting(why)),
+            Coordination::TakeOver => {
+                return Ok(Driven::Waiting("being taken over".into()));
+            }
+        }
         if let Some(failed) = staging.marker::<Failed>(staging::FAILED)? {
             status.stage = Stage::Failed;
             status.error = Some(failed.reason);
@@ -205,19 +232,26 @@ impl Ingest {
         let need = upload.length
             + tiled.map_or(0, |t| t.files.iter().map(|f| f.size).sum())
             + super::DISK_RESERVE;
-        let mut best: Option<(u64, [NodeId; 2])> = None;
+        // A node already holding a copy of the image (placed by a home that then fell silent,
+        // before this node took the upload over) is taken first: its copy is used, not a
+        // third made beside it.
+        let holds = |n: NodeId| g.nodes[n].replica.is_some();
+        let mut best: Option<(usize, u64, [NodeId; 2])> = None;
         let ups: Vec<NodeId> = g.view.up.iter().copied().collect();
         for (i, &a) in ups.iter().enumerate() {
             for &b in &ups[i + 1..] {
                 if g.view.domains[a] == g.view.domains[b] {
                     continue;
                 }
+                let held = usize::from(holds(a)) + usize::from(holds(b));
                 let room = g.nodes[a].free.min(g.nodes[b].free);
-                if room >= need && best.is_none_or(|(r, _)| room > r) {
-                    best = Some((room, [a, b]));
+                let fits = |n: NodeId| holds(n) || g.nodes[n].free >= need;
+                if fits(a) && fits(b) && best.is_none_or(|(h, r, _)| (held, room) > (h, r)) {
+                    best = Some((held, room, [a, b]));
                 }
             }
         }
+        let best = best.map(|(_, room, pair)| (room, pair));
         Ok(match best {
             Some((_, pair)) => Step::Choose(pair),
             None => Step::Wait(format!(

@@ -26,6 +26,9 @@ pub struct NodeFacts {
     pub replica: Option<Placement>,
     /// The most free bytes on one of its disks.
     pub free: u64,
+    /// The node coordinating the upload, when this node's copy records a takeover.
+    #[serde(default)]
+    pub coordinator: Option<String>,
 }
 
 /// Every node's facts about one upload, as the protocol sees them and as they came.
@@ -53,21 +56,31 @@ impl Ingest {
                 .filter_map(|d| fs2::available_space(&d.config.path).ok())
                 .max()
                 .unwrap_or(0),
+            coordinator: staging.as_ref().and_then(|s| self.recorded_coordinator(s)),
         })
     }
 
-    /// What `node` holds of `upload`, or why it cannot be known.
-    async fn facts_of(&self, node: &str, upload: &Upload) -> Result<NodeFacts, String> {
+    /// What `node` holds of `upload`, or why it cannot be known. An answer counts as hearing
+    /// from the node (see [`super::handover`]).
+    pub(super) async fn facts_of(&self, node: &str, upload: &Upload) -> Result<NodeFacts, String> {
         let failed = |e: IngestError| e.to_string();
         if node == self.me {
             return self.local_facts(&upload.id, &upload.image).map_err(failed);
         }
-        let path = format!("/internal/facts/{}/{}", upload.id, upload.image);
-        self.peers()
+        let path = format!(
+            "/internal/facts/{}/{}?from={}",
+            upload.id, upload.image, self.me
+        );
+        let answer = self
+            .peers()
             .map_err(failed)?
             .call_json(node, Call::new("GET", &path), ASK)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string());
+        if answer.is_ok() {
+            self.heard.heard(node);
+        }
+        answer
     }
 
     /// The facts about `upload` from every node, and which nodes answered.
@@ -145,7 +158,10 @@ impl Ingest {
             verified: at_least(Placement::Verified),
             published: at_least(Placement::Published),
         };
-        let home = self.node_id(&upload.home).unwrap_or(0);
+        // The view's home is the coordinator: the home, or the node that took it over.
+        let home = self
+            .node_id(&self.coordinator_of(staging, upload))
+            .unwrap_or(0);
         Ok(Gathered {
             facts,
             view: View { home, domains, up },

@@ -15,6 +15,8 @@
 //!   an upload, gathered), [`driving`] (asks the protocol for the next step and does it; tiling
 //!   and choosing the targets), [`transfers`] (the staging copy and the replica set sent to
 //!   other nodes);
+//! - [`handover`]: the node holding the second copy takes an upload over when its home has
+//!   been silent past the node grace period (the rule is [`protocol::coordination`]);
 //! - [`target`]: what other nodes' coordinators call here (a staging copy held, a replica
 //!   received, verified and published), every id and file name checked as it arrives;
 //! - [`meta_edit`]: the owner changes an image's metadata, and the rules metadata must follow;
@@ -33,6 +35,7 @@ pub mod driving;
 pub mod error;
 pub mod expiry;
 pub mod facts;
+pub mod handover;
 pub mod meta_edit;
 pub mod placement;
 pub mod protocol;

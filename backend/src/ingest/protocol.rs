@@ -162,3 +162,96 @@ pub fn next_step(facts: &Facts, view: &View) -> Step {
         _ => Step::Wait("published; staging is cleared when its node is back".into()),
     }
 }
+
+/// Who drives an upload: decided on each node holding a staged copy of it, from what that node
+/// knows. The node that received it coordinates it; if that node falls silent after the second
+/// copy was staged, the node holding that copy takes over, so an acknowledged upload is never
+/// left waiting for a node that may not come back.
+///
+/// The takeover is recorded on the new coordinator's disk (`coordinator.json`) before it does
+/// anything, and every node's facts carry that record, so a home that returns sees it and
+/// follows. Two coordinators at once are kept apart by a lease: the home drives only while it
+/// has heard from the copy's holder within half the grace period, while the holder takes over
+/// only after the grace period of silence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handover {
+    pub me: NodeId,
+    /// The node that received the upload.
+    pub home: NodeId,
+    /// The takeover recorded on this node's copy, if any (it names the coordinator).
+    pub recorded: Option<NodeId>,
+    /// A takeover another node's facts report.
+    pub reported: Option<NodeId>,
+    /// This node's copy is whole and durable.
+    pub staged_here: bool,
+    /// The second copy was staged (on the home: acknowledged, or a copy sealed elsewhere).
+    /// Before that nobody can take over, and the home needs no lease.
+    pub second_copy: bool,
+    /// On the home: how long ago a holder of the second copy last answered (`None`: never
+    /// since this process started). On a holder: how long the home has been silent.
+    pub since_heard: Option<std::time::Duration>,
+    /// How long this process has been watching (a silence is never longer than that).
+    pub watching: std::time::Duration,
+    /// The node grace period: a node silent this long counts as lost.
+    pub grace: std::time::Duration,
+}
+
+/// What a node does about an upload it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Coordination {
+    /// It coordinates: ask [`next_step`], with this node as the view's home.
+    Drive,
+    /// `NodeId` coordinates. `record` says the node should write that down first.
+    Follow { coordinator: NodeId, record: bool },
+    /// The home has been silent past the grace period: record the takeover, then drive.
+    TakeOver,
+    /// The home waits for its lease (the holder of the second copy has not answered lately).
+    Wait(String),
+}
+
+/// The coordination rule; see [`Handover`].
+pub fn coordination(h: &Handover) -> Coordination {
+    if let Some(c) = h.recorded {
+        return if c == h.me {
+            Coordination::Drive
+        } else {
+            Coordination::Follow {
+                coordinator: c,
+                record: false,
+            }
+        };
+    }
+    if let Some(c) = h.reported.filter(|&c| c != h.me) {
+        return Coordination::Follow {
+            coordinator: c,
+            record: true,
+        };
+    }
+    let silent = |d: Option<std::time::Duration>| d.unwrap_or(h.watching).min(h.watching);
+    if h.me == h.home {
+        if !h.second_copy {
+            return Coordination::Drive;
+        }
+        // Heard lately: the holder cannot have waited out its grace period since.
+        if h.since_heard.is_some_and(|d| d < h.grace / 2) {
+            return Coordination::Drive;
+        }
+        // Silent so long that it is lost: it cannot take over without as long a silence
+        // after it is back, and its facts are asked at every step.
+        if silent(h.since_heard) >= h.grace {
+            return Coordination::Drive;
+        }
+        return Coordination::Wait(
+            "the node holding the second copy does not answer; going on when it does, or once \
+             it counts as lost"
+                .into(),
+        );
+    }
+    if h.staged_here && h.second_copy && silent(h.since_heard) >= h.grace {
+        return Coordination::TakeOver;
+    }
+    Coordination::Follow {
+        coordinator: h.home,
+        record: false,
+    }
+}

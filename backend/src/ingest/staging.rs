@@ -3,7 +3,8 @@
 //! renamed `original` and `staged.json` records its size and SHA-256 (the "staged" fact). The
 //! node that received the upload keeps the protocol's other facts here too, one marker file
 //! each: `acknowledged.json`, `tiled.json` (with the pyramid and thumbnail), `targets.json`,
-//! or `failed.json` when the original can never become an image.
+//! or `failed.json` when the original can never become an image. A node that took an upload
+//! over from its silent home records that in `coordinator.json` and keeps those facts itself.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,11 @@ pub const THUMBNAIL: &str = "thumb.jpg";
 pub const TILED: &str = "tiled.json";
 pub const TARGETS: &str = "targets.json";
 pub const FAILED: &str = "failed.json";
+/// On a node that took an upload over from its silent home (see `handover`).
+pub const COORDINATOR: &str = "coordinator.json";
+/// On the home: the nodes a copy was sealed on (or was being sealed on), each of which could
+/// take the upload over.
+pub const HOLDERS: &str = "holders.json";
 
 /// `upload.json`: what the provider sent before the bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,12 +26,17 @@ use crate::library::Library;
 use crate::replica::Manifest;
 
 impl Ingest {
-    /// `GET /internal/facts/UPLOAD/IMAGE`: what this node holds of an upload.
+    /// `GET /internal/facts/UPLOAD/IMAGE?from=NODE`: what this node holds of an upload. The
+    /// asker is heard from (the lease of [`super::handover`] holds both ways).
     pub async fn facts_here(
         self: &Arc<Self>,
         upload: &str,
         image: &str,
+        from: Option<&str>,
     ) -> Result<NodeFacts, IngestError> {
+        if let Some(node) = from.filter(|n| self.cluster.node(n).is_some()) {
+            self.heard.heard(node);
+        }
         let (me, upload, image) = (self.clone(), upload.to_string(), image.to_string());
         blocking(move || me.local_facts(&upload, &image)).await
     }

@@ -41,6 +41,9 @@ impl Ingest {
             })
             .await?;
         }
+        // Once sealed there, that node may take the upload over if this one falls silent: this
+        // node must know it even after a crash before the acknowledgement (see `handover`).
+        self.note_copy_holder(staging, node)?;
         let path = format!("/internal/staging/{}/seal?sha256={}", upload.id, sum.sha256);
         peers
             .call(node, Call::new("POST", &path), slow(upload.length))
@@ -99,8 +102,8 @@ impl Ingest {
         let tiled: Tiled = staging
             .marker(staging::TILED)?
             .ok_or_else(|| missing("tiled.json"))?;
-        let ack: Acknowledged = staging
-            .marker(staging::ACKNOWLEDGED)?
+        staging
+            .marker::<Acknowledged>(staging::ACKNOWLEDGED)?
             .ok_or_else(|| missing("acknowledged.json"))?;
         let targets: [String; 2] = staging
             .marker(staging::TARGETS)?
@@ -120,7 +123,9 @@ impl Ingest {
             format: FORMAT,
             id: upload.image.clone(),
             nodes: targets.to_vec(),
-            placed_at: ack.at,
+            // The upload's creation, known to the home and to the node holding the second copy
+            // alike: if that node takes the upload over, the set it places is the same one.
+            placed_at: upload.created,
             files,
         })
     }

@@ -9,7 +9,8 @@
 //! - a tombstone on any node → remove mine (the image was withdrawn);
 //! - a newer set that leaves me out, whose every member holds a readable replica of exactly
 //!   that set, in two power domains → mine is superseded: remove it (this is the only way a
-//!   replica is trimmed, so trimming never lowers the count below two);
+//!   replica is trimmed, so trimming never lowers the count below two); a set served whole
+//!   also supersedes mine, whatever its epoch, when mine is not served whole;
 //! - a member of my set that holds no readable replica for longer than its grace period (disk:
 //!   short; silent node: long) → copy mine to a new target and make a new set of the two;
 //! - otherwise nothing.
@@ -116,10 +117,16 @@ pub fn survey(
             && !domains.contains(&None)
             && set.nodes.iter().all(|n| readable(n, set))
     };
+    // A set that is not served whole while another one is can only be the loser of two
+    // coordinators (a home back from a silence beside the node that took its upload over):
+    // the whole one supersedes it, whatever their epochs.
+    let mine_complete = complete(mine);
     let newer = others
         .iter()
         .filter_map(|p| match &p.holding {
-            Holding::Readable(s) if s > mine && !s.has(me) => Some(s),
+            Holding::Readable(s) if s != mine && (s > mine || !mine_complete) && !s.has(me) => {
+                Some(s)
+            }
             _ => None,
         })
         .filter(|s| complete(s))
