@@ -123,6 +123,54 @@ impl Cluster {
         self.dir.path().join(&self.nodes[i].0).join("d1")
     }
 
+    /// Node `i`'s `state_dir` (made by the node when it starts, if missing).
+    pub fn state_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(&self.nodes[i].0).join("state")
+    }
+
+    /// How far replica `image` came on node `i`'s disk: "incoming", "placed", "verified",
+    /// "published", or none.
+    pub fn replica_state(&self, i: usize, image: &str) -> Option<&'static str> {
+        let images = self.disk(i).join("images");
+        // In the order a replica moves: a rename between two looks then shows the next state,
+        // never none.
+        [
+            ("incoming", format!(".{image}.incoming")),
+            ("placed", format!(".{image}.placed")),
+            ("verified", format!(".{image}.verified")),
+            ("published", image.to_string()),
+        ]
+        .into_iter()
+        .find(|(_, name)| images.join(name).is_dir())
+        .map(|(s, _)| s)
+    }
+
+    /// Sends `bytes[offset..]` of upload `id` to node `i` in chunks of `chunk` bytes, each from
+    /// where the node says the upload ends; returns the last answer (status 0: the node died
+    /// on the way, anything but 204: refused).
+    pub fn send_rest(
+        &self,
+        i: usize,
+        user: &str,
+        id: &str,
+        bytes: &[u8],
+        mut offset: usize,
+        chunk: usize,
+    ) -> Answer {
+        let mut last = (204, String::new(), Vec::new());
+        while offset < bytes.len() {
+            let end = (offset + chunk).min(bytes.len());
+            last = self.send_chunk(i, user, id, offset, &bytes[offset..end]);
+            if last.0 != 204 {
+                return last;
+            }
+            offset = header(&last.1, "upload-offset")
+                .and_then(|o| o.parse().ok())
+                .expect("Upload-Offset in the answer to a chunk");
+        }
+        last
+    }
+
     /// Starts node `i` at its address; with `crash_at`, it kills itself at that point.
     pub fn start(&mut self, i: usize, crash_at: Option<&str>) {
         let name = self.nodes[i].0.clone();
