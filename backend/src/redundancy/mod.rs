@@ -4,7 +4,8 @@
 //! replica is copied again from here to a new node in another power domain ([`remirror`], a
 //! worker with a visible status and an operator's throttle), a superseded or withdrawn replica
 //! is taken off ([`removal`], with tombstones), and a disk that answers again is checked before
-//! it serves ([`disk_return`]); every replica is read back against its manifest now and then
+//! it serves ([`disk_return`]); hidden copies nothing will publish are swept ([`hidden`]);
+//! every replica is read back against its manifest now and then
 //! ([`scrub`]).
 //!
 //! It must never remove a replica unless two others are readable in two power domains (or the
@@ -12,6 +13,7 @@
 //! never copy from a replica it has not found readable.
 
 pub mod disk_return;
+pub mod hidden;
 pub mod peers;
 pub mod protocol;
 pub mod remirror;

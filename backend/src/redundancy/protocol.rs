@@ -246,6 +246,33 @@ pub fn next_step(f: &JobFacts) -> Step {
     }
 }
 
+/// Whether a hidden copy here (placed or verified, never published) can be swept: some set that
+/// leaves this node out is served whole in two power domains (every member holds a readable
+/// replica of exactly it). Such a copy can never be published usefully: it is what a re-mirror
+/// target given up, or an ingest coordinator that lost to another, left behind. Hidden copies
+/// are never served, so sweeping one never lowers the replicas visitors see.
+pub fn hidden_superseded(
+    me: &str,
+    others: &[Peer],
+    domain_of: &dyn Fn(&str) -> Option<String>,
+) -> bool {
+    others.iter().any(|p| match &p.holding {
+        Holding::Readable(set) if !set.has(me) && set.nodes.len() >= 2 => {
+            let mut domains: Vec<Option<String>> = set.nodes.iter().map(|n| domain_of(n)).collect();
+            domains.sort();
+            domains.dedup();
+            domains.len() >= 2
+                && !domains.contains(&None)
+                && set.nodes.iter().all(|n| {
+                    others
+                        .iter()
+                        .any(|q| &q.node == n && q.holding == Holding::Readable(set.clone()))
+                })
+        }
+        _ => false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,5 +362,57 @@ mod tests {
         assert_eq!(next_step(&f), Step::Adopt);
         f.adopted = true;
         assert_eq!(next_step(&f), Step::Done);
+    }
+
+    #[test]
+    fn a_set_served_whole_supersedes_one_that_is_not_whatever_the_epochs() {
+        // Two coordinators published the same image: {a,b} is served whole, c's {c,d} is not
+        // (d holds nothing). c trims, even though {a,b} sorts before {c,d}.
+        let whole = set(5, &["a", "b"]);
+        let half = set(5, &["c", "d"]);
+        let others = [
+            peer("a", Holding::Readable(whole.clone())),
+            peer("b", Holding::Readable(whole.clone())),
+            peer("d", Holding::Unreadable(Duration::ZERO)),
+        ];
+        assert_eq!(
+            survey("c", &half, &others, &domain, G),
+            Survey::Trim(whole.clone())
+        );
+        // A whole set of mine is never trimmed by an older one.
+        let mine = set(6, &["c", "d"]);
+        let others = [
+            peer("a", Holding::Readable(whole.clone())),
+            peer("b", Holding::Readable(whole)),
+            peer("d", Holding::Readable(mine.clone())),
+        ];
+        assert_eq!(survey("c", &mine, &others, &domain, G), Survey::Fine);
+    }
+
+    #[test]
+    fn a_hidden_copy_is_swept_only_beside_a_set_served_whole_without_it() {
+        let whole = set(5, &["a", "b"]);
+        let served = [
+            peer("a", Holding::Readable(whole.clone())),
+            peer("b", Holding::Readable(whole.clone())),
+        ];
+        assert!(hidden_superseded("c", &served, &domain));
+        // A set naming this node: the copy may be on its way to being published.
+        assert!(!hidden_superseded("a", &served, &domain));
+        // One member not readable: nothing is whole, the copy may still be needed.
+        let half = [
+            peer("a", Holding::Readable(whole.clone())),
+            peer("b", Holding::Unreadable(Duration::from_secs(5))),
+        ];
+        assert!(!hidden_superseded("c", &half, &domain));
+        // Whole, but in one power domain.
+        let one_domain = |_: &str| Some("X".to_string());
+        assert!(!hidden_superseded("c", &served, &one_domain));
+        // Members holding different sets.
+        let mixed = [
+            peer("a", Holding::Readable(whole)),
+            peer("b", Holding::Readable(set(6, &["a", "b"]))),
+        ];
+        assert!(!hidden_superseded("c", &mixed, &domain));
     }
 }

@@ -17,6 +17,7 @@ use cluster::{ClusterConfig, ReplicaState};
 use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::hidden;
 use super::peers::Peers;
 use super::protocol::{self, Grace, Holding, JobFacts, Peer, Set, Step, Survey, TargetStage};
 use super::removal;
@@ -70,6 +71,8 @@ pub struct Redundancy {
     jobs_dir: PathBuf,
     pub throttle: Throttle,
     status: Mutex<RemirrorStatus>,
+    /// When hidden copies nothing will publish are looked for next ([`super::hidden`]).
+    next_hidden_sweep: Mutex<Instant>,
 }
 
 impl Redundancy {
@@ -108,6 +111,7 @@ impl Redundancy {
                 node: me.to_string(),
                 ..RemirrorStatus::default()
             }),
+            next_hidden_sweep: Mutex::new(Instant::now()),
         }
     }
 
@@ -127,6 +131,35 @@ impl Redundancy {
         (node != self.me)
             .then(|| self.cluster.node(node).map(cluster::NodeConfig::origin))
             .flatten()
+    }
+
+    /// Sweeps hidden copies nothing will publish ([`super::hidden`]): a look at most every
+    /// disk grace period (at least 1 s), the disk work off the async threads.
+    async fn sweep_hidden(&self, peers: &Peers) {
+        let quiet = self.grace.disk;
+        {
+            let mut next = self
+                .next_hidden_sweep
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if Instant::now() < *next {
+                return;
+            }
+            *next = Instant::now() + quiet.max(Duration::from_secs(1));
+        }
+        let disks = self.disks.clone();
+        let found = tokio::task::spawn_blocking(move || hidden::hidden_copies(&disks))
+            .await
+            .unwrap_or_default();
+        let doomed = hidden::superseded(&self.me, found, peers, &|n| self.domain_of(n), quiet);
+        if doomed.is_empty() {
+            return;
+        }
+        let me = self.me.clone();
+        let removed = tokio::task::spawn_blocking(move || hidden::remove(&me, doomed))
+            .await
+            .unwrap_or(0);
+        self.lock_status().trimmed += removed as u64;
     }
 
     fn domain_of(&self, node: &str) -> Option<String> {
@@ -271,6 +304,7 @@ impl Redundancy {
                             jobs.remove(&entry.id);
                             if !deleted {
                                 self.lock_status().trimmed += 1;
+                                crate::crash_point(&self.me, "remirror-trimmed");
                             }
                         }
                         Err(e) => {
@@ -308,6 +342,9 @@ impl Redundancy {
                 self.forget(&id);
                 jobs.remove(&id);
             }
+        }
+        if all_known {
+            self.sweep_hidden(&peers).await;
         }
         {
             let mut s = self.lock_status();
@@ -354,17 +391,18 @@ impl Redundancy {
             })
             .collect();
         drop(peers);
-        self.drive(job, entry, view).await;
-        Ok(true)
+        Ok(self.drive(job, entry, view).await)
     }
 
-    /// Takes one job as far as it goes now.
+    /// Takes one job as far as it goes now. Returns whether it ended (another round may start
+    /// at once); a job that stopped on a failure, or waits for a target, is taken up again at
+    /// the next round, not in a busy loop.
     async fn drive(
         &self,
         mut job: Job,
         entry: cluster::CatalogEntry,
         view: Vec<(String, bool, Option<u64>, Holding)>,
-    ) {
+    ) -> bool {
         let size: u64 = entry.files.iter().map(|f| f.size).sum();
         let old = Set::new(entry.epoch, entry.nodes.clone());
         let silent: Vec<String> = view
@@ -382,7 +420,7 @@ impl Redundancy {
                     Ok(s) => s,
                     Err(e) => {
                         self.failed(&mut job, &format!("asking {t}: {e}"));
-                        return;
+                        return false;
                     }
                 },
                 _ => TargetStage::Nothing,
@@ -403,24 +441,42 @@ impl Redundancy {
             let step = protocol::next_step(&facts);
             self.show(&job, step_name(&step), None);
             let result = match step {
-                Step::Choose => match self.choose(&job, size, &view) {
-                    Ok(target) => {
+                Step::Choose => match self.given_up_but_published(&job, &view) {
+                    Some(at) => {
+                        // A target given up (it did not answer) that had published its copy:
+                        // that copy is the job's again, to be adopted as it is. Otherwise it
+                        // would wait beside it for another node without a replica, of which
+                        // a small cluster may have none.
+                        let (target, epoch) = job.abandoned.remove(at);
+                        tracing::info!(image = %job.image, target = %target, epoch, "a target given up published its copy; taken back");
                         job.target = Some(target);
-                        // Every attempt a newer set than the last (two in one second, or a
-                        // clock stepped back, must not share an epoch).
-                        job.epoch = cluster::unix_now().max(entry.epoch + 1).max(job.epoch + 1);
+                        job.epoch = epoch;
                         job.failures = 0;
                         self.record(&job)
                     }
-                    Err(why) => {
-                        self.lock_status().waiting.push(Waiting {
-                            image: job.image.clone(),
-                            lost: job.lost.clone(),
-                            in_seconds: 0,
-                            blocked: Some(why),
-                        });
-                        return;
-                    }
+                    None => match self.choose(&job, size, &view) {
+                        Ok(target) => {
+                            job.target = Some(target);
+                            // Every attempt a newer set than the last (two in one second, or a
+                            // clock stepped back, must not share an epoch), a target taken back
+                            // included.
+                            job.epoch = cluster::unix_now()
+                                .max(entry.epoch + 1)
+                                .max(job.epoch + 1)
+                                .max(job.abandoned.iter().map(|(_, e)| e + 1).max().unwrap_or(0));
+                            job.failures = 0;
+                            self.record(&job)
+                        }
+                        Err(why) => {
+                            self.lock_status().waiting.push(Waiting {
+                                image: job.image.clone(),
+                                lost: job.lost.clone(),
+                                in_seconds: 0,
+                                blocked: Some(why),
+                            });
+                            return false;
+                        }
+                    },
                 },
                 Step::Place => self.place(&job, &entry, size).await,
                 Step::Verify => self.target_call(&job, "verify", true).await,
@@ -434,15 +490,15 @@ impl Redundancy {
                 }
                 Step::Cancel => {
                     if !self.discard_abandoned(&mut job, false, &silent).await {
-                        return;
+                        return false;
                     }
                     self.forget(&job.image);
                     tracing::info!(image = %job.image, "the lost replica is back; no copy needed");
-                    return;
+                    return true;
                 }
                 Step::Done => {
                     if !self.discard_abandoned(&mut job, true, &silent).await {
-                        return;
+                        return false;
                     }
                     self.forget(&job.image);
                     let mut s = self.lock_status();
@@ -470,9 +526,15 @@ impl Redundancy {
                             job.lost
                         ),
                     ));
-                    return;
+                    crate::crash_point(&self.me, "remirror-done");
+                    return true;
                 }
             };
+            if result.is_ok() {
+                if let Some(point) = crash_point_after(&step) {
+                    crate::crash_point(&self.me, point);
+                }
+            }
             if let Err(e) = result {
                 // The target read its copy back wrong (and threw it away): another target.
                 let verify_failed = matches!(
@@ -489,9 +551,24 @@ impl Redundancy {
                     }
                     let _ = self.record(&job);
                 }
-                return;
+                return false;
             }
         }
+    }
+
+    /// The target given up by `job` that answers and serves its copy of exactly the set it was
+    /// given up with (published, so verified, but never adopted), if any: its place in
+    /// `job.abandoned`.
+    fn given_up_but_published(
+        &self,
+        job: &Job,
+        view: &[(String, bool, Option<u64>, Holding)],
+    ) -> Option<usize> {
+        job.abandoned.iter().position(|(target, epoch)| {
+            let set = Set::new(*epoch, vec![self.me.clone(), target.clone()]);
+            view.iter()
+                .any(|(n, up, _, h)| n == target && *up && *h == Holding::Readable(set.clone()))
+        })
     }
 
     fn failed(&self, job: &mut Job, why: &str) {
@@ -796,7 +873,21 @@ fn step_name(step: &Step) -> &'static str {
     }
 }
 
-/// The worker: a round every [`ROUND`], at once again while copies wait.
+/// The `TD_CRASH_AT` point right after `step`'s fact is durable: the job's target and epoch
+/// in its marker, the copy sealed on the target, verified there, published there, the new
+/// set in this node's manifest.
+fn crash_point_after(step: &Step) -> Option<&'static str> {
+    match step {
+        Step::Choose => Some("remirror-recorded"),
+        Step::Place => Some("remirror-sent"),
+        Step::Verify => Some("remirror-verified"),
+        Step::Publish => Some("remirror-published"),
+        Step::Adopt => Some("remirror-adopted"),
+        Step::Rechoose | Step::Cancel | Step::Done => None,
+    }
+}
+
+/// The worker: a round every [`ROUND`], at once again after a copy ended.
 pub struct RemirrorWorker {
     r: Arc<Redundancy>,
     last: String,
