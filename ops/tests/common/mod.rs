@@ -5,6 +5,7 @@
 pub mod ingest;
 pub mod loop_disks;
 pub mod monitor;
+pub mod powerfs;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
