@@ -41,6 +41,8 @@ pub enum Stage {
     Published,
     /// It can never be published (not an image, damaged); nothing was published.
     Failed,
+    /// It was published, then withdrawn by its owner or an operator.
+    Withdrawn,
 }
 
 impl Stage {
@@ -56,6 +58,7 @@ impl Stage {
             Stage::Verifying => "verifying",
             Stage::Published => "published",
             Stage::Failed => "failed",
+            Stage::Withdrawn => "withdrawn",
         }
     }
 }

@@ -123,6 +123,9 @@ struct Inner {
     order: Option<Arc<Vec<String>>>,
     /// Node → power domain, for counting redundancy.
     domains: BTreeMap<String, String>,
+    /// Images some node keeps a tombstone of (withdrawn), for the portal's list of uploads:
+    /// their rows are gone.
+    withdrawn: std::collections::HashSet<String>,
 }
 
 /// How many images are how redundant, counted by `cluster::redundancy::classify`.
@@ -260,6 +263,9 @@ impl Table {
             }
         }
         for entry in page.entries {
+            if matches!(entry.state, ReplicaState::Deleted { .. }) {
+                inner.withdrawn.insert(entry.id.clone());
+            }
             let replica = Replica {
                 node: node.clone(),
                 disk: entry.disk.clone(),
@@ -409,6 +415,11 @@ impl Table {
     /// The row of image `id`, if the table has it.
     pub fn row(&self, id: &str) -> Option<Row> {
         self.read().rows.get(id).cloned()
+    }
+
+    /// Whether a node reported a tombstone of `id`: it was withdrawn.
+    pub fn withdrawn(&self, id: &str) -> bool {
+        self.read().withdrawn.contains(id)
     }
 
     /// The replicas of `id` as (node, disk, servable now), for `/health` and tests.

@@ -11,7 +11,7 @@
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
   const STAGES = { receiving: "receiving", received: "received", durable: "durable on two nodes",
     tiling: "tiling", placing: "placing replicas", verifying: "verifying", published: "published",
-    failed: "failed" };
+    failed: "failed", withdrawn: "withdrawn" };
   // What the server says of an upload that expired (site::portal::EXPIRED).
   const EXPIRED = "expired — choose the file again";
   const isExpired = (u) => u.stage === "failed" && u.error === EXPIRED;

@@ -135,6 +135,7 @@ pub fn stage_words(stage: &str) -> &str {
     match stage {
         "receiving" => "receiving",
         "failed" => "failed",
+        "withdrawn" => "withdrawn",
         other => STAGES
             .iter()
             .find(|(k, _)| *k == other)

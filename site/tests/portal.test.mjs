@@ -390,5 +390,18 @@ test("the owner withdraws an image: refused without the confirmation, then gone 
     assert.ok(Date.now() < deadline, `still shown or redirected (${redirect.status()}): ${JSON.stringify(shown)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
+  // The provider's list says it was withdrawn, with no View link that would answer 404.
+  const listed = Date.now() + 20_000;
+  for (;;) {
+    await page.goto(`${demo.canonical}/portal/uploads`);
+    const item = page.locator("li.upload", { hasText: title });
+    if ((await item.getAttribute("data-stage")) === "withdrawn") {
+      assert.match(await item.locator(".stage").textContent(), /withdrawn/);
+      assert.equal(await item.locator("a.view").count(), 0, "no link to a withdrawn image");
+      break;
+    }
+    assert.ok(Date.now() < listed, `the upload list says ${await item.getAttribute("data-stage")}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
   await page.close();
 });

@@ -193,10 +193,27 @@ impl Portal {
                 )),
             }
         }
+        // One upload can be in two nodes' books: its home's and, when the home fell silent
+        // after acknowledging, the book of the node that took it over. The one that came
+        // furthest is shown (published first, then the latest news).
+        all.sort_by(|a, b| {
+            a.id.cmp(&b.id).then(
+                (b.stage == Stage::Published, b.updated)
+                    .cmp(&(a.stage == Stage::Published, a.updated)),
+            )
+        });
+        all.dedup_by(|later, first| later.id == first.id);
         // "Published" means a visitor can open it here: until this frontend's table has it
-        // (it asks the nodes every second), the upload is shown as still being published.
+        // (it asks the nodes every second), the upload is shown as still being published; once
+        // withdrawn (a tombstone in the catalogs), it says so.
         for u in all.iter_mut() {
-            if u.stage == Stage::Published && self.table.row(&u.image).is_none() {
+            if u.stage != Stage::Published {
+                continue;
+            }
+            if self.table.withdrawn(&u.image) {
+                u.stage = Stage::Withdrawn;
+                u.waiting = None;
+            } else if self.table.row(&u.image).is_none() {
                 u.stage = Stage::Verifying;
                 u.waiting =
                     Some("published on both nodes; the collection lists it in a moment".into());
