@@ -46,9 +46,33 @@ fn route_index(path: &str) -> usize {
     }
 }
 
+/// When a visitor was last served here (tiles, IIIF, the viewer, thumbnails), in milliseconds
+/// since [`CLOCK`]: background work runs at full speed while nobody is looking.
+static LAST_VISIT_MS: AtomicU64 = AtomicU64::new(0);
+static CLOCK: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+fn clock_ms() -> u64 {
+    CLOCK
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
+}
+
+/// How long ago a visitor was last served by this process; `None`: never.
+pub fn since_last_visit() -> Option<Duration> {
+    match LAST_VISIT_MS.load(Ordering::Relaxed) {
+        0 => None,
+        at => Some(Duration::from_millis(clock_ms().saturating_sub(at))),
+    }
+}
+
 impl Metrics {
     pub fn record(&self, path: &str, status: u16, elapsed: Duration) {
         let r = route_index(path);
+        if r < 4 {
+            LAST_VISIT_MS.store(clock_ms(), Ordering::Relaxed);
+        }
         match STATUSES.iter().position(|&s| s == status && s != 0) {
             Some(i) => self.requests[r][i].fetch_add(1, Ordering::Relaxed),
             None => self.other_status[r][(usize::from(status / 100)).clamp(1, 5) - 1]

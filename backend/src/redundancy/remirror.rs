@@ -368,30 +368,44 @@ impl Redundancy {
                 }
             }
         }
-        let Some(job) = jobs.into_values().next() else {
+        // One copy at a time per source disk (a disk streams one replica well, several at once
+        // seek against each other); this node's disks copy at the same time, so the work is
+        // bounded per disk and grows with the disks, as it does with the nodes.
+        let mut picked: Vec<(Job, cluster::CatalogEntry)> = Vec::new();
+        for job in jobs.into_values() {
+            let Some(entry) = mine.iter().find(|e| e.id == job.image) else {
+                continue;
+            };
+            if !picked.iter().any(|(_, e)| e.disk == entry.disk) {
+                picked.push((job, entry.clone()));
+            }
+        }
+        if picked.is_empty() {
             return Ok(false);
-        };
-        let entry = mine
-            .iter()
-            .find(|e| e.id == job.image)
-            .cloned()
-            .expect("listed above");
-        // The copy runs without the peers' lock held (it can take long); they are read again
-        // at the next round.
-        let view: Vec<(String, bool, Option<u64>, Holding)> = peers
-            .nodes
-            .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    p.up(),
-                    p.most_free,
-                    p.holding(&job.image, now),
-                )
+        }
+        // The copies run without the peers' lock held (they can take long); the peers are read
+        // again at the next round.
+        let drives: Vec<_> = picked
+            .into_iter()
+            .map(|(job, entry)| {
+                let view: Vec<(String, bool, Option<u64>, Holding)> = peers
+                    .nodes
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.name.clone(),
+                            p.up(),
+                            p.most_free,
+                            p.holding(&job.image, now),
+                        )
+                    })
+                    .collect();
+                self.drive(job, entry, view)
             })
             .collect();
         drop(peers);
-        Ok(self.drive(job, entry, view).await)
+        let ended = futures_util::future::join_all(drives).await;
+        Ok(ended.into_iter().any(|e| e))
     }
 
     /// Takes one job as far as it goes now. Returns whether it ended (another round may start
@@ -754,37 +768,51 @@ impl Redundancy {
             .map_err(peer)?;
         let start = Instant::now();
         let mut sent = 0u64;
+        let _sending = self.throttle.sending();
         for f in &entry.files {
             let path = dir.join(&f.name);
+            let read = |o: u64| {
+                let p = path.clone();
+                crate::ingest::blocking_call(move || crate::ingest::transfers::read_chunk(&p, o))
+            };
             let mut offset = 0;
+            let mut chunk = read(0).await?;
             loop {
-                let (p, o) = (path.clone(), offset);
-                let chunk = crate::ingest::blocking_call(move || {
-                    crate::ingest::transfers::read_chunk(&p, o)
-                })
-                .await?;
+                // An empty file is still sent once, so that it exists on the target.
                 if chunk.is_empty() && offset > 0 {
                     break;
                 }
                 let n = chunk.len() as u64;
+                let last = n < SEND_CHUNK as u64;
                 let at = format!(
                     "/internal/replicas/{image}/files/{}?offset={offset}",
                     f.name
                 );
-                self.client
-                    .call(target, Call::new("PATCH", &at).body(chunk), ASK * 6)
-                    .await
-                    .map_err(peer)?;
+                let began = Instant::now();
+                let send = self
+                    .client
+                    .call(target, Call::new("PATCH", &at).body(chunk), ASK * 6);
+                // The next chunk is read from the disk while this one is on its way.
+                let (answer, next) = if last {
+                    (send.await, None)
+                } else {
+                    let (answer, next) = tokio::join!(send, read(offset + n));
+                    (answer, Some(next))
+                };
+                answer.map_err(peer)?;
                 offset += n;
                 sent += n;
                 let rate = (sent as f64 / start.elapsed().as_secs_f64().max(0.001)) as u64;
                 self.show(job, "place", Some((sent, size, rate)));
-                let pause = self.throttle.pause(sent, start);
+                let pause =
+                    self.throttle
+                        .pause(n, began.elapsed(), crate::metrics::since_last_visit());
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
-                if n < SEND_CHUNK as u64 {
-                    break;
+                match next {
+                    Some(next) => chunk = next?,
+                    None => break,
                 }
             }
         }

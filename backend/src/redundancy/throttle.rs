@@ -1,9 +1,15 @@
 //! The operator's limit on how fast re-mirroring reads and sends, changed while it runs and
-//! kept across restarts (`STATE/remirror-throttle.json`).
+//! kept across restarts (`STATE/remirror-throttle.json`). The limit is for the node as a whole
+//! (shared by the copies under way at once), and it holds only while visitors are served: a
+//! node no visitor asked anything for [`IDLE`] copies as fast as its disks go.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+/// Visitors are idle when none was served for this long.
+pub const IDLE: Duration = Duration::from_secs(2);
 
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +22,17 @@ pub struct Setting {
 pub struct Throttle {
     path: PathBuf,
     setting: Mutex<Setting>,
+    /// Copies sending now; the limit is shared between them.
+    sending: AtomicU32,
+}
+
+/// Held while a copy sends (see [`Throttle::sending`]).
+pub struct Sending<'a>(&'a Throttle);
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.0.sending.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Throttle {
@@ -28,6 +45,7 @@ impl Throttle {
         Throttle {
             path,
             setting: Mutex::new(setting),
+            sending: AtomicU32::new(0),
         }
     }
 
@@ -46,12 +64,22 @@ impl Throttle {
         Ok(())
     }
 
-    /// How long to pause after sending `sent` bytes since `start`, to keep to the limit.
-    pub fn pause(&self, sent: u64, start: Instant) -> Duration {
+    /// Counts a copy as sending until the guard is dropped.
+    pub fn sending(&self) -> Sending<'_> {
+        self.sending.fetch_add(1, Ordering::Relaxed);
+        Sending(self)
+    }
+
+    /// How long to pause after one copy sent `bytes` in `took`, to keep the node to the limit:
+    /// none while visitors are idle (`since_visit`: how long ago one was last served).
+    pub fn pause(&self, bytes: u64, took: Duration, since_visit: Option<Duration>) -> Duration {
+        if since_visit.is_none_or(|d| d >= IDLE) {
+            return Duration::ZERO;
+        }
         match self.get().bytes_per_second {
             Some(rate) if rate > 0 => {
-                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-                due.saturating_sub(start.elapsed())
+                let share = rate as f64 / f64::from(self.sending.load(Ordering::Relaxed).max(1));
+                Duration::from_secs_f64(bytes as f64 / share).saturating_sub(took)
             }
             _ => Duration::ZERO,
         }
@@ -63,22 +91,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_limit_is_kept_and_paces_the_bytes() {
+    fn the_limit_is_kept_shared_and_holds_only_while_visitors_are_served() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.json");
         let t = Throttle::open(path.clone());
-        assert_eq!(t.pause(1 << 30, Instant::now()), Duration::ZERO);
+        let busy = Some(Duration::from_millis(100));
+        assert_eq!(t.pause(1 << 30, Duration::ZERO, busy), Duration::ZERO);
         t.set(Setting {
             bytes_per_second: Some(1 << 20),
         })
         .unwrap();
         let again = Throttle::open(path);
         assert_eq!(again.get().bytes_per_second, Some(1 << 20));
-        // 10 MiB at 1 MiB/s: about ten seconds to wait from a start just now.
-        let p = again.pause(10 << 20, Instant::now());
-        assert!(
-            p > Duration::from_secs(9) && p <= Duration::from_secs(10),
-            "{p:?}"
+        // 8 MiB at 1 MiB/s, sent in 1 s: seven seconds to wait while visitors are served.
+        let one = again.sending();
+        assert_eq!(
+            again.pause(8 << 20, Duration::from_secs(1), busy),
+            Duration::from_secs(7)
         );
+        // Two copies at once share the limit.
+        let two = again.sending();
+        assert_eq!(
+            again.pause(8 << 20, Duration::from_secs(1), busy),
+            Duration::from_secs(15)
+        );
+        drop((one, two));
+        // Nobody looking (none served for 2 s, or ever): full speed.
+        let idle = Some(IDLE);
+        assert_eq!(again.pause(8 << 20, Duration::ZERO, idle), Duration::ZERO);
+        assert_eq!(again.pause(8 << 20, Duration::ZERO, None), Duration::ZERO);
     }
 }
