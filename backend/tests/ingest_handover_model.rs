@@ -360,14 +360,12 @@ impl Model for Handovers {
         }
         let home_reaches_holders =
             w.up[HOME] && w.markers[HOME].holders.iter().all(|&h| w.reaches(HOME, h));
-        if home_reaches_holders && w.staged.contains(&HOME) {
-            if w.home_heard != Heard::Fresh
-                || (w.reaches(HOME, HOLDER)
-                    && w.markers[HOLDER].coordinator.is_some()
-                    && w.markers[HOME].coordinator.is_none())
-            {
-                actions.push(Action::Gather);
-            }
+        let news = w.home_heard != Heard::Fresh
+            || (w.reaches(HOME, HOLDER)
+                && w.markers[HOLDER].coordinator.is_some()
+                && w.markers[HOME].coordinator.is_none());
+        if home_reaches_holders && w.staged.contains(&HOME) && news {
+            actions.push(Action::Gather);
         }
         if w.up[HOLDER]
             && w.staged.contains(&HOLDER)
