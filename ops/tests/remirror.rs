@@ -7,84 +7,13 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
-
 use common::get;
 use common::ingest::Cluster;
 use common::monitor::wait_until;
-
-/// Long enough for a debug build on two busy cores; a hang is a failure, not a wait.
-const LIMIT: Duration = Duration::from_secs(180);
-
-fn status(cluster: &Cluster) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_td"))
-        .args(["status", "--json", "--config"])
-        .arg(&cluster.config)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "td status --json: {e}\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn td(cluster: &Cluster, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_td"))
-        .args(args)
-        .arg("--config")
-        .arg(&cluster.config)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// The state of node `i`'s catalog entry for `id` ("ok", "removed", "deleted", …), if any.
-fn entry_state(cluster: &Cluster, i: usize, id: &str) -> Option<String> {
-    let (status, _, body) = get(&cluster.nodes[i].1, "/catalog?since=0");
-    assert_eq!(status, 200);
-    let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    page["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["id"] == id)
-        .map(|e| e["state"].as_str().unwrap().to_string())
-}
-
-fn with_grace(cluster: &Cluster, seconds: u64) {
-    let mut toml = std::fs::read_to_string(&cluster.config).unwrap();
-    toml.push_str(&format!("\n[repair]\ndisk_grace_seconds = {seconds}\n"));
-    std::fs::write(&cluster.config, toml).unwrap();
-}
-
-/// Starts every node once, so it adopts its blank disk, and stops it again (replicas are then
-/// placed by hand on the adopted disks).
-fn adopt_disks(c: &mut Cluster) {
-    for i in 0..c.nodes.len() {
-        c.start(i, None);
-    }
-    for i in 0..c.nodes.len() {
-        wait_until("the node answers", LIMIT, || {
-            common::connect(&c.nodes[i].1, "health").ok()
-        });
-        c.stop(i);
-    }
-}
-
-fn start_all(c: &mut Cluster) {
-    for i in 0..c.nodes.len() {
-        c.start(i, None);
-    }
-}
+use common::remirror::{
+    adopt_disks, entry_state, events_of, servable, start_all, status, td, wait_or_tell, with_grace,
+    LIMIT,
+};
 
 #[test]
 fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays_gone() {
@@ -134,12 +63,15 @@ fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays
         serde_json::from_slice(&std::fs::read(c.disk(0).join("images/wave/replica.json")).unwrap())
             .unwrap();
     assert_eq!(manifest["nodes"], serde_json::json!(["node-a", "node-c"]));
-    let (ok, text) = td(&c, &["remirror"]);
-    assert!(ok, "{text}");
-    assert!(
-        text.contains("node-a: 0 copies under way, 0 waiting, 2 copied"),
-        "{text}"
-    );
+    // Healthy counts node-c's published copy of the other image before node-a adopts it: its
+    // job ends just after.
+    wait_or_tell(&c, "node-a's two copies done", || {
+        let (ok, text) = td(&c, &["remirror"]);
+        assert!(ok, "{text}");
+        text.contains("node-a: 0 copies under way, 0 waiting, 2 copied")
+            .then_some(())
+            .ok_or(text)
+    });
 
     // The disk comes back: checked, then its two superseded replicas are trimmed.
     std::fs::rename(&away, c.disk(1)).unwrap();
@@ -197,13 +129,6 @@ fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays
     assert_eq!(s["deleted"], 1, "{s:#}");
 }
 
-/// The servable replicas of `id` across the cluster: (node index, disk folder).
-fn servable(cluster: &Cluster, id: &str) -> Vec<usize> {
-    (0..cluster.nodes.len())
-        .filter(|&i| entry_state(cluster, i, id).as_deref() == Some("ok"))
-        .collect()
-}
-
 #[test]
 fn a_replica_damaged_on_its_disk_is_found_by_the_scrub_not_served_and_copied_again() {
     let mut c = Cluster::new(&["A", "B", "C"]);
@@ -256,12 +181,6 @@ fn a_replica_damaged_on_its_disk_is_found_by_the_scrub_not_served_and_copied_aga
     }
 }
 
-fn events_of(cluster: &Cluster, i: usize) -> Vec<serde_json::Value> {
-    let (_, _, body) = get(&cluster.nodes[i].1, "/events");
-    let events: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    events["events"].as_array().unwrap().clone()
-}
-
 #[test]
 fn a_blank_disk_in_a_failed_slot_is_adopted_and_refilled_and_another_node_s_disk_is_refused() {
     let mut c = Cluster::new(&["A", "B", "C"]);
@@ -291,12 +210,18 @@ fn a_blank_disk_in_a_failed_slot_is_adopted_and_refilled_and_another_node_s_disk
     let identity: serde_json::Value =
         serde_json::from_slice(&std::fs::read(c.disk(1).join("td-disk.json")).unwrap()).unwrap();
     assert_eq!(identity["node"], "node-b");
-    assert!(
-        events_of(&c, 1).iter().any(|e| e["kind"] == "disk_returned"
-            && e["summary"].as_str().unwrap().contains("blank disk")),
-        "{:#?}",
-        events_of(&c, 1)
-    );
+    // (The event is written once the disk serves again: its state may say so first.)
+    wait_or_tell(&c, "the adoption told", || {
+        let events = events_of(&c, 1);
+        events
+            .iter()
+            .any(|e| {
+                e["kind"] == "disk_returned"
+                    && e["summary"].as_str().unwrap().contains("blank disk")
+            })
+            .then_some(())
+            .ok_or(format!("{events:#?}"))
+    });
     // Refilled: the image is healthy again, with two readable replicas.
     wait_until("healthy again", LIMIT, || {
         (status(&c)["healthy"] == 1 && servable(&c, "wave").len() == 2).then_some(())

@@ -1,5 +1,6 @@
 //! Real disks for tests: ext4 filesystems on loop devices, and the real faults we can cause on
-//! them (the shutdown ioctl, fsfreeze). Needs root.
+//! them (the shutdown ioctl, fsfreeze, a disk pulled and put back, bytes changed below the
+//! filesystem). Needs root.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,6 +22,8 @@ pub fn sh(program: &str, args: &[&str]) -> String {
 #[derive(Default)]
 pub struct LoopDisks {
     mounted: Vec<(PathBuf, String)>,
+    /// Loop devices replaced by [`LoopDisks::reattach`], detached last.
+    stale: Vec<String>,
 }
 
 impl LoopDisks {
@@ -51,6 +54,72 @@ impl LoopDisks {
             .expect("a mounted disk")
             .1
     }
+
+    /// The disk at `mnt` pulled and put back: its filesystem unmounted (lazily, as a node may
+    /// still hold files of it open; a shut-down filesystem stays shut down while they are),
+    /// and its backing file attached to a new loop device, as the kernel sees a disk put back,
+    /// and mounted there again, its journal replayed. Returns the new device.
+    pub fn reattach(&mut self, mnt: &Path) -> String {
+        let at = self
+            .mounted
+            .iter()
+            .position(|(m, _)| m == mnt)
+            .expect("a mounted disk");
+        let old = self.mounted[at].1.clone();
+        let image = sh("losetup", &["-n", "-O", "BACK-FILE", &old]);
+        sh("umount", &["-l", mnt.to_str().unwrap()]);
+        self.stale.push(old);
+        let dev = sh("losetup", &["-f", "--show", &image]);
+        sh("mount", &[&dev, mnt.to_str().unwrap()]);
+        self.mounted[at].1 = dev.clone();
+        dev
+    }
+
+    /// What holds files open under `mnt`: "PID (COMMAND): PATH" for each.
+    pub fn open_under(mnt: &Path) -> Vec<String> {
+        let mut held = Vec::new();
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                if let Ok(target) = std::fs::read_link(fd.path()) {
+                    if target.starts_with(mnt) {
+                        let comm =
+                            std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+                        held.push(format!(
+                            "{} ({}): {}",
+                            p.file_name().to_string_lossy(),
+                            comm.trim(),
+                            target.display()
+                        ));
+                    }
+                }
+            }
+        }
+        held
+    }
+}
+
+/// The byte of `dev`'s filesystem (ext4) where byte `offset` of file `path` (in the
+/// filesystem, from its root) is kept, from the file's block list (`debugfs -R "blocks
+/// PATH"`) and the block size (`dumpe2fs -h`). The filesystem is synced first, so the
+/// on-disk metadata debugfs reads is current.
+pub fn physical_offset(dev: &str, path: &str, offset: u64) -> u64 {
+    sh("sync", &[]);
+    let block_size: u64 = sh("dumpe2fs", &["-h", dev])
+        .lines()
+        .find_map(|l| l.strip_prefix("Block size:"))
+        .expect("a block size from dumpe2fs")
+        .trim()
+        .parse()
+        .unwrap();
+    let blocks: Vec<u64> = sh("debugfs", &["-R", &format!("blocks {path}"), dev])
+        .split_whitespace()
+        .map(|b| b.parse().unwrap())
+        .collect();
+    let block = blocks[(offset / block_size) as usize];
+    block * block_size + offset % block_size
 }
 
 impl Drop for LoopDisks {
@@ -63,6 +132,9 @@ impl Drop for LoopDisks {
                 .stderr(Stdio::null())
                 .status();
             let _ = Command::new("umount").arg(&mnt).status();
+            let _ = Command::new("losetup").args(["-d", &dev]).status();
+        }
+        for dev in self.stale.drain(..) {
             let _ = Command::new("losetup").args(["-d", &dev]).status();
         }
     }

@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod loop_disks;
 pub mod monitor;
 pub mod powerfs;
+pub mod remirror;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
