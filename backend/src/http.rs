@@ -490,9 +490,13 @@ async fn tile(
         .tile_index(level, col, row)
         .expect("entry exists");
     let serial = image.serial;
+    // A replica found damaged, or on a disk out of service, answers 503 at once, even for tiles
+    // still cached: the visitor's viewer goes to the other replica, as every other path does.
+    if !image.readable() {
+        return replica_unavailable("tile");
+    }
     let read = match cache.get(serial, index) {
         Some(bytes) => Ok(bytes),
-        None if !image.readable() => return replica_unavailable("tile"),
         None => {
             let image = image.clone();
             let read =

@@ -134,7 +134,9 @@ fn a_replica_damaged_on_its_disk_is_found_by_the_scrub_not_served_and_copied_aga
     let mut c = Cluster::new(&["A", "B", "C"]);
     // Continuous passes, no rate limit: the damage is found at the next pass.
     let mut toml = std::fs::read_to_string(&c.config).unwrap();
-    toml.push_str("\n[repair]\ndisk_grace_seconds = 2\nscrub_period_days = 0\nscrub_rate_mb = 0\n");
+    // The grace leaves a few seconds between the damage found and the copy made again, to
+    // see the damaged replica refused.
+    toml.push_str("\n[repair]\ndisk_grace_seconds = 5\nscrub_period_days = 0\nscrub_rate_mb = 0\n");
     std::fs::write(&c.config, toml).unwrap();
     adopt_disks(&mut c);
     common::place(&c.disk(0), "wave", "plasma:fractal", "700x500");
@@ -145,6 +147,8 @@ fn a_replica_damaged_on_its_disk_is_found_by_the_scrub_not_served_and_copied_aga
         (status(&c)["healthy"] == 1).then_some(())
     });
 
+    // A tile of node-b's copy served, so it is in node-b's tile cache.
+    assert_eq!(get(&c.nodes[1].1, "/tiles/wave/0/0/0.jpg").0, 200);
     // One byte flipped in node-b's copy, under the running node (the page cache too: the
     // scrub drops it and reads the disk).
     let damaged = c.disk(1).join("images/wave/pyramid.tdp");
@@ -162,6 +166,8 @@ fn a_replica_damaged_on_its_disk_is_found_by_the_scrub_not_served_and_copied_aga
             .find(|e| e["kind"] == "replica_corrupt" && e["image"] == "wave")
             .cloned()
     });
+    // Refused at once, the cached tile too: the viewer goes to the other replica.
+    assert_eq!(get(&c.nodes[1].1, "/tiles/wave/0/0/0.jpg").0, 503);
     // It is healthy again: two readable replicas with the right bytes, in two domains.
     let s = wait_until("healthy again", LIMIT, || {
         let s = status(&c);
