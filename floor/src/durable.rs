@@ -114,6 +114,26 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Makes folder `dir`, and any of its parents missing, so that it survives a power cut: each
+/// folder made is flushed into its parent (a folder made and never flushed into its parent can
+/// vanish with everything later written in it, fsynced or not). One already there is left.
+pub fn create_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
+}
+
 /// Removes temporary files of earlier writes of the same target whose process is gone (killed
 /// mid-write, or the machine crashed): they are never part of a written file. Temps of a
 /// running process (this one included: another thread may be writing) are left alone.

@@ -80,7 +80,10 @@ fn a_vanished_disk_is_re_mirrored_its_return_trimmed_and_a_withdrawn_image_stays
             && entry_state(&c, 1, "dune").as_deref() == Some("removed"))
         .then_some(())
     });
-    assert!(!c.disk(1).join("images/wave").exists());
+    // The catalog says so first, then the folder goes.
+    wait_until("node-b's folder of wave removed", LIMIT, || {
+        (!c.disk(1).join("images/wave").exists()).then_some(())
+    });
     let s = status(&c);
     assert_eq!(
         (s["healthy"].as_u64(), s["images"].as_u64()),

@@ -189,7 +189,7 @@ impl Redundancy {
     }
 
     fn record(&self, job: &Job) -> Result<(), IngestError> {
-        std::fs::create_dir_all(&self.jobs_dir).map_err(crate::ingest::io(&self.jobs_dir))?;
+        floor::durable::create_dir(&self.jobs_dir).map_err(crate::ingest::io(&self.jobs_dir))?;
         let path = self.jobs_dir.join(format!("{}.json", job.image));
         floor::durable::write(&path, &serde_json::to_vec_pretty(job).expect("plain data"))
             .map_err(|e| crate::ingest::io(&path)(e.source))
@@ -346,6 +346,14 @@ impl Redundancy {
         if all_known {
             self.sweep_hidden(&peers).await;
         }
+        // The jobs that found no target at the last round (no room, no other domain up).
+        let blocked: Vec<String> = self
+            .lock_status()
+            .waiting
+            .iter()
+            .filter(|w| w.blocked.is_some())
+            .map(|w| w.image.clone())
+            .collect();
         {
             let mut s = self.lock_status();
             s.waiting = waiting;
@@ -371,8 +379,13 @@ impl Redundancy {
         // One copy at a time per source disk (a disk streams one replica well, several at once
         // seek against each other); this node's disks copy at the same time, so the work is
         // bounded per disk and grows with the disks, as it does with the nodes.
+        // Jobs that found a target and failed least go first, so one that cannot go on (no
+        // room for it anywhere, a target that keeps failing) does not hold up the others of
+        // its disk.
+        let mut queue: Vec<Job> = jobs.into_values().collect();
+        queue.sort_by_key(|j| (blocked.contains(&j.image), j.failures));
         let mut picked: Vec<(Job, cluster::CatalogEntry)> = Vec::new();
-        for job in jobs.into_values() {
+        for job in queue {
             let Some(entry) = mine.iter().find(|e| e.id == job.image) else {
                 continue;
             };
