@@ -501,9 +501,10 @@ impl Remirror {
             return None;
         }
         let job = w.job.as_ref()?;
-        job.abandoned.iter().copied().find(|&(t, epoch)| {
-            w.nodes[t].up && w.nodes[t].served() == Some(&new_set(epoch, S, t))
-        })
+        job.abandoned
+            .iter()
+            .copied()
+            .find(|&(t, epoch)| w.nodes[t].up && w.nodes[t].served() == Some(&new_set(epoch, S, t)))
     }
 
     /// Gives the job's target up (`Rechoose`, or after a failed verification or three
