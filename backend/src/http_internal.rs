@@ -502,7 +502,16 @@ async fn replica_file(
         .replica_file(&image, &name, q.offset, bytes)
         .await
         .map_err(failed(About::image(&image)))?;
-    Ok(json(StatusCode::OK, &offset))
+    let mut answer = json(StatusCode::OK, &offset);
+    // The sender's throttle holds while visitors are served here too: a copy that goes as
+    // fast as an idle source can would slow this node's visitors down.
+    if crate::metrics::since_last_visit().is_some_and(|d| d < crate::redundancy::throttle::IDLE) {
+        answer.headers_mut().insert(
+            crate::redundancy::throttle::VISITORS_HEADER,
+            hyper::header::HeaderValue::from_static("busy"),
+        );
+    }
+    Ok(answer)
 }
 
 /// `seal` or `verify`, with the sender's manifest.

@@ -98,7 +98,7 @@ impl Answer {
     }
 
     /// The answer's text, as an error naming `peer`, unless it is a success.
-    fn ok(self, peer: &str) -> Result<Answer, CallError> {
+    pub fn ok(self, peer: &str) -> Result<Answer, CallError> {
         if self.is_success() {
             return Ok(self);
         }

@@ -802,9 +802,12 @@ impl Redundancy {
                     f.name
                 );
                 let began = Instant::now();
-                let send = self
-                    .client
-                    .call(target, Call::new("PATCH", &at).body(chunk), ASK * 6);
+                let send = async {
+                    self.client
+                        .call_any(target, Call::new("PATCH", &at).body(chunk), ASK * 6)
+                        .await?
+                        .ok(target)
+                };
                 // The next chunk is read from the disk while this one is on its way.
                 let (answer, next) = if last {
                     (send.await, None)
@@ -812,14 +815,21 @@ impl Redundancy {
                     let (answer, next) = tokio::join!(send, read(offset + n));
                     (answer, Some(next))
                 };
-                answer.map_err(peer)?;
+                let answer = answer.map_err(peer)?;
                 offset += n;
                 sent += n;
                 let rate = (sent as f64 / start.elapsed().as_secs_f64().max(0.001)) as u64;
                 self.show(job, "place", Some((sent, size, rate)));
-                let pause =
-                    self.throttle
-                        .pause(n, began.elapsed(), crate::metrics::since_last_visit());
+                // Visitors here, or on the target (it says so in its answer).
+                let since_visit = if answer
+                    .headers
+                    .contains_key(super::throttle::VISITORS_HEADER)
+                {
+                    Some(Duration::ZERO)
+                } else {
+                    crate::metrics::since_last_visit()
+                };
+                let pause = self.throttle.pause(n, began.elapsed(), since_visit);
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }

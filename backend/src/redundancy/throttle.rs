@@ -1,7 +1,8 @@
 //! The operator's limit on how fast re-mirroring reads and sends, changed while it runs and
 //! kept across restarts (`STATE/remirror-throttle.json`). The limit is for the node as a whole
-//! (shared by the copies under way at once), and it holds only while visitors are served: a
-//! node no visitor asked anything for [`IDLE`] copies as fast as its disks go.
+//! (shared by the copies under way at once), and it holds only while visitors are served, here
+//! or on the copy's target (its answers say so): a copy between two nodes no visitor asked
+//! anything for [`IDLE`] goes as fast as the disks do.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 /// Visitors are idle when none was served for this long.
 pub const IDLE: Duration = Duration::from_secs(2);
+/// On a target's answer to a chunk: it serves visitors now (the sender keeps to the limit).
+pub const VISITORS_HEADER: &str = "td-visitors";
 
 use serde::{Deserialize, Serialize};
 
