@@ -10,7 +10,10 @@
 //! left. An upload acknowledged to its provider ends published with two replicas of the same
 //! bytes, a replica published before the cut is still there and served, and no third copy is
 //! left anywhere; an upload not acknowledged yet can be sent again. (On a cluster in service
-//! for a while: on new disks a gap is open, shown by its own test below.)
+//! for a while: on new disks a gap is open, shown by its own test below.) Then the re-mirror,
+//! each node killed and its power cut at each of its steps: the image ends with exactly two
+//! replicas of the same bytes; the steps where it does not yet are marked `ignore`, each
+//! saying which durability bug of the node it shows.
 //!
 //! Needs root (FUSE). In CI it must run; elsewhere without root it says it is skipped.
 
@@ -21,7 +24,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::ingest::{header, noise_png, Cluster};
+use common::monitor::wait_until;
 use common::powerfs::PowerFs;
+use common::remirror::{
+    adopt_disks, crashed, manifest_set, redundancy, restart, served, status, wait_or_tell,
+    wait_settled, with_grace, Template,
+};
 
 /// Long enough for a debug build on two busy cores going through FUSE; reaching it is a hang.
 const LIMIT: Duration = Duration::from_secs(240);
@@ -551,6 +559,81 @@ fn gap_folders_made_on_a_new_disk_are_not_durable_so_a_power_cut_loses_their_ima
     );
 }
 
+/// The handover: the home killed right after acknowledging and its power cut, left dead; the
+/// node holding the second copy takes the upload over once the home is silent past the node
+/// grace, and is killed right after recording that (`taken-over`) and has its power cut too,
+/// then started again. The upload ends published on two nodes in two power domains with the
+/// provider's bytes; the home, back, follows, and every staging copy is cleared.
+#[test]
+fn power_cut_after_taken_over() {
+    if !common::root_or_skip("power_cut_after_taken_over", "FUSE") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let small = std::fs::read(noise_png(work.path(), "640x480")).unwrap();
+    let big = std::fs::read(noise_png(work.path(), "1200x900")).unwrap();
+    // The home (a) shares "left" with c; the second copy goes to b, the first node in "right".
+    let mut p = Powered::new(&["left", "right", "left", "right"]);
+    p.c.configure("[repair]\nnode_grace_seconds = 3\n");
+    for i in 0..4 {
+        p.c.start(i, None);
+    }
+    let (id, first, _) = upload(&p.c, 0, &small, "First");
+    wait_published(&mut p, &id, &first, "first");
+    p.sync_all();
+    for i in 0..4 {
+        p.c.stop(i);
+        let point = ["acknowledged", "taken-over"].get(i).copied();
+        p.c.start(i, point);
+    }
+    let (id, image, _) = upload(&p.c, 0, &big, "Taken over");
+    let deadline = Instant::now() + LIMIT;
+    for (i, point) in [(0, "acknowledged"), (1, "taken-over")] {
+        while !p.c.died(i) {
+            assert!(
+                Instant::now() < deadline,
+                "TD_CRASH_AT={point} never reached on node {i}:\n{}",
+                p.everything()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(p.c.stderr(i).contains(&format!("TD_CRASH_AT={point}")));
+        p.cut(i);
+    }
+    // b, started again on what it made durable, goes on with the upload; a stays dead.
+    p.c.start(1, None);
+    loop {
+        let status = p.c.status_of(1, "ada", &id);
+        let published = (0..4)
+            .filter(|&i| p.c.replica_state(i, &image) == Some("published"))
+            .count();
+        if published == 2 && status.as_ref().is_some_and(|s| s["stage"] == "published") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not published without its home: {status:?}; copies {:?}\n{}",
+            p.copies(&image),
+            p.everything()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The home is back: it follows, and every staging copy is cleared.
+    p.c.start(0, None);
+    while !p.staging_of(&id).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "staging left: {:?}\n{}",
+            p.staging_of(&id),
+            p.everything()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let held = two_replicas_of(&p, &image, &big, "taken-over");
+    assert!(!held.contains(&0), "nothing placed on the home");
+    two_replicas_of(&p, &first, &small, "taken-over: first");
+}
+
 macro_rules! ingest_cuts {
     ($($name:ident: $point:literal,)*) => {
         $(
@@ -562,11 +645,10 @@ macro_rules! ingest_cuts {
             }
         )*
         /// Every crash point of ingest (`crash_point("...")` in `backend/src/ingest/`) has
-        /// its test here, but the handover's: a node taking over an upload whose home has
-        /// been silent past the node grace, which this cluster never lets happen.
+        /// its test here (the handover's, `taken-over`, its own).
         #[test]
         fn every_ingest_crash_point_has_a_power_cut_test() {
-            let tested = [$($point),*];
+            let tested = [$($point,)* "taken-over"];
             let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../backend/src/ingest");
             let mut points = Vec::new();
             for entry in std::fs::read_dir(&src).unwrap() {
@@ -583,7 +665,7 @@ macro_rules! ingest_cuts {
             points.dedup();
             let untested: Vec<&String> = points
                 .iter()
-                .filter(|p| !tested.contains(&p.as_str()) && *p != "taken-over")
+                .filter(|p| !tested.contains(&p.as_str()))
                 .collect();
             assert!(untested.is_empty(), "no power cut test at {untested:?}");
             let unknown: Vec<&&str> =
@@ -608,4 +690,163 @@ ingest_cuts! {
     power_cut_after_target_renamed: "target-renamed",
     power_cut_after_published: "published",
     power_cut_after_cleared: "cleared",
+}
+
+const SURVIVOR: usize = 0;
+const LOSER: usize = 1;
+const TARGET: usize = 2;
+
+/// The re-mirror, node `who` killed at `point` and its power cut before it starts again:
+/// node-a and node-b hold an image, node-b's disk is pulled out, node-a (the survivor) copies
+/// the image to node-c (the target), node-b's disk is put back (having lost what it had not
+/// fsynced) and its superseded replica trimmed. Once settled, exactly two replicas are left,
+/// node-a's and node-c's, naming that set and serving the bytes served before, with no hidden
+/// copy and no job left anywhere.
+fn remirror_power_cut_at(who: usize, point: &str) {
+    let image = Template::new("wave", "plasma:fractal", "700x500");
+    let id = image.id.as_str();
+    let mut p = Powered::new(&["A", "B", "C"]);
+    with_grace(&p.c, 2);
+    adopt_disks(&mut p.c);
+    image.put(&p.c.disk(SURVIVOR));
+    image.put(&p.c.disk(LOSER));
+    // Placed long ago: the test's own writes (not fsynced) written back since.
+    p.sync_all();
+    for i in 0..3 {
+        p.c.start(i, (i == who).then_some(point));
+    }
+    wait_until("healthy", LIMIT, || {
+        (status(&p.c)["healthy"] == 1).then_some(())
+    });
+    let before = served(&p.c.nodes[SURVIVOR].1, id);
+    assert!(
+        served(&p.c.nodes[LOSER].1, id) == before,
+        "both serve one image"
+    );
+
+    p.mounts[LOSER][0].pull();
+    if who == SURVIVOR {
+        crashed(&mut p.c, who, point);
+        p.cut(who);
+        restart(&mut p.c, who);
+    }
+    if who == TARGET {
+        // node-a gives the silent target up; with no other node in another power domain, it
+        // waits. Then node-c is back, with whatever of its copy was durable.
+        crashed(&mut p.c, who, point);
+        p.cut(who);
+        wait_or_tell(&p.c, &format!("{point}: node-a gives node-c up"), || {
+            let r = redundancy(&p.c, SURVIVOR);
+            r["waiting"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w["blocked"].is_string())
+                .then_some(())
+                .ok_or(format!("node-a: {r}"))
+        });
+        restart(&mut p.c, who);
+    }
+    wait_or_tell(&p.c, &format!("{point}: node-a adopts {{a, c}}"), || {
+        let (nodes, epoch) = manifest_set(&p.c.disk(SURVIVOR), id);
+        if nodes != serde_json::json!(["node-a", "node-c"]) {
+            return Err(format!("node-a's manifest names {nodes} at {epoch}"));
+        }
+        let s = status(&p.c);
+        (s["healthy"] == 1)
+            .then_some(())
+            .ok_or(format!("td status: {s}"))
+    });
+
+    // node-b's disk is put back, with what it had made durable; checked, its replica trimmed.
+    p.mounts[LOSER][0].plug();
+    if who == LOSER {
+        crashed(&mut p.c, who, point);
+        p.cut(who);
+        restart(&mut p.c, who);
+    }
+    wait_settled(&p.c, id, &[SURVIVOR, TARGET], point);
+    for i in [SURVIVOR, TARGET] {
+        let name = &p.c.nodes[i].0;
+        let wrong = image.differs(&p.c.disk(i).join("images").join(id));
+        assert!(wrong.is_empty(), "{point}: {name}'s {wrong:?} differ");
+        assert!(
+            served(&p.c.nodes[i].1, id) == before,
+            "{point}: {name} serves other bytes"
+        );
+    }
+    assert_eq!(
+        common::get(&p.c.nodes[LOSER].1, &format!("/tiles/{id}/0/0/0.jpg")).0,
+        404,
+        "{point}: node-b serves it no more"
+    );
+    eprintln!(
+        "TD_CRASH_AT={point} on {}, its power cut: settled, two replicas",
+        p.c.nodes[who].0
+    );
+}
+
+macro_rules! remirror_cuts {
+    ($($(#[$attr:meta])* $name:ident: $who:ident $point:literal,)*) => {
+        $(
+            #[test]
+            $(#[$attr])*
+            fn $name() {
+                if common::root_or_skip(stringify!($name), "FUSE") {
+                    remirror_power_cut_at($who, $point);
+                }
+            }
+        )*
+        /// Every crash point of the re-mirror (`"remirror-…"` in `backend/src/redundancy/`)
+        /// has its test here.
+        #[test]
+        fn every_remirror_crash_point_has_a_power_cut_test() {
+            let tested = [$($point),*];
+            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../backend/src/redundancy");
+            let mut points = Vec::new();
+            for entry in std::fs::read_dir(&src).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(path).unwrap();
+                for rest in text.split("\"remirror-").skip(1) {
+                    let name = rest.split('"').next().unwrap();
+                    if !name.contains('.') {
+                        points.push(format!("remirror-{name}"));
+                    }
+                }
+            }
+            points.sort();
+            points.dedup();
+            let untested: Vec<&String> =
+                points.iter().filter(|p| !tested.contains(&p.as_str())).collect();
+            assert!(untested.is_empty(), "no power cut test at {untested:?}");
+        }
+    };
+}
+
+// The points marked `ignore` fail: durability bugs of the node, open (run them with
+// `cargo nextest run -p td --test power_loss --run-ignored only`).
+remirror_cuts! {
+    remirror_power_cut_of_the_survivor_after_recorded: SURVIVOR "remirror-recorded",
+    remirror_power_cut_of_the_survivor_after_sent: SURVIVOR "remirror-sent",
+    remirror_power_cut_of_the_survivor_after_verified: SURVIVOR "remirror-verified",
+    remirror_power_cut_of_the_survivor_after_published: SURVIVOR "remirror-published",
+    #[ignore = "open: the catalog's flush is not durable (sled 0.34's Db::flush makes its log \
+        stable with sync_file_range, not fsync; only its flusher thread fsyncs, later), and \
+        Catalog::sync keeps a known entry without reading its manifest again: node-a, cut \
+        right after adopting, comes back serving the old set {a, b} while its manifest names \
+        {a, c}, and node-c trims the new copy once node-b's disk is back"]
+    remirror_power_cut_of_the_survivor_after_adopted: SURVIVOR "remirror-adopted",
+    #[ignore = "open: as at remirror-adopted (the catalog's flush is not durable, and a known \
+        entry is not read again at the start)"]
+    remirror_power_cut_of_the_survivor_after_done: SURVIVOR "remirror-done",
+    remirror_power_cut_of_the_target_after_sealed: TARGET "target-sealed",
+    remirror_power_cut_of_the_target_after_verified: TARGET "target-verified",
+    remirror_power_cut_of_the_target_after_renamed: TARGET "target-renamed",
+    #[ignore = "open: a trim renames the replica to .ID.removing, fsyncs images/, then removes \
+        it without fsyncing again (removal.rs, remove_folder); a cut brings .ID.removing back \
+        with its files, and nothing ever clears it (a start clears only .incoming debris)"]
+    remirror_power_cut_of_the_returning_node_after_trimmed: LOSER "remirror-trimmed",
 }

@@ -73,6 +73,16 @@ impl PowerFs {
         self.command("sync");
     }
 
+    /// Pulls the disk out: every call on it fails with EIO until [`PowerFs::plug`].
+    pub fn pull(&mut self) {
+        self.command("pull");
+    }
+
+    /// Puts a pulled disk back, as it was left when its power went with it.
+    pub fn plug(&mut self) {
+        self.command("plug");
+    }
+
     /// What the layer said on standard error.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
