@@ -242,11 +242,14 @@ impl Catalog {
                     ));
                     continue;
                 }
+                // A known entry is kept only if its manifest still says what the entry does:
+                // the catalog is a cache whose last writes a power cut can take back (its flush
+                // is not an fsync), while the manifest on the disk is the truth (a set adopted,
+                // metadata edited just before the cut).
                 let known = self.get(&id);
-                if known
-                    .as_ref()
-                    .is_some_and(|k| k.disk == disk.config.id && k.state.servable())
-                {
+                if known.as_ref().is_some_and(|k| {
+                    k.disk == disk.config.id && k.state.servable() && manifest_agrees(disk, k)
+                }) {
                     report.kept += 1;
                     continue;
                 }
@@ -289,6 +292,14 @@ impl Catalog {
     pub fn flush(&self) {
         let _ = self.db.flush();
     }
+}
+
+/// Whether the manifest of `entry`'s replica on `disk` names the set and the files the entry
+/// does.
+fn manifest_agrees(disk: &Disk, entry: &CatalogEntry) -> bool {
+    replica::read_manifest(&disk.images_dir().join(&entry.id), &entry.id).is_ok_and(|m| {
+        m.nodes == entry.nodes && m.placed_at == entry.epoch && m.files == entry.files
+    })
 }
 
 /// Reads a replica folder into an entry; what cannot be read makes it `Unreadable`, saying why.

@@ -92,7 +92,7 @@ fn check_or(config: &DiskConfig, node: &str, may_adopt: bool) -> Result<Identity
     }
     if may_adopt {
         let images = root.join(IMAGES_DIR);
-        std::fs::create_dir_all(&images).map_err(io(&images))?;
+        floor::durable::create_dir(&images).map_err(io(&images))?;
     }
     Ok(identity)
 }

@@ -181,7 +181,7 @@ impl Node {
     ) -> Result<(Node, Opening), NodeError> {
         let config = node_config(cluster, name)?;
         let state = config.state_dir();
-        std::fs::create_dir_all(&state).map_err(|source| NodeError::StateDir {
+        floor::durable::create_dir(&state).map_err(|source| NodeError::StateDir {
             path: state.clone(),
             source,
         })?;

@@ -9,11 +9,9 @@
 //! the protocol; the node that died has its power cut before it is started again on what is
 //! left. An upload acknowledged to its provider ends published with two replicas of the same
 //! bytes, a replica published before the cut is still there and served, and no third copy is
-//! left anywhere; an upload not acknowledged yet can be sent again. (On a cluster in service
-//! for a while: on new disks a gap is open, shown by its own test below.) Then the re-mirror,
-//! each node killed and its power cut at each of its steps: the image ends with exactly two
-//! replicas of the same bytes; the steps where it does not yet are marked `ignore`, each
-//! saying which durability bug of the node it shows.
+//! left anywhere; an upload not acknowledged yet can be sent again. Then the re-mirror, each
+//! node killed and its power cut at each of its steps: the image ends with exactly two
+//! replicas of the same bytes.
 //!
 //! Needs root (FUSE). In CI it must run; elsewhere without root it says it is skipped.
 
@@ -432,13 +430,10 @@ fn ingest_power_cut_at(point: &str) {
     for i in 0..3 {
         p.c.start(i, None);
     }
-    // A cluster in service for a while: its disks adopted, an upload through, and all of it
-    // written back since (as the kernel does within half a minute). Without that, the folders
-    // the first upload makes are lost at the cut with all they hold (the open gap shown by
-    // `gap_folders_made_on_a_new_disk_are_not_durable_so_a_power_cut_loses_their_images`).
+    // A cluster in service: its disks adopted, an upload through, made durable by the nodes'
+    // own fsyncs alone.
     let (id, first, _) = upload(&p.c, 0, &small, "First");
     wait_published(&mut p, &id, &first, "first");
-    p.sync_all();
     // Published before the cut, made durable by the nodes' own fsyncs alone.
     let (id, before, _) = upload(&p.c, 0, &small, "Before");
     wait_published(&mut p, &id, &before, "before");
@@ -509,21 +504,18 @@ fn ingest_power_cut_at(point: &str) {
     );
 }
 
-/// An open gap, shown: the folders a node makes on a disk after adopting it (`images/` in
-/// `disk.rs`, when the node opens the disk; `staging/` at its first upload, in
-/// `Staging::create`) are made with `create_dir_all` and the disk's root is never fsynced after
-/// (it was last, for `td-disk.json`, at the adoption). Under POSIX's rule their names are not
-/// durable, and a power cut loses them with everything in them, however carefully each replica
-/// inside was fsynced: here an image published on three new disks is gone from both its nodes
-/// after a cut of every node. (ext4 and XFS commit the `mkdir` with the first fsync inside it,
-/// through their journal, so on them it survives; other filesystems need not.) The same holds
-/// for `tombstones/` (`removal.rs`) and for the re-mirror's `state_dir/remirror/`
-/// (`remirror.rs`). When the root is fsynced after each such folder is made, this test fails:
-/// turn it around (the image survives) and drop the `sync_all` of [`ingest_power_cut_at`].
+/// The folders a node makes on a disk after adopting it (`images/` in `disk.rs`, when the node
+/// opens the disk; `staging/` at its first upload, in `Staging::create`; `tombstones/`, the
+/// re-mirror's `state_dir/remirror/`) are flushed into their parent when made
+/// (`floor::durable::create_dir`). Under POSIX's rule a folder never flushed into its parent
+/// can vanish at a power cut with everything in it, however carefully each replica inside
+/// was fsynced (ext4 and XFS commit the `mkdir` with the first fsync inside it, through their
+/// journal; other filesystems need not): here an image published on three new disks, and
+/// nothing else made durable, survives a cut of every node.
 #[test]
-fn gap_folders_made_on_a_new_disk_are_not_durable_so_a_power_cut_loses_their_images() {
+fn folders_made_on_a_new_disk_are_durable_so_a_power_cut_keeps_their_images() {
     if !common::root_or_skip(
-        "gap_folders_made_on_a_new_disk_are_not_durable_so_a_power_cut_loses_their_images",
+        "folders_made_on_a_new_disk_are_durable_so_a_power_cut_keeps_their_images",
         "FUSE",
     ) {
         return;
@@ -545,18 +537,20 @@ fn gap_folders_made_on_a_new_disk_are_not_durable_so_a_power_cut_loses_their_ima
     for &i in &held {
         let left = names(&p.c.disk(i));
         assert!(
-            !left.contains(&"images".to_string()),
-            "the gap is closed, node {i}'s images/ survived the cut: {left:?}"
+            left.contains(&"images".to_string()),
+            "node {i}'s images/ lost at the cut: {left:?}"
         );
     }
     for i in 0..3 {
         p.c.start(i, None);
     }
-    assert!(
-        p.copies(&image).is_empty(),
-        "the gap is closed, {image} survived: {:?}",
-        p.copies(&image)
-    );
+    for i in 0..3 {
+        wait_until("the node answers", LIMIT, || {
+            common::connect(&p.c.nodes[i].1, "health").ok()
+        });
+    }
+    let after = two_replicas_of(&p, &image, &small, "after the cut");
+    assert_eq!(after, held, "the same two nodes hold it");
 }
 
 /// The handover: the home killed right after acknowledging and its power cut, left dead; the
@@ -580,7 +574,6 @@ fn power_cut_after_taken_over() {
     }
     let (id, first, _) = upload(&p.c, 0, &small, "First");
     wait_published(&mut p, &id, &first, "first");
-    p.sync_all();
     for i in 0..4 {
         p.c.stop(i);
         let point = ["acknowledged", "taken-over"].get(i).copied();
@@ -826,27 +819,15 @@ macro_rules! remirror_cuts {
     };
 }
 
-// The points marked `ignore` fail: durability bugs of the node, open (run them with
-// `cargo nextest run -p td --test power_loss --run-ignored only`).
 remirror_cuts! {
     remirror_power_cut_of_the_survivor_after_recorded: SURVIVOR "remirror-recorded",
     remirror_power_cut_of_the_survivor_after_sent: SURVIVOR "remirror-sent",
     remirror_power_cut_of_the_survivor_after_verified: SURVIVOR "remirror-verified",
     remirror_power_cut_of_the_survivor_after_published: SURVIVOR "remirror-published",
-    #[ignore = "open: the catalog's flush is not durable (sled 0.34's Db::flush makes its log \
-        stable with sync_file_range, not fsync; only its flusher thread fsyncs, later), and \
-        Catalog::sync keeps a known entry without reading its manifest again: node-a, cut \
-        right after adopting, comes back serving the old set {a, b} while its manifest names \
-        {a, c}, and node-c trims the new copy once node-b's disk is back"]
     remirror_power_cut_of_the_survivor_after_adopted: SURVIVOR "remirror-adopted",
-    #[ignore = "open: as at remirror-adopted (the catalog's flush is not durable, and a known \
-        entry is not read again at the start)"]
     remirror_power_cut_of_the_survivor_after_done: SURVIVOR "remirror-done",
     remirror_power_cut_of_the_target_after_sealed: TARGET "target-sealed",
     remirror_power_cut_of_the_target_after_verified: TARGET "target-verified",
     remirror_power_cut_of_the_target_after_renamed: TARGET "target-renamed",
-    #[ignore = "open: a trim renames the replica to .ID.removing, fsyncs images/, then removes \
-        it without fsyncing again (removal.rs, remove_folder); a cut brings .ID.removing back \
-        with its files, and nothing ever clears it (a start clears only .incoming debris)"]
     remirror_power_cut_of_the_returning_node_after_trimmed: LOSER "remirror-trimmed",
 }

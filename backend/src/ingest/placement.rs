@@ -102,7 +102,7 @@ pub fn begin(disks: &[Arc<Disk>], node: &str, id: &str, size: u64) -> Result<(),
     }
     let disk = roomiest(disks, node, size)?;
     let images = disk.images_dir();
-    std::fs::create_dir_all(&images).map_err(io(&images))?;
+    floor::durable::create_dir(&images).map_err(io(&images))?;
     let dir = hidden(&disk, id, Placement::Incoming);
     std::fs::create_dir(&dir).map_err(io(&dir))?;
     sync_dir(&images)
@@ -290,7 +290,9 @@ fn advance(disk: &Disk, id: &str, from: Placement, to: Placement) -> Result<(), 
     sync_dir(&disk.images_dir())
 }
 
-/// Removes transfers that died before their replica was placed. Called when the node starts
+/// Removes transfers that died before their replica was placed, and replicas whose removal a
+/// crash or a power cut interrupted (`.ID.removing`: renamed aside to be removed, so never to
+/// be served again; a cut can bring one back after its removal). Called when the node starts
 /// (nothing is arriving yet).
 pub fn clear_debris(disks: &[Arc<Disk>]) {
     for d in disks.iter().filter(|d| !d.is_failed()) {
@@ -299,7 +301,8 @@ pub fn clear_debris(disks: &[Arc<Disk>]) {
         };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.ends_with(".incoming") {
+            if name.starts_with('.') && (name.ends_with(".incoming") || name.ends_with(".removing"))
+            {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }

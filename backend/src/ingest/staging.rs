@@ -163,7 +163,7 @@ impl Staging {
         }
         let disk = roomiest(disks, node, upload.length)?;
         let parent = disk.config.path.join(STAGING_DIR);
-        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        floor::durable::create_dir(&parent).map_err(io(&parent))?;
         // Written in a hidden folder and renamed, so a folder with a name always has its
         // upload.json.
         let temp = parent.join(format!(".{}.new", upload.id));

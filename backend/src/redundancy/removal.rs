@@ -131,7 +131,7 @@ pub fn withdraw(
     let mut kept = 0;
     for d in disks.iter().filter(|d| !d.is_failed()) {
         let dir = d.config.path.join(TOMBSTONES_DIR);
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        floor::durable::create_dir(&dir).map_err(io(&dir))?;
         let path = dir.join(format!("{id}.json"));
         floor::durable::write(&path, &bytes).map_err(|e| io(&path)(e.source))?;
         kept += 1;
