@@ -70,7 +70,22 @@ test("with JavaScript: zoom loads new tiles, and a dead backend's tiles come fro
   await page.close();
 });
 
+/// Waits until the canonical frontend counts as up only backends that answer (the test before
+/// killed one; a frontend notices within about a second, and sends nobody there after).
+async function frontendSeesDeadBackends() {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const health = await (await fetch(`${demo.canonical}/health`)).json();
+    const alive = await Promise.all(health.backends.filter((b) => b.up).map((b) =>
+      fetch(`${b.origin}/health`).then(() => true, () => false)));
+    if (alive.every((a) => a)) return;
+    assert.ok(Date.now() < deadline, `the frontend still counts a dead backend up: ${JSON.stringify(health.backends)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 test("without JavaScript: a grid of tiles, and zoom is a link that reloads", async () => {
+  await frontendSeesDeadBackends();
   const context = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1200, height: 900 } });
   const page = await context.newPage();
   const tiles = [];
