@@ -33,23 +33,7 @@ fn an_upload_whose_home_dies_after_acknowledging_is_published_by_the_node_holdin
     for i in 1..4 {
         c.start(i, None);
     }
-    let new = serde_json::json!({
-        "filename": "noise.png",
-        "length": bytes.len(),
-        "meta": { "title": "Noise", "artist": "Test" },
-    });
-    let (status, _, body) = c.call(
-        0,
-        "POST",
-        "/internal/uploads",
-        "ada",
-        &[("content-type", "application/json".into())],
-        new.to_string().as_bytes(),
-    );
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
-    let image = created["image"].as_str().unwrap().to_string();
+    let (id, image) = c.create_upload(0, "ada", "noise.png", bytes.len(), "Noise");
     c.send_rest(0, "ada", &id, &bytes, 0, 4 << 20);
 
     let deadline = Instant::now() + DEADLINE;

@@ -40,25 +40,8 @@ const CHUNK: usize = 5 << 20;
 /// is left (the caller restarts it and calls [`resume`]). Returns (upload id, image id).
 fn upload(c: &Cluster, i: usize, user: &str, file: &Path, title: &str) -> (String, String, u16) {
     let bytes = std::fs::read(file).unwrap();
-    let new = serde_json::json!({
-        "filename": file.file_name().unwrap().to_str().unwrap(),
-        "length": bytes.len(),
-        "meta": { "title": title, "artist": "Test", "keywords": ["noise"] },
-    });
-    let (status, _, body) = c.call(
-        i,
-        "POST",
-        "/internal/uploads",
-        user,
-        &[("content-type", "application/json".into())],
-        new.to_string().as_bytes(),
-    );
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let (id, image) = (
-        created["id"].as_str().unwrap().to_string(),
-        created["image"].as_str().unwrap().to_string(),
-    );
+    let filename = file.file_name().unwrap().to_str().unwrap();
+    let (id, image) = c.create_upload(i, user, filename, bytes.len(), title);
     let last = send_from(c, i, user, &id, &bytes, 0);
     (id, image, last)
 }
@@ -125,23 +108,6 @@ fn status_of(c: &Cluster, i: usize, user: &str, id: &str) -> Option<serde_json::
     list.into_iter().find(|u| u["id"] == id)
 }
 
-/// Where replica `image` is on node `i`'s disk: "published", "verified", "placed",
-/// "incoming" or none.
-fn replica_state(c: &Cluster, i: usize, image: &str) -> Option<&'static str> {
-    let images = c.disk(i).join("images");
-    // In the order a replica moves: a rename between two looks then shows the next state,
-    // never none.
-    [
-        ("incoming", format!(".{image}.incoming")),
-        ("placed", format!(".{image}.placed")),
-        ("verified", format!(".{image}.verified")),
-        ("published", image.to_string()),
-    ]
-    .into_iter()
-    .find(|(_, name)| images.join(name).is_dir())
-    .map(|(s, _)| s)
-}
-
 fn staging_left(c: &Cluster) -> Vec<String> {
     (0..c.nodes.len())
         .flat_map(|i| {
@@ -159,10 +125,10 @@ fn never_half_published(c: &Cluster, image: &str, when: &str) {
     // Who has published first, then how far everyone is: states only move forward, so a
     // replica published before the second look had its partner verified by then.
     let published = (0..c.nodes.len())
-        .filter(|&i| replica_state(c, i, image) == Some("published"))
+        .filter(|&i| c.replica_state(i, image) == Some("published"))
         .count();
     let states: Vec<_> = (0..c.nodes.len())
-        .map(|i| replica_state(c, i, image))
+        .map(|i| c.replica_state(i, image))
         .collect();
     let verified_or_more = states
         .iter()
@@ -221,7 +187,7 @@ fn wait_published(c: &mut Cluster, home: usize, user: &str, id: &str, image: &st
             "{when}: not published in 120 s: {status:?}; staging {:?}; replicas {:?}\n{}",
             staging_left(c),
             (0..c.nodes.len())
-                .map(|i| replica_state(c, i, image))
+                .map(|i| c.replica_state(i, image))
                 .collect::<Vec<_>>(),
             (0..c.nodes.len())
                 .map(|i| c.stderr(i))
@@ -231,7 +197,7 @@ fn wait_published(c: &mut Cluster, home: usize, user: &str, id: &str, image: &st
         std::thread::sleep(Duration::from_millis(50));
     }
     let holders: Vec<usize> = (0..c.nodes.len())
-        .filter(|&i| replica_state(c, i, image) == Some("published"))
+        .filter(|&i| c.replica_state(i, image) == Some("published"))
         .collect();
     assert_eq!(holders.len(), 2, "{when}: two replicas");
     assert_ne!(
@@ -322,7 +288,7 @@ fn with_a_power_domain_down_the_upload_waits_staged_and_says_why_then_its_owner_
     assert!(why.contains("another power domain"), "{why}");
     // Not acknowledged, and nothing placed: one copy, kept in staging.
     assert_eq!(staging_left(&c).len(), 1, "{:?}", staging_left(&c));
-    assert!((0..3).all(|i| replica_state(&c, i, &image).is_none()));
+    assert!((0..3).all(|i| c.replica_state(i, &image).is_none()));
     // The same account sees it; another account does not, and cannot touch it.
     let (st, _, _) = c.call(
         0,
@@ -359,7 +325,7 @@ fn with_a_power_domain_down_the_upload_waits_staged_and_says_why_then_its_owner_
 
     // Its owner changes the details on each replica's node; another account cannot.
     let holders: Vec<usize> = (0..3)
-        .filter(|&i| replica_state(&c, i, &image) == Some("published"))
+        .filter(|&i| c.replica_state(i, &image) == Some("published"))
         .collect();
     let path = format!("/internal/replicas/{image}/meta");
     let changed = serde_json::json!({ "title": "Renamed <i>noise</i>", "artist": "Ada" });
@@ -727,7 +693,7 @@ fn ids_and_file_names_in_signed_requests_are_checked_before_anything_is_written(
         }
     }
     // Nothing was written: the replica is still arriving, with no manifest of its own.
-    assert_eq!(replica_state(&c, 0, "art-1"), Some("incoming"));
+    assert_eq!(c.replica_state(0, "art-1"), Some("incoming"));
     assert!(!incoming.join("replica.json").exists());
     assert_eq!(std::fs::read(&outside).unwrap(), b"x");
 }

@@ -298,23 +298,7 @@ impl Drop for Powered {
 /// An upload started on node `i` and sent whole (or until the node dies): (upload id, image
 /// id, the stage the last chunk's answer gave, if it was answered).
 fn upload(c: &Cluster, i: usize, bytes: &[u8], title: &str) -> (String, String, Option<String>) {
-    let new = serde_json::json!({
-        "filename": "noise.png",
-        "length": bytes.len(),
-        "meta": { "title": title, "artist": "Test" },
-    });
-    let (status, _, body) = c.call(
-        i,
-        "POST",
-        "/internal/uploads",
-        "ada",
-        &[("content-type", "application/json".into())],
-        new.to_string().as_bytes(),
-    );
-    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-    let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
-    let image = created["image"].as_str().unwrap().to_string();
+    let (id, image) = c.create_upload(i, "ada", "noise.png", bytes.len(), title);
     let stage = send(c, i, &id, bytes, 0);
     (id, image, stage)
 }

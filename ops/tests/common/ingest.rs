@@ -72,10 +72,22 @@ impl Cluster {
 
     /// Starts an upload of `length` bytes on node `i` for `user`; its id.
     pub fn start_upload(&self, i: usize, user: &str, filename: &str, length: usize) -> String {
+        self.create_upload(i, user, filename, length, filename).0
+    }
+
+    /// Starts an upload titled `title` on node `i` for `user`; its id and its image's id.
+    pub fn create_upload(
+        &self,
+        i: usize,
+        user: &str,
+        filename: &str,
+        length: usize,
+        title: &str,
+    ) -> (String, String) {
         let new = serde_json::json!({
             "filename": filename,
             "length": length,
-            "meta": { "title": filename, "artist": "Test" },
+            "meta": { "title": title, "artist": "Test", "keywords": ["noise"] },
         });
         let (status, _, body) = self.call(
             i,
@@ -87,7 +99,10 @@ impl Cluster {
         );
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
         let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        created["id"].as_str().unwrap().to_string()
+        (
+            created["id"].as_str().unwrap().to_string(),
+            created["image"].as_str().unwrap().to_string(),
+        )
     }
 
     /// Sends one chunk of upload `id` at `offset` to node `i` (`PATCH /internal/uploads/ID`).
