@@ -611,6 +611,40 @@ fn power_cut_after_taken_over() {
     two_replicas_of(&p, &first, &small, "taken-over: first");
 }
 
+/// The crash points named in `backend/src/DIR/*.rs`: what follows each `marker` up to the
+/// next quote (names with a dot, file names, left out), with `prefix` put back, sorted.
+fn crash_points_in(dir: &str, marker: &str, prefix: &str) -> Vec<String> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../backend/src")
+        .join(dir);
+    let mut points = Vec::new();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        for rest in text.split(marker).skip(1) {
+            let name = rest.split('"').next().unwrap();
+            if !name.contains('.') {
+                points.push(format!("{prefix}{name}"));
+            }
+        }
+    }
+    points.sort();
+    points.dedup();
+    points
+}
+
+/// Every point in `points` has its test in `tested`.
+fn assert_tested(points: &[String], tested: &[&str]) {
+    let untested: Vec<&String> = points
+        .iter()
+        .filter(|p| !tested.contains(&p.as_str()))
+        .collect();
+    assert!(untested.is_empty(), "no power cut test at {untested:?}");
+}
+
 macro_rules! ingest_cuts {
     ($($name:ident: $point:literal,)*) => {
         $(
@@ -626,25 +660,8 @@ macro_rules! ingest_cuts {
         #[test]
         fn every_ingest_crash_point_has_a_power_cut_test() {
             let tested = [$($point,)* "taken-over"];
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../backend/src/ingest");
-            let mut points = Vec::new();
-            for entry in std::fs::read_dir(&src).unwrap() {
-                let path = entry.unwrap().path();
-                if path.extension().is_none_or(|e| e != "rs") {
-                    continue;
-                }
-                let text = std::fs::read_to_string(path).unwrap();
-                for rest in text.split("crash_point(\"").skip(1) {
-                    points.push(rest.split('"').next().unwrap().to_string());
-                }
-            }
-            points.sort();
-            points.dedup();
-            let untested: Vec<&String> = points
-                .iter()
-                .filter(|p| !tested.contains(&p.as_str()))
-                .collect();
-            assert!(untested.is_empty(), "no power cut test at {untested:?}");
+            let points = crash_points_in("ingest", "crash_point(\"", "");
+            assert_tested(&points, &tested);
             let unknown: Vec<&&str> =
                 tested.iter().filter(|t| !points.iter().any(|p| p == *t)).collect();
             assert!(unknown.is_empty(), "no such crash point: {unknown:?}");
@@ -779,26 +796,8 @@ macro_rules! remirror_cuts {
         #[test]
         fn every_remirror_crash_point_has_a_power_cut_test() {
             let tested = [$($point),*];
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../backend/src/redundancy");
-            let mut points = Vec::new();
-            for entry in std::fs::read_dir(&src).unwrap() {
-                let path = entry.unwrap().path();
-                if path.extension().is_none_or(|e| e != "rs") {
-                    continue;
-                }
-                let text = std::fs::read_to_string(path).unwrap();
-                for rest in text.split("\"remirror-").skip(1) {
-                    let name = rest.split('"').next().unwrap();
-                    if !name.contains('.') {
-                        points.push(format!("remirror-{name}"));
-                    }
-                }
-            }
-            points.sort();
-            points.dedup();
-            let untested: Vec<&String> =
-                points.iter().filter(|p| !tested.contains(&p.as_str())).collect();
-            assert!(untested.is_empty(), "no power cut test at {untested:?}");
+            let points = crash_points_in("redundancy", "\"remirror-", "remirror-");
+            assert_tested(&points, &tested);
         }
     };
 }

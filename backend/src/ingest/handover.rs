@@ -217,15 +217,17 @@ impl Ingest {
         }
         let answers =
             futures_util::future::join_all(homes.iter().map(|u| self.facts_of(&u.home, u))).await;
-        let home_kept: Vec<(String, bool)> = homes
+        let answering: Vec<String> = homes
             .iter()
             .zip(&answers)
-            .filter_map(|(u, a)| Some((u.home.clone(), a.as_ref().ok()?.staging)))
+            .filter(|(_, a)| a.is_ok())
+            .map(|(u, _)| u.home.clone())
             .collect();
         let mut taken = Vec::new();
         for (upload, staging) in held {
-            // The home finished while this copy's node was away: nothing refers to it.
-            if home_kept.iter().any(|(h, kept)| *h == upload.home && !kept) {
+            // Its home is there: nothing to take over; but it may have finished the upload
+            // while this node was away, leaving this copy to nobody.
+            if answering.contains(&upload.home) {
                 self.clear_left(&staging, &upload).await;
                 continue;
             }
@@ -287,7 +289,6 @@ impl Ingest {
     /// serve the image (the home published it and cleared its staging while this node was
     /// away, so nothing would ever clear this copy). One that is not published stays.
     async fn clear_left(&self, staging: &Staging, upload: &Upload) {
-        // The home's own copy is asked again, per upload (the question above was per home).
         let Ok(home) = self.facts_of(&upload.home, upload).await else {
             return;
         };

@@ -192,9 +192,9 @@ pub fn served(addr: &str, id: &str) -> Vec<(String, Vec<u8>)> {
     all
 }
 
-/// The folders under `disk/images` (hidden ones too).
-pub fn folders(disk: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(disk.join("images"))
+/// The names in folder `dir`, sorted (none if it is not there).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -204,21 +204,14 @@ pub fn folders(disk: &Path) -> Vec<String> {
     names
 }
 
+/// The folders under `disk/images` (hidden ones too).
+pub fn folders(disk: &Path) -> Vec<String> {
+    names_in(&disk.join("images"))
+}
+
 /// The re-mirror job markers in node `i`'s state folder.
 pub fn job_markers(cluster: &Cluster, i: usize) -> Vec<String> {
-    let dir = cluster
-        .dir
-        .path()
-        .join(&cluster.nodes[i].0)
-        .join("state/remirror");
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
+    names_in(&cluster.state_dir(i).join("remirror"))
 }
 
 /// Node `i`'s `/redundancy`.
