@@ -54,6 +54,9 @@ pub struct Library {
     images: RwLock<BTreeMap<String, Arc<Image>>>,
     disks: Vec<Arc<Disk>>,
     serials: AtomicU64,
+    /// Held while whether a replica is served and its catalog state change together (see
+    /// [`Library::changing`]).
+    changing: std::sync::Mutex<()>,
 }
 
 fn open_image(
@@ -108,6 +111,7 @@ impl Library {
                 images: RwLock::new(images),
                 disks,
                 serials,
+                changing: std::sync::Mutex::new(()),
             },
             failed,
         )
@@ -136,6 +140,13 @@ impl Library {
 
     pub fn is_empty(&self) -> bool {
         self.read().is_empty()
+    }
+
+    /// Held by whoever changes both whether a replica is served and its catalog entry, so the
+    /// two never interleave: without it a returning disk, reading an entry just before a trim
+    /// took the replica off, served it again from files already unlinked.
+    pub fn changing(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Stops serving `id` (its replica is being taken off this node).

@@ -96,7 +96,10 @@ pub fn check(
             found.damaged.push(format!("{id}: {}", wrong.join("; ")));
         }
     }
-    // In service again: the catalog reads its folders back, the library serves them.
+    // In service again: the catalog reads its folders back, the library serves them, while no
+    // replica is being taken off (a trim between the two would be served again from files it
+    // had already unlinked).
+    let changing = library.changing();
     disk.mark_returned();
     let all: Vec<Arc<Disk>> = library.disks().to_vec();
     if let Err(e) = catalog.sync(&all) {
@@ -126,6 +129,7 @@ pub fn check(
         }
     }
     catalog.flush();
+    drop(changing);
     let mut event = NewEvent::new(
             Component::Disk {
                 disk: disk.config.id.clone(),

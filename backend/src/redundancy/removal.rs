@@ -78,6 +78,9 @@ pub fn take_off(
     id: &str,
     state: ReplicaState,
 ) -> Result<(), RemovalError> {
+    // Until its folder is gone, a returning disk's check must not read it back (see
+    // `Library::changing`).
+    let _changing = library.changing();
     library.remove(id);
     match catalog.get(id) {
         Some(_) => {
