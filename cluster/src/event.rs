@@ -39,6 +39,10 @@ pub enum Component {
     Detector {
         detector: String,
     },
+    /// A repair ticket (the operator's marks on it).
+    Ticket {
+        ticket: String,
+    },
 }
 
 /// What happened.
@@ -110,6 +114,13 @@ pub enum EventKind {
     ImageDeleted,
     /// A process started.
     Started,
+    /// The operator says a ticket's part was replaced or repaired (evidence: who, and what
+    /// they said).
+    TicketDone,
+    /// The operator found nothing wrong with a ticket's part: a false alarm.
+    TicketAcquitted,
+    /// The operator was mailed at once about an urgent ticket.
+    TicketMailed,
 }
 
 /// One recorded fact. A fault that goes on (a disk spewing errors) is one event whose

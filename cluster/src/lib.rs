@@ -1,7 +1,7 @@
 //! The cluster's vocabulary: the configuration every process reads (nodes, their disks and
 //! where each disk physically is), what a backend's catalog says on the wire, what an upload
 //! says on the wire ([`upload`]: its request, stage and status, and what an id may be), and
-//! the events a node records, how redundancy is counted ([`redundancy`]), as plain serde types
+//! the events a node records, the repair [`ticket`]s made from them, how redundancy is counted ([`redundancy`]), as plain serde types
 //! with their validation; and the [`worker`]
 //! runner that every process (backend, frontend, monitor) runs its background work under.
 //!
@@ -14,6 +14,7 @@ pub mod config;
 pub mod event;
 pub mod identity;
 pub mod redundancy;
+pub mod ticket;
 pub mod upload;
 pub mod worker;
 
@@ -23,6 +24,7 @@ pub use config::{
     Problem, RepairConfig, DEFAULT_MONITOR_PORT,
 };
 pub use event::{Component, Event, EventKind, EventPage};
+pub use ticket::{Part, Suspect, Ticket, TicketPage, TicketState};
 pub use upload::{
     valid_image_id, valid_upload_id, NewUpload, OffsetAnswer, Stage, UploadStatus, MAX_CHUNK,
 };
