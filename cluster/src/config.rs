@@ -35,6 +35,9 @@ pub struct ClusterConfig {
     /// as lost).
     #[serde(default)]
     pub repair: RepairConfig,
+    /// Where the weekly visit report (and an urgent ticket's mail) goes, and when.
+    #[serde(default)]
+    pub mail: MailConfig,
     #[serde(rename = "frontend", default)]
     pub frontends: Vec<FrontendConfig>,
     #[serde(rename = "node")]
@@ -65,6 +68,9 @@ pub struct RepairConfig {
     pub scrub_window: Option<String>,
     /// How fast one disk's scrub may read, in MB per second (default 50; 0 for no limit).
     pub scrub_rate_mb: u64,
+    /// A repair ticket whose part was seen working again closes after it kept working this
+    /// many seconds (default 600).
+    pub ticket_settle_seconds: u64,
 }
 
 impl RepairConfig {
@@ -87,8 +93,176 @@ impl Default for RepairConfig {
             scrub_period_days: 30,
             scrub_window: None,
             scrub_rate_mb: 50,
+            ticket_settle_seconds: 600,
         }
     }
+}
+
+/// `[mail]`: the operator's mail. Sent through `smtp_host` when it is set; otherwise, with
+/// `outbox`, written into that folder as `.eml` files (the demo, or a site without a mail
+/// server); with neither, no mail is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The SMTP server (a name or an IP address).
+    pub smtp_host: Option<String>,
+    /// Its port (default 587, the submission port; 465 for `security = "tls"`).
+    pub smtp_port: u16,
+    /// How the connection is protected (default `starttls`).
+    pub security: MailSecurity,
+    /// The account on the SMTP server, if it asks for one.
+    pub user: Option<String>,
+    /// The file holding that account's password (one line). Relative to this file's folder.
+    pub password_file: Option<PathBuf>,
+    /// The sender (`td@museum.example` or `Tertiary Disk <td@museum.example>`).
+    pub from: Option<String>,
+    /// The operators who get the mail.
+    pub to: Vec<String>,
+    /// Without `smtp_host`: the folder the mails are written into. Relative to this file's
+    /// folder.
+    pub outbox: Option<PathBuf>,
+    /// When the weekly visit report is sent: a cron expression with seconds (`sec min hour
+    /// day month weekday`), in the frontend's local time. Default `"0 0 7 * * Mon"`: Mondays
+    /// at 07:00.
+    pub report_schedule: String,
+}
+
+/// The default of `[mail] report_schedule`: Mondays at 07:00.
+pub const DEFAULT_REPORT_SCHEDULE: &str = "0 0 7 * * Mon";
+
+impl Default for MailConfig {
+    fn default() -> MailConfig {
+        MailConfig {
+            smtp_host: None,
+            smtp_port: 587,
+            security: MailSecurity::default(),
+            user: None,
+            password_file: None,
+            from: None,
+            to: Vec::new(),
+            outbox: None,
+            report_schedule: DEFAULT_REPORT_SCHEDULE.to_string(),
+        }
+    }
+}
+
+impl MailConfig {
+    /// Whether mail goes anywhere (an SMTP server or an outbox folder).
+    pub fn enabled(&self) -> bool {
+        self.smtp_host.is_some() || self.outbox.is_some()
+    }
+
+    /// The report schedule, parsed (it was checked when the configuration was read).
+    pub fn schedule(&self) -> Result<cron::Schedule, Problem> {
+        parse_schedule(&self.report_schedule)
+    }
+
+    fn check(&self) -> Result<(), Problem> {
+        self.schedule()?;
+        let incomplete = |what: &str| Problem::MailIncomplete(what.to_string());
+        if self.smtp_host.is_some() && self.outbox.is_some() {
+            return Err(incomplete(
+                "smtp_host and outbox are both set; mail goes to one of them: remove one",
+            ));
+        }
+        if self
+            .smtp_host
+            .as_deref()
+            .is_some_and(|h| h.trim().is_empty())
+        {
+            return Err(incomplete("smtp_host is empty"));
+        }
+        if self.user.is_some() != self.password_file.is_some() {
+            return Err(incomplete(
+                "user and password_file go together: give both, or neither",
+            ));
+        }
+        if self.enabled() {
+            if self.from.is_none() {
+                return Err(incomplete("from (the sender's address) is missing"));
+            }
+            if self.to.is_empty() {
+                return Err(incomplete(
+                    "to (at least one operator's address) is missing",
+                ));
+            }
+        }
+        for address in self.from.iter().chain(&self.to) {
+            if !plausible_address(address) {
+                return Err(Problem::MailAddress(address.clone()));
+            }
+        }
+        if let (Some(host), MailSecurity::None, Some(_)) =
+            (&self.smtp_host, self.security, &self.user)
+        {
+            if !is_loopback_host(host) {
+                return Err(Problem::MailClearPassword(host.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailSecurity {
+    /// Plain at first, then TLS before anything is sent (`STARTTLS`, required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (usually port 465).
+    Tls,
+    /// No encryption: only for a server on this machine (a test server on loopback).
+    None,
+}
+
+impl std::fmt::Display for MailSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MailSecurity::Starttls => "STARTTLS",
+            MailSecurity::Tls => "TLS",
+            MailSecurity::None => "no encryption",
+        })
+    }
+}
+
+/// A cron expression with seconds, or the problem naming it.
+fn parse_schedule(expression: &str) -> Result<cron::Schedule, Problem> {
+    use std::str::FromStr;
+    cron::Schedule::from_str(expression).map_err(|e| Problem::BadSchedule {
+        expression: expression.to_string(),
+        why: e.to_string(),
+    })
+}
+
+/// An address as a person writes it: `someone@host`, or `Name <someone@host>`. The mail
+/// library checks it fully when it sends; this catches what is plainly wrong when the
+/// configuration is read.
+fn plausible_address(text: &str) -> bool {
+    let bare = match (text.rfind('<'), text.strip_suffix('>')) {
+        (Some(open), Some(inner)) => &inner[open + 1..],
+        (None, None) => text,
+        _ => return false,
+    };
+    let Some((local, domain)) = bare.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !bare
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
+        && !text.chars().any(char::is_control)
+}
+
+/// `localhost`, or an IP address on this machine's loopback.
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// One of the redirecting frontends.
@@ -206,6 +380,16 @@ pub enum Problem {
     DuplicatePath(PathBuf),
     #[error("'{0}' is not a usable name: letters, digits, '-' and '_' only, 1 to 64 of them")]
     BadName(String),
+    #[error("[mail] report_schedule {expression:?} is not a cron expression with seconds (sec min hour day month weekday, e.g. \"0 0 7 * * Mon\"): {why}")]
+    BadSchedule { expression: String, why: String },
+    #[error("[mail]: {0}")]
+    MailIncomplete(String),
+    #[error(
+        "[mail]: {0:?} is not a mail address (someone@example.org, or Name <someone@example.org>)"
+    )]
+    MailAddress(String),
+    #[error("[mail]: security = \"none\" would send the password to {0} unencrypted; use \"starttls\" or \"tls\" (\"none\" is for a server on this machine)")]
+    MailClearPassword(String),
 }
 
 fn valid_name(name: &str) -> bool {
@@ -230,6 +414,11 @@ impl ClusterConfig {
             },
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        for file in [&mut config.mail.password_file, &mut config.mail.outbox] {
+            if let Some(named) = file.as_mut().filter(|p| p.is_relative()) {
+                *named = base.join(&*named);
+            }
+        }
         for (file, default) in [
             (&mut config.secret_file, "cluster.secret"),
             (&mut config.users_file, "users.json"),
@@ -264,6 +453,7 @@ impl ClusterConfig {
         if self.nodes.is_empty() {
             return Err(Problem::NoNodes);
         }
+        self.mail.check()?;
         let (mut names, mut addresses, mut disks, mut paths) = (
             HashSet::new(),
             HashSet::new(),
@@ -424,5 +614,93 @@ power_domain = "B"
             ClusterConfig::parse(&bad),
             Err(ParseError::Invalid(Problem::BadName(_)))
         ));
+    }
+
+    #[test]
+    fn mail_defaults_and_paths() {
+        let c = ClusterConfig::parse(TWO_NODES).unwrap();
+        assert!(!c.mail.enabled());
+        assert_eq!(c.mail.smtp_port, 587);
+        assert_eq!(c.mail.security, MailSecurity::Starttls);
+        assert_eq!(c.mail.report_schedule, DEFAULT_REPORT_SCHEDULE);
+        assert!(c.mail.schedule().is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        let text = format!(
+            "{TWO_NODES}\n[mail]\nsmtp_host = \"mail.example.org\"\nuser = \"td\"\n\
+             password_file = \"mail.password\"\nfrom = \"Tertiary Disk <td@example.org>\"\n\
+             to = [\"ops@example.org\"]\nsecurity = \"tls\"\nsmtp_port = 465\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        let c = ClusterConfig::load(&path).unwrap();
+        assert_eq!(c.mail.security, MailSecurity::Tls);
+        assert_eq!(c.mail.smtp_port, 465);
+        assert_eq!(
+            c.mail.password_file.as_deref(),
+            Some(dir.path().join("mail.password").as_path())
+        );
+
+        let outbox = format!(
+            "{TWO_NODES}\n[mail]\noutbox = \"outbox\"\nfrom = \"td@localhost\"\nto = [\"ops@localhost\"]\n"
+        );
+        std::fs::write(&path, outbox).unwrap();
+        let c = ClusterConfig::load(&path).unwrap();
+        assert!(c.mail.enabled());
+        assert_eq!(c.mail.outbox, Some(dir.path().join("outbox")));
+    }
+
+    #[test]
+    fn mail_mistakes_are_named() {
+        let with = |mail: &str| ClusterConfig::parse(&format!("{TWO_NODES}\n[mail]\n{mail}\n"));
+        let err = with("report_schedule = \"every monday\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("report_schedule") && err.contains("every monday"),
+            "{err}"
+        );
+        // Five fields (no seconds) are not enough.
+        assert!(matches!(
+            with("report_schedule = \"0 7 * * Mon\""),
+            Err(ParseError::Invalid(Problem::BadSchedule { .. }))
+        ));
+        assert!(with("report_schedule = \"0 30 6 * * Mon-Fri\"").is_ok());
+        let typo = with("smtp_hots = \"x\"").unwrap_err().to_string();
+        assert!(typo.contains("smtp_hots"), "{typo}");
+        assert!(matches!(
+            with("security = \"ssl\""),
+            Err(ParseError::Syntax(_))
+        ));
+        assert!(matches!(
+            with("smtp_host = \"mail\"\nto = [\"a@b\"]"),
+            Err(ParseError::Invalid(Problem::MailIncomplete(m))) if m.contains("from")
+        ));
+        assert!(matches!(
+            with("smtp_host = \"mail\"\nfrom = \"a@b\""),
+            Err(ParseError::Invalid(Problem::MailIncomplete(m))) if m.contains("to")
+        ));
+        assert!(matches!(
+            with("outbox = \"o\"\nsmtp_host = \"mail\"\nfrom = \"a@b\"\nto = [\"c@d\"]"),
+            Err(ParseError::Invalid(Problem::MailIncomplete(m))) if m.contains("both")
+        ));
+        assert!(matches!(
+            with("outbox = \"o\"\nfrom = \"a@b\"\nto = [\"operator at museum\"]"),
+            Err(ParseError::Invalid(Problem::MailAddress(a))) if a == "operator at museum"
+        ));
+        assert!(matches!(
+            with("smtp_host = \"mail\"\nuser = \"td\"\nfrom = \"a@b\"\nto = [\"c@d\"]"),
+            Err(ParseError::Invalid(Problem::MailIncomplete(m))) if m.contains("password_file")
+        ));
+        let clear = "security = \"none\"\nuser = \"td\"\npassword_file = \"p\"\n\
+                     from = \"a@b\"\nto = [\"c@d\"]\n";
+        assert!(matches!(
+            with(&format!("smtp_host = \"mail.example.org\"\n{clear}")),
+            Err(ParseError::Invalid(Problem::MailClearPassword(h))) if h == "mail.example.org"
+        ));
+        assert!(with(&format!("smtp_host = \"127.0.0.1\"\n{clear}")).is_ok());
+        assert!(plausible_address("Tertiary Disk <td@example.org>"));
+        assert!(!plausible_address("td@"));
+        assert!(!plausible_address("Name <td@example.org"));
     }
 }

@@ -20,8 +20,8 @@ pub mod worker;
 
 pub use catalog::{CatalogEntry, CatalogPage, FileSum, ImageMeta, ReplicaState};
 pub use config::{
-    ClusterConfig, ConfigError, DiskConfig, FrontendConfig, Location, NodeConfig, ParseError,
-    Problem, RepairConfig, DEFAULT_MONITOR_PORT,
+    ClusterConfig, ConfigError, DiskConfig, FrontendConfig, Location, MailConfig, MailSecurity,
+    NodeConfig, ParseError, Problem, RepairConfig, DEFAULT_MONITOR_PORT, DEFAULT_REPORT_SCHEDULE,
 };
 pub use event::{Component, Event, EventKind, EventPage};
 pub use ticket::{Part, Suspect, Ticket, TicketPage, TicketState};
