@@ -46,7 +46,7 @@ pub enum Component {
 }
 
 /// What happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A read or probe returned an I/O error.
@@ -106,8 +106,10 @@ pub enum EventKind {
     ReplicaUnreadable,
     /// The catalog was rebuilt from the disks (missing, damaged or asked for).
     CatalogRebuilt,
-    /// A failed disk answers again and was checked (or a blank one adopted in its slot).
+    /// A failed disk answers again and was checked.
     DiskReturned,
+    /// A blank disk was adopted in the slot of a failed one (to be refilled by re-mirroring).
+    DiskReplaced,
     /// A lost replica was copied again from its survivor: two replicas again.
     ReplicaRemirrored,
     /// An image was withdrawn by its owner or an operator (a tombstone stays).

@@ -225,7 +225,7 @@ fn a_blank_disk_in_a_failed_slot_is_adopted_and_refilled_and_another_node_s_disk
         events
             .iter()
             .any(|e| {
-                e["kind"] == "disk_returned"
+                e["kind"] == "disk_replaced"
                     && e["summary"].as_str().unwrap().contains("blank disk")
             })
             .then_some(())

@@ -134,7 +134,11 @@ pub fn check(
             Component::Disk {
                 disk: disk.config.id.clone(),
             },
-            EventKind::DiskReturned,
+            if found.replaced {
+                EventKind::DiskReplaced
+            } else {
+                EventKind::DiskReturned
+            },
             if found.replaced {
                 format!(
                     "a blank disk in the slot of disk {} was adopted (serial as configured: {}); it is refilled by re-mirroring",
