@@ -1,5 +1,7 @@
 //! The monitor's own HTTP: `/health` (every detector's status, last run and last finding, and
-//! whether the event log can be written), `/events`, `/ping` for peers and `/workers`.
+//! whether the event log can be written), `/events`, `/ping` for peers, `/workers`, and the
+//! node's repair `/tickets` (read by anyone; marked only with a request signed with the
+//! cluster's secret).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,6 +11,15 @@ use warp::http::StatusCode;
 use warp::{Filter, Reply};
 
 use crate::node_monitor::Monitor;
+use crate::tickets;
+use cluster::auth::{NonceBook, Secret, AUTH_HEADER};
+
+/// A mark's body: a few words from the operator.
+const MAX_MARK: u64 = 16 * 1024;
+
+fn text(status: StatusCode, body: String) -> warp::reply::Response {
+    no_store(warp::reply::with_status(format!("{body}\n"), status).into_response())
+}
 
 #[derive(Deserialize)]
 struct EventsQuery {
@@ -21,6 +32,7 @@ struct EventsQuery {
 pub fn routes(
     monitor: Arc<Monitor>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let m_config = monitor.cluster.clone();
     let m = warp::any().map(move || monitor.clone());
     let ping = warp::path!("ping")
         .and(warp::get())
@@ -66,14 +78,67 @@ pub fn routes(
         });
     let workers = warp::path!("workers")
         .and(warp::get())
-        .and(m)
+        .and(m.clone())
         .map(|m: Arc<Monitor>| no_store(warp::reply::json(&m.runner.statuses()).into_response()));
+    let tickets =
+        warp::path!("tickets")
+            .and(warp::get())
+            .and(m.clone())
+            .then(|m: Arc<Monitor>| async move {
+                no_store(warp::reply::json(&tickets::page(&m).await).into_response())
+            });
+    let secret = Secret::load(&m_config.secret_path()).ok().map(Arc::new);
+    let nonces = Arc::new(NonceBook::default());
+    let mark = warp::path!("tickets" / String)
+        .and(warp::post())
+        .and(warp::path::full())
+        .and(warp::header::optional::<String>(AUTH_HEADER))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::content_length_limit(MAX_MARK))
+        .and(warp::body::bytes())
+        .and(m)
+        .then(
+            move |id: String,
+                  path: warp::path::FullPath,
+                  auth: Option<String>,
+                  content_type: Option<String>,
+                  body: bytes::Bytes,
+                  m: Arc<Monitor>| {
+                let (secret, nonces) = (secret.clone(), nonces.clone());
+                async move {
+                    if !cluster::ticket::valid_ticket_id(&id) {
+                        return text(StatusCode::BAD_REQUEST, "malformed ticket id".into());
+                    }
+                    let call = tickets::MarkCall {
+                        id: &id,
+                        path_and_query: path.as_str(),
+                        auth: auth.as_deref(),
+                        content_type: content_type.as_deref().unwrap_or(""),
+                        body: &body,
+                    };
+                    match tickets::mark(&m, secret.as_deref(), &nonces, call).await {
+                        Ok(t) => no_store(warp::reply::json(&t).into_response()),
+                        Err(e) => {
+                            let status = match e {
+                                tickets::MarkError::Unsigned(_) => StatusCode::UNAUTHORIZED,
+                                tickets::MarkError::Malformed(_) => StatusCode::BAD_REQUEST,
+                                tickets::MarkError::Unknown { .. } => StatusCode::NOT_FOUND,
+                                tickets::MarkError::Ended { .. } => StatusCode::CONFLICT,
+                            };
+                            text(status, e.to_string())
+                        }
+                    }
+                }
+            },
+        );
     ping.or(health)
         .or(events)
         .or(workers)
+        .or(tickets)
+        .or(mark)
         .recover(|_| async {
             Ok::<_, Infallible>(warp::reply::with_status(
-                "not found: the monitor answers /health, /events?since=&from=&limit=, /ping and /workers\n",
+                "not found: the monitor answers /health, /events?since=&from=&limit=, /ping, /workers and /tickets\n",
                 StatusCode::NOT_FOUND,
             ))
         })

@@ -2,7 +2,8 @@
 //! detectors for disk, bus, enclosure, host, process and peer faults and writes what they find,
 //! with its evidence, into the node's event log.
 //!
-//! It records facts; it never diagnoses or repairs (that is the repair crate's job), never
+//! It records facts, and serves the tickets the repair crate's diagnosis makes of them; it
+//! never diagnoses or repairs by itself (that is the repair crate's job), never
 //! writes to a disk that is not the one configured for its slot, and never depends on another
 //! node to do its job. A detector that cannot work here (no SMART on a loop device) says so in
 //! its status; nothing a detector reads can crash the monitor.
@@ -14,6 +15,7 @@ pub mod http;
 pub mod kernel_log;
 pub mod node_monitor;
 pub mod recorder;
+pub mod tickets;
 pub mod watchdog;
 
 pub use node_monitor::{Monitor, MonitorError, Options};

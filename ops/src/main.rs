@@ -49,6 +49,8 @@ enum Command {
     Status(commands::status::Args),
     Image(commands::image::Args),
     Remirror(commands::remirror::Args),
+    Tickets(commands::tickets::ListArgs),
+    Ticket(commands::tickets::MarkArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,8 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args),
         Command::Image(args) => commands::image::run(args),
         Command::Remirror(args) => commands::remirror::run(args),
+        Command::Tickets(args) => commands::tickets::list(args),
+        Command::Ticket(args) => commands::tickets::mark(args),
     };
     match result {
         Ok(code) => code,

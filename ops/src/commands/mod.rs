@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod remirror;
 pub mod secret;
 pub mod status;
+pub mod tickets;
 pub mod tile;
 pub mod user;
 

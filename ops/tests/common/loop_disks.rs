@@ -75,6 +75,30 @@ impl LoopDisks {
         dev
     }
 
+    /// The disk at `mnt` swapped for a new blank one: the old filesystem unmounted (lazily)
+    /// and its device kept until the end, a new backing file with a new ext4 filesystem
+    /// mounted in its place. Returns the new device.
+    pub fn swap_blank(&mut self, mnt: &Path) -> String {
+        let at = self
+            .mounted
+            .iter()
+            .position(|(m, _)| m == mnt)
+            .expect("a mounted disk");
+        let old = self.mounted[at].1.clone();
+        let image = PathBuf::from(sh("losetup", &["-n", "-O", "BACK-FILE", &old]));
+        sh("umount", &["-l", mnt.to_str().unwrap()]);
+        self.stale.push(old);
+        let new = image.with_extension("new.img");
+        let file = std::fs::File::create(&new).unwrap();
+        file.set_len(std::fs::metadata(&image).unwrap().len())
+            .unwrap();
+        let dev = sh("losetup", &["-f", "--show", new.to_str().unwrap()]);
+        sh("mkfs.ext4", &["-q", &dev]);
+        sh("mount", &[&dev, mnt.to_str().unwrap()]);
+        self.mounted[at].1 = dev.clone();
+        dev
+    }
+
     /// What holds files open under `mnt`: "PID (COMMAND): PATH" for each.
     pub fn open_under(mnt: &Path) -> Vec<String> {
         let mut held = Vec::new();

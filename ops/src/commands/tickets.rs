@@ -1,0 +1,284 @@
+//! `td tickets` and `td ticket done|acquit`: the repair tickets every node's monitor keeps,
+//! one per physical fault, and the operator's marks on them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use cluster::ticket::{Mark, MarkRequest, Ticket, TicketPage, TicketState};
+use cluster::ClusterConfig;
+use floor::client::Call;
+
+const ASK: Duration = Duration::from_secs(10);
+
+/// List the repair tickets of every node: what part to replace (most likely first), where it
+/// is (rack, node, enclosure, slot, serial), what was taken out of service meanwhile, what the
+/// system did, and the evidence. One ticket per physical fault; a fault that goes on adds
+/// none.
+///
+/// By default the tickets that still ask something (open, done, verified) and those closed in
+/// the last week. Exit status: 0 when no ticket is open, 1 when some are, 2 when no node
+/// answered.
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// The cluster configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Every ticket the nodes keep, closed and acquitted ones too.
+    #[arg(long)]
+    all: bool,
+    /// One JSON object: {"tickets": [...], "problems": [...]}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Mark a ticket: `done` once its part was replaced or repaired (the node then checks that
+/// the new part works and closes it), `acquit` when nothing was wrong (a false alarm).
+#[derive(clap::Args)]
+pub struct MarkArgs {
+    /// done or acquit.
+    #[arg(value_enum)]
+    mark: MarkWord,
+    /// The ticket's id, as `td tickets` prints it (`node-a.m42`).
+    id: String,
+    /// The cluster configuration (TOML).
+    #[arg(long)]
+    config: PathBuf,
+    /// Who marks it (default: $USER).
+    #[arg(long)]
+    by: Option<String>,
+    /// A few words kept with the mark ("swapped for serial ZX81").
+    #[arg(long, default_value = "")]
+    note: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MarkWord {
+    Done,
+    Acquit,
+}
+
+/// Asks every node's monitor for its tickets; the nodes that did not answer, and why.
+pub async fn gather(config: &ClusterConfig) -> (Vec<Ticket>, Vec<String>) {
+    let client = floor::Client::new();
+    let asks = config.nodes.iter().map(|n| {
+        let client = client.clone();
+        let url = format!("http://{}/tickets", n.monitor_address());
+        async move {
+            let page: Result<TicketPage, _> = client.get_json(&url, ASK, 16 << 20).await;
+            (n.name.clone(), url, page)
+        }
+    });
+    let mut tickets = Vec::new();
+    let mut problems = Vec::new();
+    for (node, url, page) in futures_util::future::join_all(asks).await {
+        match page {
+            Ok(page) => {
+                tickets.extend(page.tickets);
+                problems.extend(page.problems.into_iter().map(|p| format!("{node}: {p}")));
+            }
+            Err(e) => problems.push(format!(
+                "{node}: its monitor does not answer at {url} ({e}); its tickets are not listed"
+            )),
+        }
+    }
+    tickets.sort_by_key(|t| (!t.urgent, t.state, t.opened_at, t.id.clone()));
+    (tickets, problems)
+}
+
+pub fn list(args: ListArgs) -> Result<ExitCode> {
+    let config = ClusterConfig::load(&args.config)?;
+    let runtime = runtime()?;
+    let (tickets, problems) = runtime.block_on(gather(&config));
+    let answered = problems
+        .iter()
+        .filter(|p| p.contains("does not answer"))
+        .count()
+        < config.nodes.len();
+    let week_ago = cluster::unix_now().saturating_sub(7 * 24 * 3600);
+    let shown: Vec<&Ticket> = tickets
+        .iter()
+        .filter(|t| args.all || t.state.active() || t.closed_at.is_some_and(|c| c >= week_ago))
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "tickets": shown,
+                "problems": problems,
+            }))?
+        );
+    } else {
+        if shown.is_empty() {
+            println!("no tickets: nothing to replace");
+        }
+        for t in &shown {
+            print!("{}", render(t, &config));
+        }
+        for p in &problems {
+            eprintln!("td tickets: {p}");
+        }
+    }
+    Ok(if !answered {
+        ExitCode::from(2)
+    } else if tickets.iter().any(|t| t.state == TicketState::Open) {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Where a part is, as printed on the hardware: rack, node, enclosure, slot, serial.
+pub fn label(t: &Ticket, s: &cluster::Suspect) -> String {
+    let mut parts = Vec::new();
+    if !t.rack.is_empty() {
+        parts.push(format!("rack {}", t.rack));
+    }
+    match &s.part {
+        cluster::Part::Node { node } => parts.push(format!("node {node}")),
+        _ => parts.push(format!("node {}", t.node)),
+    }
+    if let Some(l) = &s.location {
+        if let Some(e) = &l.enclosure {
+            parts.push(format!("enclosure {e}"));
+        }
+        if let Some(slot) = l.slot {
+            parts.push(format!("slot {slot}"));
+        }
+        if l.slot.is_none() {
+            if let (Some(a), Some(b)) = (l.adapter, l.bus) {
+                parts.push(format!("adapter {a} bus {b}"));
+            }
+        }
+    }
+    if let Some(serial) = &s.serial {
+        parts.push(format!("serial {serial}"));
+    }
+    parts.join(", ")
+}
+
+fn when(t: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(t)).to_string()
+}
+
+fn render(t: &Ticket, _config: &ClusterConfig) -> String {
+    let mut out = String::new();
+    let state = format!("{:?}", t.state).to_uppercase();
+    let urgent = if t.urgent { " URGENT" } else { "" };
+    out.push_str(&format!("{state}{urgent}  {}  {}\n", t.id, t.summary));
+    out.push_str(&format!("  opened {}", when(t.opened_at)));
+    if let Some(d) = t.done_at {
+        out.push_str(&format!(", done {}", when(d)));
+    }
+    if let Some(v) = t.verified_at {
+        out.push_str(&format!(", verified {}", when(v)));
+    }
+    if let Some(c) = t.closed_at {
+        out.push_str(&format!(", closed {}", when(c)));
+    }
+    out.push('\n');
+    for (i, s) in t.suspects.iter().enumerate() {
+        let lead = if i == 0 { "replace" } else { "or" };
+        out.push_str(&format!(
+            "  {lead}: {} ({}%) at {}\n",
+            s.part,
+            s.likelihood,
+            label(t, s)
+        ));
+        if i == 0 {
+            out.push_str(&format!("    bring: {}\n    do: {}\n", s.bring, s.todo));
+        }
+    }
+    for o in &t.out_of_service {
+        out.push_str(&format!("  out of service: {o}\n"));
+    }
+    for a in &t.actions {
+        out.push_str(&format!("  done by the system: {a}\n"));
+    }
+    for e in &t.evidence {
+        let line = e.lines.last().map(String::as_str).unwrap_or("");
+        out.push_str(&format!(
+            "  evidence: {:?} on {} ×{} ({} … {}): {line}\n",
+            e.kind,
+            e.about,
+            e.count,
+            when(e.first_seen),
+            when(e.last_seen)
+        ));
+    }
+    for n in &t.notes {
+        out.push_str(&format!("  note: {n}\n"));
+    }
+    out.push('\n');
+    out
+}
+
+pub fn mark(args: MarkArgs) -> Result<ExitCode> {
+    let config = ClusterConfig::load(&args.config)?;
+    if !cluster::ticket::valid_ticket_id(&args.id) {
+        bail!(
+            "{:?} is not a ticket id (they look like node-a.m42)",
+            args.id
+        );
+    }
+    let node = args
+        .id
+        .rsplit_once('.')
+        .and_then(|(node, _)| config.node(node))
+        .with_context(|| {
+            format!(
+                "ticket {} names no node of {}: its id starts with the node that keeps it",
+                args.id,
+                args.config.display()
+            )
+        })?;
+    let secret = cluster::auth::Secret::load(&config.secret_path())
+        .map_err(|e| anyhow::anyhow!("the cluster secret is needed to mark a ticket: {e}"))?;
+    let target = monitor::tickets::signing_target(&node.name);
+    let client = floor::Client::signed(
+        Ok(secret),
+        vec![(target.clone(), format!("http://{}", node.monitor_address()))],
+    );
+    let request = MarkRequest {
+        mark: match args.mark {
+            MarkWord::Done => Mark::Done,
+            MarkWord::Acquit => Mark::Acquit,
+        },
+        by: args
+            .by
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_default(),
+        note: args.note,
+    };
+    let body = serde_json::to_vec(&request)?;
+    let path = format!("/tickets/{}", args.id);
+    let headers = [("content-type", "application/json".to_string())];
+    let answer = runtime()?
+        .block_on(client.call_any(
+            &target,
+            Call::new("POST", &path).body(body.into()).headers(&headers),
+            ASK,
+        ))
+        .with_context(|| format!("cannot reach the monitor of {}", node.name))?;
+    if answer.status != 200 {
+        bail!(
+            "the monitor of {} refused: {}",
+            node.name,
+            String::from_utf8_lossy(&answer.body).trim()
+        );
+    }
+    let ticket: Ticket = serde_json::from_slice(&answer.body)?;
+    println!(
+        "ticket {} is {:?} now: {}",
+        ticket.id, ticket.state, ticket.summary
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
