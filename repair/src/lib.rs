@@ -8,5 +8,7 @@
 //! marks are recorded too.
 
 pub mod diagnosis;
+pub mod mail;
+pub mod report;
 
 pub use diagnosis::{tickets, Input, Settings};
