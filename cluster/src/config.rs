@@ -68,6 +68,10 @@ pub struct RepairConfig {
     pub scrub_window: Option<String>,
     /// How fast one disk's scrub may read, in MB per second (default 50; 0 for no limit).
     pub scrub_rate_mb: u64,
+    /// A disk or enclosure fault that lasts this many seconds becomes a repair ticket
+    /// (default 30: a disk back sooner was reseated or reset, not broken); disks of one bus
+    /// failing within it of each other are one fault of the bus.
+    pub ticket_grace_seconds: u64,
     /// A repair ticket whose part was seen working again closes after it kept working this
     /// many seconds (default 600).
     pub ticket_settle_seconds: u64,
@@ -93,6 +97,7 @@ impl Default for RepairConfig {
             scrub_period_days: 30,
             scrub_window: None,
             scrub_rate_mb: 50,
+            ticket_grace_seconds: 30,
             ticket_settle_seconds: 600,
         }
     }

@@ -49,7 +49,7 @@ impl Node {
         let mut disks = LoopDisks::default();
         let mut mounts = Vec::new();
         let mut toml = format!(
-            "name = \"repair test\"\n\n[repair]\ndisk_grace_seconds = 3\nticket_settle_seconds = 3\n\n\
+            "name = \"repair test\"\n\n[repair]\nticket_grace_seconds = 3\nticket_settle_seconds = 3\n\n\
              [[node]]\nname = \"n1\"\naddress = \"{}\"\nmonitor = \"{}\"\npower_domain = \"A\"\n\
              rack = \"R7\"\nstate_dir = \"state\"\n",
             free_addr(),

@@ -45,7 +45,7 @@ pub struct Settings {
 impl Settings {
     pub fn from_config(repair: &RepairConfig) -> Settings {
         Settings {
-            grace: repair.disk_grace_seconds,
+            grace: repair.ticket_grace_seconds,
             node_down: repair.node_grace_seconds,
             settle: repair.ticket_settle_seconds,
             crash_count: 3,

@@ -324,7 +324,9 @@ fn signal_hook_lite(on_signal: impl Fn() + Send + 'static) -> Result<()> {
 fn cluster_toml(addrs: &Addresses) -> String {
     let mut out = format!(
         "# Written by `td demo` at every start (the addresses may change); edit a copy instead.\n\
-         name = \"Tertiary Disk demo\"\ncanonical = \"{}\"\n",
+         name = \"Tertiary Disk demo\"\ncanonical = \"{}\"\n\n\
+         # A repaired part's ticket closes after a minute of working (600 s by default).\n\
+         [repair]\nticket_settle_seconds = 60\n",
         addrs.canonical
     );
     for (name, addr) in FRONTENDS.iter().zip(addrs.frontends) {
