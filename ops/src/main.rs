@@ -49,6 +49,7 @@ enum Command {
     Status(commands::status::Args),
     Image(commands::image::Args),
     Remirror(commands::remirror::Args),
+    Report(commands::report::Args),
     Tickets(commands::tickets::ListArgs),
     Ticket(commands::tickets::MarkArgs),
 }
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
         Command::Status(args) => commands::status::run(args),
         Command::Image(args) => commands::image::run(args),
         Command::Remirror(args) => commands::remirror::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Tickets(args) => commands::tickets::list(args),
         Command::Ticket(args) => commands::tickets::mark(args),
     };

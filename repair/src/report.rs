@@ -610,13 +610,13 @@ impl VisitReport {
         );
         let _ = writeln!(
             o,
-            "  {:<22} {:>12} {:>10} {:>12} {:>13}",
+            "  {:<20} {:>14} {:>10} {:>12} {:>13}",
             "part", "installed", "last week", "since start", "false alarms"
         );
         for r in &f.rows {
             let _ = writeln!(
                 o,
-                "  {:<22} {:>12} {:>10} {:>12} {:>13}",
+                "  {:<20} {:>14} {:>10} {:>12} {:>13}",
                 r.kind,
                 r.installed.as_deref().unwrap_or("-"),
                 r.week,
@@ -629,7 +629,7 @@ impl VisitReport {
             for e in &f.events {
                 let _ = writeln!(
                     o,
-                    "  {:<22} {:>12} {:>10} {:>12}",
+                    "  {:<20} {:>14} {:>10} {:>12}",
                     e.component, "", e.week, e.all
                 );
             }
@@ -984,7 +984,8 @@ th,td{border:1px solid #bbb;padding:.2em .5em;text-align:right}
 th:first-child,td:first-child{text-align:left}
 table.counts td,table.counts th{text-align:center}
 .bad{color:#c62828;font-weight:600}
-@media (max-width:30em){dl{grid-template-columns:1fr}dt{margin-top:.3em}body{padding:.5em}}
+@media (max-width:30em){dl{grid-template-columns:1fr}dt{margin-top:.3em}body{padding:.5em}
+table.log{display:block;overflow-x:auto}}
 @media print{
 @page{size:A4;margin:14mm}
 body{max-width:none;padding:0;font-size:10.5pt;color:#000;background:#fff}
@@ -1621,7 +1622,7 @@ pub fn enclosure_svg(e: &Enclosure) -> String {
                  fill=\"{text}\">{}</text>",
                 x + W / 2,
                 y + 62,
-                esc(&clip(d, 10))
+                esc(&clip_front(d, 10))
             );
         }
         if !word.is_empty() {
@@ -1667,6 +1668,17 @@ fn one_line(s: &str) -> String {
     out
 }
 
+/// At most `max` characters, the last ones, with an ellipsis before when cut (the end of a
+/// disk's id tells it from its neighbours: "…a-disk1").
+fn clip_front(s: &str, max: usize) -> String {
+    let count = s.chars().count();
+    if count <= max {
+        return s.to_string();
+    }
+    let keep: String = s.chars().skip(count - (max - 1)).collect();
+    format!("…{keep}")
+}
+
 /// At most `max` characters, with an ellipsis when cut.
 fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
@@ -1681,6 +1693,16 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     } else {
         many
     }
+}
+
+/// This machine's offset from UTC at `t` (seconds since the Unix epoch), for
+/// [`Inputs::utc_offset`].
+pub fn local_utc_offset(t: u64) -> i32 {
+    use chrono::TimeZone;
+    i64::try_from(t)
+        .ok()
+        .and_then(|t| chrono::Local.timestamp_opt(t, 0).single())
+        .map_or(0, |d| d.offset().local_minus_utc())
 }
 
 /// A Unix time in the given offset, with the offset named when `zone` ("UTC", "+01:00").
@@ -1923,6 +1945,14 @@ location = { adapter = 0, bus = 1, enclosure = "e2", slot = 1 }
             text.contains("Already done: masked from visitors"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn long_names_are_cut_where_they_differ() {
+        assert_eq!(clip_front("node-a-disk1", 10), "…e-a-disk1");
+        assert_eq!(clip_front("a1", 10), "a1");
+        assert_eq!(clip("ééééé", 3), "ééé…");
+        assert_eq!(one_line("a\nb\r\tc  "), "a b  c");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod image;
 pub mod inspect;
 pub mod monitor;
 pub mod remirror;
+pub mod report;
 pub mod secret;
 pub mod status;
 pub mod tickets;
