@@ -5,8 +5,9 @@
 //! [`table`] is the lookup table; [`watch`] the worker per backend that fills it every second
 //! through `floor::Client`; [`http`] the routes of the canonical address. [`failover`] decides who
 //! holds the canonical address, [`holder`] runs that decision (heartbeats, witnesses) and
-//! [`address`] (with [`arp`]) takes and releases it. [`open`] and [`start_failover`] put them
-//! together from the cluster configuration.
+//! [`address`] (with [`arp`]) takes and releases it. [`report`] sends the weekly visit report
+//! while this frontend holds that address. [`open`] and [`start_failover`] put them together
+//! from the cluster configuration.
 //!
 //! It must never hold data that cannot be rebuilt from the backends, never serve image bytes
 //! itself, and never take the canonical address without fencing the previous holder.
@@ -17,6 +18,7 @@ pub mod failover;
 pub mod holder;
 pub mod http;
 pub mod portal;
+pub mod report;
 pub mod table;
 pub mod watch;
 

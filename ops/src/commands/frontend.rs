@@ -11,7 +11,8 @@ use cluster::ClusterConfig;
 /// check every backend every second, and redirect visitors to a healthy replica; serve the
 /// gallery and search. It serves at its own address, and at the canonical address while it
 /// holds it: the two frontends exchange heartbeats, and the one that finds its peer gone takes
-/// the address over once a majority of the backends confirm it.
+/// the address over once a majority of the backends confirm it. The one holding the address
+/// also mails the weekly visit report on `[mail] report_schedule` (see `td report --help`).
 #[derive(clap::Args)]
 pub struct Args {
     /// The cluster configuration (TOML).
@@ -65,6 +66,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             ));
         }
         frontend::start_failover(&config, &front).await?;
+        // The weekly visit report, sent by whichever frontend holds the canonical address.
+        let for_report = std::sync::Arc::new(config.clone());
+        frontend::report::start(
+            &config,
+            &front,
+            std::sync::Arc::new(move || {
+                let config = for_report.clone();
+                Box::pin(async move { crate::commands::report::collect(&config).await })
+            }),
+        )?;
         let runner = front.runner.clone();
         let name = front.name.clone();
         crate::stopping::serve_until_stopped("frontend", stop, |told| {
