@@ -190,8 +190,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         "Open http://{}/ in a browser. Stop with Ctrl-C.\n\
          Faults the monitors notice: td events --config {config_arg} --follow\n\
          To cause one, stop a node's backend (kill -STOP, then kill -CONT) or kill it (kill -9: \
-         its monitor restarts it); its pid is in http://{}/health.",
-        addrs.canonical, addrs.nodes[1]
+         its monitor restarts it); its pid is in http://{}/health.\n\
+         The visit report: td report --config {config_arg} (--send writes the mail into {}).",
+        addrs.canonical,
+        addrs.nodes[1],
+        data.join("outbox").display()
     );
     supervise(children)
 }
@@ -354,6 +357,13 @@ fn cluster_toml(addrs: &Addresses) -> String {
             ));
         }
     }
+    // No mail server here: the operator's mail is written into the data folder.
+    out.push_str(
+        "\n# The operator's mail (td report --send, the weekly visit report): written into\n\
+         # outbox/ as .eml files. Give smtp_host instead of outbox to send it.\n\
+         [mail]\noutbox = \"outbox\"\nfrom = \"Tertiary Disk demo <td@localhost>\"\n\
+         to = [\"operator@localhost\"]\n",
+    );
     out
 }
 
