@@ -75,11 +75,42 @@ fn accounts_are_added_listed_refused_and_removed() {
     assert_eq!(code, 1);
     assert!(err.contains("--config"), "{err}");
     let (_, out, _) = td(&["user", "list", "--config", c], "");
-    assert_eq!(out, "ada\nbob\n");
+    assert_eq!(out, "ada\tcontent-provider\nbob\tcontent-provider\n");
+    // Operators open the dashboard; a role can be given and changed, the password staying.
+    let (code, out, err) = td(
+        &[
+            "user",
+            "add",
+            "--config",
+            c,
+            "--role",
+            "operator",
+            "--password-stdin",
+            "olga",
+        ],
+        "an operator's password\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("account olga saved") && out.contains("(operator)"),
+        "{out}"
+    );
+    let (code, _, err) = td(&["user", "role", "--config", c, "bob", "operator"], "");
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = td(&["user", "role", "--config", c, "nobody", "operator"], "");
+    assert_eq!(code, 1);
+    assert!(err.contains("no account 'nobody'"), "{err}");
+    let (_, out, _) = td(&["user", "list", "--config", c], "");
+    assert_eq!(
+        out,
+        "ada\tcontent-provider\nbob\toperator\nolga\toperator\n"
+    );
+    let (code, _, _) = td(&["user", "remove", "--config", c, "olga"], "");
+    assert_eq!(code, 0);
     let (code, _, _) = td(&["user", "remove", "--config", c, "bob"], "");
     assert_eq!(code, 0);
     let (_, out, _) = td(&["user", "list", "--config", c], "");
-    assert_eq!(out, "ada\n");
+    assert_eq!(out, "ada\tcontent-provider\n");
     // The file holds hashes only, readable by its owner alone.
     let text = std::fs::read_to_string(dir.path().join("users.json")).unwrap();
     assert!(text.contains("$argon2id$") && !text.contains("a long password"));

@@ -1,6 +1,7 @@
 //! The portal's accounts: a JSON file (`users_file` in `CLUSTER.toml`, default `users.json`
-//! next to it) of names and Argon2id password hashes, written by `td user add` and read at
-//! every sign-in, so a new account needs no restart. Copy it to both frontends.
+//! next to it) of names, Argon2id password hashes and roles, written by `td user add` and read
+//! at every sign-in (and, for the operator's dashboard, at every page), so a new account or a
+//! changed role needs no restart. Copy it to both frontends.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +26,40 @@ pub struct User {
     pub hash: String,
     /// Seconds since the Unix epoch.
     pub created: u64,
+    /// What the account may do. Absent in files written before roles existed, and for content
+    /// providers (so such a record reads the same to an older frontend).
+    #[serde(default, skip_serializing_if = "Role::is_default")]
+    pub role: Role,
+}
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Uploads originals and changes the details of its own images (`/portal/`).
+    #[default]
+    ContentProvider,
+    /// Also opens the operator's dashboard (`/ops/`) and marks repair tickets there.
+    Operator,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ContentProvider => "content-provider",
+            Role::Operator => "operator",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Role::default()
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +125,21 @@ impl Users {
         })
     }
 
-    /// Adds (or, with `replace`, re-keys) account `name`.
+    /// Adds (or, with `replace`, re-keys) account `name`: a new one as a content provider, a
+    /// replaced one keeping its role.
     pub fn add(&mut self, name: &str, password: &str, replace: bool) -> Result<(), UsersError> {
+        self.add_as(name, password, None, replace)
+    }
+
+    /// [`Users::add`] with a role: `None` is a content provider for a new account and the
+    /// role it had for a replaced one.
+    pub fn add_as(
+        &mut self,
+        name: &str,
+        password: &str,
+        role: Option<Role>,
+        replace: bool,
+    ) -> Result<(), UsersError> {
         if !valid_name(name) {
             return Err(UsersError::BadName(name.to_string()));
         }
@@ -103,6 +151,9 @@ impl Users {
             Some(_) if !replace => Err(UsersError::Exists(name.to_string())),
             Some(u) => {
                 u.hash = hash;
+                if let Some(role) = role {
+                    u.role = role;
+                }
                 Ok(())
             }
             None => {
@@ -110,10 +161,27 @@ impl Users {
                     name: name.to_string(),
                     hash,
                     created: cluster::unix_now(),
+                    role: role.unwrap_or_default(),
                 });
                 Ok(())
             }
         }
+    }
+
+    /// Gives account `name` another role (its password stays).
+    pub fn set_role(&mut self, name: &str, role: Role) -> Result<(), UsersError> {
+        let user = self
+            .users
+            .iter_mut()
+            .find(|u| u.name == name)
+            .ok_or_else(|| UsersError::Unknown(name.to_string()))?;
+        user.role = role;
+        Ok(())
+    }
+
+    /// The role of account `name`, if it exists.
+    pub fn role(&self, name: &str) -> Option<Role> {
+        self.users.iter().find(|u| u.name == name).map(|u| u.role)
     }
 
     pub fn remove(&mut self, name: &str) -> Result<(), UsersError> {
@@ -186,5 +254,42 @@ mod tests {
         assert!(users.check("ada", "correct horse battery"));
         assert!(!users.check("ada", "correct horse batterx"));
         assert!(!users.check("nobody", "correct horse battery"));
+    }
+
+    #[test]
+    fn roles_default_to_content_provider_and_old_files_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("users.json");
+        // As written before accounts had roles.
+        std::fs::write(
+            &path,
+            r#"{"users":[{"name":"ada","hash":"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA","created":1}]}"#,
+        )
+        .unwrap();
+        let mut users = Users::load(&path).unwrap();
+        assert_eq!(users.role("ada"), Some(Role::ContentProvider));
+        assert_eq!(users.role("nobody"), None);
+        users
+            .add_as("olga", "operator password", Some(Role::Operator), false)
+            .unwrap();
+        users.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(r#""role": "operator""#), "{text}");
+        assert_eq!(
+            text.matches("\"role\"").count(),
+            1,
+            "a content provider's record stays as it was: {text}"
+        );
+        let mut users = Users::load(&path).unwrap();
+        assert_eq!(users.role("olga"), Some(Role::Operator));
+        // A new password keeps the role unless another is given.
+        users.add("olga", "another password", true).unwrap();
+        assert_eq!(users.role("olga"), Some(Role::Operator));
+        users.set_role("olga", Role::ContentProvider).unwrap();
+        assert_eq!(users.role("olga"), Some(Role::ContentProvider));
+        assert!(matches!(
+            users.set_role("nobody", Role::Operator),
+            Err(UsersError::Unknown(_))
+        ));
     }
 }

@@ -1,5 +1,5 @@
-//! `td user`: the upload portal's accounts (content providers), kept in the cluster's accounts
-//! file as Argon2id hashes.
+//! `td user`: the accounts of the upload portal (content providers) and of the operator's
+//! dashboard (operators), kept in the cluster's accounts file as Argon2id hashes with a role.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,13 +7,14 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use cluster::ClusterConfig;
-use frontend::portal::users::Users;
+use frontend::portal::users::{Role, Users};
 
-/// Manage the upload portal's accounts: add one (the password is asked for, or read from
-/// standard input with --password-stdin), remove one, or list them. The accounts file is
-/// `users_file` in the configuration (default `users.json` next to it); copy it to both
-/// frontends after a change. A new account can sign in at once: the file is read at every
-/// sign-in.
+/// Manage the accounts: add one (the password is asked for, or read from standard input with
+/// --password-stdin), give one another role, remove one, or list them. A content provider
+/// uploads in the portal (/portal/); an operator also opens the dashboard (/ops/) and marks
+/// repair tickets there. The accounts file is `users_file` in the configuration (default
+/// `users.json` next to it); copy it to both frontends after a change. A change counts at
+/// once: the file is read at every sign-in and every dashboard page.
 #[derive(clap::Args)]
 pub struct Args {
     /// The cluster configuration (TOML); before or after the action.
@@ -32,14 +33,41 @@ enum Action {
         /// Read the password from the first line of standard input (for scripts).
         #[arg(long)]
         password_stdin: bool,
-        /// Set a new password for an account that exists.
+        /// Set a new password for an account that exists (it keeps its role unless --role
+        /// is given).
         #[arg(long)]
         replace: bool,
+        /// What the account may do [default for a new account: content-provider].
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+    },
+    /// Give an account another role; its password stays.
+    Role {
+        name: String,
+        #[arg(value_enum)]
+        role: RoleArg,
     },
     /// Remove an account (its images stay, and stay its own).
     Remove { name: String },
-    /// List the accounts.
+    /// List the accounts and their roles.
     List,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    /// Uploads originals and edits the details of its own images.
+    ContentProvider,
+    /// Also opens the operator's dashboard (/ops/) and marks repair tickets.
+    Operator,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::ContentProvider => Role::ContentProvider,
+            RoleArg::Operator => Role::Operator,
+        }
+    }
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -54,6 +82,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             name,
             password_stdin,
             replace,
+            role,
         } => {
             let password = if password_stdin {
                 let mut line = String::new();
@@ -65,9 +94,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             } else {
                 ask_twice()?
             };
-            users.add(&name, &password, replace)?;
+            users.add_as(&name, &password, role.map(Role::from), replace)?;
             users.save(&path)?;
-            println!("account {name} saved in {}", path.display());
+            let role = users.role(&name).unwrap_or_default();
+            println!("account {name} saved in {} ({role})", path.display());
+        }
+        Action::Role { name, role } => {
+            let role = Role::from(role);
+            users.set_role(&name, role)?;
+            users.save(&path)?;
+            println!("account {name} is a {role} now ({})", path.display());
         }
         Action::Remove { name } => {
             users.remove(&name)?;
@@ -76,7 +112,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         }
         Action::List => {
             for u in &users.users {
-                println!("{}", u.name);
+                println!("{}\t{}", u.name, u.role);
             }
         }
     }
