@@ -1,5 +1,6 @@
 //! The canonical address: redirects to a healthy replica, the gallery and search, the IIIF
-//! collection, and the frontend's own health. It never serves image bytes itself.
+//! collection, the upload portal and the operator's dashboard (`/ops/`), and the frontend's
+//! own health. It never serves image bytes itself.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -32,6 +33,13 @@ pub fn routes(
     front: Arc<Front>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let portal = crate::portal::routes(front.portal.clone());
+    let ops = crate::portal::dashboard::routes(
+        front.portal.clone(),
+        crate::portal::dashboard::Local {
+            name: front.name.clone(),
+            runner: front.runner.clone(),
+        },
+    );
     let f = warp::any().map(move || front.clone());
     let raw_query = warp::query::raw().or(warp::any().map(String::new)).unify();
     let images = warp::path!("images" / String)
@@ -144,7 +152,7 @@ pub fn routes(
             .or(style)
             .or(passthrough),
     );
-    get.or(portal).recover(rejection)
+    get.or(portal).or(ops).recover(rejection)
 }
 
 /// The image id in a backend path the frontend forwards, if it is one.

@@ -12,6 +12,7 @@ pub const VIEWER_JS: &str = include_str!("../assets/viewer.js");
 /// at `/portal/portal.js`.
 pub const PORTAL_JS: &str = include_str!("../assets/portal.js");
 
+pub mod dashboard;
 pub mod portal;
 
 /// Escapes text for HTML content and attribute values.

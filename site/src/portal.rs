@@ -46,16 +46,40 @@ fn signed_in_bar(user: &str, csrf: &str) -> String {
 
 /// The sign-in page, with an error line after a failed attempt.
 pub fn signin(error: Option<&str>) -> String {
+    signin_to(error, None)
+}
+
+/// The sign-in page that leads back to `next` (a path on this site, already checked) once
+/// signed in: the operator's dashboard sends its visitors here.
+pub fn signin_to(error: Option<&str>, next: Option<&str>) -> String {
     let error = error.map_or_else(String::new, |e| {
         format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))
     });
+    let to_ops = next.is_some_and(|n| n.starts_with("/ops/"));
+    let (title, intro) = if to_ops {
+        (
+            "Sign in to the operator's dashboard",
+            "For operators of this cluster (<code>td user add --role operator</code>).",
+        )
+    } else {
+        (
+            "Sign in to upload",
+            "For content providers of this collection. Accounts are made by the operator \
+             (<code>td user add</code>).",
+        )
+    };
+    let next = next.map_or_else(String::new, |n| {
+        format!(
+            "<input type=\"hidden\" name=\"next\" value=\"{}\">",
+            escape(n)
+        )
+    });
     portal_page(
-        "Sign in to upload",
+        title,
         None,
         &format!(
-            "<h1>Sign in to upload</h1><p class=\"muted\">For content providers of this collection. \
-             Accounts are made by the operator (<code>td user add</code>).</p>{error}\
-             <form id=\"signin\" class=\"portal-form\" method=\"post\" action=\"/portal/login\">\
+            "<h1>{title}</h1><p class=\"muted\">{intro}</p>{error}\
+             <form id=\"signin\" class=\"portal-form\" method=\"post\" action=\"/portal/login\">{next}\
              <label>Name <input name=\"name\" autocomplete=\"username\" required maxlength=\"32\"></label>\
              <label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
              <button type=\"submit\">Sign in</button></form>"

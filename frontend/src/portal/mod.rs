@@ -13,11 +13,15 @@
 //! HEAD/PATCH /portal/api/uploads/NODE/UPLOAD   resume / send a chunk (tus 1.0 core)
 //! GET/POST /portal/images/ID/edit      change an image's details (its owner only)
 //! POST /portal/images/ID/delete        withdraw it, once confirmed (its owner only)
+//! GET  /ops/                           the operator's dashboard ([`dashboard`]; operators only)
+//! POST /ops/tickets/ID                 mark a repair ticket done or acquitted (a form)
 //! ```
 //!
 //! Everything that changes something needs a session and its CSRF token (a header for the
-//! API, a form field for forms); sign-in checks that the form came from this origin.
+//! API, a form field for forms); sign-in checks that the form came from this origin. An
+//! account's role ([`users::Role`]) is read from the accounts file at each dashboard request.
 
+pub mod dashboard;
 mod edit;
 pub mod limiter;
 pub mod session;
@@ -54,6 +58,8 @@ pub struct Portal {
     /// Signed calls to the nodes' internal API.
     client: floor::Client,
     next: AtomicUsize,
+    /// The operator's dashboard: what it asks the nodes and their monitors.
+    dashboard: dashboard::Dashboard,
 }
 
 /// What the portal wants from a backend call.
@@ -73,6 +79,7 @@ impl Portal {
             .collect();
         Portal {
             client: floor::Client::signed(secret.clone(), nodes),
+            dashboard: dashboard::Dashboard::new(cluster, secret.clone()),
             secret,
             users: cluster.users_path(),
             limiter: limiter::Limiter::default(),
@@ -300,6 +307,25 @@ fn over_tls(headers: &HeaderMap) -> bool {
 struct LoginForm {
     name: String,
     password: String,
+    /// Where to go once signed in (a page of this site that sent the visitor here).
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+/// `next` if it is a page of this site a sign-in may lead to: the portal's or the dashboard's,
+/// a plain path (never another site's address).
+fn safe_next(next: Option<&str>) -> Option<&str> {
+    next.filter(|n| {
+        (n.starts_with("/portal/") || n.starts_with("/ops/"))
+            && n.len() <= 200
+            && !n.contains("//")
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-_.?=&%".contains(&b))
+    })
 }
 
 #[derive(Deserialize)]
@@ -345,8 +371,13 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
     let home = warp::get()
         .and(warp::path::end())
         .and(cookies)
+        .and(
+            warp::query::<NextQuery>()
+                .or(warp::any().map(|| NextQuery { next: None }))
+                .unify(),
+        )
         .and(p.clone())
-        .map(|c: Option<String>, p: Arc<Portal>| {
+        .map(|c: Option<String>, q: NextQuery, p: Arc<Portal>| {
             if let Err(why) = &p.secret {
                 return html(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -356,9 +387,11 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
                     ),
                 );
             }
-            match p.session(c.as_deref()) {
-                Some(s) => html(StatusCode::OK, site::portal::upload(&s.user, &p.csrf(&s))),
-                None => html(StatusCode::OK, site::portal::signin(None)),
+            let next = safe_next(q.next.as_deref());
+            match (p.session(c.as_deref()), next) {
+                (Some(_), Some(next)) => see_other(next, None),
+                (Some(s), None) => html(StatusCode::OK, site::portal::upload(&s.user, &p.csrf(&s))),
+                (None, next) => html(StatusCode::OK, site::portal::signin_to(None, next)),
             }
         });
     let login = warp::post()
@@ -529,13 +562,18 @@ async fn login(
     };
     let address = remote.map(|r| r.ip().to_string()).unwrap_or_default();
     let name = form.name.trim().to_ascii_lowercase();
+    let next = safe_next(form.next.as_deref()).map(str::to_string);
+    let next = next.as_deref();
     if let Some(wait) = p.limiter.check(&name, &address, Instant::now()) {
         let mut r = html(
             StatusCode::TOO_MANY_REQUESTS,
-            site::portal::signin(Some(&format!(
-                "Too many failed sign-ins. Try again in {} minutes.",
-                wait.as_secs().div_ceil(60)
-            ))),
+            site::portal::signin_to(
+                Some(&format!(
+                    "Too many failed sign-ins. Try again in {} minutes.",
+                    wait.as_secs().div_ceil(60)
+                )),
+                next,
+            ),
         );
         r.headers_mut().insert(
             header::RETRY_AFTER,
@@ -552,13 +590,16 @@ async fn login(
     match checked {
         Ok(Ok(true)) => {
             let value = session::start(&secret, &name, cluster::unix_now());
-            see_other("/portal/", Some(session::set_cookie(&value, over_tls(&h))))
+            see_other(
+                next.unwrap_or("/portal/"),
+                Some(session::set_cookie(&value, over_tls(&h))),
+            )
         }
         Ok(Ok(false)) => {
             p.limiter.failed(&name, &address, Instant::now());
             html(
                 StatusCode::UNAUTHORIZED,
-                site::portal::signin(Some("Sign-in failed: wrong name or password.")),
+                site::portal::signin_to(Some("Sign-in failed: wrong name or password."), next),
             )
         }
         Ok(Err(e)) => {
