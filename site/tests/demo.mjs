@@ -3,7 +3,7 @@
 // kill any one of them.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -33,9 +33,14 @@ function waitFor(args, pattern, ms) {
 }
 
 /// Prepares a demo in a fresh folder and starts every role. Returns
-/// { canonical, roles, account, stop }, where roles[name] = { origin, child } and account =
-/// { name, password } of the demo's portal account (undefined if the demo made none).
-export async function startDemo() {
+/// { canonical, roles, account, data, config, stop }, where roles[name] = { origin, child },
+/// account = { name, password } of the demo's portal account (undefined if the demo made
+/// none), data the demo's folder and config its cluster.toml.
+///
+/// Options: `monitors` also starts each node's monitor (watching its backend, `NODE-monitor`
+/// in roles); `repair` adds lines to the configuration's [repair] table before anything
+/// starts (e.g. "ticket_grace_seconds = 2").
+export async function startDemo({ monitors = false, repair = [] } = {}) {
   assert.ok(existsSync(td), `td binary not found at ${td}: build it first (cargo build -p td)`);
   const data = mkdtempSync(join(tmpdir(), "td-site-"));
   const prepared = await waitFor(["demo", "--data", data, "--listen", "127.0.0.1:0", "--prepare"],
@@ -46,6 +51,12 @@ export async function startDemo() {
   const canonical = text.match(/canonical (http:\/\/[^/\s]+)\//)[1];
   const login = text.match(/demo account: (\S+) (\S+)/);
   const account = login ? { name: login[1], password: login[2] } : undefined;
+  const config = join(data, "cluster.toml");
+  if (repair.length) {
+    const toml = readFileSync(config, "utf8");
+    assert.match(toml, /^\[repair\]$/m, "the demo's configuration has a [repair] table");
+    writeFileSync(config, toml.replace(/^\[repair\]$/m, `[repair]\n${repair.join("\n")}`));
+  }
   const roles = {};
   const stop = () => {
     for (const r of Object.values(roles)) r.child.kill("SIGKILL");
@@ -56,7 +67,8 @@ export async function startDemo() {
       const m = line.match(/^(\S+) (http:\/\/[^/\s]+)\/\s+td (.*)$/);
       if (!m) continue;
       const [, name, origin, args] = m;
-      if (name.endsWith("-monitor")) continue; // the pages do not need the nodes' monitors
+      // The pages need the nodes' monitors only for the operator's dashboard.
+      if (name.endsWith("-monitor") && !monitors) continue;
       const { child } = await waitFor(args.split(" "), /listening on http:\/\//, 60_000);
       roles[name] = { origin, child };
     }
@@ -64,8 +76,10 @@ export async function startDemo() {
     stop();
     throw e;
   }
-  assert.deepEqual(Object.keys(roles).sort(), ["fe-1", "fe-2", "node-a", "node-b", "node-c"]);
-  return { canonical, roles, account, stop };
+  const expected = ["fe-1", "fe-2", "node-a", "node-b", "node-c"];
+  if (monitors) expected.push("node-a-monitor", "node-b-monitor", "node-c-monitor");
+  assert.deepEqual(Object.keys(roles).sort(), expected.sort());
+  return { canonical, roles, account, data, config, stop };
 }
 
 /// Resolves once `url` answers (any status), polling every 100 ms for up to `ms`.
