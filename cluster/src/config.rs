@@ -68,6 +68,12 @@ pub struct RepairConfig {
     pub scrub_window: Option<String>,
     /// How fast one disk's scrub may read, in MB per second (default 50; 0 for no limit).
     pub scrub_rate_mb: u64,
+    /// A backend alive but not answering for this many seconds is killed by its monitor and
+    /// started again (default 60; only a monitor that starts its backend does this).
+    pub hung_backend_seconds: u64,
+    /// A node silent this many seconds is power-cycled through its `power_switch` by its
+    /// watcher, at most once an hour (default 180: a reboot answers again sooner).
+    pub power_cycle_after_seconds: u64,
     /// A disk or enclosure fault that lasts this many seconds becomes a repair ticket
     /// (default 30: a disk back sooner was reseated or reset, not broken); disks of one bus
     /// failing within it of each other are one fault of the bus.
@@ -97,6 +103,8 @@ impl Default for RepairConfig {
             scrub_period_days: 30,
             scrub_window: None,
             scrub_rate_mb: 50,
+            hung_backend_seconds: 60,
+            power_cycle_after_seconds: 180,
             ticket_grace_seconds: 30,
             ticket_settle_seconds: 600,
         }
@@ -305,6 +313,28 @@ pub struct NodeConfig {
     pub state_dir: Option<PathBuf>,
     #[serde(rename = "disk", default)]
     pub disks: Vec<DiskConfig>,
+    /// The remote power switch that can cycle its outlet: a node silent for
+    /// `power_cycle_after_seconds` is power-cycled through it by its watcher, at most once an
+    /// hour.
+    #[serde(default)]
+    pub power_switch: Option<PowerSwitch>,
+}
+
+/// `[node.power_switch]`: reached over SSH with a key; its command cycles the node's outlet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PowerSwitch {
+    /// `HOST:PORT` of its SSH server.
+    pub host: String,
+    pub user: String,
+    /// The private key to log in with (relative to this file's folder).
+    pub key_file: PathBuf,
+    /// A known_hosts file naming the switch's host key (relative to this file's folder). Without
+    /// it the key is taken as offered and its fingerprint recorded with the action.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// What to run there to cycle this node's outlet (`power cycle outlet 3`).
+    pub command: String,
 }
 
 impl NodeConfig {
@@ -441,6 +471,14 @@ impl ClusterConfig {
             }
             for disk in node.disks.iter_mut().filter(|d| d.path.is_relative()) {
                 disk.path = base.join(&disk.path);
+            }
+            if let Some(switch) = node.power_switch.as_mut() {
+                for file in std::iter::once(&mut switch.key_file).chain(switch.known_hosts.as_mut())
+                {
+                    if file.is_relative() {
+                        *file = base.join(&*file);
+                    }
+                }
             }
         }
         Ok(config)

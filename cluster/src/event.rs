@@ -94,6 +94,8 @@ pub enum EventKind {
     ProcessRestarted,
     /// A process is alive but does not answer in time.
     ProcessHung,
+    /// A process hung past its limit was killed by its monitor, to be restarted.
+    ProcessKilled,
     /// Another node stopped answering.
     PeerSilent,
     /// A detector has not completed a run for much longer than its interval.
@@ -123,6 +125,9 @@ pub enum EventKind {
     TicketAcquitted,
     /// The operator was mailed at once about an urgent ticket.
     TicketMailed,
+    /// A silent node's outlet was cycled through its remote power switch (the summary says
+    /// with what outcome).
+    PowerCycled,
 }
 
 /// One recorded fact. A fault that goes on (a disk spewing errors) is one event whose

@@ -21,7 +21,8 @@ pub mod worker;
 pub use catalog::{CatalogEntry, CatalogPage, FileSum, ImageMeta, ReplicaState};
 pub use config::{
     ClusterConfig, ConfigError, DiskConfig, FrontendConfig, Location, MailConfig, MailSecurity,
-    NodeConfig, ParseError, Problem, RepairConfig, DEFAULT_MONITOR_PORT, DEFAULT_REPORT_SCHEDULE,
+    NodeConfig, ParseError, PowerSwitch, Problem, RepairConfig, DEFAULT_MONITOR_PORT,
+    DEFAULT_REPORT_SCHEDULE,
 };
 pub use event::{Component, Event, EventKind, EventPage};
 pub use ticket::{Part, Suspect, Ticket, TicketPage, TicketState};

@@ -14,6 +14,7 @@ pub mod devices;
 pub mod http;
 pub mod kernel_log;
 pub mod node_monitor;
+pub mod power_cycle;
 pub mod recorder;
 pub mod tickets;
 pub mod watchdog;

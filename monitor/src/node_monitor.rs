@@ -153,13 +153,22 @@ impl Monitor {
                 self.node.address,
                 self.options.backend.clone(),
                 self.supervised.clone(),
-            ),
+            )
+            .killing_after(Duration::from_secs(
+                self.cluster.repair.hung_backend_seconds,
+            )),
             rec,
             st,
         );
         spawn_detector(
             spawn,
             Peers::new(&self.cluster.nodes, &self.node.name),
+            rec,
+            st,
+        );
+        spawn_detector(
+            spawn,
+            crate::power_cycle::PowerCycler::new(&self.cluster, &self.node.name),
             rec,
             st,
         );

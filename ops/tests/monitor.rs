@@ -474,3 +474,65 @@ fn a_backend_in_a_crash_loop_is_restarted_less_and_less_often() {
         .collect();
     assert_eq!(deaths.len(), 1, "one event, counted: {deaths:?}");
 }
+
+/// A backend stopped (SIGSTOP) past `hung_backend_seconds` is killed and restarted by its
+/// monitor; dying twice more within minutes, it is a crash loop: one software ticket, a bug
+/// report whose evidence is its last output, and no part named.
+#[test]
+fn a_backend_hung_past_its_limit_is_killed_and_restarted_and_a_crash_loop_is_a_software_ticket() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster(dir.path(), 1, 0);
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[repair]\nhung_backend_seconds = 2\n");
+    std::fs::write(&config, toml).unwrap();
+    let mon = start_monitor(&config, "n1", &[]);
+    let pid = backend_pid(&mon.addr);
+    let mark = Mark::now(&mon.addr);
+    let t0 = Instant::now();
+    signal(pid, libc::SIGSTOP);
+    let (killed, after) = wait_event(&mon.addr, &mark, EventKind::ProcessKilled, t0, |_| true);
+    eprintln!("stopped to killed: {after:?}");
+    assert!(after >= Duration::from_secs(2), "not before its limit");
+    assert!(
+        killed.evidence.iter().any(|e| e.contains("state T")),
+        "{killed:?}"
+    );
+    let (died, _) = wait_event(&mon.addr, &mark, EventKind::ProcessDied, t0, |_| true);
+    assert!(
+        died.evidence.iter().any(|e| e.contains("SIGKILL")),
+        "{died:?}"
+    );
+    wait_event(&mon.addr, &mark, EventKind::ProcessRestarted, t0, |_| true);
+    let mut last = backend_pid(&mon.addr);
+    assert_ne!(last, pid, "a new backend process");
+
+    let tickets = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_td"))
+            .args(["tickets", "--json", "--config", config.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["tickets"].as_array().unwrap().clone()
+    };
+    assert!(tickets().is_empty(), "one death is no loop");
+    for _ in 0..2 {
+        signal(last, libc::SIGKILL);
+        last = wait_until("restarted", Duration::from_secs(60), || {
+            let now = backend_pid(&mon.addr);
+            (now != last).then_some(now)
+        });
+    }
+    let t = tickets();
+    assert_eq!(t.len(), 1, "{t:#?}");
+    assert_eq!(t[0]["suspects"][0]["part"], "software");
+    assert_eq!(t[0]["suspects"][0]["process"], "backend");
+    assert_eq!(t[0]["suspects"].as_array().unwrap().len(), 1);
+    let evidence = t[0]["evidence"].to_string();
+    assert!(evidence.contains("output: "), "its last output: {evidence}");
+    let actions = t[0]["actions"].to_string();
+    assert!(
+        actions.contains("killed 1 times after it hung"),
+        "{actions}\n{:#?}",
+        events(&mon.addr)
+    );
+}

@@ -13,8 +13,8 @@
 //! - a disk that fails again after it answered again without being replaced is the disk;
 //! - when the evidence cannot tell a disk from its cable or slot, both are named, the disk
 //!   first;
-//! - a program that dies or hangs again and again within a window is a software defect: a bug
-//!   report with its evidence, not a part;
+//! - a program that dies again and again within a window (killed after a hang counts) is a
+//!   software defect: a bug report with its evidence, not a part;
 //! - a silent node is a fault only once it stays silent past its grace period, and only its
 //!   watcher (the next node in the configuration that answers) keeps the ticket;
 //! - an enclosure element at fault is that element.
@@ -107,6 +107,10 @@ struct Draft {
     /// Times a program died or hung, for the crash-loop rule.
     deaths: Vec<u64>,
     restarts: u64,
+    /// Times its monitor killed it, hung.
+    killed: u64,
+    /// Actions recorded as events (a power cycle), with when.
+    did: Vec<String>,
     notes: Vec<String>,
 }
 
@@ -131,6 +135,8 @@ impl Draft {
             failed_after_return: false,
             deaths: Vec::new(),
             restarts: 0,
+            killed: 0,
+            did: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -428,7 +434,8 @@ pub fn tickets(input: &Input<'_>, settings: &Settings) -> Vec<Ticket> {
                     verify(&mut drafts[i], t, EventKind::Recovered);
                 }
             }
-            (Component::Process { name }, EventKind::ProcessDied | EventKind::ProcessHung) => {
+            // A hang that needed a kill ends in a death too; one that passed is no failure.
+            (Component::Process { name }, EventKind::ProcessDied) => {
                 let unit = Unit::Process(name.clone());
                 let i = active_for(&drafts, &unit).unwrap_or_else(|| {
                     drafts.push(Draft::new(id_of(e), unit.clone(), t));
@@ -452,6 +459,15 @@ pub fn tickets(input: &Input<'_>, settings: &Settings) -> Vec<Ticket> {
                     drafts[i].restarts += e.count.max(1);
                 }
             }
+            (Component::Process { name }, EventKind::ProcessKilled) => {
+                let unit = Unit::Process(name.clone());
+                let i = active_for(&drafts, &unit).unwrap_or_else(|| {
+                    drafts.push(Draft::new(id_of(e), unit.clone(), t));
+                    drafts.len() - 1
+                });
+                drafts[i].killed += 1;
+                drafts[i].add(e, format!("the {name} program"));
+            }
             (Component::Peer { peer }, EventKind::PeerSilent) => {
                 silent.insert(peer.clone());
                 let unit = Unit::Peer(peer.clone());
@@ -462,6 +478,12 @@ pub fn tickets(input: &Input<'_>, settings: &Settings) -> Vec<Ticket> {
                 let d = &mut drafts[i];
                 d.down.entry(peer.clone()).or_insert(t);
                 d.add(e, format!("node {peer}"));
+            }
+            (Component::Peer { peer }, EventKind::PowerCycled) => {
+                if let Some(i) = active_for(&drafts, &Unit::Peer(peer.clone())) {
+                    drafts[i].did.push(format!("{}: {}", stamp(t), e.summary));
+                    drafts[i].add(e, format!("node {peer}"));
+                }
             }
             (Component::Peer { peer }, EventKind::Recovered) => {
                 silent.remove(peer);
@@ -654,7 +676,13 @@ fn actions(d: &Draft, remirrored: &[&Event], now: u64) -> Vec<String> {
                 ));
             }
         }
-        Unit::Process(name) if d.restarts > 0 => {
+        Unit::Process(name) if d.restarts > 0 || d.killed > 0 => {
+            if d.killed > 0 {
+                actions.push(format!(
+                    "the {name} program was killed {} times after it hung",
+                    d.killed
+                ));
+            }
             actions.push(format!(
                 "the {name} program was restarted {} times",
                 d.restarts
@@ -664,6 +692,7 @@ fn actions(d: &Draft, remirrored: &[&Event], now: u64) -> Vec<String> {
             .push("masked: the frontends send visitors to the other replica of each image".into()),
         _ => {}
     }
+    actions.extend(d.did.iter().cloned());
     actions
 }
 
@@ -872,7 +901,7 @@ fn fix_total(s: &mut [Suspect]) {
 
 /// The node that keeps a silent node's ticket: the next one after it in the configuration
 /// that is not silent itself (as this node sees them).
-fn watcher<'c>(cluster: &'c ClusterConfig, peer: &str, silent: &BTreeSet<String>) -> &'c str {
+pub fn watcher<'c>(cluster: &'c ClusterConfig, peer: &str, silent: &BTreeSet<String>) -> &'c str {
     let names: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
     let at = names.iter().position(|n| *n == peer).unwrap_or(0);
     (1..names.len())

@@ -351,6 +351,12 @@ fn a_crash_looping_program_is_a_software_defect_not_a_part() {
     );
     // It stopped failing: closed after the settle period.
     assert_eq!(log.tickets_at(300 + 600)[0].state, TicketState::Closed);
+    // Hangs that passed by themselves are no deaths.
+    let mut log = Log::new("node-a");
+    for k in 0..5 {
+        log.at(100 + k * 10, "monitor", backend(), EventKind::ProcessHung);
+    }
+    assert!(log.tickets_at(200).is_empty());
     // Deaths spread over hours are no loop.
     let mut log = Log::new("node-a");
     for k in 0..5 {

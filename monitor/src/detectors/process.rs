@@ -1,7 +1,8 @@
 //! The node's backend process: it must be alive and answer `GET /health` in time. A backend
 //! that ends is restarted (when the monitor was told how) and both facts are events, with its
 //! exit status and its last lines of output as evidence; one that is alive but does not answer
-//! (stopped, deadlocked) is a hung process, with the kernel's word on its state.
+//! (stopped, deadlocked) is a hung process, with the kernel's word on its state; hung past a
+//! limit, it is killed (when the monitor may start it again) and so restarted.
 //!
 //! A backend already running when the monitor starts (started by hand, or left by a monitor
 //! that died) is adopted, not started twice.
@@ -81,6 +82,10 @@ pub struct BackendWatch {
     /// The threads passing its output on; they end when it has said its last word.
     readers: Vec<std::thread::JoinHandle<()>>,
     not_answering_since: Option<Instant>,
+    /// Hung this long, it is killed and restarted (if it may be started).
+    kill_after: Option<Duration>,
+    /// The pid last killed: a kill takes a moment to end a process, and one is enough.
+    killed: Option<u32>,
     line: String,
     first_run: bool,
 }
@@ -108,9 +113,49 @@ impl BackendWatch {
             answered: false,
             readers: Vec::new(),
             not_answering_since: None,
+            kill_after: None,
+            killed: None,
             line: String::new(),
             first_run: true,
         }
+    }
+
+    /// Kills a backend that stays hung for `limit` (when it may be started again).
+    pub fn killing_after(mut self, limit: Duration) -> BackendWatch {
+        self.kill_after = Some(limit);
+        self
+    }
+
+    /// Hung past its limit and ours to start again: killed (SIGKILL: a stopped or deadlocked
+    /// process takes no other signal), the action an event. Its end is then seen as any
+    /// other, and it is restarted.
+    fn kill_if_hung_too_long(&mut self, hung_for: Duration, found: &Findings) -> Option<String> {
+        let limit = self.kill_after?;
+        let pid = self.pid?;
+        if hung_for < limit || self.start.is_none() || self.killed == Some(pid) {
+            return None;
+        }
+        let state = process_state(pid).unwrap_or_default();
+        // SAFETY: kill(2) on the backend's pid, ours or adopted (it answered /health as this
+        // node's backend with that pid).
+        if unsafe { libc::kill(pid as i32, libc::SIGKILL) } != 0 {
+            return None;
+        }
+        self.killed = Some(pid);
+        tracing::warn!(node = %self.node, pid, hung_s = hung_for.as_secs(), "killed a hung backend to restart it");
+        found.log().record(
+            NewEvent::new(
+                Self::component(),
+                EventKind::ProcessKilled,
+                format!(
+                    "the backend of {} (pid {pid}) did not answer for {} s: killed, to be restarted",
+                    self.node,
+                    hung_for.as_secs()
+                ),
+            )
+            .evidence(state),
+        );
+        Some(format!("killed hung backend pid {pid}"))
     }
 
     fn component() -> Component {
@@ -417,6 +462,9 @@ impl Detector for BackendWatch {
                         "backend not answering for {} ms: {e}",
                         since.elapsed().as_millis()
                     );
+                    if let Some(killed) = self.kill_if_hung_too_long(since.elapsed(), found) {
+                        self.line = killed;
+                    }
                 }
             }
             Ok(Look::Done(self.line.clone()))
