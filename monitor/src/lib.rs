@@ -17,6 +17,7 @@ pub mod node_monitor;
 pub mod power_cycle;
 pub mod recorder;
 pub mod tickets;
+pub mod urgent_mail;
 pub mod watchdog;
 
 pub use node_monitor::{Monitor, MonitorError, Options};

@@ -172,6 +172,12 @@ impl Monitor {
             rec,
             st,
         );
+        spawn_detector(
+            spawn,
+            crate::urgent_mail::UrgentMail::new(&self.cluster, &self.node),
+            rec,
+            st,
+        );
         spawn_detector(spawn, Watchdog, rec, st);
     }
 

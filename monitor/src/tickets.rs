@@ -7,8 +7,8 @@ use std::time::Duration;
 use cluster::auth::{NonceBook, Refused, Secret, SignedParts};
 use cluster::redundancy::RemirrorStatus;
 use cluster::ticket::{Mark, MarkRequest, Ticket, TicketPage};
-use cluster::{Component, Event, EventKind, EventPage};
-use floor::NewEvent;
+use cluster::{ClusterConfig, Component, Event, EventKind, EventPage, NodeConfig};
+use floor::{EventLog, NewEvent};
 
 use crate::node_monitor::Monitor;
 
@@ -24,15 +24,14 @@ pub fn signing_target(node: &str) -> String {
 }
 
 /// Every event of this node: the monitor's own and, if it answers, its backend's.
-async fn events(m: &Monitor, problems: &mut Vec<String>) -> Vec<Event> {
-    let log = m.recorder.log();
+async fn events(node: &NodeConfig, log: &EventLog, problems: &mut Vec<String>) -> Vec<Event> {
     let mut all = log.since(0, usize::MAX).events;
     let client = floor::Client::new();
     let mut since = 0;
     loop {
         let path = format!("/events?since={since}&limit={PAGE}");
         let page = client
-            .get_at(m.node.address, &path, ASK)
+            .get_at(node.address, &path, ASK)
             .await
             .map_err(|e| e.to_string())
             .and_then(|a| {
@@ -54,7 +53,7 @@ async fn events(m: &Monitor, problems: &mut Vec<String>) -> Vec<Event> {
                 problems.push(format!(
                     "the backend's events (http://{}/events): {e}; tickets are made from the \
                      monitor's alone",
-                    m.node.address
+                    node.address
                 ));
                 break;
             }
@@ -63,41 +62,68 @@ async fn events(m: &Monitor, problems: &mut Vec<String>) -> Vec<Event> {
     all
 }
 
-/// Why the backend cannot restore some image's redundancy by itself now.
-async fn blocked(m: &Monitor, problems: &mut Vec<String>) -> Vec<String> {
+/// Images one failure from loss that no node can copy again by itself now, as every node's
+/// backend says (the one holding the last replica knows): the node whose replica was lost,
+/// and a sentence.
+async fn blocked(
+    cluster: &ClusterConfig,
+    me: &str,
+    problems: &mut Vec<String>,
+) -> Vec<(String, String)> {
     let client = floor::Client::new();
-    let status: Result<RemirrorStatus, _> = client
-        .get_json(&format!("{}/redundancy", m.node.origin()), ASK, 4 << 20)
-        .await;
-    match status {
-        Ok(s) => s
-            .waiting
-            .into_iter()
-            .filter_map(|w| {
-                w.blocked
-                    .map(|why| format!("{} is one failure from loss: {why}", w.image))
-            })
-            .collect(),
-        Err(e) => {
-            problems.push(format!("the backend's re-mirroring status: {e}"));
-            Vec::new()
+    let asks = cluster.nodes.iter().map(|n| {
+        let client = client.clone();
+        let url = format!("{}/redundancy", n.origin());
+        async move {
+            let status: Result<RemirrorStatus, _> = client.get_json(&url, ASK, 4 << 20).await;
+            (n.name.clone(), status)
+        }
+    });
+    let mut all = Vec::new();
+    let mut silent = Vec::new();
+    for (name, status) in futures_util::future::join_all(asks).await {
+        match status {
+            Ok(s) => all.extend(s.waiting.into_iter().filter_map(|w| {
+                let why = w.blocked?;
+                Some((
+                    w.lost.clone(),
+                    format!(
+                        "{} has one replica left (on {name}; the one on {} is lost) and cannot be copied: {why}",
+                        w.image, w.lost
+                    ),
+                ))
+            })),
+            Err(_) => silent.push(name),
         }
     }
+    // A silent node is a fault of its own (its watcher's ticket); only this node's backend
+    // not answering is worth saying here.
+    if silent.contains(&me.to_string()) {
+        problems.push(format!(
+            "the backend of {me} did not give its re-mirroring status: urgency is judged without it"
+        ));
+    }
+    all
 }
 
 /// This node's tickets, now.
 pub async fn page(m: &Monitor) -> TicketPage {
+    page_of(&m.cluster, &m.node, m.recorder.log()).await
+}
+
+/// The tickets of `node`, from `log` (its monitor's) and its backend's events.
+pub async fn page_of(cluster: &ClusterConfig, node: &NodeConfig, log: &EventLog) -> TicketPage {
     let mut problems = Vec::new();
-    let events = events(m, &mut problems).await;
-    let blocked = blocked(m, &mut problems).await;
-    let settings = repair::Settings::from_config(&m.cluster.repair);
-    let (cluster, node) = (m.cluster.clone(), m.node.name.clone());
+    let events = events(node, log, &mut problems).await;
+    let blocked = blocked(cluster, &node.name, &mut problems).await;
+    let settings = repair::Settings::from_config(&cluster.repair);
+    let (cluster, name) = (cluster.clone(), node.name.clone());
     // The fold reads every event: off the async threads.
     let tickets = tokio::task::spawn_blocking(move || {
         repair::tickets(
             &repair::Input {
                 cluster: &cluster,
-                node: &node,
+                node: &name,
                 events: &events,
                 blocked: &blocked,
                 now: cluster::unix_now(),
@@ -108,7 +134,7 @@ pub async fn page(m: &Monitor) -> TicketPage {
     .await
     .unwrap_or_default();
     TicketPage {
-        node: m.node.name.clone(),
+        node: node.name.clone(),
         tickets,
         problems,
     }

@@ -62,9 +62,10 @@ pub struct Input<'a> {
     pub node: &'a str,
     /// Its monitor's and its backend's events, in any order.
     pub events: &'a [Event],
-    /// Why the cluster cannot restore some image's redundancy by itself now (no room, no
-    /// other power domain), as its backend says; empty when it can.
-    pub blocked: &'a [String],
+    /// Images one failure from loss that the cluster cannot copy again by itself now (no room,
+    /// no other power domain), as the nodes holding their last replica say: the node whose
+    /// replica was lost, and a sentence. A ticket is urgent when its part is that node's.
+    pub blocked: &'a [(String, String)],
     pub now: u64,
 }
 
@@ -554,15 +555,28 @@ pub fn tickets(input: &Input<'_>, settings: &Settings) -> Vec<Ticket> {
             })
             .collect();
         let hardware = !matches!(d.unit, Unit::Process(_));
-        let urgent = hardware
-            && matches!(d.state, TicketState::Open | TicketState::Done)
-            && !input.blocked.is_empty();
+        // The node whose loss the blocked images suffer: this one, or the silent peer.
+        let lost_node = match &d.unit {
+            Unit::Peer(peer) => peer.as_str(),
+            _ => input.node,
+        };
+        let why: Vec<&String> = input
+            .blocked
+            .iter()
+            .filter(|(lost, _)| lost == lost_node)
+            .map(|(_, why)| why)
+            .collect();
+        let urgent =
+            hardware && matches!(d.state, TicketState::Open | TicketState::Done) && !why.is_empty();
         let summary = summary(&d);
         let mut evidence: Vec<Evidence> = d.evidence.into_values().collect();
         evidence.sort_by_key(|e| (e.first_seen, e.about.clone()));
         let mut notes = d.notes;
         if urgent {
-            notes.extend(input.blocked.iter().map(|b| format!("urgent: {b}")));
+            notes.extend(why.iter().take(5).map(|b| format!("urgent: {b}")));
+            if why.len() > 5 {
+                notes.push(format!("urgent: and {} more images", why.len() - 5));
+            }
         }
         out.push(Ticket {
             id: d.id,

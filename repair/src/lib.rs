@@ -10,5 +10,6 @@
 pub mod diagnosis;
 pub mod mail;
 pub mod report;
+pub mod ticket_text;
 
 pub use diagnosis::{tickets, Input, Settings};

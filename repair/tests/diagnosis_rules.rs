@@ -106,7 +106,7 @@ impl Log {
         self.tickets_blocked(now, &[])
     }
 
-    fn tickets_blocked(&self, now: u64, blocked: &[String]) -> Vec<Ticket> {
+    fn tickets_blocked(&self, now: u64, blocked: &[(String, String)]) -> Vec<Ticket> {
         let config = config();
         tickets(
             &Input {
@@ -431,10 +431,16 @@ fn a_ticket_is_urgent_only_when_the_cluster_cannot_restore_redundancy_by_itself(
     let mut log = Log::new("node-a");
     log.disk(100, "a1", EventKind::DiskFailed);
     assert!(!log.tickets_at(200)[0].urgent);
-    let blocked = vec!["img-1: no disk in another power domain has room".to_string()];
+    let blocked = vec![(
+        "node-a".to_string(),
+        "img-1: no disk in another power domain has room".to_string(),
+    )];
     let t = log.tickets_blocked(200, &blocked);
     assert!(t[0].urgent);
     assert!(t[0].notes.iter().any(|n| n.contains("no disk")));
+    // Images that lost their copy on another node make no ticket of this one urgent.
+    let elsewhere = vec![("node-b".to_string(), "img-2: no room".to_string())];
+    assert!(!log.tickets_blocked(200, &elsewhere)[0].urgent);
 }
 
 #[test]
