@@ -371,35 +371,52 @@ fn outbox_and_schedule_send_once() {
             .unwrap()
             .to_string()
     };
-    // Two sends by fe-1, and fe-2 standing by at least twice meanwhile.
-    wait_until(
-        "fe-1 sending the report twice and fe-2 standing by twice",
+    // (sent, stood by) of a frontend's report worker, from its progress line.
+    let counts = |addr: &str| -> (u64, u64) {
+        let p = progress(addr);
+        let sent = p
+            .split("; ")
+            .find_map(|part| {
+                part.split(" sent since it started")
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        let stood = p
+            .split("stood by ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        (sent, stood)
+    };
+    // Each time of the schedule, one frontend sends and the other stands by: fe-1, holding the
+    // address, sends (were fe-2 to take the address over on a loaded machine, the roles would
+    // swap, and the sums below would still hold).
+    let (one, two) = wait_until(
+        "two reports sent and two stood by",
         Duration::from_secs(40),
         || {
-            let (one, two) = (progress(&fe1.addr), progress(&fe2.addr));
-            let sent = one
-                .split("; ")
-                .find_map(|p| {
-                    p.split(" sent since it started")
-                        .next()?
-                        .parse::<u64>()
-                        .ok()
-                })
-                .unwrap_or(0);
-            let stood = two
-                .split("stood by ")
-                .nth(1)
-                .and_then(|r| r.split(' ').next()?.parse::<u64>().ok())
-                .unwrap_or(0);
-            (sent >= 2 && stood >= 2).then_some(())
+            let (one, two) = (counts(&fe1.addr), counts(&fe2.addr));
+            (one.0 + two.0 >= 2 && one.1 + two.1 >= 2).then_some((one, two))
         },
     );
-    let two = progress(&fe2.addr);
-    assert!(two.contains("none sent by this frontend"), "{two}");
+    if two.0 == 0 {
+        assert!(progress(&fe2.addr).contains("none sent by this frontend"));
+        assert!(one.0 >= 2, "fe-1 {one:?}, fe-2 {two:?}");
+    }
     assert!(
-        progress(&fe1.addr).contains("written to "),
+        progress(&fe1.addr).contains("written to ") || two.0 > 0,
         "{}",
         progress(&fe1.addr)
+    );
+    // Every report counted as sent is in the outbox (besides the one sent by hand): a mail is
+    // written before it is counted, so the outbox is listed after the counts are read.
+    let sent = counts(&fe1.addr).0 + counts(&fe2.addr).0;
+    let mails = files(&outbox, ".eml").len() as u64;
+    assert!(
+        mails > sent,
+        "{mails} mails, {sent} counted as sent and 1 by hand"
     );
     // Each time of the schedule gave one mail: no two written in the same second (a second
     // one would be named td-mail-TIME-1.eml).
