@@ -7,6 +7,7 @@
 //!   none; an unsigned mark is refused; `td ticket done` marks it; a new blank disk in the slot
 //!   is adopted, and the ticket verifies and closes.
 //! - Disks 1 and 2 shut down together: one ticket, for their bus.
+//! - Disk 2 unmounted and mounted again at once (a reseat): seen, and no ticket.
 //!
 //! Needs root (loop devices, mount, /dev/kmsg); in CI it must run, elsewhere without root it
 //! says it is skipped. Prints the time from the fault to its ticket.
@@ -18,7 +19,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::ingest::request;
-use common::loop_disks::{shut_down, LoopDisks};
+use common::loop_disks::{sh, shut_down, LoopDisks};
 use common::monitor::{free_addr, probe_rounds, start_monitor, wait_until};
 use common::{start_td, Backend};
 
@@ -238,5 +239,38 @@ fn two_disks_behind_one_bus_failing_together_are_one_ticket_for_the_bus() {
         .map(|s| s["disk"].as_str().unwrap())
         .collect();
     assert_eq!(disks, ["d1", "d2"]);
+    drop(node);
+}
+
+#[test]
+fn a_disk_pulled_and_put_back_within_the_grace_period_is_no_ticket() {
+    if !root_or_skip("a_disk_pulled_and_put_back_within_the_grace_period") {
+        return;
+    }
+    let node = Node::new();
+    let mnt = node.disk(2).to_path_buf();
+    let dev = node.disks.device(&mnt).to_string();
+    let mark = common::monitor::Mark::now(&node.mon());
+    sh("umount", &["-l", mnt.to_str().unwrap()]);
+    // Seen gone by its monitor, then put back at once (a reseat).
+    common::monitor::wait_event(
+        &node.mon(),
+        &mark,
+        cluster::EventKind::DiskMissing,
+        Instant::now(),
+        |e| common::monitor::disk_is(e, "d2"),
+    );
+    sh("mount", &[&dev, mnt.to_str().unwrap()]);
+    common::monitor::wait_event(
+        &node.mon(),
+        &mark,
+        cluster::EventKind::Recovered,
+        Instant::now(),
+        |e| common::monitor::disk_is(e, "d2"),
+    );
+    // Past the grace period (3 s): the fault was seen and is over, and is no ticket.
+    probe_rounds(&node.mon(), "d2", 10);
+    let all = node.tickets();
+    assert!(all.is_empty(), "a reseat is no ticket: {all:#?}");
     drop(node);
 }
