@@ -115,10 +115,18 @@ impl ReportSchedule {
                 self.due = None;
                 Ok(WorkerState::Idle)
             }
-            Err(e) => Err(format!(
-                "the report of {} was not sent (tried again): {e}",
-                due.format("%a %Y-%m-%d %H:%M")
-            )),
+            Err(e) => {
+                tracing::warn!(
+                    frontend = %self.frontend,
+                    due = %due.to_rfc3339(),
+                    error = %e,
+                    "visit report not sent; trying again"
+                );
+                Err(format!(
+                    "the report of {} was not sent (tried again): {e}",
+                    due.format("%a %Y-%m-%d %H:%M")
+                ))
+            }
         }
     }
 }

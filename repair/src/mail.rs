@@ -142,9 +142,10 @@ pub async fn send(config: &MailConfig, mail: &Mail) -> Result<Delivered, MailErr
         (None, Some(outbox)) => write_outbox(outbox, message).await,
         (None, None) => Err(MailError::NotConfigured),
     };
+    // The caller says what became of it, to the operator or in its log.
     match &delivered {
-        Ok(d) => tracing::info!(subject = %mail.subject, delivered = %d, "mail delivered"),
-        Err(e) => tracing::warn!(subject = %mail.subject, error = %e, "mail not delivered"),
+        Ok(d) => tracing::debug!(subject = %mail.subject, delivered = %d, "mail delivered"),
+        Err(e) => tracing::debug!(subject = %mail.subject, error = %e, "mail not delivered"),
     }
     delivered
 }
@@ -174,10 +175,20 @@ async fn send_smtp(
     let transport = builder.build();
     let to = config.to.clone();
     tracing::debug!(server = %server, security = %config.security, "sending mail");
-    transport.send(message).await.map_err(|e| MailError::Smtp {
-        server: server.clone(),
-        what: smtp_failure(&e),
-        why: floor::client::chain(&e),
+    transport.send(message).await.map_err(|e| {
+        let mut why = floor::client::chain(&e);
+        let answered = e.is_permanent() || e.is_transient() || e.is_response();
+        if config.security == MailSecurity::Tls && !answered {
+            why.push_str(
+                " (security = \"tls\" speaks TLS from the first byte, as port 465 does; a \
+                 submission port such as 587 wants \"starttls\")",
+            );
+        }
+        MailError::Smtp {
+            server: server.clone(),
+            what: smtp_failure(&e),
+            why,
+        }
     })?;
     Ok(Delivered::Smtp {
         server,
