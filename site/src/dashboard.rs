@@ -371,12 +371,13 @@ fn ticket(t: &TicketItem, csrf: &str) -> String {
     for o in &t.others {
         out.push_str(&format!("<p class=\"muted\">or {}</p>", escape(o)));
     }
-    if !t.bring.is_empty() || !t.todo.is_empty() {
-        out.push_str(&format!(
-            "<p class=\"muted\">Bring {}. {}</p>",
-            escape(&t.bring),
-            escape(&t.todo)
-        ));
+    for (label, text, class) in [("Bring", &t.bring, "bring"), ("Do", &t.todo, "todo")] {
+        if !text.is_empty() {
+            out.push_str(&format!(
+                "<p class=\"muted {class}\">{label}: {}</p>",
+                escape(text)
+            ));
+        }
     }
     out.push_str(&format!(
         "<p class=\"muted\">Opened {}</p>",
