@@ -44,7 +44,9 @@ async fn events(node: &NodeConfig, log: &EventLog, problems: &mut Vec<String>) -
             Ok(page) => {
                 let n = page.events.len();
                 all.extend(page.events);
-                if n < PAGE || page.next <= since {
+                // The backend answers at most its own page size (1000), whatever is asked:
+                // only an empty page, or one that does not move on, is the end.
+                if n == 0 || page.next <= since {
                     break;
                 }
                 since = page.next;
