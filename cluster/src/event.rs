@@ -128,6 +128,8 @@ pub enum EventKind {
     /// A silent node's outlet was cycled through its remote power switch (the summary says
     /// with what outcome).
     PowerCycled,
+    /// A dead frontend's leftover canonical address was removed from its host's interface.
+    AliasRemoved,
 }
 
 /// One recorded fact. A fault that goes on (a disk spewing errors) is one event whose

@@ -11,6 +11,7 @@
 pub mod detector;
 pub mod detectors;
 pub mod devices;
+pub mod frontend_alias;
 pub mod http;
 pub mod kernel_log;
 pub mod node_monitor;

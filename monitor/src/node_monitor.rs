@@ -34,6 +34,8 @@ pub struct Options {
     pub kernel_log: PathBuf,
     /// A disk past this many percent used is filling.
     pub fill_warn_percent: f64,
+    /// Frontends on this host whose leftover alias is removed when they die.
+    pub frontends: Vec<String>,
 }
 
 impl Default for Options {
@@ -45,6 +47,7 @@ impl Default for Options {
             enclosures: Vec::new(),
             kernel_log: "/dev/kmsg".into(),
             fill_warn_percent: 90.0,
+            frontends: Vec::new(),
         }
     }
 }
@@ -178,6 +181,19 @@ impl Monitor {
             rec,
             st,
         );
+        for f in self
+            .cluster
+            .frontends
+            .iter()
+            .filter(|f| self.options.frontends.contains(&f.name))
+        {
+            spawn_detector(
+                spawn,
+                crate::frontend_alias::FrontendAlias::new(&self.cluster, f),
+                rec,
+                st,
+            );
+        }
         spawn_detector(spawn, Watchdog, rec, st);
     }
 

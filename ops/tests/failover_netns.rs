@@ -3,8 +3,10 @@
 //! holding the canonical IP as an alias is killed with SIGKILL; the other takes the alias and
 //! announces it with a gratuitous ARP, and the client reconnects to it. The killed one comes
 //! back, removes its leftover alias and gets the address back; then a partition between the
-//! two frontends alone moves nothing. Needs root (runs in CI); every namespace, link and
-//! process is removed at the end, even when the test fails.
+//! two frontends alone moves nothing. In a second cluster, the monitor on the killed
+//! frontend's host removes the alias it left at once, without waiting for it to come back.
+//! Needs root (runs in CI); every namespace, link and process is removed at the end, even when
+//! the test fails.
 
 mod common;
 
@@ -195,14 +197,9 @@ fn failover_state(ns: &str, addr: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
-#[test]
-fn the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing() {
-    if !common::root_or_skip(
-        "the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing",
-        "network namespaces",
-    ) {
-        return;
-    }
+/// The demo's cluster moved into the namespaces: the canonical address 10.77.0.10 as an alias on
+/// the frontends' eth0, the three backends started in `b`; the frontends are not started yet.
+fn cluster_in_namespaces() -> (DemoPlan, String, Net) {
     let plan = DemoPlan::prepare();
     let config = plan.dir.path().join("cluster.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
@@ -229,13 +226,31 @@ fn the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing() {
         "address = \"10.77.0.12:8080\"\ninterface = \"eth0\"",
     );
     std::fs::write(&config, &text).unwrap();
-    let c = config.to_str().unwrap();
+    let c = config.to_str().unwrap().to_string();
     let log = |name: &str| plan.dir.path().join(format!("{name}.log"));
 
     let mut net = Net::create();
     for node in ["node-a", "node-b", "node-c"] {
-        net.start("b", &["backend", "--config", c, "--node", node], &log(node));
+        net.start(
+            "b",
+            &["backend", "--config", &c, "--node", node],
+            &log(node),
+        );
     }
+    (plan, c, net)
+}
+
+#[test]
+fn the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing() {
+    if !common::root_or_skip(
+        "the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing",
+        "network namespaces",
+    ) {
+        return;
+    }
+    let (plan, c, mut net) = cluster_in_namespaces();
+    let c = c.as_str();
+    let log = |name: &str| plan.dir.path().join(format!("{name}.log"));
     let fe1 = net.start(
         "f1",
         &["frontend", "--config", c, "--name", "fe-1"],
@@ -331,4 +346,116 @@ fn the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing() {
     }
     assert!(net.holds_alias("f1") && !net.holds_alias("f2"));
     drop(client);
+}
+
+/// The `/events` of a monitor listening at `addr` inside namespace `ns`.
+fn events_in(ns: &str, addr: &str) -> Vec<serde_json::Value> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-s", "-m", "1"])
+        .arg(format!("http://{addr}/events?since=0&limit=10000"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["events"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn a_dead_frontends_leftover_alias_is_removed_by_the_monitor_on_its_host() {
+    if !common::root_or_skip(
+        "a_dead_frontends_leftover_alias_is_removed_by_the_monitor_on_its_host",
+        "network namespaces",
+    ) {
+        return;
+    }
+    let (plan, c, mut net) = cluster_in_namespaces();
+    let c = c.as_str();
+    let log = |name: &str| plan.dir.path().join(format!("{name}.log"));
+    let fe1 = net.start(
+        "f1",
+        &["frontend", "--config", c, "--name", "fe-1"],
+        &log("fe-1"),
+    );
+    net.start(
+        "f2",
+        &["frontend", "--config", c, "--name", "fe-2"],
+        &log("fe-2"),
+    );
+    // The monitor on fe-1's host (here node-a's, watching only: its backend runs elsewhere).
+    let monitor = "10.77.0.11:9190";
+    net.start(
+        "f1",
+        &[
+            "monitor",
+            "--config",
+            c,
+            "--node",
+            "node-a",
+            "--watch-only",
+            "--frontend",
+            "fe-1",
+            "--listen",
+            monitor,
+        ],
+        &log("monitor"),
+    );
+    let client = Client::start(&net.ns("c"));
+    client.wait_for("fe-1", Duration::from_secs(30));
+    // Alive, fe-1 keeps its alias whatever the monitor checks.
+    let f1 = net.ns("f1");
+    let runs = || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &f1, "curl", "-s", "-m", "1"])
+            .arg(format!("http://{monitor}/health"))
+            .output()
+            .unwrap();
+        let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        h["detectors"]
+            .as_array()
+            .and_then(|d| d.iter().find(|d| d["name"] == "frontend alias fe-1"))
+            .and_then(|d| d["runs"].as_u64())
+            .unwrap_or(0)
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    while runs() < 3 {
+        assert!(
+            Instant::now() < until,
+            "the monitor's alias check never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        net.holds_alias("f1"),
+        "a live frontend's alias is left alone"
+    );
+
+    // fe-1 dies without a word: fe-2 takes the address, and the monitor on fe-1's host removes
+    // the alias fe-1 left behind, before fe-1 ever starts again.
+    net.processes[fe1] = start_program("true", &[], &log("placeholder"));
+    let killed = Instant::now();
+    client.wait_for("fe-2", Duration::from_secs(10));
+    while net.holds_alias("f1") {
+        assert!(
+            killed.elapsed() < Duration::from_secs(15),
+            "the leftover alias is still on fe-1's host"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "fe-1's leftover alias removed {:?} after it was killed",
+        killed.elapsed()
+    );
+    assert!(net.holds_alias("f2"));
+    let removed: Vec<_> = events_in(&f1, monitor)
+        .into_iter()
+        .filter(|e| e["kind"] == "alias_removed")
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:#?}");
+    assert!(
+        removed[0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("10.77.0.10/24"),
+        "{removed:#?}"
+    );
+    assert_eq!(client.last().as_deref(), Some("fe-2"));
 }

@@ -77,8 +77,8 @@ pub fn text(t: &Ticket) -> String {
     for e in &t.evidence {
         let line = e.lines.last().map(String::as_str).unwrap_or("");
         out.push_str(&format!(
-            "  evidence: {:?} on {} ×{} ({} … {}): {line}\n",
-            e.kind,
+            "  evidence: {} on {} ×{} ({} … {}): {line}\n",
+            crate::report::kind_words(e.kind),
             e.about,
             e.count,
             when(e.first_seen),

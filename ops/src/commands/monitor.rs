@@ -47,6 +47,10 @@ pub struct Args {
     /// The kernel log to follow.
     #[arg(long, default_value = "/dev/kmsg")]
     kernel_log: PathBuf,
+    /// A frontend that runs on this host: if it dies holding the canonical address as an
+    /// alias, the alias is removed at once. Repeat for more.
+    #[arg(long = "frontend", value_name = "NAME")]
+    frontends: Vec<String>,
 }
 
 fn percent(s: &str) -> Result<f64, String> {
@@ -60,6 +64,14 @@ fn percent(s: &str) -> Result<f64, String> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
+    for name in &args.frontends {
+        if !config.frontends.iter().any(|f| &f.name == name) {
+            anyhow::bail!(
+                "--frontend {name}: no frontend of that name in {}",
+                args.config.display()
+            );
+        }
+    }
     let backend = if args.watch_only {
         None
     } else {
@@ -82,6 +94,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         enclosures: args.enclosures,
         kernel_log: args.kernel_log,
         fill_warn_percent: args.fill_warn,
+        frontends: args.frontends,
     };
     let monitor = Arc::new(Monitor::open(&config, &args.node, options)?);
     let listen = args.listen.unwrap_or(monitor.node.monitor_address());
