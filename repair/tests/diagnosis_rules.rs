@@ -454,3 +454,66 @@ fn tickets_are_the_same_whatever_order_the_logs_are_read_in() {
     log.events.reverse();
     assert_eq!(log.tickets_at(1000), forward);
 }
+
+/// A sequence recorded for real: node-a's events (its monitor's and its backend's, as `td
+/// events --json` printed them) in `td demo`, while the README's repair steps ran: disk1's
+/// folder moved away, then a blank folder made in its place and adopted.
+#[test]
+fn the_demos_recorded_disk_failure_and_replacement() {
+    let config: ClusterConfig = toml::from_str(include_str!("fixtures/demo.cluster.toml")).unwrap();
+    let events: Vec<Event> = include_str!("fixtures/demo_disk_replaced.node-a.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let settings = Settings::from_config(&config.repair);
+    // As the node saw it at `now`: the events recorded by then (each with its final count).
+    let at = |now: u64| {
+        let seen: Vec<Event> = events.iter().filter(|e| e.time <= now).cloned().collect();
+        tickets(
+            &Input {
+                cluster: &config,
+                node: "node-a",
+                events: &seen,
+                blocked: &[],
+                now,
+            },
+            &settings,
+        )
+    };
+    let gone = events
+        .iter()
+        .find(|e| e.kind == EventKind::DiskMissing)
+        .unwrap()
+        .time;
+    let adopted = events
+        .iter()
+        .find(|e| e.kind == EventKind::DiskReplaced)
+        .unwrap()
+        .time;
+    assert!(
+        at(gone + settings.grace - 1).is_empty(),
+        "not within the grace period"
+    );
+    let open = at(gone + settings.grace);
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!(open[0].state, TicketState::Open);
+    assert_eq!(
+        parts(&open[0]),
+        vec![(disk("node-a-disk1"), 70), (cable("node-a-disk1"), 30)]
+    );
+    let first = &open[0].suspects[0];
+    assert_eq!(first.serial.as_deref(), Some("DEMO-A1"));
+    let location = first.location.as_ref().unwrap();
+    assert_eq!(
+        (location.enclosure.as_deref(), location.slot),
+        (Some("node-a-front"), Some(1))
+    );
+    // The blank disk adopted: verified at once, closed after the demo's minute.
+    let verified = at(adopted + 1);
+    assert_eq!(verified.len(), 1);
+    assert_eq!(verified[0].state, TicketState::Verified);
+    assert_eq!(verified[0].id, open[0].id);
+    let closed = at(adopted + settings.settle);
+    assert_eq!(closed.len(), 1);
+    assert_eq!(closed[0].state, TicketState::Closed);
+}
