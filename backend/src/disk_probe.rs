@@ -97,10 +97,27 @@ impl DiskProbe {
 
     fn start(&mut self) {
         self.round += 1;
-        let path = self.disk.config.path.join(PROBE_FILE);
+        let root = self.disk.config.path.clone();
         let round = self.round;
+        // A disk in service must still be the one adopted: a disk swapped for another (or for
+        // a blank one) faster than a probe notices it being gone is failed, never written to,
+        // and then checked (and a blank one adopted) as it returns. A failed disk is probed
+        // without it, so that a blank one can pass and be adopted.
+        let in_service = !self.disk.is_failed();
         self.outstanding = Some(Outstanding {
-            job: tokio::task::spawn_blocking(move || floor::probe::write_fsync_read(&path, round)),
+            job: tokio::task::spawn_blocking(move || {
+                let identity = root.join(crate::disk::IDENTITY_FILE);
+                if in_service && !identity.exists() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "{} is gone: this is not the disk adopted here (swapped?)",
+                            identity.display()
+                        ),
+                    ));
+                }
+                floor::probe::write_fsync_read(&root.join(PROBE_FILE), round)
+            }),
             started: Instant::now(),
         });
     }

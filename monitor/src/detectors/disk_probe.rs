@@ -71,7 +71,11 @@ pub fn probe(
             let blank = std::fs::read_dir(path).map(|entries| {
                 entries
                     .filter_map(Result::ok)
-                    .all(|e| e.file_name() == "lost+found")
+                    // The backend's probe file on a blank disk waiting to be adopted.
+                    .all(|e| {
+                        let name = e.file_name();
+                        name == "lost+found" || name == ".td-probe" || name == PROBE_FILE
+                    })
             });
             return match blank {
                 Ok(true) => Outcome::NotAdopted,
