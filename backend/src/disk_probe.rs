@@ -107,7 +107,10 @@ impl DiskProbe {
         self.outstanding = Some(Outstanding {
             job: tokio::task::spawn_blocking(move || {
                 let identity = root.join(crate::disk::IDENTITY_FILE);
-                if in_service && !identity.exists() {
+                // (A disk gone altogether, or not a folder, fails on the probe's own write, in
+                // the OS's words.)
+                let gone = matches!(std::fs::metadata(&identity), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+                if in_service && gone && root.is_dir() {
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::NotFound,
                         format!(
