@@ -15,9 +15,7 @@ use std::time::{Duration, Instant};
 
 use cluster::auth::Secret;
 use cluster::redundancy::RemirrorStatus;
-use cluster::ticket::{
-    valid_ticket_id, Mark, MarkRequest, Suspect, Ticket, TicketPage, TicketState,
-};
+use cluster::ticket::{valid_ticket_id, Mark, MarkRequest, Ticket, TicketPage, TicketState};
 use cluster::{ClusterConfig, DiskConfig, Event, EventPage, NodeConfig};
 use floor::client::{Call, CallError};
 use serde::Deserialize;
@@ -633,32 +631,6 @@ fn worker(w: &WorkerLine) -> page::Worker {
     }
 }
 
-/// Where a part is, as printed on the hardware: rack, node, enclosure, slot, serial.
-fn label(t: &Ticket, s: &Suspect) -> String {
-    let mut parts = Vec::new();
-    if !t.rack.is_empty() {
-        parts.push(format!("rack {}", t.rack));
-    }
-    match &s.part {
-        cluster::Part::Node { node } => parts.push(format!("node {node}")),
-        _ => parts.push(format!("node {}", t.node)),
-    }
-    if let Some(l) = &s.location {
-        if let Some(e) = &l.enclosure {
-            parts.push(format!("enclosure {e}"));
-        }
-        match (l.slot, l.adapter, l.bus) {
-            (Some(slot), _, _) => parts.push(format!("slot {slot}")),
-            (None, Some(a), Some(b)) => parts.push(format!("adapter {a} bus {b}")),
-            _ => {}
-        }
-    }
-    if let Some(serial) = &s.serial {
-        parts.push(format!("serial {serial}"));
-    }
-    parts.join(", ")
-}
-
 fn state_word(s: TicketState) -> &'static str {
     match s {
         TicketState::Open => "open",
@@ -678,12 +650,22 @@ fn ticket_item(t: &Ticket, now: u64) -> page::TicketItem {
         summary: t.summary.clone(),
         part: first.map_or_else(|| "(no part named)".into(), |s| s.part.to_string()),
         likelihood: first.map_or(0, |s| s.likelihood),
-        label: first.map_or_else(|| format!("node {}", t.node), |s| label(t, s)),
+        label: first.map_or_else(
+            || format!("node {}", t.node),
+            |s| repair::ticket_text::label(t, s),
+        ),
         others: t
             .suspects
             .iter()
             .skip(1)
-            .map(|s| format!("{} ({}% likely) at {}", s.part, s.likelihood, label(t, s)))
+            .map(|s| {
+                format!(
+                    "{} ({}% likely) at {}",
+                    s.part,
+                    s.likelihood,
+                    repair::ticket_text::label(t, s)
+                )
+            })
             .collect(),
         bring: first.map_or_else(String::new, |s| s.bring.clone()),
         todo: first.map_or_else(String::new, |s| s.todo.clone()),
