@@ -539,7 +539,13 @@ pub fn tickets(input: &Input<'_>, settings: &Settings) -> Vec<Ticket> {
         }
         settle(&mut d, input.now, settings);
         let actions = actions(&d, &remirrored, input.now);
-        let suspects = suspects(&d, input.cluster, node, &disk_config);
+        let suspects = suspects(&d, node, &disk_config);
+        // Where the operator walks to: the silent node's rack, not its watcher's.
+        let rack = match &d.unit {
+            Unit::Peer(peer) => input.cluster.node(peer).map(|n| n.rack.clone()),
+            _ => None,
+        }
+        .unwrap_or_else(|| node.rack.clone());
         let out_of_service = d
             .down
             .keys()
@@ -581,7 +587,7 @@ pub fn tickets(input: &Input<'_>, settings: &Settings) -> Vec<Ticket> {
         out.push(Ticket {
             id: d.id,
             node: input.node.to_string(),
-            rack: node.rack.clone(),
+            rack,
             state: d.state,
             urgent,
             summary,
@@ -782,11 +788,9 @@ fn cable_suspect(d: &DiskConfig, likelihood: u8) -> Suspect {
 /// follows from the draft's events and the configuration of the part they name.
 fn suspects<'c>(
     d: &Draft,
-    cluster: &ClusterConfig,
     node: &cluster::NodeConfig,
     disk_config: &dyn Fn(&str) -> Option<&'c DiskConfig>,
 ) -> Vec<Suspect> {
-    let _ = cluster;
     let unknown_disk = |id: &str| DiskConfig {
         id: id.to_string(),
         path: Default::default(),
@@ -872,11 +876,6 @@ fn suspects<'c>(
             todo: format!("replace {element} of enclosure {enclosure}"),
         }],
         Unit::Peer(peer) => {
-            let rack = cluster
-                .node(peer)
-                .map(|n| n.rack.clone())
-                .unwrap_or_default();
-            let _ = rack;
             vec![Suspect {
                 part: Part::Node { node: peer.clone() },
                 likelihood: 100,

@@ -31,6 +31,7 @@ location = { adapter = 0, bus = 2, enclosure = "E1", slot = 3 }
 name = "node-b"
 address = "127.0.0.1:2"
 power_domain = "p2"
+rack = "R2"
 [[node]]
 name = "node-c"
 address = "127.0.0.1:3"
@@ -380,6 +381,10 @@ fn a_silent_node_is_a_ticket_of_its_watcher_only_once_it_stays_silent() {
     assert!(c.tickets_at(500).is_empty(), "a reboot is common");
     let t = c.tickets_at(100 + 900);
     assert_eq!(t.len(), 1);
+    assert_eq!(
+        t[0].rack, "R2",
+        "the operator walks to the silent node's rack"
+    );
     assert_eq!(
         t[0].suspects[0].part,
         Part::Node {
