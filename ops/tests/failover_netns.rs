@@ -198,8 +198,9 @@ fn failover_state(ns: &str, addr: &str) -> serde_json::Value {
 }
 
 /// The demo's cluster moved into the namespaces: the canonical address 10.77.0.10 as an alias on
-/// the frontends' eth0, the three backends started in `b`; the frontends are not started yet.
-fn cluster_in_namespaces() -> (DemoPlan, String, Net) {
+/// the frontends' eth0, the three backends started in `b`, fe-1 in `f1` and fe-2 in `f2`; the
+/// index of fe-1's process in the net.
+fn cluster_in_namespaces() -> (DemoPlan, String, Net, usize) {
     let plan = DemoPlan::prepare();
     let config = plan.dir.path().join("cluster.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
@@ -237,7 +238,17 @@ fn cluster_in_namespaces() -> (DemoPlan, String, Net) {
             &log(node),
         );
     }
-    (plan, c, net)
+    let fe1 = net.start(
+        "f1",
+        &["frontend", "--config", &c, "--name", "fe-1"],
+        &log("fe-1"),
+    );
+    net.start(
+        "f2",
+        &["frontend", "--config", &c, "--name", "fe-2"],
+        &log("fe-2"),
+    );
+    (plan, c, net, fe1)
 }
 
 #[test]
@@ -248,19 +259,9 @@ fn the_canonical_address_moves_to_the_survivor_and_a_partition_moves_nothing() {
     ) {
         return;
     }
-    let (plan, c, mut net) = cluster_in_namespaces();
+    let (plan, c, mut net, fe1) = cluster_in_namespaces();
     let c = c.as_str();
     let log = |name: &str| plan.dir.path().join(format!("{name}.log"));
-    let fe1 = net.start(
-        "f1",
-        &["frontend", "--config", c, "--name", "fe-1"],
-        &log("fe-1"),
-    );
-    net.start(
-        "f2",
-        &["frontend", "--config", c, "--name", "fe-2"],
-        &log("fe-2"),
-    );
     let client = Client::start(&net.ns("c"));
     client.wait_for("fe-1", Duration::from_secs(30));
     assert!(net.holds_alias("f1") && !net.holds_alias("f2"));
@@ -367,19 +368,9 @@ fn a_dead_frontends_leftover_alias_is_removed_by_the_monitor_on_its_host() {
     ) {
         return;
     }
-    let (plan, c, mut net) = cluster_in_namespaces();
+    let (plan, c, mut net, fe1) = cluster_in_namespaces();
     let c = c.as_str();
     let log = |name: &str| plan.dir.path().join(format!("{name}.log"));
-    let fe1 = net.start(
-        "f1",
-        &["frontend", "--config", c, "--name", "fe-1"],
-        &log("fe-1"),
-    );
-    net.start(
-        "f2",
-        &["frontend", "--config", c, "--name", "fe-2"],
-        &log("fe-2"),
-    );
     // The monitor on fe-1's host (here node-a's, watching only: its backend runs elsewhere).
     let monitor = "10.77.0.11:9190";
     net.start(
