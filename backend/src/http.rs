@@ -13,7 +13,7 @@ use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
 use crate::iiif::{self, render, ImageRequest, OutputLimits};
-use crate::library::{valid_id, Image};
+use crate::library::Image;
 use crate::metrics::{DiskGauge, Metrics};
 use crate::node::Node;
 use crate::tile_cache::{TileCache, DEFAULT_TILE_CACHE_BYTES};
@@ -136,28 +136,36 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
     let thumbs = warp::path!("thumbs" / String)
         .and(lib.clone())
         .then(thumbnail);
-    let host = warp::header::optional::<String>("host");
     let iiif_base = warp::path!("iiif" / "3" / String).map(|id: String| {
+        let Some(id) = cluster::image_id_in_path(&id) else {
+            return text(StatusCode::NOT_FOUND, "no image with this id");
+        };
         Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, format!("/iiif/3/{id}/info.json"))
-            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
             .body(Bytes::new())
             .expect("valid response")
     });
+    let accept = || warp::header::optional::<String>("accept");
     let iiif_info = warp::path!("iiif" / "3" / String / "info.json")
-        .and(host)
-        .and(warp::header::optional::<String>("accept"))
+        .and(accept())
         .and(lib.clone())
         .map(iiif_info);
     let iiif_manifest = warp::path!("iiif" / "3" / String / "manifest.json")
-        .and(warp::header::optional::<String>("host"))
+        .and(accept())
         .and(lib.clone())
         .map(iiif_manifest);
     let iiif_image = warp::path!("iiif" / "3" / String / String / String / String / String)
         .and(lib)
         .then(iiif_image);
     let sized = metrics_handle.clone();
+    let preflight = warp::options()
+        .and(warp::header::optional::<String>(
+            "access-control-request-headers",
+        ))
+        .map(|asked: Option<String>| {
+            floor::cors::preflight::<Body>(asked.as_deref()).into_response()
+        });
     // HEAD is answered like GET; hyper leaves the body out.
     let all = internal
         .or(warp::get().or(warp::head()).unify().and(
@@ -180,14 +188,21 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
                 .or(redundancy)
                 .or(metrics_page),
         ))
-        .recover(rejection);
+        .recover(rejection)
+        .map(Reply::into_response);
+    // A preflight is answered before any route, whatever the path: a route's own refusal of
+    // OPTIONS would otherwise outrank its "not found".
+    let all = preflight.or(all).unify();
     // Bytes sent, by route: every body here has a known size.
     warp::path::full()
         .and(warp::method())
         .and(all)
         .map(
             move |path: warp::path::FullPath, method: warp::http::Method, reply| {
-                let response = warp::Reply::into_response(reply);
+                let mut response = warp::Reply::into_response(reply);
+                // Every answer, errors and redirects too, is readable by a viewer on another
+                // website; what a signature guards is not readable without one anyway.
+                floor::cors::allow(&mut response);
                 if method != warp::http::Method::HEAD {
                     if let Some(n) = http_body::Body::size_hint(response.body()).exact() {
                         sized.add_bytes(path.as_str(), n);
@@ -290,10 +305,7 @@ async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
 
 /// `GET /meta/{id}.json`: what the content provider said about the image, and its size.
 fn meta(id_json: String, node: Arc<Node>) -> Response<Body> {
-    let Some(image) = id_json
-        .strip_suffix(".json")
-        .and_then(|id| node.library.get(id))
-    else {
+    let Some(image) = id_json.strip_suffix(".json").and_then(|id| find(&node, id)) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let g = image.pyramid.geometry();
@@ -365,7 +377,7 @@ struct ViewQuery {
 }
 
 fn view(id: String, q: ViewQuery, node: Arc<Node>) -> Response<Body> {
-    let Some(image) = node.library.get(&id) else {
+    let Some(image) = find(&node, &id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     html(site::viewer(&window(&image, &q, &node.viewer_links)))
@@ -467,9 +479,9 @@ async fn tile(
     else {
         return text(StatusCode::BAD_REQUEST, "tile URL must end in /{row}.jpg");
     };
-    if !valid_id(&id) {
+    let Some(id) = cluster::image_id_in_path(&id) else {
         return text(StatusCode::BAD_REQUEST, "malformed image id");
-    }
+    };
     let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
@@ -529,48 +541,44 @@ async fn tile(
     }
 }
 
-fn iiif_info(
-    id: String,
-    host: Option<String>,
-    accept: Option<String>,
-    node: Arc<Node>,
-) -> Response<Body> {
-    let Some(image) = node.library.get(&id) else {
+fn iiif_info(id: String, accept: Option<String>, node: Arc<Node>) -> Response<Body> {
+    let Some(image) = find(&node, &id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
-    let base = format!("{}/iiif/3/{id}", origin(host));
+    let base = format!("{}/iiif/3/{}", node.public_url, image.id);
     let info = iiif::info::info_json(
         &base,
         image.pyramid.geometry(),
         image.pyramid.header().channels,
         IIIF_LIMITS,
     );
-    let media = if accept.is_some_and(|a| a.contains("application/ld+json")) {
-        "application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\""
-    } else {
-        "application/json"
-    };
-    Response::builder()
-        .header(header::CONTENT_TYPE, media)
-        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-        .header(
-            header::LINK,
-            "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
-        )
-        .body(Bytes::from(info.to_string()))
-        .expect("valid response")
+    let mut r = linked_data(&info, accept, iiif::info::CONTEXT);
+    r.headers_mut().insert(
+        header::LINK,
+        "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\""
+            .parse()
+            .expect("valid header"),
+    );
+    r
 }
 
-/// `http://host` as the client named this server: IIIF ids must be the URIs the client used.
-fn origin(host: Option<String>) -> String {
-    let host = host
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or_else(|| "localhost".into());
-    format!("http://{host}")
+/// The image a URL path segment names (`%2D` decoded as `-`), if this node holds it.
+fn find(node: &Node, raw_id: &str) -> Option<Arc<Image>> {
+    cluster::image_id_in_path(raw_id).and_then(|id| node.library.get(&id))
+}
+
+/// A IIIF document as JSON-LD when the client asks for it (the specifications' recommended
+/// `Accept`), plain JSON otherwise; the answer says it varies by `Accept`.
+fn linked_data(value: &serde_json::Value, accept: Option<String>, context: &str) -> Response<Body> {
+    let mut r = json_reply(value);
+    if accept.is_some_and(|a| a.contains("application/ld+json")) {
+        let media = format!("application/ld+json;profile=\"{context}\"");
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, media.parse().expect("valid header"));
+    }
+    r.headers_mut()
+        .insert(header::VARY, "Accept".parse().expect("valid header"));
+    r
 }
 
 fn json_reply(value: &serde_json::Value) -> Response<Body> {
@@ -581,11 +589,11 @@ fn json_reply(value: &serde_json::Value) -> Response<Body> {
         .expect("valid response")
 }
 
-fn iiif_manifest(id: String, host: Option<String>, node: Arc<Node>) -> Response<Body> {
-    let Some(image) = node.library.get(&id) else {
+fn iiif_manifest(id: String, accept: Option<String>, node: Arc<Node>) -> Response<Body> {
+    let Some(image) = find(&node, &id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
-    let origin = origin(host);
+    let (origin, id) = (&node.public_url, &image.id);
     let g = image.pyramid.geometry();
     let m = iiif::manifest::manifest(
         &format!("{origin}/iiif/3/{id}"),
@@ -594,7 +602,7 @@ fn iiif_manifest(id: String, host: Option<String>, node: Arc<Node>) -> Response<
         g.width,
         g.height,
     );
-    json_reply(&m)
+    linked_data(&m, accept, iiif::manifest::CONTEXT)
 }
 
 async fn iiif_image(
@@ -605,9 +613,13 @@ async fn iiif_image(
     quality_format: String,
     node: Arc<Node>,
 ) -> Response<Body> {
-    let Some(image) = node.library.get(&id) else {
+    let Some(image) = find(&node, &id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
+    let id = image.id.clone();
+    // Clients may encode what the syntax allows (`%5E` for `^`, `%2C` for `,`).
+    let [region, size, rotation, quality_format] = [region, size, rotation, quality_format]
+        .map(|p| cluster::decode_path_segment(&p).map_or(p.clone(), |d| d.into_owned()));
     let req = match ImageRequest::parse(&region, &size, &rotation, &quality_format) {
         Ok(r) => r,
         Err(e) => {
@@ -662,10 +674,7 @@ async fn iiif_image(
 }
 
 async fn thumbnail(id_jpg: String, node: Arc<Node>) -> Response<Body> {
-    let Some(image) = id_jpg
-        .strip_suffix(".jpg")
-        .and_then(|id| node.library.get(id))
-    else {
+    let Some(image) = id_jpg.strip_suffix(".jpg").and_then(|id| find(&node, id)) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     match tokio::fs::read(&image.thumbnail).await {

@@ -77,6 +77,9 @@ pub struct Node {
     /// Where the plain viewer's zoom and pan links go: `http://CANONICAL/images/` when the
     /// cluster has a canonical address, else this node's own `/view/`.
     pub viewer_links: String,
+    /// The root of the collection's public URLs (IIIF ids, manifests): the cluster's
+    /// `public_url`, else its canonical address, else this node's own address.
+    pub public_url: String,
     /// The frontends, by name: this node is a witness in their failover.
     pub frontends: Vec<cluster::FrontendConfig>,
     /// Uploads: received here, staged here for another node, or placed here.
@@ -292,6 +295,7 @@ impl Node {
         if let Err(e) = &scrub {
             opening.warnings.push(format!("scrubbing is off: {e}"));
         }
+        let public_url = cluster.public_base().unwrap_or_else(|| config.origin());
         let node = Node {
             scrub,
             redundancy,
@@ -307,8 +311,9 @@ impl Node {
             warnings: opening.warnings.clone(),
             frontends: cluster.frontends.clone(),
             viewer_links: cluster
-                .canonical
-                .map_or_else(|| "/view/".to_string(), |c| format!("http://{c}/images/")),
+                .public_base()
+                .map_or_else(|| "/view/".to_string(), |base| format!("{base}/images/")),
+            public_url,
         };
         Ok((node, opening))
     }

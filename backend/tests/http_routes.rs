@@ -250,8 +250,17 @@ fn iiif_info_json_describes_the_pyramid() {
         .header("content-type")
         .unwrap()
         .starts_with("application/ld+json"));
+    assert_eq!(r.header("vary"), Some("Accept"));
     let info: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    assert_eq!(info["id"], format!("http://{}/iiif/3/art", node.addr));
+    // The id is the cluster's public URL, not this node's address nor the Host sent.
+    assert_eq!(info["id"], format!("{}/iiif/3/art", node.node.public_url));
+    let forged = get(
+        node.addr,
+        "/iiif/3/art/info.json",
+        &[("Host", "evil.example")],
+    );
+    let forged: serde_json::Value = serde_json::from_slice(&forged.body).unwrap();
+    assert_eq!(forged["id"], info["id"]);
     assert_eq!(info["type"], "ImageService3");
     assert_eq!(info["profile"], "level2");
     assert_eq!(
@@ -421,8 +430,9 @@ fn iiif_manifest_points_at_the_image_service() {
     let node = Node::start();
     let r = get(node.addr, "/iiif/3/art/manifest.json", &[]);
     assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
     let m: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-    let base = format!("http://{}/iiif/3/art", node.addr);
+    let base = format!("{}/iiif/3/art", node.node.public_url);
     assert_eq!(m["type"], "Manifest");
     assert_eq!(m["id"], format!("{base}/manifest.json"));
     assert_eq!(m["label"]["none"][0], "Art");
@@ -434,13 +444,104 @@ fn iiif_manifest_points_at_the_image_service() {
     let body = &canvas["items"][0]["items"][0]["body"];
     assert_eq!(body["service"][0]["id"], base);
     assert_eq!(canvas["items"][0]["items"][0]["target"], canvas["id"]);
+    assert_eq!(canvas["label"]["none"][0], "Art");
     // The painted image URL itself answers.
     let path = body["id"]
         .as_str()
         .unwrap()
-        .trim_start_matches(&format!("http://{}", node.addr))
+        .trim_start_matches(&node.node.public_url)
         .to_string();
     assert_eq!(get(node.addr, &path, &[]).status, 200);
+    // Asked for JSON-LD, as the specification recommends, it says so.
+    let profile = "application/ld+json;profile=\"http://iiif.io/api/presentation/3/context.json\"";
+    let r = get(
+        node.addr,
+        "/iiif/3/art/manifest.json",
+        &[("Accept", profile)],
+    );
+    assert_eq!(r.header("content-type"), Some(profile));
+    assert_eq!(r.header("vary"), Some("Accept"));
+}
+
+/// A viewer on another website reads everything public: every answer (errors and redirects
+/// too) carries `Access-Control-Allow-Origin`, and a preflight is answered.
+#[test]
+fn every_public_answer_is_readable_from_another_origin() {
+    let node = Node::start();
+    for (path, status) in [
+        ("/iiif/3/art", 303),
+        ("/iiif/3/art/info.json", 200),
+        ("/iiif/3/art/manifest.json", 200),
+        ("/iiif/3/art/full/100,/0/default.jpg", 200),
+        ("/iiif/3/art/full/9000,/0/default.jpg", 400),
+        ("/iiif/3/nope/info.json", 404),
+        ("/thumbs/art.jpg", 200),
+        ("/tiles/art/0/0/0.jpg", 200),
+        ("/meta/art.json", 200),
+        ("/no/such/route", 404),
+    ] {
+        let r = get(node.addr, path, &[("Origin", "https://museum.example")]);
+        assert_eq!(r.status, status, "{path}: {}", r.text());
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+    }
+    let r = exchange(
+        node.addr,
+        "OPTIONS",
+        "/iiif/3/art/info.json",
+        &[
+            ("Origin", "https://museum.example"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "accept"),
+        ],
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(r.header("access-control-allow-headers"), Some("accept"));
+    assert!(r
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("GET"));
+    assert_eq!(r.header("access-control-allow-credentials"), None);
+}
+
+/// Ids and parameters as some clients send them: percent-encoded. An encoded slash is never
+/// a path.
+#[test]
+fn percent_encoded_ids_and_parameters_are_decoded() {
+    let node = Node::start();
+    for path in [
+        "/iiif/3/%61rt/info.json",
+        "/iiif/3/%61%72%74/manifest.json",
+        "/iiif/3/art/full/%5E100%2C/0/default.jpg",
+        "/tiles/%61rt/0/0/0.jpg",
+        "/thumbs/%61rt.jpg",
+        "/meta/%61rt.json",
+        "/view/%61rt",
+    ] {
+        let r = get(node.addr, path, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+    }
+    let r = get(node.addr, "/iiif/3/%61rt", &[]);
+    assert_eq!(r.header("location"), Some("/iiif/3/art/info.json"));
+    for path in [
+        "/iiif/3/a%2Frt/info.json",
+        "/iiif/3/..%2Fart/info.json",
+        "/iiif/3/%2e%2e%2fart",
+    ] {
+        assert_eq!(get(node.addr, path, &[]).status, 404, "{path}");
+    }
+    assert_eq!(get(node.addr, "/tiles/a%2Frt/0/0/0.jpg", &[]).status, 400);
+}
+
+/// A refused size is quoted as the client wrote it, not in the server's own words.
+#[test]
+fn iiif_errors_quote_the_parameter_as_sent() {
+    let node = Node::start();
+    let r = get(node.addr, "/iiif/3/art/0,0,100,100/150,/0/default.jpg", &[]);
+    assert_eq!(r.status, 400);
+    let text = r.text();
+    assert!(text.contains("'150,'") && text.contains("^"), "{text}");
+    assert!(!text.contains("upscale:") && !text.contains('{'), "{text}");
 }
 
 #[test]

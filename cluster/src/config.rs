@@ -22,6 +22,12 @@ pub struct ClusterConfig {
     /// The prefix length of the canonical IP's network, for the alias (default 24).
     #[serde(default)]
     pub canonical_prefix: Option<u8>,
+    /// The URL the world knows the collection by (`https://images.museum.example`): the root
+    /// of every IIIF id, manifest and collection, whichever node or frontend answers, so ids
+    /// stay the same across failover and never echo a visitor's `Host` header. Default: the
+    /// canonical address over http.
+    #[serde(default)]
+    pub public_url: Option<String>,
     /// The file holding the cluster's shared secret, which signs every request of the
     /// backends' internal API and the portal's session cookies. Relative to this file's folder;
     /// default `cluster.secret` next to it. `td secret --config` makes one.
@@ -417,6 +423,8 @@ pub enum Problem {
     BadName(String),
     #[error("[mail] report_schedule {expression:?} is not a cron expression with seconds (sec min hour day month weekday, e.g. \"0 0 7 * * Mon\"): {why}")]
     BadSchedule { expression: String, why: String },
+    #[error("public_url {0:?} is not a site's root URL: write it as http://host or https://host, with an optional :port and no path, query or trailing slash")]
+    PublicUrl(String),
     #[error("[mail]: {0}")]
     MailIncomplete(String),
     #[error(
@@ -425,6 +433,32 @@ pub enum Problem {
     MailAddress(String),
     #[error("[mail]: security = \"none\" would send the password to {0} unencrypted; use \"starttls\" or \"tls\" (\"none\" is for a server on this machine)")]
     MailClearPassword(String),
+}
+
+/// `http(s)://host[:port]`: a host of letters, digits, '.', '-' (or a bracketed IPv6
+/// address), nothing after it. Ids are built from it, so it must not carry a path or quotes.
+fn valid_public_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && host.len() <= 253
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            && !host.starts_with(['.', '-'])
+    };
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -497,6 +531,11 @@ impl ClusterConfig {
             return Err(Problem::NoNodes);
         }
         self.mail.check()?;
+        if let Some(url) = &self.public_url {
+            if !valid_public_url(url) {
+                return Err(Problem::PublicUrl(url.clone()));
+            }
+        }
         let (mut names, mut addresses, mut disks, mut paths) = (
             HashSet::new(),
             HashSet::new(),
@@ -546,6 +585,14 @@ impl ClusterConfig {
             }
         }
         Ok(())
+    }
+
+    /// The root of the collection's public URLs: `public_url`, else `http://CANONICAL`; `None`
+    /// when the cluster has neither (each server then names itself).
+    pub fn public_base(&self) -> Option<String> {
+        self.public_url
+            .clone()
+            .or_else(|| self.canonical.map(|c| format!("http://{c}")))
     }
 
     /// The shared secret's file (see [`ClusterConfig::secret_file`]).
@@ -657,6 +704,41 @@ power_domain = "B"
             ClusterConfig::parse(&bad),
             Err(ParseError::Invalid(Problem::BadName(_)))
         ));
+    }
+
+    #[test]
+    fn public_url_is_a_site_root_and_defaults_to_the_canonical_address() {
+        let c = ClusterConfig::parse(TWO_NODES).unwrap();
+        assert_eq!(c.public_base().as_deref(), Some("http://127.0.0.1:8080"));
+        let with = |url: &str| {
+            ClusterConfig::parse(&TWO_NODES.replacen(
+                "canonical = ",
+                &format!("public_url = {url:?}\ncanonical = "),
+                1,
+            ))
+        };
+        for good in [
+            "https://images.museum.example",
+            "http://images.museum.example:8443",
+            "http://[::1]:8080",
+            "https://127.0.0.1",
+        ] {
+            assert_eq!(with(good).unwrap().public_base().as_deref(), Some(good));
+        }
+        for bad in [
+            "images.museum.example",
+            "https://images.museum.example/",
+            "https://images.museum.example/iiif",
+            "https://evil\".example",
+            "https://x.example:0",
+            "https://x.example:99999",
+            "ftp://x.example",
+            "https://",
+            "https://[nonsense]:80",
+        ] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.contains("public_url"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -27,7 +27,8 @@ pub use config::{
 pub use event::{Component, Event, EventKind, EventPage};
 pub use ticket::{Part, Suspect, Ticket, TicketPage, TicketState};
 pub use upload::{
-    valid_image_id, valid_upload_id, NewUpload, OffsetAnswer, Stage, UploadStatus, MAX_CHUNK,
+    decode_path_segment, image_id_in_path, valid_image_id, valid_upload_id, NewUpload,
+    OffsetAnswer, Stage, UploadStatus, MAX_CHUNK,
 };
 
 /// Seconds since the Unix epoch, the time stamp of every record on a node.

@@ -98,6 +98,21 @@ pub fn valid_image_id(id: &str) -> bool {
     plain_name(id)
 }
 
+/// A URL path segment as a client sent it (`%2D` for `-`, as some clients write), decoded.
+/// `None` when it is not UTF-8 once decoded, or decodes to a '/': an encoded slash never
+/// names anything here.
+pub fn decode_path_segment(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()?;
+    (!decoded.contains('/')).then_some(decoded)
+}
+
+/// The image id a URL path segment names, decoded; `None` unless it is a valid id.
+pub fn image_id_in_path(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    decode_path_segment(raw).filter(|id| valid_image_id(id))
+}
+
 /// An upload id: random hex, 8 to 64 digits (also the name of its staging folder).
 pub fn valid_upload_id(id: &str) -> bool {
     (8..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
@@ -106,6 +121,27 @@ pub fn valid_upload_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_decoded_but_an_encoded_slash_is_refused() {
+        assert_eq!(
+            image_id_in_path("harbour%2Dview").as_deref(),
+            Some("harbour-view")
+        );
+        assert_eq!(
+            image_id_in_path("harbour-view").as_deref(),
+            Some("harbour-view")
+        );
+        assert_eq!(image_id_in_path("%68%61rbour").as_deref(), Some("harbour"));
+        assert_eq!(image_id_in_path("a%2Fb"), None);
+        assert_eq!(image_id_in_path("a%2fb"), None);
+        assert_eq!(image_id_in_path("..%2F..%2Fetc"), None);
+        assert_eq!(image_id_in_path("%FF"), None);
+        assert_eq!(image_id_in_path("a%20b"), None);
+        assert_eq!(image_id_in_path("%"), None);
+        assert_eq!(decode_path_segment("%5E200,").as_deref(), Some("^200,"));
+        assert_eq!(decode_path_segment("pct%3A50"), Some("pct:50".into()));
+    }
 
     #[test]
     fn ids_that_could_leave_their_folder_are_not_ids() {

@@ -7,12 +7,14 @@
 //! - [`durable`]: the one durable write (temp file, fsync, rename, fsync of the folder).
 //! - [`client`]: the one HTTP client between the cluster's processes, signing calls to a node's
 //!   internal API ([`Client`], [`CallError`]).
+//! - [`cors`]: what a page on another website may fetch (public answers, read-only).
 //!
 //! It must never hold policy: what a fault means, where a replica goes or when to retry belongs
 //! to the crates above. Every blocking function here (stores, probes, durable writes) must be
 //! called off the async threads.
 
 pub mod client;
+pub mod cors;
 pub mod durable;
 pub mod event_log;
 pub mod probe;

@@ -10,17 +10,12 @@ pub const CONTEXT: &str = "http://iiif.io/api/image/3/context.json";
 
 /// `info.json` for an image served at `id` (the full base URI).
 pub fn info_json(id: &str, g: &Geometry, channels: u8, limits: OutputLimits) -> Value {
-    let fits = |w: u32, h: u32| {
-        w <= limits.max_width
-            && h <= limits.max_height
-            && u64::from(w) * u64::from(h) <= limits.max_area
-    };
     // Sizes a client can ask for cheaply: every level that the limits allow, smallest first.
     let sizes: Vec<Value> = g
         .levels
         .iter()
         .rev()
-        .filter(|l| fits(l.width, l.height))
+        .filter(|l| limits.fit(l.width, l.height))
         .map(|l| json!({"width": l.width, "height": l.height}))
         .collect();
     let scale_factors: Vec<u64> = (0..g.levels.len()).map(Level::scale_factor).collect();

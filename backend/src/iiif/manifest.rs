@@ -5,6 +5,9 @@ use serde_json::{json, Value};
 
 use cluster::ImageMeta;
 
+/// The IIIF Presentation API 3.0 context.
+pub const CONTEXT: &str = "http://iiif.io/api/presentation/3/context.json";
+
 /// `base` is the image service URI (`http://host/iiif/3/{id}`), `thumbnail` the thumbnail URL.
 pub fn manifest(base: &str, thumbnail: &str, meta: &ImageMeta, width: u32, height: u32) -> Value {
     let text = |s: &str| json!({ "none": [s] });
@@ -21,7 +24,7 @@ pub fn manifest(base: &str, thumbnail: &str, meta: &ImageMeta, width: u32, heigh
     }
     let canvas = format!("{base}/canvas/1");
     let mut m = json!({
-        "@context": "http://iiif.io/api/presentation/3/context.json",
+        "@context": CONTEXT,
         "id": format!("{base}/manifest.json"),
         "type": "Manifest",
         "label": text(&meta.title),
@@ -30,6 +33,7 @@ pub fn manifest(base: &str, thumbnail: &str, meta: &ImageMeta, width: u32, heigh
         "items": [{
             "id": canvas,
             "type": "Canvas",
+            "label": text(&meta.title),
             "width": width,
             "height": height,
             "items": [{

@@ -15,6 +15,18 @@ pub enum Region {
     Percent { x: f64, y: f64, w: f64, h: f64 },
 }
 
+/// Written as the specification writes it, so that an error quotes the parameter as sent.
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Region::Full => f.write_str("full"),
+            Region::Square => f.write_str("square"),
+            Region::Pixels { x, y, w, h } => write!(f, "{x},{y},{w},{h}"),
+            Region::Percent { x, y, w, h } => write!(f, "pct:{x},{y},{w},{h}"),
+        }
+    }
+}
+
 /// The size parameter. `upscale` is the `^` prefix.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Size {
@@ -24,6 +36,26 @@ pub enum Size {
     Percent { n: f64, upscale: bool },
     Exact { w: u32, h: u32, upscale: bool },
     Confined { w: u32, h: u32, upscale: bool },
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (Size::Max { upscale }
+        | Size::Width { upscale, .. }
+        | Size::Height { upscale, .. }
+        | Size::Percent { upscale, .. }
+        | Size::Exact { upscale, .. }
+        | Size::Confined { upscale, .. }) = self;
+        let up = if *upscale { "^" } else { "" };
+        match self {
+            Size::Max { .. } => write!(f, "{up}max"),
+            Size::Width { w, .. } => write!(f, "{up}{w},"),
+            Size::Height { h, .. } => write!(f, "{up},{h}"),
+            Size::Percent { n, .. } => write!(f, "{up}pct:{n}"),
+            Size::Exact { w, h, .. } => write!(f, "{up}{w},{h}"),
+            Size::Confined { w, h, .. } => write!(f, "{up}!{w},{h}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -325,6 +357,13 @@ pub struct OutputLimits {
     pub max_area: u64,
 }
 
+impl OutputLimits {
+    /// Whether an output of `w × h` is within the limits.
+    pub fn fit(&self, w: u32, h: u32) -> bool {
+        w <= self.max_width && h <= self.max_height && u64::from(w) * u64::from(h) <= self.max_area
+    }
+}
+
 /// A request resolved against an image of a given size: everything in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
@@ -353,7 +392,7 @@ pub fn resolve(
     height: u32,
     limits: OutputLimits,
 ) -> Result<Plan, IiifError> {
-    let region_text = || format!("{:?}", req.region);
+    let region_text = || req.region.to_string();
     let (x, y, w, h) = match req.region {
         Region::Full => (0, 0, width, height),
         Region::Square => {
@@ -390,11 +429,19 @@ pub fn resolve(
                 .min(f64::from(limits.max_width) / rw)
                 .min(f64::from(limits.max_height) / rh)
                 .min((limits.max_area as f64 / (rw * rh)).sqrt());
-            (
-                (round(rw * scale)).max(1),
-                (round(rh * scale)).max(1),
-                upscale,
-            )
+            let nearest = (round(rw * scale).max(1), round(rh * scale).max(1));
+            // Rounded down when rounding to nearest lands over a limit (6000×4000 under 16 MP
+            // rounds to 4899×3266, 16,000,134 pixels): `max` must always be a size this
+            // server serves, as info.json and the manifest hand it out.
+            let (ow, oh) = if limits.fit(nearest.0, nearest.1) {
+                nearest
+            } else {
+                (
+                    round((rw * scale).floor()).max(1),
+                    round((rh * scale).floor()).max(1),
+                )
+            };
+            (ow, oh, upscale)
         }
         Size::Width { w: ow, upscale } => (ow, round(rh * f64::from(ow) / rw).max(1), upscale),
         Size::Height { h: oh, upscale } => (round(rw * f64::from(oh) / rh).max(1), oh, upscale),
@@ -421,18 +468,15 @@ pub fn resolve(
     if too_big(upscale, ow, oh) {
         return Err(IiifError::Invalid {
             parameter: "size",
-            value: format!("{:?}", req.size),
+            value: req.size.to_string(),
             why: "larger than the region; prefix the size with ^ to ask for upscaling",
         });
     }
-    if ow > limits.max_width
-        || oh > limits.max_height
-        || u64::from(ow) * u64::from(oh) > limits.max_area
-    {
+    if !limits.fit(ow, oh) {
         return Err(IiifError::Invalid {
             parameter: "size",
-            value: format!("{ow}×{oh}"),
-            why: "exceeds this server's maxWidth, maxHeight or maxArea (see info.json)",
+            value: req.size.to_string(),
+            why: "the output would exceed this server's maxWidth, maxHeight or maxArea (see info.json)",
         });
     }
     Ok(Plan {
@@ -557,6 +601,60 @@ mod tests {
                 .quarter_turns,
             0
         );
+    }
+
+    #[test]
+    fn errors_quote_the_parameters_as_iiif_writes_them() {
+        let e = plan("0,0,100,100", "1500,").unwrap_err().to_string();
+        assert!(e.contains("'1500,'"), "{e}");
+        assert!(!e.contains("upscale"), "{e}");
+        let e = plan("full", "^!5000,5000").unwrap_err().to_string();
+        assert!(e.contains("'^!5000,5000'"), "{e}");
+        let e = plan("7000,0,10,10", "max").unwrap_err().to_string();
+        assert!(e.contains("'7000,0,10,10'"), "{e}");
+    }
+
+    /// The image request the issue found refused: 6000×4000 under 16 MP.
+    #[test]
+    fn max_of_a_6000_by_4000_image_fits_16_megapixels() {
+        let limits = OutputLimits {
+            max_width: 8192,
+            max_height: 8192,
+            max_area: 16_000_000,
+        };
+        let req = ImageRequest::parse("full", "max", "0", "default.jpg").unwrap();
+        let p = resolve(&req, 6000, 4000, limits).unwrap();
+        assert!(u64::from(p.width) * u64::from(p.height) <= 16_000_000);
+        assert_eq!((p.width, p.height), (4898, 3265));
+    }
+
+    proptest::proptest! {
+        /// `max` and `^max` are always served, whatever the image's size and the limits: the
+        /// size `info.json` advertises (and a manifest paints) is never refused.
+        #[test]
+        fn max_always_fits_the_limits(
+            w in 1u32..200_000,
+            h in 1u32..200_000,
+            max_width in 1u32..20_000,
+            max_height in 1u32..20_000,
+            area_factor in 1u64..400,
+            up in proptest::bool::ANY,
+            region in "(full|square|pct:[0-9]{1,2},[0-9]{1,2},[1-9][0-9]{0,2},[1-9][0-9]{0,2})",
+        ) {
+            // maxArea at least the larger side, as any sane server sets it.
+            let max_area = u64::from(max_width.max(max_height)) * area_factor;
+            let limits = OutputLimits { max_width, max_height, max_area };
+            let size = if up { "^max" } else { "max" };
+            let req = ImageRequest::parse(&region, size, "0", "default.jpg").unwrap();
+            if let Ok(p) = resolve(&req, w, h, limits) {
+                proptest::prop_assert!(p.width <= max_width && p.height <= max_height);
+                proptest::prop_assert!(u64::from(p.width) * u64::from(p.height) <= max_area);
+            } else {
+                // Only a region wholly outside the image may be refused.
+                let outside = matches!(req.region, Region::Percent { x, y, .. } if x >= 100.0 || y >= 100.0);
+                proptest::prop_assert!(outside, "max refused for {w}×{h} {region}");
+            }
+        }
     }
 
     proptest::proptest! {
