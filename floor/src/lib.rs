@@ -7,6 +7,8 @@
 //! - [`durable`]: the one durable write (temp file, fsync, rename, fsync of the folder).
 //! - [`client`]: the one HTTP client between the cluster's processes, signing calls to a node's
 //!   internal API ([`Client`], [`CallError`]).
+//! - [`serve`]: the one HTTP server every process serves its routes with, with the timeouts and
+//!   the bound on connections a public address needs ([`serve::serve`], [`serve::Limits`]).
 //! - [`cors`]: what a page on another website may fetch (public answers, read-only).
 //!
 //! It must never hold policy: what a fault means, where a replica goes or when to retry belongs
@@ -19,6 +21,7 @@ pub mod durable;
 pub mod event_log;
 pub mod probe;
 pub mod secret_file;
+pub mod serve;
 pub mod store;
 
 pub use client::{CallError, Client};

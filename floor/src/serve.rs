@@ -1,0 +1,503 @@
+//! The one way the cluster's processes serve HTTP (backend, frontend, monitor): warp routes on
+//! hyper's HTTP/1.1, with the limits a public address needs and warp's own server lacks.
+//!
+//! - A request's head must arrive whole within [`Limits::header_read`] of its first byte, however
+//!   slowly it trickles in (slow-loris).
+//! - A connection with nothing to do is closed after [`Limits::idle`]: between requests (and
+//!   before the first one), while a request's body stalls, or while the client stops reading its
+//!   answer. A handler still working on a request whose body it has is never cut off.
+//! - At most [`Limits::connections`] connections at once; beyond that, new ones wait in the
+//!   listen backlog until one closes.
+//! - When the `shutdown` future ends: the listener is closed at once (so another process may
+//!   bind the address), idle connections are closed, requests in flight finish, and [`serve`]
+//!   returns when the last connection has ended (the caller bounds how long that may take).
+//!
+//! Keep-alive stays on, and nothing is timed per read or write: a busy keep-alive client costs
+//! one uncontended lock per read and write, and one timer per connection that wakes at most once
+//! per `header_read`.
+//!
+//! warp's `warp::addr::remote()` only works under `warp::serve`; routes served here read the
+//! peer's address with [`remote`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use warp::{Filter, Reply};
+
+/// How long a request's head may take to arrive, from its first byte.
+pub const HEADER_READ: Duration = Duration::from_secs(10);
+/// How long a connection may sit with nothing read or written (see the module's doc).
+pub const IDLE: Duration = Duration::from_secs(60);
+/// Connections served at once, unless the process may open fewer files (see [`Limits`]).
+pub const CONNECTIONS: usize = 4096;
+/// How long to wait before accepting again after the listener failed (out of file
+/// descriptors, say): at once would spin on the same error.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// What a server allows its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub header_read: Duration,
+    pub idle: Duration,
+    pub connections: usize,
+}
+
+impl Default for Limits {
+    /// [`HEADER_READ`], [`IDLE`], and [`CONNECTIONS`] or three quarters of the open files this
+    /// process may have, whichever is less: the rest is for its own files and stores, and a
+    /// connection refused by `accept` for want of a descriptor would only spin.
+    fn default() -> Limits {
+        Limits {
+            header_read: HEADER_READ,
+            idle: IDLE,
+            connections: CONNECTIONS.min(open_files_allowed() / 4 * 3).max(1),
+        }
+    }
+}
+
+fn open_files_allowed() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 1024;
+    }
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// The client's address, put on every request served by [`serve`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub SocketAddr);
+
+/// The client's address (the TCP peer), for routes served by [`serve`]; `None` elsewhere (in
+/// `warp::test`, say).
+pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<Peer>().map(|p: Option<Peer>| p.map(|Peer(addr)| addr))
+}
+
+/// Serves `routes` on `listener` within `limits` until `shutdown` ends, then lets the requests
+/// in flight finish and returns when every connection has closed.
+pub async fn serve<F, R>(
+    listener: TcpListener,
+    routes: F,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    let connections = limits.connections.clamp(1, u32::MAX as usize);
+    let places = Arc::new(Semaphore::new(connections));
+    let (stop, stopping) = watch::channel(false);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper's own header timer starts when it waits for a head, idle wait included: set to the
+    // two together, it is only a backstop behind the finer watch of each connection.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.idle + limits.header_read)
+        .keep_alive(true);
+    let local = listener.local_addr().ok();
+    let mut shutdown = pin!(shutdown);
+    let mut said_full = false;
+    loop {
+        if places.available_permits() == 0 && !said_full {
+            tracing::warn!(listen = ?local, connections, "as many connections as allowed: new ones wait");
+        }
+        said_full = places.available_permits() == 0;
+        // A place first: beyond the bound, connections wait in the kernel's backlog.
+        let place = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            place = places.clone().acquire_owned() => match place {
+                Ok(place) => place,
+                Err(_) => break, // never closed
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    tracing::warn!(listen = ?local, error = %e, "cannot accept a connection");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        // Small answers go out at once rather than after the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(
+            stream,
+            peer,
+            routes.clone(),
+            http.clone(),
+            limits,
+            stopping.clone(),
+            place,
+        ));
+    }
+    drop(listener);
+    stop.send_replace(true);
+    // Every connection holds a place until it ends: all places back, all connections done.
+    let _ = places.acquire_many(connections as u32).await;
+}
+
+/// Errors of one connection that `accept` reports; the listener itself is fine.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+async fn connection<F, R>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    routes: F,
+    http: hyper::server::conn::http1::Builder,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+    _place: OwnedSemaphorePermit,
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    let activity = Arc::new(Activity::new(Instant::now()));
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: activity.clone(),
+    });
+    let service = Served {
+        routes: TowerToHyperService::new(warp::service(routes)),
+        activity: activity.clone(),
+        peer,
+    };
+    let mut conn = pin!(http.serve_connection(io, service));
+    let mut draining = false;
+    loop {
+        let now = Instant::now();
+        let (deadline, _) = activity.deadline(&limits);
+        // Woken at least every `header_read`: a head that starts between two looks is then
+        // seen in time for its own deadline.
+        let look = deadline.map_or(now + limits.header_read, |d| {
+            d.min(now + limits.header_read.min(limits.idle))
+        });
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(peer = %peer, error = %e, "connection ended");
+                }
+                return;
+            }
+            _ = stopping.changed(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = tokio::time::sleep_until(look) => {
+                if let (Some(deadline), why) = activity.deadline(&limits) {
+                    if Instant::now() >= deadline {
+                        tracing::debug!(peer = %peer, why, "closing a connection");
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a connection is doing, as seen from its bytes and its requests.
+struct Activity {
+    /// A `std::sync::Mutex`: held for a few assignments, never across an await, and nearly
+    /// always by the connection's own task.
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct State {
+    /// The last time a byte was read or written.
+    last_io: Instant,
+    phase: Phase,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// No request being served since `since`; `head` is when the next one's first byte came.
+    Waiting {
+        since: Instant,
+        head: Option<Instant>,
+    },
+    /// A request is being served: `body_read` once its body is in (or it had none),
+    /// `answered` once the handler gave its answer (which may still be being written).
+    Serving { body_read: bool, answered: bool },
+}
+
+impl Activity {
+    fn new(now: Instant) -> Activity {
+        Activity {
+            state: Mutex::new(State {
+                last_io: now,
+                phase: Phase::Waiting {
+                    since: now,
+                    head: None,
+                },
+            }),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn read(&self) {
+        let now = Instant::now();
+        self.with(|s| {
+            s.last_io = now;
+            if let Phase::Waiting {
+                head: head @ None, ..
+            } = &mut s.phase
+            {
+                *head = Some(now);
+            }
+        });
+    }
+
+    fn wrote(&self) {
+        let now = Instant::now();
+        self.with(|s| s.last_io = now);
+    }
+
+    fn request(&self, body_read: bool) {
+        self.with(|s| {
+            s.phase = Phase::Serving {
+                body_read,
+                answered: false,
+            }
+        });
+    }
+
+    fn body_read(&self) {
+        self.with(|s| {
+            if let Phase::Serving { body_read, .. } = &mut s.phase {
+                *body_read = true;
+            }
+        });
+    }
+
+    fn answered(&self) {
+        self.with(|s| {
+            if let Phase::Serving { answered, .. } = &mut s.phase {
+                *answered = true;
+            }
+        });
+    }
+
+    /// The answer is written (or abandoned): the connection waits for the next request.
+    fn done(&self) {
+        let now = Instant::now();
+        self.with(|s| {
+            s.phase = Phase::Waiting {
+                since: now,
+                head: None,
+            }
+        });
+    }
+
+    /// When this connection is to be closed if nothing changes (`None` while a handler works),
+    /// and why.
+    fn deadline(&self, limits: &Limits) -> (Option<Instant>, &'static str) {
+        let s = self.with(|s| *s);
+        match s.phase {
+            Phase::Waiting {
+                head: Some(head), ..
+            } => (Some(head + limits.header_read), "request head too slow"),
+            Phase::Waiting { since, head: None } => (Some(since + limits.idle), "idle"),
+            Phase::Serving {
+                body_read: false, ..
+            } => (Some(s.last_io + limits.idle), "request body stalled"),
+            Phase::Serving {
+                answered: false, ..
+            } => (None, "handler working"),
+            Phase::Serving { .. } => (Some(s.last_io + limits.idle), "answer not read"),
+        }
+    }
+}
+
+/// The connection's socket, telling its [`Activity`] of every byte.
+struct Watched {
+    stream: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.wrote();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.wrote();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The routes as hyper's service: puts the [`Peer`] on each request and tells the connection's
+/// [`Activity`] where the request stands.
+struct Served<S> {
+    routes: S,
+    activity: Arc<Activity>,
+    peer: SocketAddr,
+}
+
+impl<S, B> hyper::service::Service<Request<Incoming>> for Served<S>
+where
+    S: hyper::service::Service<Request<RequestBody>, Response = Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<AnswerBody<B>>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, mut request: Request<Incoming>) -> Self::Future {
+        request.extensions_mut().insert(Peer(self.peer));
+        self.activity.request(request.body().is_end_stream());
+        let request = request.map(|body| RequestBody {
+            body,
+            activity: self.activity.clone(),
+        });
+        let answer = self.routes.call(request);
+        let activity = self.activity.clone();
+        Box::pin(async move {
+            let answer = answer.await?;
+            activity.answered();
+            Ok(answer.map(|body| AnswerBody { body, activity }))
+        })
+    }
+}
+
+/// A request's body, telling the connection when it is all in (or no longer wanted).
+struct RequestBody {
+    body: Incoming,
+    activity: Arc<Activity>,
+}
+
+impl Body for RequestBody {
+    type Data = <Incoming as Body>::Data;
+    type Error = <Incoming as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.body.is_end_stream() {
+            self.activity.body_read();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for RequestBody {
+    /// A handler that drops the body is no longer waiting for the client.
+    fn drop(&mut self) {
+        self.activity.body_read();
+    }
+}
+
+/// An answer's body, telling the connection when hyper is done with it.
+struct AnswerBody<B> {
+    body: B,
+    activity: Arc<Activity>,
+}
+
+impl<B: Body + Unpin> Body for AnswerBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B> Drop for AnswerBody<B> {
+    fn drop(&mut self) {
+        self.activity.done();
+    }
+}

@@ -1,0 +1,353 @@
+//! The one HTTP server on a real loopback socket, with short limits so a test waits seconds:
+//! slow-loris heads are closed after the header timeout while a keep-alive client is served
+//! throughout, an idle connection rests past the header timeout and is closed when idle, a
+//! stalled body is closed, a slow handler is not, connections beyond the bound wait, and a
+//! shutdown lets the request in flight finish.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use floor::serve::{serve, Limits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::time::{timeout, Instant};
+use warp::Filter;
+
+/// How long a test waits for something that must happen before it calls it a failure.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A server of `/hello`, `/peer` (the client's address), `/echo` (a POST's body), `/slow`
+/// (answers after `pause`) and `/held` (answers when the test says), torn down with the test's
+/// runtime.
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+fn start(limits: Limits, held: Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>) -> Server {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+    let hello = warp::path!("hello").map(|| "hello".to_string());
+    let peer = warp::path!("peer")
+        .and(floor::serve::remote())
+        .map(|p: Option<SocketAddr>| format!("{p:?}"));
+    let echo = warp::path!("echo")
+        .and(warp::body::bytes())
+        .map(|b: warp::hyper::body::Bytes| format!("{} bytes", b.len()));
+    let slow = warp::path!("slow" / u64).then(|ms| async move {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        "slow".to_string()
+    });
+    let held = warp::path!("held").then(move || {
+        let held = held.lock().unwrap().take();
+        async move {
+            if let Some((started, release)) = held {
+                let _ = started.send(());
+                let _ = release.await;
+            }
+            "held".to_string()
+        }
+    });
+    let routes = hello
+        .or(peer)
+        .unify()
+        .or(echo)
+        .unify()
+        .or(slow)
+        .unify()
+        .or(held)
+        .unify()
+        .recover(|_| async { Ok::<_, Infallible>("not found".to_string()) })
+        .unify();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(serve(listener, routes, limits, async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        addr,
+        stop: Some(stop),
+        done,
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.done.abort();
+    }
+}
+
+fn limits(header_read_ms: u64, idle_ms: u64, connections: usize) -> Limits {
+    Limits {
+        header_read: Duration::from_millis(header_read_ms),
+        idle: Duration::from_millis(idle_ms),
+        connections,
+    }
+}
+
+/// Sends one GET on `stream` and reads its answer: the status and the body.
+async fn get(stream: &mut TcpStream, path: &str) -> std::io::Result<(u16, String)> {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n").as_bytes())
+        .await?;
+    answer(stream).await
+}
+
+/// Reads one answer with a `content-length`.
+async fn answer(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .and_then(|l| l.trim().parse().ok())
+                .unwrap_or(0);
+            if bytes.len() >= end + 4 + length {
+                let status = head[9..12].parse().unwrap();
+                let body = String::from_utf8_lossy(&bytes[end + 4..end + 4 + length]).into();
+                return Ok((status, body));
+            }
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Waits until the server closes `stream`; when, or `None` if it was still open after
+/// [`PATIENCE`]. Fails if the server sent anything.
+async fn closed(stream: &mut TcpStream) -> Option<Instant> {
+    let mut chunk = [0u8; 64];
+    match timeout(PATIENCE, stream.read(&mut chunk)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => Some(Instant::now()),
+        Ok(Ok(n)) => panic!(
+            "the server answered a connection it should close: {:?}",
+            String::from_utf8_lossy(&chunk[..n])
+        ),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_heads_are_closed_after_the_header_timeout_while_a_keep_alive_client_is_served()
+{
+    let limits = limits(1000, 30_000, 1000);
+    let server = start(limits, None);
+    const SLOW: usize = 300;
+    let mut crowd = tokio::task::JoinSet::new();
+    for i in 0..SLOW {
+        let addr = server.addr;
+        crowd.spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /hello HTTP/1.1\r\nhost: test\r\nx-slow: ")
+                .await
+                .unwrap();
+            let sent = Instant::now();
+            let trickles = i % 2 == 0;
+            let mut chunk = [0u8; 64];
+            let give_up = sent + PATIENCE;
+            // Half of them send one more byte of the head every 100 ms, the others stall.
+            loop {
+                tokio::select! {
+                    read = s.read(&mut chunk) => {
+                        return match read {
+                            Ok(0) | Err(_) => (trickles, Some(Instant::now() - sent)),
+                            Ok(n) => panic!("answered: {:?}", String::from_utf8_lossy(&chunk[..n])),
+                        };
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(100)), if trickles => {
+                        if s.write_all(b"a").await.is_err() {
+                            return (trickles, Some(Instant::now() - sent));
+                        }
+                    }
+                    () = tokio::time::sleep_until(give_up) => return (trickles, None),
+                }
+            }
+        });
+    }
+    // One keep-alive client, served on one connection for as long as the crowd is there.
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    let mut served = 0;
+    let mut outcomes = Vec::new();
+    while outcomes.len() < SLOW {
+        let (status, body) = get(&mut client, "/hello")
+            .await
+            .unwrap_or_else(|e| panic!("request {served} of the keep-alive client: {e}"));
+        assert_eq!((status, body.as_str()), (200, "hello"), "request {served}");
+        served += 1;
+        while let Some(outcome) = crowd.try_join_next() {
+            outcomes.push(outcome.unwrap());
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(served > 0);
+    for (trickles, closed_after) in outcomes {
+        let after = closed_after.unwrap_or_else(|| {
+            panic!("a slow head (trickling: {trickles}) still open after {PATIENCE:?}")
+        });
+        assert!(
+            after >= limits.header_read,
+            "closed {after:?} after its first byte, before the header timeout"
+        );
+    }
+    // Still the same connection, still served.
+    assert_eq!(get(&mut client, "/hello").await.unwrap().0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_alive_connection_rests_past_the_header_timeout_and_is_closed_when_idle() {
+    let limits = limits(300, 2000, 10);
+    let server = start(limits, None);
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(get(&mut client, "/hello").await.unwrap().0, 200);
+    // Twice the header timeout between two requests on one connection.
+    tokio::time::sleep(limits.header_read * 2).await;
+    assert_eq!(get(&mut client, "/hello").await.unwrap().0, 200);
+    let answered = Instant::now();
+    let closed_at = closed(&mut client)
+        .await
+        .expect("an idle connection is closed");
+    assert!(
+        closed_at - answered >= limits.idle,
+        "{:?}",
+        closed_at - answered
+    );
+    // A connection that never sends a byte is idle too.
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let opened = Instant::now();
+    let closed_at = closed(&mut silent)
+        .await
+        .expect("a silent connection is closed");
+    assert!(closed_at - opened >= limits.idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_body_is_closed_and_a_slow_handler_is_not() {
+    let limits = limits(300, 1000, 10);
+    let server = start(limits, None);
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let closed_at = closed(&mut stalled)
+        .await
+        .expect("a stalled body is closed");
+    assert!(closed_at - sent >= limits.idle);
+    // A whole body is answered.
+    let mut whole = TcpStream::connect(server.addr).await.unwrap();
+    whole
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 10\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    assert_eq!(
+        answer(&mut whole).await.unwrap(),
+        (200, "10 bytes".to_string())
+    );
+    // A handler that works for longer than the idle timeout, with nothing on the wire.
+    let mut patient = TcpStream::connect(server.addr).await.unwrap();
+    let slow = format!("/slow/{}", (limits.idle * 3).as_millis());
+    assert_eq!(
+        get(&mut patient, &slow).await.unwrap(),
+        (200, "slow".to_string())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_the_bound_a_connection_waits_for_a_place() {
+    let limits = limits(30_000, 30_000, 1);
+    let server = start(limits, None);
+    let mut holder = TcpStream::connect(server.addr).await.unwrap();
+    holder
+        .write_all(b"GET /hello HTTP/1.1\r\nhost: test\r\n")
+        .await
+        .unwrap();
+    // The kernel completes the second connection; the server does not take it yet.
+    let mut second = TcpStream::connect(server.addr).await.unwrap();
+    second
+        .write_all(b"GET /hello HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        timeout(Duration::from_millis(500), second.read(&mut byte))
+            .await
+            .is_err(),
+        "answered while the only place was taken"
+    );
+    // The holder finishes and leaves: its place goes to the second.
+    holder
+        .write_all(b"connection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(answer(&mut holder).await.unwrap().0, 200);
+    let (status, body) = timeout(PATIENCE, answer(&mut second))
+        .await
+        .expect("served once a place is free")
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "hello"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_s_address_is_on_each_request() {
+    let server = start(Limits::default(), None);
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    let (status, body) = get(&mut client, "/peer").await.unwrap();
+    assert_eq!(
+        (status, body),
+        (200, format!("{:?}", Some(client.local_addr().unwrap())))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_closes_the_listener_and_idle_connections_and_lets_a_request_finish() {
+    let (started, handler_started) = oneshot::channel();
+    let (release, released) = oneshot::channel();
+    let mut server = start(Limits::default(), Some((started, released)));
+    let addr = server.addr;
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    assert_eq!(get(&mut idle, "/hello").await.unwrap().0, 200);
+    let mut busy = TcpStream::connect(addr).await.unwrap();
+    busy.write_all(b"GET /held HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    handler_started.await.unwrap();
+
+    server.stop.take().unwrap().send(()).unwrap();
+    let asked = Instant::now();
+    loop {
+        match TcpStream::connect(addr).await {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            _ => assert!(
+                asked.elapsed() < PATIENCE,
+                "still accepting after a shutdown"
+            ),
+        }
+        tokio::task::yield_now().await;
+    }
+    closed(&mut idle)
+        .await
+        .expect("an idle connection is closed at a shutdown");
+    assert!(
+        !server.done.is_finished(),
+        "the server ended with a request in flight"
+    );
+    release.send(()).unwrap();
+    let (status, body) = answer(&mut busy).await.unwrap();
+    assert_eq!((status, body.as_str()), (200, "held"));
+    timeout(PATIENCE, &mut server.done)
+        .await
+        .expect("the server ends once its last request is answered")
+        .unwrap();
+}
