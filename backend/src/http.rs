@@ -350,6 +350,10 @@ fn health(node: Arc<Node>) -> Response<Body> {
         "catalog": { "name": node.catalog.generation(), "version": node.catalog.version() },
         "disks": disks,
         "warnings": node.warnings,
+        "renders": {
+            "memory_in_use_bytes": node.renders.in_use(),
+            "waiting": node.renders.waiting(),
+        },
         "pid": std::process::id(),
     });
     no_store(json_reply(&body))
@@ -639,17 +643,42 @@ async fn iiif_image(
             )
         }
     };
-    let stored = render::stored_tile(&req, &plan, g, image.pyramid.header().channels);
+    let channels = image.pyramid.header().channels;
+    let stored = render::stored_tile(&req, &plan, g, channels);
     if !image.readable() {
         return replica_unavailable("image");
     }
+    // A render waits for its memory; a stored tile is one read and never does.
+    let admitted = match stored {
+        Some(_) => None,
+        None => match node
+            .renders
+            .admit(render::memory_needed(g, channels, &plan))
+            .await
+        {
+            Ok(admitted) => Some(admitted),
+            Err(busy) => {
+                tracing::warn!(image = %id, region = %region, size = %size, %busy, "render refused: the node's render memory is taken");
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this server is busy rendering other images; try again in a few seconds",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, "5".parse().expect("valid header"));
+                return r;
+            }
+        },
+    };
     let reader = image.clone();
-    let work = tokio::task::spawn_blocking(move || match stored {
-        Some((level, col, row)) => reader
-            .pyramid
-            .read_tile(level, col, row)
-            .map_err(render::RenderError::from),
-        None => render::render(&reader.pyramid, &req, &plan),
+    let work = tokio::task::spawn_blocking(move || {
+        let _admitted = admitted;
+        match stored {
+            Some((level, col, row)) => reader
+                .pyramid
+                .read_tile(level, col, row)
+                .map_err(render::RenderError::from),
+            None => render::render(&reader.pyramid, &req, &plan),
+        }
     });
     match work.await {
         Ok(Ok(bytes)) => Response::builder()
@@ -697,9 +726,11 @@ pub async fn serve(
     node: Arc<Node>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(node))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    floor::serve::serve(
+        listener,
+        routes(node),
+        floor::serve::Limits::default(),
+        shutdown,
+    )
+    .await;
 }

@@ -80,6 +80,8 @@ pub struct Node {
     /// The root of the collection's public URLs (IIIF ids, manifests): the cluster's
     /// `public_url`, else its canonical address, else this node's own address.
     pub public_url: String,
+    /// Memory IIIF renders may hold at once.
+    pub renders: Arc<crate::iiif::budget::RenderBudget>,
     /// The frontends, by name: this node is a witness in their failover.
     pub frontends: Vec<cluster::FrontendConfig>,
     /// Uploads: received here, staged here for another node, or placed here.
@@ -296,7 +298,15 @@ impl Node {
             opening.warnings.push(format!("scrubbing is off: {e}"));
         }
         let public_url = cluster.public_base().unwrap_or_else(|| config.origin());
+        let renders = Arc::new(crate::iiif::budget::RenderBudget::new(
+            config
+                .render_memory_mb
+                .map_or(crate::iiif::budget::DEFAULT_RENDER_MEMORY, |mb| mb << 20),
+            crate::iiif::budget::MAX_WAITING,
+            crate::iiif::budget::MAX_WAIT,
+        ));
         let node = Node {
+            renders,
             scrub,
             redundancy,
             ingest,

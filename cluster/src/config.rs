@@ -319,6 +319,10 @@ pub struct NodeConfig {
     pub state_dir: Option<PathBuf>,
     #[serde(rename = "disk", default)]
     pub disks: Vec<DiskConfig>,
+    /// Memory IIIF renders may hold at once on this node, in MiB (default 512); renders
+    /// beyond it wait briefly, then are answered 503. Stored tiles never count.
+    #[serde(default)]
+    pub render_memory_mb: Option<u64>,
     /// The remote power switch that can cycle its outlet: a node silent for
     /// `power_cycle_after_seconds` is power-cycled through it by its watcher, at most once an
     /// hour.

@@ -10,6 +10,72 @@ use super::request::{Format, ImageRequest, Plan, Quality};
 /// JPEG quality of rendered images: the same as the stored tiles.
 const RENDER_QUALITY: u8 = tiler::DEFAULT_QUALITY;
 
+/// The fewest pixels a render may decode, whatever its output: enough for any ordinary
+/// request to read the level its output needs.
+const MIN_DECODE_PIXELS: u64 = 4 << 20;
+/// A render decodes at most this many times its output's pixels (or [`MIN_DECODE_PIXELS`]).
+const DECODE_PER_OUTPUT_PIXEL: u64 = 4;
+
+/// The pyramid level a render reads, and the part of it: the coarsest level still at least
+/// as detailed as the output in both directions, unless that would decode more than
+/// [`DECODE_PER_OUTPUT_PIXEL`] times the output. A distorted size (`full/6000,1`: full
+/// detail across, 4000 times less down) then reads a coarser level rather than a
+/// full-resolution strip of 24 MP for a 6000-pixel answer.
+pub fn source(g: &Geometry, plan: &Plan) -> Source {
+    let (x, y, w, h) = plan.region;
+    let at = |level: usize| {
+        let s = 1u32 << level;
+        let l = g.levels[level];
+        let (x0, y0) = (x / s, y / s);
+        let x1 = (x + w).div_ceil(s).min(l.width);
+        let y1 = (y + h).div_ceil(s).min(l.height);
+        Source {
+            level,
+            x: x0,
+            y: y0,
+            width: (x1 - x0).max(1),
+            height: (y1 - y0).max(1),
+        }
+    };
+    let shrink = (f64::from(w) / f64::from(plan.width)).min(f64::from(h) / f64::from(plan.height));
+    let mut level = (0..g.levels.len())
+        .rev()
+        .find(|&n| f64::from(1u32 << n) <= shrink)
+        .unwrap_or(0);
+    let output = u64::from(plan.width) * u64::from(plan.height);
+    let allowed = (output * DECODE_PER_OUTPUT_PIXEL).max(MIN_DECODE_PIXELS);
+    while level + 1 < g.levels.len() && at(level).pixels() > allowed {
+        level += 1;
+    }
+    at(level)
+}
+
+/// What a render decodes: a rectangle of one pyramid level, in that level's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source {
+    pub level: usize,
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Source {
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// The most memory a render of `plan` holds at once, in bytes: the decoded source and one
+/// tile being decoded, the resampler's pass in one direction (at most the source's size),
+/// then the output about three times over (resampled, turned or recoloured, encoded).
+pub fn memory_needed(g: &Geometry, channels: u8, plan: &Plan) -> u64 {
+    let c = u64::from(channels.max(1));
+    let tile = u64::from(g.tile_size) * u64::from(g.tile_size) * 3;
+    let output = u64::from(plan.width) * u64::from(plan.height) * c;
+    2 * source(g, plan).pixels() * c + tile + 3 * output
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error(transparent)]
@@ -66,19 +132,10 @@ pub fn render(
 ) -> Result<Vec<u8>, RenderError> {
     let g = reader.geometry();
     let channels = usize::from(reader.header().channels);
-    let (x, y, w, h) = plan.region;
-    // The smallest level still at least as detailed as the output.
-    let shrink = (f64::from(w) / f64::from(plan.width)).min(f64::from(h) / f64::from(plan.height));
-    let level = (0..g.levels.len())
-        .rev()
-        .find(|&n| f64::from(1u32 << n) <= shrink)
-        .unwrap_or(0);
-    let s = 1u32 << level;
-    let l = g.levels[level];
-    let (lx0, ly0) = (x / s, y / s);
-    let lx1 = (x + w).div_ceil(s).min(l.width);
-    let ly1 = (y + h).div_ceil(s).min(l.height);
-    let (rw, rh) = ((lx1 - lx0).max(1), (ly1 - ly0).max(1));
+    let src = source(g, plan);
+    let level = src.level;
+    let (lx0, ly0, rw, rh) = (src.x, src.y, src.width, src.height);
+    let (lx1, ly1) = (lx0 + rw, ly0 + rh);
     let t = g.tile_size;
     let mut region = vec![0u8; rw as usize * rh as usize * channels];
     for row in ly0 / t..=(ly1 - 1) / t {
@@ -168,4 +225,69 @@ fn encode(img: &DynamicImage, format: Format) -> Result<Vec<u8>, RenderError> {
             .map_err(|e| RenderError::Encode(e.to_string()))?,
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iiif::request::{resolve, OutputLimits};
+
+    const LIMITS: OutputLimits = OutputLimits {
+        max_width: 8192,
+        max_height: 8192,
+        max_area: 16_000_000,
+    };
+
+    fn source_of(w: u32, h: u32, region: &str, size: &str) -> (Source, Plan) {
+        let g = Geometry::new(w, h, 256).unwrap();
+        let req = ImageRequest::parse(region, size, "0", "default.jpg").unwrap();
+        let plan = resolve(&req, w, h, LIMITS).unwrap();
+        (source(&g, &plan), plan)
+    }
+
+    #[test]
+    fn ordinary_requests_read_the_level_their_output_needs() {
+        // max of 6000×4000 under 16 MP: full resolution, the whole image.
+        let (s, _) = source_of(6000, 4000, "full", "max");
+        assert_eq!((s.level, s.width, s.height), (0, 6000, 4000));
+        // A quarter-size view reads level 2 (scale 4), exactly.
+        let (s, _) = source_of(6000, 4000, "full", "1500,");
+        assert_eq!((s.level, s.width, s.height), (2, 1500, 1000));
+        // A small region at full size reads only that region.
+        let (s, _) = source_of(6000, 4000, "1000,1000,300,200", "max");
+        assert_eq!(
+            (s.level, s.x, s.y, s.width, s.height),
+            (0, 1000, 1000, 300, 200)
+        );
+    }
+
+    /// The distorted sizes that decoded a full-resolution strip for a few kilobytes.
+    #[test]
+    fn distorted_sizes_decode_a_bounded_number_of_pixels() {
+        for (w, h, region, size) in [
+            (6000, 4000, "full", "6000,1"),
+            (6000, 4000, "full", "1,4000"),
+            (8192, 20000, "0,0,8192,20000", "8192,1"),
+        ] {
+            let (s, plan) = source_of(w, h, region, size);
+            let output = u64::from(plan.width) * u64::from(plan.height);
+            assert!(
+                s.pixels() <= (output * DECODE_PER_OUTPUT_PIXEL).max(MIN_DECODE_PIXELS),
+                "{region}/{size} of {w}×{h} decodes {} pixels at level {}",
+                s.pixels(),
+                s.level
+            );
+        }
+    }
+
+    #[test]
+    fn the_memory_a_render_needs_counts_its_source_and_output() {
+        let g = Geometry::new(6000, 4000, 256).unwrap();
+        let req = ImageRequest::parse("full", "max", "90", "default.png").unwrap();
+        let plan = resolve(&req, 6000, 4000, LIMITS).unwrap();
+        let need = memory_needed(&g, 3, &plan);
+        let output = u64::from(plan.width) * u64::from(plan.height) * 3;
+        assert!(need >= 6000 * 4000 * 3 + 3 * output, "{need}");
+        assert!(need < super::super::budget::DEFAULT_RENDER_MEMORY, "{need}");
+    }
 }

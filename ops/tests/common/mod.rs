@@ -297,9 +297,30 @@ impl DemoPlan {
 /// One GET over a fresh connection: (status, head, body). It panics, naming the URL, when
 /// the server cannot be reached or gives no whole answer within [`ANSWER_DEADLINE`].
 pub fn get(addr: &str, path: &str) -> (u16, String, Vec<u8>) {
-    let url = format!("GET http://{addr}{path}");
+    request(addr, "GET", path, &[])
+}
+
+/// [`get`] with another method and more headers (a `Host` among them replaces the address).
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
+    let url = format!("{method} http://{addr}{path}");
     let mut s = connect(addr, &url).unwrap_or_else(|e| panic!("{url}: {e}"));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or(addr, |(_, v)| v);
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
     let raw = exchange(&mut s, &[request.as_bytes()], &url, ANSWER_DEADLINE)
         .unwrap_or_else(|e| panic!("{url}: {e}"));
     let split = raw
