@@ -20,6 +20,9 @@ pub const PER_PAGE: usize = 24;
 /// What the routes need.
 pub struct Front {
     pub name: String,
+    /// The root of the collection's public URLs (the IIIF collection's ids): the cluster's
+    /// `public_url`, else its canonical address.
+    pub public_url: String,
     pub table: Arc<Table>,
     pub runner: cluster::worker::Runner,
     /// The failover state machine, once started.
@@ -49,14 +52,17 @@ pub fn routes(
             let query = safe_query(&query)
                 .map(|q| format!("?{q}"))
                 .unwrap_or_default();
-            redirect(&f, &id, &format!("/view/{id}{query}"))
+            match cluster::image_id_in_path(&id) {
+                Some(id) => redirect(&f, &id, &format!("/view/{id}{query}")),
+                None => not_an_image(),
+            }
         });
     // Everything a backend serves per image, under the same path.
     let passthrough = warp::path::full().and(f.clone()).and_then(
         |path: warp::path::FullPath, f: Arc<Front>| async move {
             let p = path.as_str();
             let id = image_of(p).ok_or_else(warp::reject::not_found)?;
-            Ok::<_, Rejection>(redirect(&f, id, p))
+            Ok::<_, Rejection>(redirect(&f, &id, p))
         },
     );
     let gallery = warp::path::end()
@@ -68,7 +74,6 @@ pub fn routes(
         .and(f.clone())
         .map(|q, f| search(q, f, "Search"));
     let collection = warp::path!("iiif" / "collection.json")
-        .and(warp::header::optional::<String>("host"))
         .and(f.clone())
         .map(collection);
     let health = warp::path!("health").and(f.clone()).map(|f: Arc<Front>| {
@@ -112,20 +117,21 @@ pub fn routes(
             .into_response()
     });
     let failover = warp::path!("failover").and(f.clone()).map(|f: Arc<Front>| {
-        let (state, rounds, verdict) = match f.failover.get() {
+        let (state, rounds, verdict, dropped) = match f.failover.get() {
             Some(s) => {
                 let m = s.machine.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let v = *s.last_verdict.lock().unwrap_or_else(|p| p.into_inner());
                 let rounds = s.witness_rounds.load(std::sync::atomic::Ordering::Relaxed);
-                (Some(m), rounds, v)
+                (Some(m), rounds, v, Some(s.dropped.snapshot()))
             }
-            None => (None, 0, None),
+            None => (None, 0, None, None),
         };
         json(&serde_json::json!({
             "frontend": f.name,
             "failover": state,
             "witness_rounds": rounds,
             "last_verdict": verdict,
+            "dropped_heartbeats": dropped,
         }))
     });
     let workers = warp::path!("workers")
@@ -152,11 +158,47 @@ pub fn routes(
             .or(style)
             .or(passthrough),
     );
-    get.or(portal).or(ops).recover(rejection)
+    let preflight = warp::options()
+        .and(warp::path::full())
+        .and(warp::header::optional::<String>(
+            "access-control-request-headers",
+        ))
+        .and_then(
+            |path: warp::path::FullPath, asked: Option<String>| async move {
+                if private(path.as_str()) {
+                    return Err(warp::reject::not_found());
+                }
+                Ok(floor::cors::preflight::<Body>(asked.as_deref()).into_response())
+            },
+        );
+    let all = get
+        .or(portal)
+        .or(ops)
+        .recover(rejection)
+        .map(Reply::into_response);
+    // Before any route: a route's refusal of OPTIONS would outrank the others' "not found".
+    warp::path::full().and(preflight.or(all).unify()).map(
+        |path: warp::path::FullPath, mut response: warp::reply::Response| {
+            // What a visitor sees is readable by a viewer on another website, redirects and
+            // errors included; the portal and the dashboard, behind a sign-in, are not.
+            if !private(path.as_str()) {
+                floor::cors::allow(&mut response);
+            }
+            response
+        },
+    )
 }
 
-/// The image id in a backend path the frontend forwards, if it is one.
-fn image_of(path: &str) -> Option<&str> {
+/// The pages behind a sign-in: never shared with other websites.
+fn private(path: &str) -> bool {
+    ["/portal", "/ops"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// The image id in a backend path the frontend forwards, if it is one (decoded: `%2D` is `-`).
+fn image_of(path: &str) -> Option<String> {
     let mut parts = path.trim_start_matches('/').split('/');
     let id = match (parts.next()?, parts.next()?) {
         ("tiles", id) => id,
@@ -166,7 +208,7 @@ fn image_of(path: &str) -> Option<&str> {
         ("iiif", "3") => parts.next()?,
         _ => return None,
     };
-    cluster::valid_image_id(id).then_some(id)
+    cluster::image_id_in_path(id).map(|id| id.into_owned())
 }
 
 /// A query string passed on to the viewer only if it is made of plain characters.
@@ -178,14 +220,16 @@ fn safe_query(q: &str) -> Option<&str> {
     .then_some(q)
 }
 
+fn not_an_image() -> Response<Body> {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Not an image address",
+        "Image names are letters, digits, '-' and '_'.",
+    )
+}
+
+/// `id` is a valid image id, decoded; `path` the path to send the visitor to on its replica.
 fn redirect(f: &Front, id: &str, path: &str) -> Response<Body> {
-    if !cluster::valid_image_id(id) {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "Not an image address",
-            "Image names are letters, digits, '-' and '_'.",
-        );
-    }
     match f.table.choose(id) {
         Choice::Origin(origin) => Response::builder()
             .status(StatusCode::FOUND)
@@ -305,15 +349,8 @@ fn url_encode(s: &str) -> String {
 
 /// The IIIF Presentation 3.0 collection of every published image, each by its manifest under
 /// the canonical address (which redirects to a replica).
-fn collection(host: Option<String>, f: Arc<Front>) -> Response<Body> {
-    let host = host
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or_else(|| "localhost".into());
-    let origin = format!("http://{host}");
+fn collection(f: Arc<Front>) -> Response<Body> {
+    let origin = &f.public_url;
     let items: Vec<_> = f
         .table
         .all()
@@ -369,9 +406,11 @@ pub async fn serve(
     front: Arc<Front>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(front))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    floor::serve::serve(
+        listener,
+        routes(front),
+        floor::serve::Limits::default(),
+        shutdown,
+    )
+    .await;
 }
