@@ -20,8 +20,20 @@
 //!   is fenced by the first heartbeat it receives.
 //! - A holder that becomes unhealthy releases; a holder whose preferred peer is back and
 //!   healthy hands the address back.
+//! - Epochs never wrap: a heartbeat claiming an epoch above [`MAX_EPOCH`] is refused, and no
+//!   takeover goes above it.
+//!
+//! Only heartbeats that authenticated reach the machine (`heartbeat.rs` drops the rest), so
+//! `Input::Heard` is always the peer's own word, if perhaps an old one.
 
 use serde::{Deserialize, Serialize};
+
+/// The highest epoch a hold can have. Every takeover waits for a witness round, so even one
+/// takeover every 100 ms would take about 890 000 years to get here: a beat above it is damage
+/// or forgery. Refusing it keeps room above every epoch seen, which fencing needs (a takeover
+/// uses an epoch above any seen; at `u64::MAX` there would be none, and `+ 1` would wrap to 0).
+/// It is also below 2^53, so `/failover` readers in JavaScript see it exactly.
+pub const MAX_EPOCH: u64 = 1 << 48;
 
 /// What a frontend says about itself, several times a second.
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,8 +133,13 @@ impl Machine {
     }
 
     fn take(&mut self) -> Vec<Action> {
-        self.seen += 1;
-        self.epoch = self.seen;
+        // `seen` never exceeds MAX_EPOCH (beats above it are refused), so this always has a
+        // next epoch; checked all the same, so that no path can wrap to 0.
+        let Some(next) = self.seen.checked_add(1).filter(|e| *e <= MAX_EPOCH) else {
+            return Vec::new();
+        };
+        self.seen = next;
+        self.epoch = next;
         self.holding = true;
         vec![
             Action::Take { epoch: self.epoch },
@@ -154,6 +171,9 @@ impl Machine {
     pub fn on(&mut self, input: Input) -> Vec<Action> {
         match input {
             Input::Heard(b) if b.from == self.me => Vec::new(),
+            // An impossible epoch is not heard at all: adopting it would leave no epoch to
+            // fence with.
+            Input::Heard(b) if b.epoch > MAX_EPOCH => Vec::new(),
             Input::Heard(b) => {
                 self.seen = self.seen.max(b.epoch);
                 self.peer = PeerView::Heard(b);
@@ -279,6 +299,56 @@ mod tests {
             healthy: true,
         };
         assert_eq!(a.on(Input::Witnesses(free))[0], Action::Take { epoch: 3 });
+    }
+
+    #[test]
+    fn an_epoch_from_the_peer_never_wraps_ours() {
+        for claimed in [u64::MAX, u64::MAX - 1, MAX_EPOCH + 1] {
+            let (mut a, mut b) = a_holding();
+            let before = (a.clone(), b.clone());
+            let forged = Beat {
+                from: 1,
+                holding: true,
+                epoch: claimed,
+                healthy: true,
+            };
+            assert!(a.on(Input::Heard(forged)).is_empty(), "epoch {claimed}");
+            assert_eq!(a, before.0, "the holder ignores epoch {claimed}");
+            let mut from_a = forged;
+            from_a.from = 0;
+            from_a.holding = false;
+            assert!(b.on(Input::Heard(from_a)).is_empty(), "epoch {claimed}");
+            assert_eq!(b, before.1, "the standby ignores epoch {claimed}");
+        }
+    }
+
+    #[test]
+    fn the_highest_epoch_is_taken_once_and_never_wrapped() {
+        let (mut b, _) = Machine::start(1, true);
+        let top = Beat {
+            from: 0,
+            holding: false,
+            epoch: MAX_EPOCH - 1,
+            healthy: false,
+        };
+        assert_eq!(b.on(Input::Heard(top)), [Action::AskWitnesses]);
+        let sick = Verdict::Alive {
+            holding: false,
+            healthy: false,
+        };
+        assert_eq!(
+            b.on(Input::Witnesses(sick))[0],
+            Action::Take { epoch: MAX_EPOCH }
+        );
+        // Released and asked again at the ceiling: no epoch is left above it, so it does not
+        // take (rather than take epoch 0, which every peer would lose to nothing).
+        b.on(Input::Health(false));
+        b.on(Input::Health(true));
+        assert!(!b.holding);
+        assert_eq!(b.seen, MAX_EPOCH);
+        assert!(b.asking, "the peer is still sick: it asks the witnesses");
+        assert!(b.on(Input::Witnesses(Verdict::Silent)).is_empty());
+        assert!(!b.holding && b.seen == MAX_EPOCH && b.epoch == MAX_EPOCH);
     }
 
     #[test]

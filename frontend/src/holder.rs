@@ -2,6 +2,10 @@
 //! 100 ms, on the frontend's own address), silence noticed after 400 ms, the backends asked as
 //! witnesses, the frontend's own health (it can serve only while it reaches some backend), and
 //! the address taken and released as the machine decides. One worker, one tick every 25 ms.
+//!
+//! Heartbeats are authenticated with the cluster secret (`heartbeat.rs`); what does not
+//! authenticate never reaches the machine, is counted by reason in `/failover`, and is logged
+//! at most once every [`DROP_LOG_EVERY`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,6 +16,7 @@ use serde::Deserialize;
 
 use crate::address::Address;
 use crate::failover::{Action, Beat, Input, Machine, Verdict};
+use crate::heartbeat::{self, Dropped, Drops, Link};
 use crate::table::Table;
 
 pub const HEARTBEAT: Duration = Duration::from_millis(100);
@@ -25,6 +30,9 @@ pub const WITNESS_DEADLINE: Duration = Duration::from_millis(400);
 const TICK: Duration = Duration::from_millis(25);
 /// How often a failed take of the address is tried again.
 const RETAKE: Duration = Duration::from_millis(100);
+/// At most one log line about dropped heartbeats this often: a forger sending thousands a
+/// second must not fill the log (they are all counted in `/failover`).
+pub const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// What a backend says about a frontend it was asked to look at.
 #[derive(Debug, Deserialize)]
@@ -42,6 +50,8 @@ pub struct State {
     pub machine: Mutex<Machine>,
     pub witness_rounds: std::sync::atomic::AtomicU64,
     pub last_verdict: Mutex<Option<Verdict>>,
+    /// Datagrams on the heartbeat port that never reached the machine, by reason.
+    pub dropped: Drops,
 }
 
 pub type Shared = Arc<State>;
@@ -50,7 +60,8 @@ pub struct Holder {
     machine: Shared,
     address: Address,
     socket: tokio::net::UdpSocket,
-    peer: Option<(String, SocketAddr)>,
+    /// The peer and the heartbeats with it; none when the cluster has one frontend.
+    link: Option<Link>,
     backends: Vec<String>,
     client: floor::Client,
     table: Arc<Table>,
@@ -61,17 +72,22 @@ pub struct Holder {
     take_failing: bool,
     log: Vec<String>,
     name: String,
+    /// When dropped heartbeats were last logged, and how many were dropped since.
+    last_drop_line: Option<Instant>,
+    drops_unsaid: u64,
+    last_drop: Option<(Dropped, SocketAddr)>,
 }
 
 impl Holder {
-    /// `peer` is the other frontend (name, own address), `backends` the origins of every
-    /// backend (the witnesses). The UDP socket is bound on this frontend's own address.
+    /// `link` holds the other frontend (name, own address) and the cluster secret,
+    /// `backends` the origins of every backend (the witnesses). The UDP socket is bound on
+    /// this frontend's own address.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         name: &str,
         me: u8,
         socket: tokio::net::UdpSocket,
-        peer: Option<(String, SocketAddr)>,
+        link: Option<Link>,
         backends: Vec<String>,
         address: Address,
         client: floor::Client,
@@ -82,12 +98,13 @@ impl Holder {
             machine: Mutex::new(machine),
             witness_rounds: Default::default(),
             last_verdict: Mutex::new(None),
+            dropped: Drops::default(),
         });
         let holder = Holder {
             machine: shared.clone(),
             address,
             socket,
-            peer,
+            link,
             backends,
             client,
             table,
@@ -98,6 +115,9 @@ impl Holder {
             take_failing: false,
             log: Vec::new(),
             name: name.to_string(),
+            last_drop_line: None,
+            drops_unsaid: 0,
+            last_drop: None,
         };
         (holder, shared)
     }
@@ -152,17 +172,17 @@ impl Holder {
     }
 
     async fn send(&mut self, beat: Beat) {
-        if let Some((_, peer)) = &self.peer {
-            let bytes = serde_json::to_vec(&beat).expect("plain data");
+        if let Some(link) = &mut self.link {
+            let bytes = link.seal(&beat, heartbeat::now_ns());
             // A lost heartbeat is what heartbeats are for: the next one follows.
-            let _ = self.socket.send_to(&bytes, peer).await;
+            let _ = self.socket.send_to(&bytes, link.peer_addr()).await;
         }
         self.last_sent = Instant::now();
     }
 
     /// The backends' majority view of the peer.
     async fn witnesses(&self) -> Verdict {
-        let Some((peer, _)) = &self.peer else {
+        let Some(peer) = self.link.as_ref().map(Link::peer) else {
             return Verdict::Silent; // no peer configured: nobody to defer to
         };
         let asks = self.backends.iter().map(|origin| {
@@ -191,16 +211,51 @@ impl Holder {
         }
     }
 
+    /// Counts a dropped datagram, and says so when the last line is old enough.
+    fn dropped(&mut self, why: Dropped, from: SocketAddr) {
+        self.machine.dropped.count(why);
+        self.drops_unsaid += 1;
+        self.last_drop = Some((why, from));
+        self.say_drops();
+    }
+
+    fn say_drops(&mut self) {
+        let due = self
+            .last_drop_line
+            .is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY);
+        let Some((why, from)) = self.last_drop else {
+            return;
+        };
+        if due && self.drops_unsaid > 0 {
+            tracing::warn!(
+                frontend = %self.name,
+                from = %from,
+                reason = why.key(),
+                dropped = self.drops_unsaid,
+                "heartbeats dropped: {why} (the last of them; counts by reason in /failover)"
+            );
+            self.last_drop_line = Some(Instant::now());
+            self.drops_unsaid = 0;
+        }
+    }
+
     async fn tick(&mut self) {
-        let mut buf = [0u8; 512];
+        // One byte more than a heartbeat may have: a datagram that fills it was larger.
+        let mut buf = [0u8; heartbeat::MAX_PACKET + 1];
         while let Ok((n, from)) = self.socket.try_recv_from(&mut buf) {
-            let from_peer = self.peer.as_ref().is_some_and(|(_, p)| p.ip() == from.ip());
-            if let (true, Ok(beat)) = (from_peer, serde_json::from_slice::<Beat>(&buf[..n])) {
-                self.last_heard = Instant::now();
-                let acts = self.feed(Input::Heard(beat));
-                self.perform(acts).await;
+            let Some(link) = self.link.as_mut() else {
+                continue; // no peer: nothing on this port is for us
+            };
+            match link.open(&buf[..n], from, heartbeat::now_ns()) {
+                Ok(beat) => {
+                    self.last_heard = Instant::now();
+                    let acts = self.feed(Input::Heard(beat));
+                    self.perform(acts).await;
+                }
+                Err(why) => self.dropped(why, from),
             }
         }
+        self.say_drops();
         let healthy = self.table.backends().iter().any(|b| b.up);
         if healthy != self.machine().healthy {
             let acts = self.feed(Input::Health(healthy));

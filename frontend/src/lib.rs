@@ -4,7 +4,8 @@
 //!
 //! [`table`] is the lookup table; [`watch`] the worker per backend that fills it every second
 //! through `floor::Client`; [`http`] the routes of the canonical address. [`failover`] decides who
-//! holds the canonical address, [`holder`] runs that decision (heartbeats, witnesses) and
+//! holds the canonical address, [`holder`] runs that decision (heartbeats, authenticated by
+//! [`heartbeat`]; witnesses) and
 //! [`address`] (with [`arp`]) takes and releases it. [`report`] sends the weekly visit report
 //! while this frontend holds that address. [`open`] and [`start_failover`] put them together
 //! from the cluster configuration.
@@ -15,6 +16,7 @@
 pub mod address;
 pub mod arp;
 pub mod failover;
+pub mod heartbeat;
 pub mod holder;
 pub mod http;
 pub mod portal;
@@ -39,6 +41,8 @@ pub enum FrontendError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("failover heartbeats are authenticated with the cluster secret: {0}")]
+    Secret(#[from] cluster::auth::SecretError),
 }
 
 /// Builds frontend `name` of `cluster` with an empty table, and starts a watch worker per
@@ -115,11 +119,23 @@ pub async fn start_failover(
             addr: config.address,
             source,
         })?;
-    let peer = cluster
+    // Without the secret there is no failover at all: unauthenticated heartbeats let anyone
+    // on the network move the canonical address.
+    let link = match cluster
         .frontends
         .iter()
-        .find(|f| f.name != front.name)
-        .map(|f| (f.name.clone(), f.address));
+        .enumerate()
+        .find(|(_, f)| f.name != front.name)
+    {
+        Some((index, peer)) => Some(heartbeat::Link::new(
+            cluster::auth::Secret::load(&cluster.secret_path())?,
+            &front.name,
+            &peer.name,
+            index as u8,
+            peer.address,
+        )),
+        None => None,
+    };
     let address = match &config.interface {
         Some(interface) => address::Address::Alias {
             ip: canonical.ip(),
@@ -138,7 +154,7 @@ pub async fn start_failover(
         &front.name,
         me as u8,
         socket,
-        peer,
+        link,
         backends,
         address,
         floor::Client::new().with_identity("x-td-frontend", &front.name),

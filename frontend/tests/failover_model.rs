@@ -9,10 +9,23 @@
 //! - settles: whenever nothing is left in flight or pending, exactly one running frontend
 //!   holds the address if any running frontend is healthy, and none if none is;
 //! - an unhealthy frontend never holds;
+//! - epochs come only from takeovers (no frontend has seen an epoch nobody took) and never
+//!   wrap (none above `MAX_EPOCH`, no hold under epoch 0);
 //! - and, as examples that the model is not vacuous, the other frontend does take over, and a
 //!   partition settles with one holder.
+//!
+//! With a forger on the network: it sends heartbeats of its own (any holding, healthy, an
+//! epoch above any seen, `u64::MAX`, just above `MAX_EPOCH`), and replays genuine ones it
+//! recorded. The machine sees what the runtime's authentication (`heartbeat.rs`) lets
+//! through: forged beats never; a replay only while its counter is above the last one its
+//! receiver accepted, which after a restart (the receiver forgot its last counter) is the last
+//! beat it heard before it died (the runtime drops that too once it is five minutes old; the
+//! model lets it through at any time). A replay to a frontend that did not restart passes only
+//! as the newest beat sent, which `Deliver` already is. The same properties hold. A second
+//! check turns authentication off and finds the forger breaking the epochs, so they are not
+//! vacuous; and the machine's own refusal of impossible epochs still keeps them from wrapping.
 
-use frontend::failover::{Action, Beat, Input, Machine, PeerView, Verdict};
+use frontend::failover::{Action, Beat, Input, Machine, PeerView, Verdict, MAX_EPOCH};
 use stateright::{Checker, Model, Property};
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
@@ -40,6 +53,13 @@ struct World {
     /// Set if a frontend ever took the address while cut off from a peer that was running,
     /// healthy and holding it: the tie-breaker failed.
     stolen: bool,
+    /// The highest epoch any takeover used.
+    max_taken: u64,
+    /// A genuine heartbeat the forger recorded for each frontend, kept only while its counter
+    /// is above the last one that frontend accepted (while a replay of it would pass).
+    captured: [Option<Beat>; 2],
+    /// Forged heartbeats that may still get through when authentication is off.
+    forgeries: u8,
 }
 
 #[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
@@ -57,9 +77,33 @@ enum Step {
     Partition,
     Heal,
     Health(usize, bool),
+    /// The forger sends frontend i a genuine heartbeat it recorded.
+    Replay(usize),
+    /// The forger sends frontend i a heartbeat of its own, claiming to be the peer.
+    Forge(usize, Forged),
 }
 
-struct Failover;
+/// What the forger claims, relative to what its target has seen.
+#[derive(Debug, Clone, Copy, Hash, PartialEq, Eq)]
+enum Forged {
+    /// "I hold it under a higher epoch": the holder would release.
+    TookIt,
+    /// "I hold nothing and cannot serve": the standby would ask the witnesses.
+    GaveUp,
+    /// "I hold nothing and can serve": a holder that is not preferred would hand it back.
+    Free,
+    /// An epoch that wrapped ours to 0, and one just above the ceiling.
+    Epoch(u64),
+}
+
+struct Failover {
+    /// Whether the runtime authenticates heartbeats (off only to show what a forger could do).
+    authenticated: bool,
+    /// Crashes, stalls, partitions and sickness allowed (each).
+    faults: u8,
+    /// Forged heartbeats that may get through when authentication is off.
+    forgeries: u8,
+}
 
 fn other(i: usize) -> usize {
     1 - i
@@ -67,6 +111,11 @@ fn other(i: usize) -> usize {
 
 impl World {
     fn apply(&mut self, i: usize, actions: Vec<Action>) {
+        for a in &actions {
+            if let Action::Take { epoch } = a {
+                self.max_taken = self.max_taken.max(*epoch);
+            }
+        }
         let j = other(i);
         let peer = &self.m[j];
         if self.partitioned
@@ -83,6 +132,29 @@ impl World {
                     self.inbox[other(i)] = Some(b);
                 }
             }
+        }
+    }
+
+    /// Frontend i hears `beat`, as the authentication layer passed it.
+    fn hear(&mut self, i: usize, beat: Beat) {
+        let acts = self.m[i].on(Input::Heard(beat));
+        self.apply(i, acts);
+    }
+
+    /// The forger's heartbeat to frontend i, claiming to be its peer.
+    fn forged(&self, i: usize, what: Forged) -> Beat {
+        let seen = self.m[i].seen;
+        let (holding, epoch, healthy) = match what {
+            Forged::TookIt => (true, seen + 1, true),
+            Forged::GaveUp => (false, seen, false),
+            Forged::Free => (false, seen, true),
+            Forged::Epoch(e) => (true, e, true),
+        };
+        Beat {
+            from: other(i) as u8,
+            holding,
+            epoch,
+            healthy,
         }
     }
 
@@ -161,11 +233,14 @@ impl Model for Failover {
             life: [Life::Running; 2],
             inbox: [None, None],
             partitioned: false,
-            crashes: 1,
-            stalls: 1,
-            partitions: 1,
-            sickness: 1,
+            crashes: self.faults,
+            stalls: self.faults,
+            partitions: self.faults,
+            sickness: self.faults,
             stolen: false,
+            max_taken: 0,
+            captured: [None, None],
+            forgeries: self.forgeries,
         };
         w.apply(0, sa);
         w.apply(1, sb);
@@ -228,6 +303,28 @@ impl Model for Failover {
         } else if w.partitions > 0 {
             steps.push(Step::Partition);
         }
+        // The forger: on the frontends' network, so on either side of a partition between
+        // them.
+        for i in 0..2 {
+            if !w.running(i) {
+                continue;
+            }
+            if w.captured[i].is_some() {
+                steps.push(Step::Replay(i));
+            }
+            if !self.authenticated && w.forgeries == 0 {
+                continue; // nothing more would get through
+            }
+            for what in [
+                Forged::TookIt,
+                Forged::GaveUp,
+                Forged::Free,
+                Forged::Epoch(u64::MAX),
+                Forged::Epoch(MAX_EPOCH + 1),
+            ] {
+                steps.push(Step::Forge(i, what));
+            }
+        }
     }
 
     fn next_state(&self, w: &World, step: Step) -> Option<World> {
@@ -235,8 +332,22 @@ impl Model for Failover {
         match step {
             Step::Deliver(i) => {
                 let beat = w.inbox[i].take()?;
-                let acts = w.m[i].on(Input::Heard(beat));
-                w.apply(i, acts);
+                // Accepted, so its counter is now the last: anything captured before is older
+                // and a replay of it would be dropped.
+                w.captured[i] = None;
+                w.hear(i, beat);
+            }
+            Step::Replay(i) => {
+                let beat = w.captured[i].take()?;
+                w.hear(i, beat);
+            }
+            Step::Forge(i, what) => {
+                if self.authenticated {
+                    return Some(w); // dropped: its tag is not the cluster secret's
+                }
+                w.forgeries -= 1;
+                let beat = w.forged(i, what);
+                w.hear(i, beat);
             }
             Step::Lose(i) => w.inbox[i] = None,
             Step::Repeat(i) => w.inbox[other(i)] = Some(w.m[i].beat()),
@@ -249,6 +360,12 @@ impl Model for Failover {
                 w.apply(i, acts);
             }
             Step::Crash(i) => {
+                // The forger recorded the last beat i heard; once i restarts and forgets the
+                // counter it accepted, a replay of it passes (within the runtime's five
+                // minutes).
+                if let (None, PeerView::Heard(b)) = (w.captured[i], w.m[i].peer) {
+                    w.captured[i] = Some(b);
+                }
                 w.life[i] = Life::Crashed;
                 w.crashes -= 1;
             }
@@ -309,6 +426,26 @@ impl Model for Failover {
             Property::always("an unhealthy frontend never holds", |_, w: &World| {
                 (0..2).all(|i| !w.running(i) || !w.m[i].holding || w.m[i].healthy)
             }),
+            Property::always("epochs come only from takeovers", |_, w: &World| {
+                (0..2).all(|i| w.m[i].seen <= w.max_taken)
+            }),
+            Property::always("no epoch wraps", |_, w: &World| {
+                (0..2).all(|i| {
+                    let m = &w.m[i];
+                    m.seen <= MAX_EPOCH && m.epoch <= m.seen && (!m.holding || m.epoch >= 1)
+                })
+            }),
+            Property::sometimes(
+                "a replay to a restarted frontend would pass",
+                |_, w: &World| {
+                    (0..2).any(|i| {
+                        w.crashes == 0
+                            && w.running(i)
+                            && w.m[i].peer == PeerView::Unknown
+                            && w.captured[i].is_some()
+                    })
+                },
+            ),
             Property::sometimes("the other frontend takes over", |_, w: &World| {
                 w.running(1) && w.m[1].holding && w.life[0] == Life::Crashed
             }),
@@ -321,7 +458,14 @@ impl Model for Failover {
 
 #[test]
 fn the_failover_protocol_is_safe_and_settles_in_every_interleaving() {
-    let checker = Failover.checker().spawn_bfs().join();
+    let checker = Failover {
+        authenticated: true,
+        faults: 1,
+        forgeries: 0, // unused: none gets through
+    }
+    .checker()
+    .spawn_bfs()
+    .join();
     eprintln!(
         "failover model: {} states checked, {} unique",
         checker.state_count(),
@@ -332,4 +476,36 @@ fn the_failover_protocol_is_safe_and_settles_in_every_interleaving() {
         checker.unique_state_count() > 1000,
         "the model explores something"
     );
+}
+
+/// The model is not vacuous against forgery: with authentication off, one forged heartbeat
+/// gives a frontend an epoch nobody took (and with it the power to make a holder release).
+/// Even then, the machine's own refusal of impossible epochs keeps every epoch from wrapping.
+/// The forger alone, two of its beats getting through, no other fault: enough to show both,
+/// in seconds.
+#[test]
+fn without_authentication_one_forged_heartbeat_breaks_the_epochs_but_none_wraps() {
+    let checker = Failover {
+        authenticated: false,
+        faults: 0,
+        forgeries: 2,
+    }
+    .checker()
+    .spawn_bfs()
+    .join();
+    eprintln!(
+        "failover model without authentication: {} unique states",
+        checker.unique_state_count()
+    );
+    let path = checker
+        .discovery("epochs come only from takeovers")
+        .expect("a forged epoch is adopted when nothing authenticates heartbeats");
+    assert!(
+        path.into_actions()
+            .iter()
+            .any(|s| matches!(s, Step::Forge(_, Forged::TookIt))),
+        "the forger's higher epoch did it"
+    );
+    checker.assert_no_discovery("no epoch wraps");
+    checker.assert_no_discovery("an unhealthy frontend never holds");
 }

@@ -4,15 +4,19 @@
 //! announces it with a gratuitous ARP, and the client reconnects to it. The killed one comes
 //! back, removes its leftover alias and gets the address back; then a partition between the
 //! two frontends alone moves nothing. In a second cluster, the monitor on the killed
-//! frontend's host removes the alias it left at once, without waiting for it to come back.
+//! frontend's host removes the alias it left at once, without waiting for it to come back. In
+//! a third, a forger in its own namespace sends the heartbeats an attacker sent (the old
+//! "release"/higher-epoch ones, 30 in 3 s, epoch u64::MAX, a replay of a captured genuine one),
+//! from the peer's address with raw sockets, while a client asks through the canonical
+//! address: nothing moves, no request fails, and `/failover` counts every drop.
 //! Needs root (runs in CI); every namespace, link and process is removed at the end, even when
 //! the test fails.
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::net::{SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,6 +63,8 @@ impl Net {
             ("f1", vec!["10.77.0.11"]),
             ("f2", vec!["10.77.0.12"]),
             ("b", vec!["10.77.0.21", "10.77.0.22", "10.77.0.23"]),
+            // A stranger on the same network: the forger.
+            ("x", vec!["10.77.0.66"]),
         ] {
             let ns = net.ns(role);
             ip(&["netns", "add", &ns]);
@@ -108,7 +114,7 @@ impl Net {
 impl Drop for Net {
     fn drop(&mut self) {
         self.processes.clear(); // killed and reaped
-        for role in ["c", "f1", "f2", "b", "sw"] {
+        for role in ["c", "f1", "f2", "b", "x", "sw"] {
             let _ = Command::new("ip")
                 .args(["netns", "del", &self.ns(role)])
                 .status();
@@ -449,4 +455,321 @@ fn a_dead_frontends_leftover_alias_is_removed_by_the_monitor_on_its_host() {
         "{removed:#?}"
     );
     assert_eq!(client.last().as_deref(), Some("fe-2"));
+}
+
+/// Runs `f` on a thread inside network namespace `ns`. A socket made there stays in that
+/// namespace, whichever thread uses it later.
+fn in_namespace<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap();
+        // SAFETY: moves only this short-lived thread into the namespace.
+        assert_eq!(
+            unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+fn checked_fd(fd: libc::c_int, what: &str) -> OwnedFd {
+    assert!(fd >= 0, "{what}: {}", std::io::Error::last_os_error());
+    // SAFETY: a descriptor just returned by the kernel, owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// A raw IPv4 socket in namespace `ns`: it sends UDP datagrams with any source address, as a
+/// forger on the network can.
+fn spoofing_socket(ns: &str) -> OwnedFd {
+    in_namespace(ns, || {
+        // SAFETY: a plain socket(2) call.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+        checked_fd(fd, "raw socket")
+    })
+}
+
+/// Sends `payload` in one UDP datagram from `src` to `dst`, headers written here (the kernel
+/// fills in the IP checksum; a UDP checksum of 0 means none, allowed on IPv4).
+fn send_spoofed(raw: &OwnedFd, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) {
+    let total = 20 + 8 + payload.len();
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, libc::IPPROTO_UDP as u8, 0, 0]);
+    p.extend_from_slice(&src.ip().octets());
+    p.extend_from_slice(&dst.ip().octets());
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    let to = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(dst.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: the buffer and the address live across the call; their lengths are theirs.
+    let sent = unsafe {
+        libc::sendto(
+            raw.as_raw_fd(),
+            p.as_ptr().cast(),
+            p.len(),
+            0,
+            (&to as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        sent,
+        p.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The payload of the next UDP datagram from `src` to `dst` seen in namespace `ns` (a packet
+/// socket: what someone who can read the wire sees).
+fn capture(ns: &str, src: SocketAddrV4, dst: SocketAddrV4) -> Vec<u8> {
+    let fd = in_namespace(ns, || {
+        let ip = (libc::ETH_P_IP as u16).to_be() as libc::c_int;
+        // SAFETY: a plain socket(2) call.
+        checked_fd(
+            unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, ip) },
+            "packet socket",
+        )
+    });
+    let tick = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    // SAFETY: the option's value lives across the call and has the size given.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tick as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    let start = Instant::now();
+    let mut buf = [0u8; 2048];
+    loop {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no datagram {src} → {dst} seen"
+        );
+        // SAFETY: the buffer outlives the call and has the length given.
+        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let Ok(n) = usize::try_from(n) else {
+            continue; // the receive timeout: look at the clock again
+        };
+        let p = &buf[..n];
+        let ihl = usize::from(p.first().copied().unwrap_or(0) & 0x0f) * 4;
+        if n < ihl + 8 || ihl < 20 || p[9] != libc::IPPROTO_UDP as u8 {
+            continue;
+        }
+        let (s, d) = (&p[12..16], &p[16..20]);
+        let (sport, dport) = (&p[ihl..ihl + 2], &p[ihl + 2..ihl + 4]);
+        if s == src.ip().octets()
+            && d == dst.ip().octets()
+            && sport == src.port().to_be_bytes()
+            && dport == dst.port().to_be_bytes()
+        {
+            return p[ihl + 8..].to_vec();
+        }
+    }
+}
+
+/// A frontend's dropped heartbeats by reason, from its `/failover`.
+fn drops(state: &serde_json::Value) -> std::collections::BTreeMap<String, u64> {
+    state["dropped_heartbeats"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `after - before`, by reason, leaving out reasons that did not move.
+fn moved(
+    before: &std::collections::BTreeMap<String, u64>,
+    after: &std::collections::BTreeMap<String, u64>,
+) -> std::collections::BTreeMap<String, u64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+#[test]
+fn forged_and_replayed_heartbeats_are_dropped_and_move_nothing() {
+    if !common::root_or_skip(
+        "forged_and_replayed_heartbeats_are_dropped_and_move_nothing",
+        "network namespaces",
+    ) {
+        return;
+    }
+    let (plan, _c, net, _fe1) = cluster_in_namespaces();
+    let client = Client::start(&net.ns("c"));
+    client.wait_for("fe-1", Duration::from_secs(30));
+    let (f1, f2, x) = (net.ns("f1"), net.ns("f2"), net.ns("x"));
+    let fe1: SocketAddrV4 = "10.77.0.11:8080".parse().unwrap();
+    let fe2: SocketAddrV4 = "10.77.0.12:8080".parse().unwrap();
+    let state = |ns: &str, at: SocketAddrV4| failover_state(ns, &at.to_string());
+    // A genuine heartbeat of fe-2's, read off the wire at fe-1, to be sent again later.
+    let genuine = capture(&f1, fe2, fe1);
+    assert!(genuine.starts_with(b"tdhb1 fe-2 "), "{genuine:?}");
+    // Both have heard each other, so fe-2 stands by knowing that fe-1 holds.
+    let settled = Instant::now();
+    let (held, standby) = loop {
+        let (a, b) = (state(&f1, fe1), state(&f2, fe2));
+        if a["failover"]["holding"] == true && b["failover"]["peer"]["holding"] == true {
+            break (a, b);
+        }
+        assert!(settled.elapsed() < Duration::from_secs(10), "{a}\n{b}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let epoch = held["failover"]["epoch"].as_u64().unwrap();
+    let seen = (
+        held["failover"]["seen"].as_u64().unwrap(),
+        standby["failover"]["seen"].as_u64().unwrap(),
+    );
+    let before = (drops(&held), drops(&standby));
+    assert!(!before.0.is_empty(), "/failover counts drops: {held}");
+    let asked_before = client.log.lock().unwrap().len();
+
+    let raw = spoofing_socket(&x);
+    // As the peer, to the holder: the forger knows no secret, so it signs with a guess.
+    let mut guess = frontend::heartbeat::Link::new(
+        cluster::auth::Secret::from_bytes(b"not the cluster's secret, 32 bytes"),
+        "fe-2",
+        "fe-1",
+        0,
+        SocketAddr::V4(fe1),
+    );
+    let took_it = |epoch: u64| frontend::failover::Beat {
+        from: 1,
+        holding: true,
+        epoch,
+        healthy: true,
+    };
+    let json = |epoch: u64| {
+        format!(r#"{{"from":1,"holding":true,"epoch":{epoch},"healthy":true}}"#).into_bytes()
+    };
+    // The attacker's first packet: one "I hold it under a higher epoch", in the old format.
+    send_spoofed(&raw, fe2, fe1, &json(epoch + 1));
+    // Then 30 in 3 s, well-formed but signed with the guess, each epoch higher.
+    for k in 0..30 {
+        let packet = guess.seal(&took_it(epoch + 1 + k), frontend::heartbeat::now_ns());
+        send_spoofed(&raw, fe2, fe1, &packet);
+        assert!(
+            net.holds_alias("f1"),
+            "fe-1 let go after {} forgeries",
+            k + 2
+        );
+        std::thread::sleep(Duration::from_millis(100)); // the attacker's pace
+    }
+    // The epoch that wrapped the holder's to 0, in both formats; to the standby as well.
+    send_spoofed(&raw, fe2, fe1, &json(u64::MAX));
+    let packet = guess.seal(&took_it(u64::MAX), frontend::heartbeat::now_ns());
+    send_spoofed(&raw, fe2, fe1, &packet);
+    let mut as_fe1 = frontend::heartbeat::Link::new(
+        cluster::auth::Secret::from_bytes(b"not the cluster's secret, 32 bytes"),
+        "fe-1",
+        "fe-2",
+        1,
+        SocketAddr::V4(fe2),
+    );
+    let gave_up = frontend::failover::Beat {
+        from: 0,
+        holding: false,
+        epoch: u64::MAX,
+        healthy: false,
+    };
+    let packet = as_fe1.seal(&gave_up, frontend::heartbeat::now_ns());
+    send_spoofed(&raw, fe1, fe2, &packet);
+    send_spoofed(&raw, fe1, fe2, &json(u64::MAX));
+    // The genuine heartbeat captured before, sent again.
+    send_spoofed(&raw, fe2, fe1, &genuine);
+    // Larger than any heartbeat.
+    send_spoofed(&raw, fe2, fe1, &[b'x'; 1000]);
+    // And one from the forger's own address, under fe-2's name.
+    let own = in_namespace(&x, || UdpSocket::bind("10.77.0.66:0").unwrap());
+    own.send_to(
+        &guess.seal(&took_it(epoch + 99), frontend::heartbeat::now_ns()),
+        fe1,
+    )
+    .unwrap();
+
+    let expected_fe1: std::collections::BTreeMap<String, u64> = [
+        ("malformed", 2),
+        ("bad_mac", 31),
+        ("replayed", 1),
+        ("oversized", 1),
+        ("wrong_sender", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let expected_fe2: std::collections::BTreeMap<String, u64> = [("malformed", 1), ("bad_mac", 1)]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let counted = Instant::now();
+    let (after, after2) = loop {
+        let (a, b) = (state(&f1, fe1), state(&f2, fe2));
+        let (da, db) = (moved(&before.0, &drops(&a)), moved(&before.1, &drops(&b)));
+        if da == expected_fe1 && db == expected_fe2 {
+            break (a, b);
+        }
+        assert!(
+            counted.elapsed() < Duration::from_secs(10),
+            "drops counted, fe-1: {da:?} (expected {expected_fe1:?}); fe-2: {db:?} (expected \
+             {expected_fe2:?})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Nothing moved: fe-1 holds under the same epoch, neither adopted a forged epoch.
+    assert_eq!(after["failover"]["holding"], true, "{after}");
+    assert_eq!(after["failover"]["epoch"], epoch, "{after}");
+    assert_eq!(after["failover"]["seen"], seen.0, "{after}");
+    assert_eq!(after2["failover"]["seen"], seen.1, "{after2}");
+    assert_eq!(after2["failover"]["holding"], false, "{after2}");
+    assert!(net.holds_alias("f1") && !net.holds_alias("f2"));
+    // A few more answers after the last forgery, then every one since the attack began.
+    let asked = client.log.lock().unwrap().len();
+    while client.log.lock().unwrap().len() < asked + 5 {
+        std::thread::yield_now();
+    }
+    let answers: Vec<Option<String>> = client.log.lock().unwrap()[asked_before..]
+        .iter()
+        .map(|(_, who)| who.clone())
+        .collect();
+    let failed = answers
+        .iter()
+        .filter(|w| w.as_deref() != Some("fe-1"))
+        .count();
+    eprintln!(
+        "{} requests through the canonical address during the forgeries, {failed} not answered \
+         by fe-1",
+        answers.len()
+    );
+    assert_eq!(failed, 0, "{answers:?}");
+    // Logged, but not once per packet.
+    let log = std::fs::read_to_string(plan.dir.path().join("fe-1.log")).unwrap();
+    let lines = log.matches("heartbeats dropped").count();
+    assert!(
+        (1..=5).contains(&lines),
+        "{lines} log lines for 36 dropped heartbeats:\n{log}"
+    );
+    drop(client);
 }
