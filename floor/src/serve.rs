@@ -16,8 +16,8 @@
 //! one uncontended lock per read and write, and one timer per connection that wakes at most once
 //! per `header_read`.
 //!
-//! warp's `warp::addr::remote()` only works under `warp::serve`; routes served here read the
-//! peer's address with [`remote`].
+//! warp's `warp::addr::remote()` only works under `warp::serve`; routes read the peer's address
+//! with [`remote`], which works under both.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -84,10 +84,12 @@ fn open_files_allowed() -> usize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer(pub SocketAddr);
 
-/// The client's address (the TCP peer), for routes served by [`serve`]; `None` elsewhere (in
-/// `warp::test`, say).
+/// The client's address (the TCP peer), for routes served by [`serve`], or by warp's own
+/// server or `warp::test` (what `warp::addr::remote()` says there).
 pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
-    warp::ext::optional::<Peer>().map(|p: Option<Peer>| p.map(|Peer(addr)| addr))
+    warp::ext::optional::<Peer>()
+        .and(warp::addr::remote())
+        .map(|p: Option<Peer>, warp: Option<SocketAddr>| p.map(|Peer(addr)| addr).or(warp))
 }
 
 /// Serves `routes` on `listener` within `limits` until `shutdown` ends, then lets the requests
