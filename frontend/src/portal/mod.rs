@@ -1,5 +1,6 @@
 //! The upload portal under `/portal/` on the canonical address: sign-in ([`users`], Argon2
-//! hashes; [`session`] cookies signed with the cluster secret; [`limiter`] on failed attempts),
+//! hashes, a few at a time through the [`gate`]; [`session`] cookies signed with the cluster
+//! secret; [`limiter`] on failed attempts),
 //! the upload and status pages (`site::portal`), and the API the page script uses. Bytes and
 //! requests go on to a backend's internal API, signed with the cluster secret and naming the
 //! signed-in account; the backends do all the work and keep all the state.
@@ -23,6 +24,7 @@
 
 pub mod dashboard;
 mod edit;
+pub mod gate;
 pub mod limiter;
 pub mod session;
 mod uploads;
@@ -54,6 +56,8 @@ pub struct Portal {
     secret: Result<Secret, String>,
     users: PathBuf,
     limiter: limiter::Limiter,
+    /// Every password check goes through it: a bound on the hashes and their memory.
+    gate: Arc<gate::Gate>,
     table: Arc<Table>,
     /// Signed calls to the nodes' internal API.
     client: floor::Client,
@@ -83,9 +87,22 @@ impl Portal {
             secret,
             users: cluster.users_path(),
             limiter: limiter::Limiter::default(),
+            gate: Arc::default(),
             table,
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// This portal with other sign-in limits than [`limiter::Limits::default`] (a test's
+    /// short lock).
+    pub fn with_signin_limits(mut self, limits: limiter::Limits) -> Portal {
+        self.limiter = limiter::Limiter::new(limits);
+        self
+    }
+
+    /// The password checks done so far, the most at once and the memory they keep.
+    pub fn signin_hashes(&self) -> gate::GateCounts {
+        self.gate.counts()
     }
 
     /// Sends a signed request to `node`'s internal API for `user`; its answer, whatever the
@@ -397,7 +414,7 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
     let login = warp::post()
         .and(warp::path!("login"))
         .and(headers)
-        .and(warp::addr::remote())
+        .and(floor::serve::remote())
         .and(warp::body::content_length_limit(4096))
         .and(warp::body::form::<LoginForm>())
         .and(p.clone())
@@ -564,52 +581,75 @@ async fn login(
     let name = form.name.trim().to_ascii_lowercase();
     let next = safe_next(form.next.as_deref()).map(str::to_string);
     let next = next.as_deref();
-    if let Some(wait) = p.limiter.check(&name, &address, Instant::now()) {
-        let mut r = html(
-            StatusCode::TOO_MANY_REQUESTS,
-            site::portal::signin_to(
-                Some(&format!(
-                    "Too many failed sign-ins. Try again in {} minutes.",
-                    wait.as_secs().div_ceil(60)
-                )),
-                next,
-            ),
-        );
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            wait.as_secs().max(1).to_string().parse().expect("a number"),
-        );
-        return r;
-    }
-    let path = p.users.clone();
-    let (n, password) = (name.clone(), form.password);
-    let checked = tokio::task::spawn_blocking(move || {
-        users::Users::load(&path).map(|u| u.check(&n, &password))
-    })
-    .await;
+    // Counted before the hash: guesses sent at once are refused once the limit is reached,
+    // not all hashed first.
+    let attempt = match p.limiter.begin(&name, &address, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let mut r = html(
+                StatusCode::TOO_MANY_REQUESTS,
+                site::portal::signin_to(
+                    Some(&format!(
+                        "Too many failed sign-ins. Try again in {} minutes.",
+                        wait.as_secs().div_ceil(60)
+                    )),
+                    next,
+                ),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                wait.as_secs().max(1).to_string().parse().expect("a number"),
+            );
+            return r;
+        }
+    };
+    let checked = p
+        .gate
+        .check(p.users.clone(), name.clone(), form.password)
+        .await;
     match checked {
         Ok(Ok(true)) => {
+            p.limiter.take_back(attempt);
             let value = session::start(&secret, &name, cluster::unix_now());
             see_other(
                 next.unwrap_or("/portal/"),
                 Some(session::set_cookie(&value, over_tls(&h))),
             )
         }
-        Ok(Ok(false)) => {
-            p.limiter.failed(&name, &address, Instant::now());
-            html(
-                StatusCode::UNAUTHORIZED,
-                site::portal::signin_to(Some("Sign-in failed: wrong name or password."), next),
-            )
-        }
+        // The attempt stays counted.
+        Ok(Ok(false)) => html(
+            StatusCode::UNAUTHORIZED,
+            site::portal::signin_to(Some("Sign-in failed: wrong name or password."), next),
+        ),
         Ok(Err(e)) => {
+            p.limiter.take_back(attempt);
             tracing::error!(error = %e, "portal: the accounts file cannot be read");
             html(
                 StatusCode::SERVICE_UNAVAILABLE,
                 site::portal::signin(Some("Sign-in is unavailable: the accounts file cannot be read. The operator has been told in the log.")),
             )
         }
-        Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed"),
+        Err(gate::GateError::Busy) => {
+            p.limiter.take_back(attempt);
+            tracing::debug!(account = %name, address = %address, "portal: too many sign-ins at once");
+            let mut r = html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                site::portal::signin_to(
+                    Some("Too many sign-ins at once. Try again in a few seconds."),
+                    next,
+                ),
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                gate::BUSY_RETRY_SECS.to_string().parse().expect("a number"),
+            );
+            r
+        }
+        Err(e @ gate::GateError::Failed(_)) => {
+            p.limiter.take_back(attempt);
+            tracing::error!(error = %e, "portal: sign-in");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed")
+        }
     }
 }
 

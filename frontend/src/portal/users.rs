@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::{Deserialize, Serialize};
 
 /// Shortest password accepted.
@@ -196,17 +196,52 @@ impl Users {
     /// True when `name` exists and `password` is its password. Costs one Argon2 hash either
     /// way, so timing does not tell which names exist.
     pub fn check(&self, name: &str, password: &str) -> bool {
+        self.check_with(name, password, &mut Vec::new())
+    }
+
+    /// [`Users::check`] with the hash's working memory given (grown to what the hash needs),
+    /// so a caller can keep it for the next check rather than allocate it each time.
+    pub fn check_with(&self, name: &str, password: &str, memory: &mut Vec<Block>) -> bool {
         let known = self.users.iter().find(|u| u.name == name);
         let hash = known.map_or(DUMMY_HASH.as_str(), |u| u.hash.as_str());
-        let ok = PasswordHash::new(hash)
-            .map(|h| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        ok && known.is_some()
+        verify(hash, password.as_bytes(), memory) && known.is_some()
     }
+}
+
+/// What `Argon2::verify_password` does (the parameters, salt and output read from the PHC
+/// string, the output compared in constant time), in memory the caller keeps.
+fn verify(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let Ok(version) = hash
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut output = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut output, &mut memory[..blocks])
+        .is_ok()
+        && Output::new(&output).is_ok_and(|o| o == expected)
 }
 
 static DUMMY_HASH: std::sync::LazyLock<String> =
@@ -254,6 +289,22 @@ mod tests {
         assert!(users.check("ada", "correct horse battery"));
         assert!(!users.check("ada", "correct horse batterx"));
         assert!(!users.check("nobody", "correct horse battery"));
+        // The same answers as argon2's own verification, memory kept from one to the next.
+        let mut memory = Vec::new();
+        for (password, right) in [("correct horse battery", true), ("correct horse", false)] {
+            let phc = PasswordHash::new(&users.users[0].hash).unwrap();
+            assert_eq!(
+                argon2::PasswordVerifier::verify_password(
+                    &Argon2::default(),
+                    password.as_bytes(),
+                    &phc
+                )
+                .is_ok(),
+                right
+            );
+            assert_eq!(users.check_with("ada", password, &mut memory), right);
+        }
+        assert_eq!(memory.len(), Params::default().block_count());
     }
 
     #[test]
