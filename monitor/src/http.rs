@@ -158,9 +158,11 @@ pub async fn serve(
     monitor: Arc<Monitor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    warp::serve(routes(monitor))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
+    floor::serve::serve(
+        listener,
+        routes(monitor),
+        floor::serve::Limits::default(),
+        shutdown,
+    )
+    .await;
 }
