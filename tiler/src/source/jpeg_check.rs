@@ -1,6 +1,8 @@
 //! Is a JPEG file complete? The decoder fills a truncated scan with grey without complaint, so
 //! we walk the marker structure ourselves: every segment must be whole and the stream must reach
-//! its end-of-image marker.
+//! its end-of-image marker. And the image data must be long enough for the size the header
+//! declares: a 333-byte file claiming 20000×20000 pixels is well-formed, and was decoded as
+//! 449 MB of grey.
 
 use std::io::{self, BufRead, ErrorKind, Read};
 
@@ -26,8 +28,44 @@ fn byte(r: &mut impl Read) -> io::Result<u8> {
     Ok(b[0])
 }
 
-/// Reads the stream up to its EOI marker; fails if the file ends before it.
+/// Every 8×8 block of every component costs at least one bit of entropy-coded data in some
+/// scan (a DC code; baseline needs two with the end-of-block). Data shorter than one bit per
+/// this many blocks is a header lying about its size, not an image; real images, even of one
+/// flat colour, stay well above it.
+const BLOCKS_PER_DATA_BYTE: u64 = 16;
+
+/// The 8×8 blocks a frame header (SOFn) declares, summed over its components; `None` when the
+/// header is malformed or leaves the height to a later marker.
+fn declared_blocks(sof: &[u8]) -> Option<u64> {
+    let height = u64::from(u16::from_be_bytes([*sof.get(1)?, *sof.get(2)?]));
+    let width = u64::from(u16::from_be_bytes([*sof.get(3)?, *sof.get(4)?]));
+    let count = usize::from(*sof.get(5)?);
+    let comps: Vec<(u64, u64)> = (0..count)
+        .map(|i| {
+            let f = *sof.get(6 + 3 * i + 1)?;
+            Some((u64::from(f >> 4), u64::from(f & 15)))
+        })
+        .collect::<Option<_>>()?;
+    let hmax = comps.iter().map(|c| c.0).max()?;
+    let vmax = comps.iter().map(|c| c.1).max()?;
+    if height == 0 || hmax == 0 || vmax == 0 {
+        return None;
+    }
+    Some(
+        comps
+            .iter()
+            .map(|&(h, v)| {
+                (width * h).div_ceil(hmax).div_ceil(8) * (height * v).div_ceil(vmax).div_ceil(8)
+            })
+            .sum(),
+    )
+}
+
+/// Reads the stream up to its EOI marker; fails if the file ends before it, or if its image
+/// data is far shorter than its frame header's size needs.
 pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
+    let mut blocks = None;
+    let mut data_bytes = 0u64;
     if byte(&mut r)? != 0xFF || byte(&mut r)? != 0xD8 {
         return Err(Incomplete::Damaged("no JPEG start-of-image marker"));
     }
@@ -51,7 +89,15 @@ pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
             }
         };
         match m {
-            0xD9 => return Ok(()),
+            0xD9 => {
+                if blocks.is_some_and(|b: u64| data_bytes.saturating_mul(BLOCKS_PER_DATA_BYTE) < b)
+                {
+                    return Err(Incomplete::Truncated(
+                        "its image data is far shorter than the size its header declares",
+                    ));
+                }
+                return Ok(());
+            }
             0x01 | 0xD0..=0xD7 => continue,
             _ => {
                 let len = u16::from_be_bytes([byte(&mut r)?, byte(&mut r)?]);
@@ -61,11 +107,24 @@ pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
                     ));
                 }
                 let skip = u64::from(len - 2);
-                if io::copy(&mut (&mut r).take(skip), &mut io::sink())? != skip {
+                // A frame header (SOF0-15 but DHT, JPG and DAC) is kept to count its blocks.
+                let frame = matches!(m, 0xC0..=0xCF) && !matches!(m, 0xC4 | 0xC8 | 0xCC);
+                let mut kept = Vec::new();
+                let read = if frame {
+                    (&mut r).take(skip).read_to_end(&mut kept)? as u64
+                } else {
+                    io::copy(&mut (&mut r).take(skip), &mut io::sink())?
+                };
+                if read != skip {
                     return Err(Incomplete::Truncated("the file ends inside a JPEG segment"));
                 }
+                if frame && blocks.is_none() {
+                    blocks = declared_blocks(&kept);
+                }
                 if m == 0xDA {
-                    pending = Some(skip_entropy_data(&mut r)?);
+                    let (marker, bytes) = skip_entropy_data(&mut r)?;
+                    data_bytes += bytes;
+                    pending = Some(marker);
                 }
             }
         }
@@ -73,9 +132,10 @@ pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
 }
 
 /// Skips entropy-coded data up to the next marker that is neither byte stuffing nor a restart
-/// marker, and returns that marker's code.
-fn skip_entropy_data(r: &mut impl BufRead) -> Result<u8, Incomplete> {
+/// marker, and returns that marker's code and how many bytes were skipped.
+fn skip_entropy_data(r: &mut impl BufRead) -> Result<(u8, u64), Incomplete> {
     let mut after_ff = false;
+    let mut skipped = 0u64;
     loop {
         let buf = r.fill_buf()?;
         if buf.is_empty() {
@@ -88,7 +148,7 @@ fn skip_entropy_data(r: &mut impl BufRead) -> Result<u8, Incomplete> {
                     0xFF => {}
                     marker => {
                         r.consume(i + 1);
-                        return Ok(marker);
+                        return Ok((marker, skipped + i as u64));
                     }
                 }
             } else if b == 0xFF {
@@ -96,6 +156,7 @@ fn skip_entropy_data(r: &mut impl BufRead) -> Result<u8, Incomplete> {
             }
         }
         let n = buf.len();
+        skipped += n as u64;
         r.consume(n);
     }
 }
@@ -123,6 +184,39 @@ mod tests {
                 "cut at {cut} of {} passed",
                 jpeg.len()
             );
+        }
+    }
+
+    /// A header claiming far more pixels than the data holds: its SOF0 size rewritten.
+    fn lying_about_its_size(jpeg: &[u8], w: u16, h: u16) -> Vec<u8> {
+        let mut out = jpeg.to_vec();
+        let sof = out.windows(2).position(|m| m == [0xFF, 0xC0]).unwrap();
+        out[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        out[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn a_header_declaring_far_more_than_its_data_is_refused() {
+        let jpeg = minimal_jpeg();
+        let bomb = lying_about_its_size(&jpeg, 20000, 20000);
+        assert!(matches!(
+            check_complete(&bomb[..]),
+            Err(Incomplete::Truncated(_))
+        ));
+        // A flat image of one colour, the most compressible there is, still passes at its
+        // true size, large or small.
+        for (w, h) in [(40u16, 30u16), (2000, 1500), (4000, 4000)] {
+            let mut flat = Vec::new();
+            jpeg_encoder::Encoder::new(&mut flat, 50)
+                .encode(
+                    &vec![200u8; usize::from(w) * usize::from(h)],
+                    w,
+                    h,
+                    jpeg_encoder::ColorType::Luma,
+                )
+                .unwrap();
+            assert!(check_complete(&flat[..]).is_ok(), "{w}×{h} flat");
         }
     }
 
