@@ -323,6 +323,13 @@ pub struct NodeConfig {
     /// beyond it wait briefly, then are answered 503. Stored tiles never count.
     #[serde(default)]
     pub render_memory_mb: Option<u64>,
+    /// Memory a tiling of an uploaded original may take, in MiB (default 4096): it runs as a
+    /// child process held to it, so an image that needs more fails alone, with a reason.
+    #[serde(default)]
+    pub tile_memory_mb: Option<u64>,
+    /// Minutes a tiling may take (default 60).
+    #[serde(default)]
+    pub tile_minutes: Option<u64>,
     /// The remote power switch that can cycle its outlet: a node silent for
     /// `power_cycle_after_seconds` is power-cycled through it by its watcher, at most once an
     /// hour.

@@ -67,6 +67,8 @@ pub struct Ingest {
     pub(super) wake: tokio::sync::Notify,
     /// When each other node last answered (the lease of [`super::handover`]).
     pub(super) heard: super::handover::Heard,
+    /// How originals are tiled: in a bounded child once [`Ingest::tile_in`] is called.
+    pub(super) tiler: std::sync::OnceLock<super::tiling::Tiler>,
 }
 
 impl Ingest {
@@ -107,7 +109,14 @@ impl Ingest {
             told: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             heard: Default::default(),
+            tiler: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tiles originals with `tiler` from now on (the `td` binary sets a bounded child; until
+    /// then, and in library tests, tiling runs in this process).
+    pub fn tile_in(&self, tiler: super::tiling::Tiler) {
+        let _ = self.tiler.set(tiler);
     }
 
     /// Why this node takes no uploads, if it does not.

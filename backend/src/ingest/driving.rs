@@ -301,37 +301,38 @@ impl Ingest {
     /// is a fault of this node, tried again.
     async fn tile(&self, staging: &Staging, upload: &Upload) -> Result<(), IngestError> {
         let s = staging.clone();
-        let filename = upload.filename.clone();
-        let result = blocking(move || {
-            let (original, pyramid, thumb) = (
-                s.path(staging::ORIGINAL),
-                s.path(staging::PYRAMID),
-                s.path(staging::THUMBNAIL),
-            );
-            let report = tiler::tile(
-                &original,
-                &pyramid,
-                &thumb,
-                &tiler::TileOptions::default(),
-                &|_, _| {},
-            );
-            let report = match report {
-                Ok(r) => r,
-                Err(tiler::TileError::Source(e)) if !matches!(e, tiler::SourceError::Io { .. }) => {
-                    let reason = e
-                        .to_string()
-                        .replace(&original.display().to_string(), &filename);
+        let (pyramid, thumb) = (s.path(staging::PYRAMID), s.path(staging::THUMBNAIL));
+        let tiler = self
+            .tiler
+            .get()
+            .cloned()
+            .unwrap_or(super::tiling::Tiler::InProcess);
+        let (width, height) = match super::tiling::tile(
+            &tiler,
+            &s.path(staging::ORIGINAL),
+            &pyramid,
+            &thumb,
+            &upload.filename,
+        )
+        .await
+        {
+            super::tiling::Outcome::Tiled { width, height } => (width, height),
+            super::tiling::Outcome::Refused(reason) => {
+                tracing::warn!(upload = %upload.id, file = %upload.filename, %reason, "original refused");
+                return blocking(move || {
                     s.set_marker(
                         staging::FAILED,
                         &Failed {
                             reason: format!("{reason}; nothing was published"),
                             at: cluster::unix_now(),
                         },
-                    )?;
-                    return Ok(());
-                }
-                Err(e) => return Err(IngestError::Fault(format!("tiling failed: {e}"))),
-            };
+                    )
+                })
+                .await;
+            }
+            super::tiling::Outcome::Fault(why) => return Err(IngestError::Fault(why)),
+        };
+        let result = blocking(move || {
             let mut files = Vec::new();
             for (path, name) in [(&pyramid, PYRAMID), (&thumb, THUMBNAIL)] {
                 let (size, sha256) =
@@ -346,8 +347,8 @@ impl Ingest {
                 staging::TILED,
                 &Tiled {
                     files,
-                    width: report.geometry.width,
-                    height: report.geometry.height,
+                    width,
+                    height,
                 },
             )
         });

@@ -43,6 +43,7 @@ pub mod receiving;
 pub mod staging;
 pub mod status;
 pub mod target;
+pub mod tiling;
 pub mod transfers;
 
 pub use coordinator::Ingest;

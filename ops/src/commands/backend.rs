@@ -71,6 +71,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
         tracing::warn!(node = %name, "no usable disk; serving nothing");
     }
     let listen = args.listen.unwrap_or(node.config.address);
+    // Uploads are tiled by this same program (`td tile`), as a child held to the node's limits.
+    let program =
+        std::env::current_exe().context("cannot find this program to tile uploads with")?;
+    node.ingest.tile_in(backend::ingest::tiling::Tiler::Child {
+        program,
+        memory_bytes: node
+            .config
+            .tile_memory_mb
+            .unwrap_or(backend::ingest::tiling::DEFAULT_TILE_MEMORY_MB)
+            .saturating_mul(1 << 20),
+        time: node
+            .config
+            .tile_minutes
+            .map_or(backend::ingest::tiling::DEFAULT_TILE_TIME, |m| {
+                std::time::Duration::from_secs(m.saturating_mul(60))
+            }),
+    });
     let node = Arc::new(node);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)

@@ -93,13 +93,25 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bar.set_length(total);
         bar.set_position(done);
     };
-    let report = tiler::tile(
+    let report = match tiler::tile(
         &args.original,
         &args.output,
         &thumbnail,
         &options,
         &progress,
-    )?;
+    ) {
+        Ok(r) => r,
+        // An original that cannot be read says so with its own status: a node tiling an
+        // upload tells the uploader, rather than trying again.
+        Err(tiler::TileError::Source(e)) if !matches!(e, tiler::SourceError::Io { .. }) => {
+            bar.finish_and_clear();
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(
+                backend::ingest::tiling::UNREADABLE_EXIT as u8,
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     bar.finish_and_clear();
     if !args.quiet {
         let g = &report.geometry;

@@ -208,6 +208,11 @@ impl Cluster {
         self.procs[i] = Some(b);
     }
 
+    /// Node `i`'s process id (it must be running).
+    pub fn pid(&self, i: usize) -> u32 {
+        self.procs[i].as_ref().expect("node running").pid()
+    }
+
     pub fn stop(&mut self, i: usize) {
         self.procs[i] = None;
     }
