@@ -73,9 +73,13 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         ))
         .and(lib.clone())
         .map(|q: SinceQuery, node: Arc<Node>| {
+            let mut page = node.catalog.page_since(q.since.unwrap_or(0));
+            // Account names stay on the node: they are what a password guesser needs.
+            for e in &mut page.entries {
+                e.meta = e.meta.published(node.secret.as_ref());
+            }
             no_store(json_reply(
-                &serde_json::to_value(node.catalog.page_since(q.since.unwrap_or(0)))
-                    .expect("plain data"),
+                &serde_json::to_value(page).expect("plain data"),
             ))
         });
     let witness = warp::path!("witness" / String).and(lib.clone()).then(
@@ -309,7 +313,8 @@ fn meta(id_json: String, node: Arc<Node>) -> Response<Body> {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let g = image.pyramid.geometry();
-    let mut value = serde_json::to_value(&image.meta).expect("plain data");
+    let mut value =
+        serde_json::to_value(image.meta.published(node.secret.as_ref())).expect("plain data");
     value["id"] = image.id.clone().into();
     value["width"] = g.width.into();
     value["height"] = g.height.into();

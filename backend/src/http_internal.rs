@@ -30,6 +30,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use cluster::auth::{NonceBook, Refused, Secret, SignedParts, AUTH_HEADER, USER_HEADER};
+use cluster::accounts::{AccountsUpdate, Revocation};
 use cluster::{ImageMeta, NewUpload};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -38,6 +39,7 @@ use warp::http::{Response, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
+use crate::accounts::{AccountStore, AccountsError};
 use crate::ingest::staging::Upload;
 use crate::ingest::{About, IngestError, MAX_CHUNK};
 use crate::node::Node;
@@ -191,6 +193,8 @@ pub fn routes(
     secret: Option<Secret>,
 ) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let auth = signed(secret, node.config.name.clone());
+    let book = Arc::new(AccountStore::open(&node.config.state_dir()));
+    let book = warp::any().map(move || book.clone());
     let n = warp::any().map(move || node.clone());
     let user = user_of(auth.clone());
     let with_bytes = user_and_bytes(auth.clone());
@@ -310,11 +314,34 @@ pub fn routes(
     // The owner, through the portal.
     let meta = post()
         .and(warp::path!("replicas" / String / "meta"))
-        .and(user_and_json::<ImageMeta>(auth, JSON_LIMIT))
+        .and(user_and_json::<ImageMeta>(auth.clone(), JSON_LIMIT))
         .and(n)
         .and_then(edit_meta);
 
-    // Boxed in two halves: one chain of every route is too deep a type for the compiler.
+    // The portal's account book, for both frontends (`td user`, a sign-out).
+    let accounts = get()
+        .and(warp::path!("accounts"))
+        .and(user.clone())
+        .and(book.clone())
+        .map(|_: String, book: Arc<AccountStore>| {
+            json(StatusCode::OK, &book.get(cluster::unix_now()))
+        });
+    let new_accounts = put()
+        .and(warp::path!("accounts"))
+        .and(user_and_json::<AccountsUpdate>(auth.clone(), ACCOUNTS_LIMIT))
+        .and(book.clone())
+        .then(|_: String, update: AccountsUpdate, book: Arc<AccountStore>| {
+            book_change(move || book.put(update))
+        });
+    let revoke = post()
+        .and(warp::path!("sessions" / "revoke"))
+        .and(user_and_json::<Revocation>(auth, JSON_LIMIT))
+        .and(book)
+        .then(|_: String, r: Revocation, book: Arc<AccountStore>| {
+            book_change(move || book.revoke(r, cluster::unix_now()))
+        });
+
+    // Boxed in three parts: one chain of every route is too deep a type for the compiler.
     let ingest = create
         .or(offset)
         .or(append)
@@ -335,10 +362,34 @@ pub fn routes(
         .or(throttle)
         .or(withdraw)
         .boxed();
-    warp::path("internal").and(ingest.or(repair).recover(answer_refusal))
+    let book = accounts.or(new_accounts).or(revoke).boxed();
+    warp::path("internal").and(ingest.or(repair).or(book).recover(answer_refusal))
 }
 
 // ---- the handlers, one per route ----
+
+/// A change of the account book, written on a blocking thread.
+async fn book_change(
+    change: impl FnOnce() -> Result<(), AccountsError> + Send + 'static,
+) -> Response<Body> {
+    match tokio::task::spawn_blocking(change).await {
+        Ok(Ok(())) => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
+        Ok(Err(e @ AccountsError::Stale { .. })) => {
+            json(StatusCode::CONFLICT, &serde_json::json!({ "error": e.to_string() }))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "the account book");
+            json(
+                StatusCode::INSUFFICIENT_STORAGE,
+                &serde_json::json!({ "error": e.to_string() }),
+            )
+        }
+        Err(e) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({ "error": e.to_string() }),
+        ),
+    }
+}
 
 async fn create_upload(
     user: String,
@@ -685,6 +736,8 @@ fn upload_offset_header() -> impl Filter<Extract = (u64,), Error = Rejection> + 
 
 /// A JSON body of a few KiB (an upload's details, its metadata).
 const JSON_LIMIT: usize = 64 << 10;
+/// An accounts file: a few hundred bytes an account.
+const ACCOUNTS_LIMIT: usize = 4 << 20;
 /// A replica's manifest: a file list with sums, and the metadata.
 const MANIFEST_LIMIT: usize = 1 << 20;
 

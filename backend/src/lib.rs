@@ -12,6 +12,7 @@
 //! of a pyramid file), never trust its catalog over the disks, and never let a failing disk slow
 //! down requests for images on the other disks.
 
+pub mod accounts;
 pub mod audit;
 pub mod catalog;
 pub mod disk;

@@ -18,9 +18,31 @@ pub struct ImageMeta {
     #[serde(default)]
     pub rights: String,
     /// The portal account that uploaded it: only it may change the metadata. Empty for images
-    /// placed by hand (`td tile`, the demo), which no account owns.
+    /// placed by hand (`td tile`, the demo), which no account owns. Kept on the node's disks;
+    /// what the node publishes is [`public_owner`] instead.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub owner: String,
+}
+
+/// What the public `/meta` and `/catalog` say in place of the account that uploaded an image:
+/// an HMAC of its name with the cluster secret, so the portal (which has the secret) can tell
+/// an account's own images while visitors cannot learn account names to guess passwords for.
+/// Empty for an image no account owns, or when the node has no secret.
+pub fn public_owner(secret: Option<&crate::auth::Secret>, owner: &str) -> String {
+    match secret {
+        Some(secret) if !owner.is_empty() => format!("h-{}", secret.mac(&["owner", owner])),
+        _ => String::new(),
+    }
+}
+
+impl ImageMeta {
+    /// This metadata as published, its owner replaced by [`public_owner`].
+    pub fn published(&self, secret: Option<&crate::auth::Secret>) -> ImageMeta {
+        ImageMeta {
+            owner: public_owner(secret, &self.owner),
+            ..self.clone()
+        }
+    }
 }
 
 /// One file of a replica and what it must hash to.

@@ -8,6 +8,7 @@
 //! It must never hold behaviour beyond parsing, checking and running workers: the crates that
 //! run things own what the workers do.
 
+pub mod accounts;
 pub mod auth;
 pub mod catalog;
 pub mod config;

@@ -83,6 +83,9 @@ pub fn open(cluster: &ClusterConfig, name: &str) -> Result<Arc<Front>, FrontendE
         ));
     }
     let portal = Arc::new(portal::Portal::new(cluster, table.clone()));
+    runner.spawn(portal::accounts::AccountsWatch::new(
+        portal.accounts.clone(),
+    ));
     let public_url = cluster.public_base().unwrap_or_else(|| {
         let me = cluster.frontend(name).map(|f| f.address);
         me.map_or_else(|| "http://localhost".into(), |a| format!("http://{a}"))

@@ -227,7 +227,11 @@ fn wait_published(c: &mut Cluster, home: usize, user: &str, id: &str, image: &st
         let page: cluster::CatalogPage = serde_json::from_slice(&body).unwrap();
         let entry = page.entries.iter().find(|e| e.id == image).unwrap();
         assert_eq!(entry.state, cluster::ReplicaState::Ok, "{when}");
-        assert_eq!(entry.meta.owner, user);
+        // The account's name stays on the node: the catalog names an opaque owner.
+        assert_eq!(
+            entry.meta.owner,
+            cluster::catalog::public_owner(Some(&c.secret), user)
+        );
         let (s, _, _) = c.call(h, "GET", &format!("/tiles/{image}/0/0/0.jpg"), "", &[], b"");
         assert_eq!(s, 200, "{when}: a tile of the published image");
     }
@@ -339,7 +343,23 @@ fn with_a_power_domain_down_the_upload_waits_staged_and_says_why_then_its_owner_
         let page: cluster::CatalogPage = serde_json::from_slice(&body).unwrap();
         let entry = page.entries.iter().find(|e| e.id == image).unwrap();
         assert_eq!(entry.meta.title, "Renamed <i>noise</i>");
-        assert_eq!(entry.meta.owner, "ada", "the owner stays");
+        assert_eq!(
+            entry.meta.owner,
+            cluster::catalog::public_owner(Some(&c.secret), "ada"),
+            "the owner stays"
+        );
+        // Nor does the public /meta name the account: only the opaque owner.
+        let (s, _, body) = c.call(h, "GET", &format!("/meta/{image}.json"), "", &[], b"");
+        assert_eq!(s, 200);
+        let meta: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(meta["owner"], entry.meta.owner.as_str());
+        assert!(
+            meta.as_object()
+                .unwrap()
+                .values()
+                .all(|v| v.as_str() != Some("ada")),
+            "{meta}"
+        );
         // The replica still checks out against its manifest, the new metadata included.
         let dir = c.disk(h).join("images").join(&image);
         let manifest = backend::replica::read_manifest(&dir, &image).unwrap();

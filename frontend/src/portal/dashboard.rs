@@ -24,7 +24,7 @@ use warp::http::{HeaderMap, Response, StatusCode};
 use warp::Filter;
 
 use super::session::Session;
-use super::users::{Role, Users};
+use super::users::Role;
 use super::{html, plain, see_other, Body, Portal};
 use crate::table::Table;
 
@@ -740,8 +740,8 @@ async fn operator(p: &Portal, cookies: Option<&str>) -> Result<Session, Response
     let Some(s) = p.session(cookies) else {
         return Err(see_other(SIGN_IN, None));
     };
-    let (path, name) = (p.users.clone(), s.user.clone());
-    let role = tokio::task::spawn_blocking(move || Users::load(&path).map(|u| u.role(&name))).await;
+    let (accounts, name) = (p.accounts.clone(), s.user.clone());
+    let role = tokio::task::spawn_blocking(move || accounts.users().map(|u| u.role(&name))).await;
     match role {
         Ok(Ok(Some(Role::Operator))) => Ok(s),
         Ok(Ok(Some(role))) => {
@@ -913,7 +913,7 @@ pub fn routes(portal: Arc<Portal>, local: Local) -> warp::filters::BoxedFilter<(
 mod tests {
     use super::*;
     use crate::portal::session;
-    use crate::portal::users::User;
+    use crate::portal::users::{User, Users};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn disk(id: &str, slot: u32) -> DiskConfig {
@@ -1054,8 +1054,10 @@ mod tests {
                 hash: "not used: sessions are made directly".into(),
                 created: 0,
                 role,
+                generation: 0,
             };
             Users {
+                version: 0,
                 users: vec![
                     account("olga", Role::Operator),
                     account("ada", Role::ContentProvider),
@@ -1083,7 +1085,7 @@ mod tests {
         }
 
         fn cookie(&self, user: &str) -> String {
-            let value = session::start(&self.secret, user, cluster::unix_now());
+            let value = session::start(&self.secret, user, 0, "5e55", cluster::unix_now());
             format!("{}={value}", session::COOKIE)
         }
 

@@ -28,7 +28,7 @@ pub(super) fn edit_page(p: &Portal, s: &Session, id: &str, error: Option<&str>) 
             site::message("Not found", "There is no image with this name."),
         );
     };
-    if row.meta.owner != s.user {
+    if !p.owns(&row.meta.owner, s) {
         return html(
             StatusCode::FORBIDDEN,
             site::message(
@@ -153,7 +153,7 @@ pub(super) async fn withdraw(
         );
     }
     match p.table.row(&id) {
-        Some(row) if row.meta.owner == s.user => {}
+        Some(row) if p.owns(&row.meta.owner, &s) => {}
         // The same pages as the form shows: not found, or not yours.
         _ => return edit_page(&p, &s, &id, None),
     }

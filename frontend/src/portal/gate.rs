@@ -8,7 +8,6 @@
 //! passwords at once left the frontend holding 776 MB. Now it holds at most [`HASHES`] times
 //! the memory of one hash, whatever comes.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -87,11 +86,11 @@ impl Gate {
         }
     }
 
-    /// Whether `password` is `name`'s in the accounts file `users` (read now, so a new account
-    /// needs no restart); [`GateError::Busy`] when too many checks are under way.
+    /// Whether `password` is `name`'s among the accounts `users` gives (read once admitted, so
+    /// a new account needs no restart); [`GateError::Busy`] when too many checks are under way.
     pub async fn check(
         self: &Arc<Self>,
-        users: PathBuf,
+        users: impl FnOnce() -> Result<Users, UsersError> + Send + 'static,
         name: String,
         password: String,
     ) -> Result<Result<bool, UsersError>, GateError> {
@@ -111,7 +110,7 @@ impl Gate {
         tokio::task::spawn_blocking(move || {
             let _place = place;
             let _admitted = admitted;
-            let users = Users::load(&users)?;
+            let users = users()?;
             let mut memory = gate
                 .memory
                 .lock()
@@ -176,22 +175,38 @@ mod tests {
             let gate = gate.clone();
             let path = path.clone();
             async move {
-                gate.check(path, "ada".into(), "correct horse battery".into())
-                    .await
+                gate.check(
+                    move || Users::load(&path),
+                    "ada".into(),
+                    "correct horse battery".into(),
+                )
+                .await
             }
         });
         while gate.admitted.load(Ordering::SeqCst) == 0 {
             tokio::task::yield_now().await;
         }
         assert!(matches!(
-            gate.check(path.clone(), "ada".into(), "wrong".into()).await,
+            gate.check(
+                {
+                    let path = path.clone();
+                    move || Users::load(&path)
+                },
+                "ada".into(),
+                "wrong".into()
+            )
+            .await,
             Err(GateError::Busy)
         ));
         drop(held);
         assert!(matches!(waiting.await.unwrap(), Ok(Ok(true))));
         assert!(matches!(
-            gate.check(path, "ada".into(), "correct horse batterx".into())
-                .await,
+            gate.check(
+                move || Users::load(&path),
+                "ada".into(),
+                "correct horse batterx".into()
+            )
+            .await,
             Ok(Ok(false))
         ));
         let counts = gate.counts();

@@ -22,6 +22,8 @@
 //! API, a form field for forms); sign-in checks that the form came from this origin. An
 //! account's role ([`users::Role`]) is read from the accounts file at each dashboard request.
 
+pub mod accounts;
+mod address;
 pub mod dashboard;
 mod edit;
 pub mod gate;
@@ -32,7 +34,6 @@ pub mod users;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,7 +55,10 @@ type Body = Bytes;
 pub struct Portal {
     /// `Err(why)` when this frontend has no cluster secret: the portal then says so.
     secret: Result<Secret, String>,
-    users: PathBuf,
+    /// The accounts and the sessions signed out, as the nodes and this host's file have them.
+    pub accounts: Arc<accounts::Accounts>,
+    /// Proxies whose forwarded client addresses are believed (`trusted_proxies`).
+    trusted_proxies: Vec<std::net::IpAddr>,
     limiter: limiter::Limiter,
     /// Every password check goes through it: a bound on the hashes and their memory.
     gate: Arc<gate::Gate>,
@@ -81,11 +85,16 @@ impl Portal {
             .iter()
             .map(|n| (n.name.clone(), n.origin()))
             .collect();
+        let client = floor::Client::signed(secret.clone(), nodes);
         Portal {
-            client: floor::Client::signed(secret.clone(), nodes),
+            accounts: Arc::new(accounts::Accounts::new(
+                cluster.users_path(),
+                client.clone(),
+            )),
+            trusted_proxies: cluster.trusted_proxies.clone(),
+            client,
             dashboard: dashboard::Dashboard::new(cluster, secret.clone()),
             secret,
-            users: cluster.users_path(),
             limiter: limiter::Limiter::default(),
             gate: Arc::default(),
             table,
@@ -138,9 +147,29 @@ impl Portal {
         })
     }
 
+    /// The session the cookies carry, if it is signed, unexpired, not signed out, and of an
+    /// account that exists in the session generation it was started in.
     fn session(&self, cookies: Option<&str>) -> Option<Session> {
         let secret = self.secret.as_ref().ok()?;
-        session::from_cookies(secret, cookies, cluster::unix_now())
+        let s = session::from_cookies(secret, cookies, cluster::unix_now())?;
+        if self.accounts.revoked(&s.id) {
+            return None;
+        }
+        match self.accounts.users() {
+            Ok(users) if users.generation(&s.user) == Some(s.generation) => Some(s),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "portal: the accounts cannot be read; sessions refused");
+                None
+            }
+        }
+    }
+
+    /// Whether `published` (an owner as the nodes publish it, [`cluster::catalog::public_owner`])
+    /// is the account of session `s`.
+    fn owns(&self, published: &str, s: &Session) -> bool {
+        let mine = cluster::catalog::public_owner(self.secret.as_ref().ok(), &s.user);
+        !mine.is_empty() && published == mine
     }
 
     fn csrf(&self, s: &Session) -> String {
@@ -430,18 +459,22 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
         .and(warp::body::content_length_limit(4096))
         .and(warp::body::form::<CsrfForm>())
         .and(p.clone())
-        .map(
-            |h: HeaderMap, c: Option<String>, f: CsrfForm, p: Arc<Portal>| match p
-                .session(c.as_deref())
-            {
-                Some(s) if p.csrf_ok(&s, f.csrf.as_deref()) => {
-                    see_other("/portal/", Some(session::set_cookie("", over_tls(&h))))
+        .then(
+            |h: HeaderMap, c: Option<String>, f: CsrfForm, p: Arc<Portal>| async move {
+                match p.session(c.as_deref()) {
+                    Some(s) if p.csrf_ok(&s, f.csrf.as_deref()) => {
+                        // A copy of the cookie kept elsewhere must not outlive the sign-out,
+                        // at either frontend: the session's id goes to the nodes' list.
+                        let nodes = p.accounts.revoke(&s.id, s.expiry).await;
+                        tracing::info!(account = %s.user, nodes, "portal: signed out");
+                        see_other("/portal/", Some(session::set_cookie("", over_tls(&h))))
+                    }
+                    Some(_) => plain(
+                        StatusCode::FORBIDDEN,
+                        "the form is stale; reload the page and try again",
+                    ),
+                    None => see_other("/portal/", None),
                 }
-                Some(_) => plain(
-                    StatusCode::FORBIDDEN,
-                    "the form is stale; reload the page and try again",
-                ),
-                None => see_other("/portal/", None),
             },
         );
     let status_page = warp::get()
@@ -577,44 +610,76 @@ async fn login(
             site::portal::signin(Some("Uploads are off on this frontend.")),
         );
     };
-    let address = remote.map(|r| r.ip().to_string()).unwrap_or_default();
+    let address = address::client(remote, &h, &p.trusted_proxies);
     let name = form.name.trim().to_ascii_lowercase();
+    let cookies = h.get(header::COOKIE).and_then(|c| c.to_str().ok());
+    let known_device = session::known_device(&secret, cookies, &name);
     let next = safe_next(form.next.as_deref()).map(str::to_string);
     let next = next.as_deref();
     // Counted before the hash: guesses sent at once are refused once the limit is reached,
     // not all hashed first.
-    let attempt = match p.limiter.begin(&name, &address, Instant::now()) {
+    let attempt = match p
+        .limiter
+        .begin(&name, &address, known_device, Instant::now())
+    {
         Ok(attempt) => attempt,
         Err(wait) => {
             let mut r = html(
                 StatusCode::TOO_MANY_REQUESTS,
                 site::portal::signin_to(
                     Some(&format!(
-                        "Too many failed sign-ins. Try again in {} minutes.",
-                        wait.as_secs().div_ceil(60)
+                        "Too many failed sign-ins. Try again in {} seconds.",
+                        wait.as_secs().max(1)
                     )),
                     next,
                 ),
             );
             r.headers_mut().insert(
                 header::RETRY_AFTER,
-                wait.as_secs().max(1).to_string().parse().expect("a number"),
+                wait.as_secs_f64()
+                    .ceil()
+                    .max(1.0)
+                    .to_string()
+                    .parse()
+                    .expect("a number"),
             );
             return r;
         }
     };
+    let accounts = p.accounts.clone();
     let checked = p
         .gate
-        .check(p.users.clone(), name.clone(), form.password)
+        .check(move || accounts.users(), name.clone(), form.password)
         .await;
     match checked {
         Ok(Ok(true)) => {
-            p.limiter.take_back(attempt);
-            let value = session::start(&secret, &name, cluster::unix_now());
-            see_other(
+            p.limiter.succeeded(attempt);
+            // The generation as of now: read again, the hash took a while.
+            let generation = p
+                .accounts
+                .users()
+                .ok()
+                .and_then(|u| u.generation(&name))
+                .unwrap_or_default();
+            let id = match cluster::auth::random_hex(16) {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::error!(error = %e, "portal: no random session id");
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "sign-in failed");
+                }
+            };
+            let value = session::start(&secret, &name, generation, &id, cluster::unix_now());
+            let mut r = see_other(
                 next.unwrap_or("/portal/"),
                 Some(session::set_cookie(&value, over_tls(&h))),
-            )
+            );
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                session::set_device_cookie(&secret, &name, over_tls(&h))
+                    .parse()
+                    .expect("a cookie of plain characters"),
+            );
+            r
         }
         // The attempt stays counted.
         Ok(Ok(false)) => html(

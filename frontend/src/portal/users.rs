@@ -1,7 +1,8 @@
 //! The portal's accounts: a JSON file (`users_file` in `CLUSTER.toml`, default `users.json`
 //! next to it) of names, Argon2id password hashes and roles, written by `td user add` and read
-//! at every sign-in (and, for the operator's dashboard, at every page), so a new account or a
-//! changed role needs no restart. Copy it to both frontends.
+//! at every sign-in, session check and dashboard page, so a change needs no restart. `td user`
+//! also hands the file to every node, and each frontend reads the nodes' copy every second
+//! (`super::accounts`): the newest `version` wins, so no one copies it between hosts.
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,9 @@ pub const MIN_PASSWORD: usize = 10;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Users {
+    /// Raised by every change (`td user`): of two copies, the higher is the newer.
+    #[serde(default)]
+    pub version: u64,
     pub users: Vec<User>,
 }
 
@@ -30,6 +34,14 @@ pub struct User {
     /// providers (so such a record reads the same to an older frontend).
     #[serde(default, skip_serializing_if = "Role::is_default")]
     pub role: Role,
+    /// The account's session generation: a session started under another one is over. A new
+    /// password and `td user signout` raise it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What an account may do.
@@ -151,6 +163,8 @@ impl Users {
             Some(_) if !replace => Err(UsersError::Exists(name.to_string())),
             Some(u) => {
                 u.hash = hash;
+                // A new password ends every session of the old one.
+                u.generation += 1;
                 if let Some(role) = role {
                     u.role = role;
                 }
@@ -162,6 +176,7 @@ impl Users {
                     hash,
                     created: cluster::unix_now(),
                     role: role.unwrap_or_default(),
+                    generation: 0,
                 });
                 Ok(())
             }
@@ -177,6 +192,25 @@ impl Users {
             .ok_or_else(|| UsersError::Unknown(name.to_string()))?;
         user.role = role;
         Ok(())
+    }
+
+    /// Ends every session of account `name`, wherever it was started.
+    pub fn end_sessions(&mut self, name: &str) -> Result<(), UsersError> {
+        let user = self
+            .users
+            .iter_mut()
+            .find(|u| u.name == name)
+            .ok_or_else(|| UsersError::Unknown(name.to_string()))?;
+        user.generation += 1;
+        Ok(())
+    }
+
+    /// The session generation of account `name`, if it exists.
+    pub fn generation(&self, name: &str) -> Option<u64> {
+        self.users
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| u.generation)
     }
 
     /// The role of account `name`, if it exists.
