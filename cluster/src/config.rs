@@ -25,9 +25,14 @@ pub struct ClusterConfig {
     /// The URL the world knows the collection by (`https://images.museum.example`): the root
     /// of every IIIF id, manifest and collection, whichever node or frontend answers, so ids
     /// stay the same across failover and never echo a visitor's `Host` header. Default: the
-    /// canonical address over http.
+    /// canonical address over http, or over https when the frontends serve TLS.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// The certificates (PEM) that the cluster's processes trust when they call each other
+    /// over https: the cluster's own CA, or its hosts' certificates. Relative to this file's
+    /// folder; default: the system's trusted roots.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
     /// The file holding the cluster's shared secret, which signs every request of the
     /// backends' internal API and the portal's session cookies. Relative to this file's folder;
     /// default `cluster.secret` next to it. `td secret --config` makes one.
@@ -301,6 +306,14 @@ pub struct FrontendConfig {
     /// it (the demo), the canonical address is a socket address only the holder binds.
     #[serde(default)]
     pub interface: Option<String>,
+    /// Its certificate chain (PEM), with `tls_key`: both its addresses then speak https
+    /// only. It serves the canonical address too when it holds it, so it must also name the
+    /// canonical address and the host of `public_url`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// One backend node: a PC with disks.
@@ -340,6 +353,34 @@ pub struct NodeConfig {
     /// hour.
     #[serde(default)]
     pub power_switch: Option<PowerSwitch>,
+    /// Its certificate chain (PEM), with `tls_key`: its image server then speaks https only,
+    /// and the certificate must name its address (as visitors are sent to it).
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// A host's certificate chain and key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+fn tls_files(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<TlsFiles> {
+    Some(TlsFiles {
+        cert: cert.clone()?,
+        key: key.clone()?,
+    })
+}
+
+impl FrontendConfig {
+    /// Its certificate and key, when it serves https.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        tls_files(&self.tls_cert, &self.tls_key)
+    }
 }
 
 /// `[node.power_switch]`: reached over SSH with a key; its command cycles the node's outlet.
@@ -375,7 +416,17 @@ impl NodeConfig {
 
     /// The origin its image server answers at, as a browser writes it.
     pub fn origin(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.tls().is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.address)
+    }
+
+    /// Its certificate and key, when it serves https.
+    pub fn tls(&self) -> Option<TlsFiles> {
+        tls_files(&self.tls_cert, &self.tls_key)
     }
 }
 
@@ -441,6 +492,10 @@ pub enum Problem {
     BadSchedule { expression: String, why: String },
     #[error("public_url {0:?} is not a site's root URL: write it as http://host or https://host, with an optional :port and no path, query or trailing slash")]
     PublicUrl(String),
+    #[error("some frontends have tls_cert and tls_key and others not: the canonical address moves between them, so all serve https or none")]
+    TlsOnSomeFrontends,
+    #[error("{0} has only one of tls_cert and tls_key: give both (a certificate chain and its private key, PEM) or neither")]
+    TlsHalf(String),
     #[error("[mail]: {0}")]
     MailIncomplete(String),
     #[error(
@@ -499,7 +554,24 @@ impl ClusterConfig {
             },
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for file in [&mut config.mail.password_file, &mut config.mail.outbox] {
+        let tls = config
+            .frontends
+            .iter_mut()
+            .flat_map(|f| [&mut f.tls_cert, &mut f.tls_key])
+            .chain(
+                config
+                    .nodes
+                    .iter_mut()
+                    .flat_map(|n| [&mut n.tls_cert, &mut n.tls_key]),
+            );
+        for file in [
+            &mut config.mail.password_file,
+            &mut config.mail.outbox,
+            &mut config.tls_ca,
+        ]
+        .into_iter()
+        .chain(tls)
+        {
             if let Some(named) = file.as_mut().filter(|p| p.is_relative()) {
                 *named = base.join(&*named);
             }
@@ -558,6 +630,26 @@ impl ClusterConfig {
             HashSet::new(),
             HashSet::new(),
         );
+        let halves = self
+            .frontends
+            .iter()
+            .map(|f| (&f.name, &f.tls_cert, &f.tls_key))
+            .chain(
+                self.nodes
+                    .iter()
+                    .map(|n| (&n.name, &n.tls_cert, &n.tls_key)),
+            );
+        for (name, cert, key) in halves {
+            if cert.is_some() != key.is_some() {
+                return Err(Problem::TlsHalf(name.clone()));
+            }
+        }
+        // The canonical address moves between frontends: its scheme must not.
+        if self.frontends.iter().any(|f| f.tls().is_some())
+            && self.frontends.iter().any(|f| f.tls().is_none())
+        {
+            return Err(Problem::TlsOnSomeFrontends);
+        }
         for fe in &self.frontends {
             if !valid_name(&fe.name) {
                 return Err(Problem::BadName(fe.name.clone()));
@@ -603,12 +695,23 @@ impl ClusterConfig {
         Ok(())
     }
 
-    /// The root of the collection's public URLs: `public_url`, else `http://CANONICAL`; `None`
-    /// when the cluster has neither (each server then names itself).
+    /// The root of the collection's public URLs: `public_url`, else `http://CANONICAL`
+    /// (`https://` when the frontends serve TLS); `None` when the cluster has neither (each
+    /// server then names itself).
     pub fn public_base(&self) -> Option<String> {
+        let scheme = if self.frontends_tls() {
+            "https"
+        } else {
+            "http"
+        };
         self.public_url
             .clone()
-            .or_else(|| self.canonical.map(|c| format!("http://{c}")))
+            .or_else(|| self.canonical.map(|c| format!("{scheme}://{c}")))
+    }
+
+    /// Whether the frontends (all of them, see [`ClusterConfig::check`]) serve https.
+    pub fn frontends_tls(&self) -> bool {
+        self.frontends.iter().any(|f| f.tls().is_some())
     }
 
     /// The shared secret's file (see [`ClusterConfig::secret_file`]).
@@ -755,6 +858,48 @@ power_domain = "B"
             let err = with(bad).unwrap_err().to_string();
             assert!(err.contains("public_url"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn tls_makes_origins_and_the_public_base_https() {
+        let tls = |text: &str| {
+            TWO_NODES
+                .replace(
+                    "address = \"127.0.0.1:8091\"",
+                    "address = \"127.0.0.1:8091\"\ntls_cert = \"fe.pem\"\ntls_key = \"fe.key\"",
+                )
+                .replace(
+                    "address = \"127.0.0.1:8092\"",
+                    &format!("address = \"127.0.0.1:8092\"\n{text}"),
+                )
+                .replace(
+                    "address = \"127.0.0.1:8101\"",
+                    "address = \"127.0.0.1:8101\"\ntls_cert = \"a.pem\"\ntls_key = \"a.key\"",
+                )
+        };
+        let both = tls("tls_cert = \"fe2.pem\"\ntls_key = \"fe2.key\"");
+        let c = ClusterConfig::parse(&both).unwrap();
+        assert_eq!(c.public_base().as_deref(), Some("https://127.0.0.1:8080"));
+        assert_eq!(c.nodes[0].origin(), "https://127.0.0.1:8101");
+        assert_eq!(c.nodes[1].origin(), "http://127.0.0.1:8102");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("CLUSTER.toml");
+        std::fs::write(&file, &both).unwrap();
+        let loaded = ClusterConfig::load(&file).unwrap();
+        assert_eq!(
+            loaded.nodes[0].tls().unwrap().cert,
+            dir.path().join("a.pem")
+        );
+        assert_eq!(
+            loaded.frontends[0].tls().unwrap().key,
+            dir.path().join("fe.key")
+        );
+        let err = ClusterConfig::parse(&tls("")).unwrap_err().to_string();
+        assert!(err.contains("all serve https or none"), "{err}");
+        let err = ClusterConfig::parse(&tls("tls_cert = \"fe2.pem\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fe-2 has only one"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use cluster::auth::{Secret, SignedParts, AUTH_HEADER, USER_HEADER};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client as Pool};
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
@@ -152,11 +153,12 @@ impl<'a> Call<'a> {
 /// The client. Cheap to clone: clones share one pool of connections.
 #[derive(Clone)]
 pub struct Client {
-    pool: Pool<HttpConnector, Full<Bytes>>,
+    /// http, or https trusting what [`crate::tls::trust_cluster`] said when it was built.
+    pool: Pool<HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// Signs calls to named nodes; `Err(why)` when this process has no cluster secret (its
     /// unsigned checks still work, and a signed call says why it cannot be made).
     secret: Result<Secret, String>,
-    /// Node name → `http://ADDRESS`.
+    /// Node name → its origin (`http://ADDRESS` or `https://ADDRESS`).
     nodes: Vec<(String, String)>,
     /// Sent with every request (e.g. `x-td-frontend: fe-1`), so a peer can tell callers apart.
     identity: Option<(HeaderName, HeaderValue)>,
@@ -165,9 +167,16 @@ pub struct Client {
 impl Client {
     /// A client for unsigned checks only (health, catalogs, pings).
     pub fn new() -> Client {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(crate::tls::client().as_ref().clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let pool = Pool::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build_http();
+            .build(connector);
         Client {
             pool,
             secret: Err("this process has no cluster secret".into()),
@@ -293,14 +302,20 @@ impl Client {
             .await
     }
 
-    /// An unsigned `GET path` at `addr` (a check between our own processes).
+    /// An unsigned `GET path` at `addr` (a check between our own processes), over https when
+    /// the cluster says that address speaks it.
     pub async fn get_at(
         &self,
         addr: SocketAddr,
         path: &str,
         deadline: Duration,
     ) -> Result<Answer, CallError> {
-        self.get(&format!("http://{addr}{path}"), deadline, MAX_ANSWER)
+        let scheme = if crate::tls::speaks_https(addr) {
+            "https"
+        } else {
+            "http"
+        };
+        self.get(&format!("{scheme}://{addr}{path}"), deadline, MAX_ANSWER)
             .await
     }
 

@@ -9,6 +9,8 @@
 //!   internal API ([`Client`], [`CallError`]).
 //! - [`serve`]: the one HTTP server every process serves its routes with, with the timeouts and
 //!   the bound on connections a public address needs ([`serve::serve`], [`serve::Limits`]).
+//! - [`tls`]: a listener's certificate, read again when its files change, and what the
+//!   client trusts ([`tls::ServerTls`], [`tls::trust_cluster`]).
 //! - [`cors`]: what a page on another website may fetch (public answers, read-only).
 //!
 //! It must never hold policy: what a fault means, where a replica goes or when to retry belongs
@@ -23,6 +25,7 @@ pub mod probe;
 pub mod secret_file;
 pub mod serve;
 pub mod store;
+pub mod tls;
 
 pub use client::{CallError, Client};
 pub use event_log::{EventLog, NewEvent};

@@ -16,6 +16,12 @@
 //! one uncontended lock per read and write, and one timer per connection that wakes at most once
 //! per `header_read`.
 //!
+//! With TLS ([`serve_tls`]), the first byte of a connection tells what it speaks: a TLS
+//! handshake (0x16) is completed within [`Limits::header_read`], holding one of the
+//! connections allowed, and the same HTTP is then served inside it, every answer carrying
+//! `Strict-Transport-Security`; anything else is plain HTTP, answered with a redirect to the
+//! same path over https (so a visitor typing `http://` is sent on).
+//!
 //! warp's `warp::addr::remote()` only works under `warp::serve`; routes read the peer's address
 //! with [`remote`], which works under both.
 
@@ -35,7 +41,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use warp::{Filter, Reply};
+
+use crate::tls::ServerTls;
+
+/// The first byte of a TLS handshake record; a plain HTTP request starts with a letter.
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// How long a request's head may take to arrive, from its first byte.
 pub const HEADER_READ: Duration = Duration::from_secs(10);
@@ -103,6 +115,20 @@ pub async fn serve<F, R>(
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
 {
+    serve_tls(listener, routes, limits, None, shutdown).await
+}
+
+/// As [`serve`], over TLS when `tls` is given (see the module's doc).
+pub async fn serve_tls<F, R>(
+    listener: TcpListener,
+    routes: F,
+    limits: Limits,
+    tls: Option<ServerTls>,
+    shutdown: impl Future<Output = ()> + Send,
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
     let connections = limits.connections.clamp(1, u32::MAX as usize);
     let places = Arc::new(Semaphore::new(connections));
     let (stop, stopping) = watch::channel(false);
@@ -144,15 +170,21 @@ pub async fn serve<F, R>(
         };
         // Small answers go out at once rather than after the client's delayed ACK.
         let _ = stream.set_nodelay(true);
-        tokio::spawn(connection(
-            stream,
-            peer,
-            routes.clone(),
-            http.clone(),
-            limits,
-            stopping.clone(),
-            place,
-        ));
+        let (routes, http, stopping) = (routes.clone(), http.clone(), stopping.clone());
+        match &tls {
+            None => {
+                let served =
+                    Served::new(TowerToHyperService::new(warp::service(routes)), peer, false);
+                tokio::spawn(connection(stream, served, http, limits, stopping, place));
+            }
+            Some(tls) => {
+                let tls = tls.clone();
+                tokio::spawn(async move {
+                    secure_connection(stream, peer, routes, http, limits, tls, stopping, place)
+                        .await
+                });
+            }
+        }
     }
     drop(listener);
     stop.send_replace(true);
@@ -170,28 +202,110 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-async fn connection<F, R>(
+/// A connection to a TLS listener: its handshake, or a redirect to https for plain HTTP. The
+/// handshake holds the connection's place, and has [`Limits::header_read`] to be done.
+#[allow(clippy::too_many_arguments)]
+async fn secure_connection<F, R>(
     stream: TcpStream,
     peer: SocketAddr,
     routes: F,
     http: hyper::server::conn::http1::Builder,
     limits: Limits,
-    mut stopping: watch::Receiver<bool>,
-    _place: OwnedSemaphorePermit,
+    tls: ServerTls,
+    stopping: watch::Receiver<bool>,
+    place: OwnedSemaphorePermit,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
 {
-    let activity = Arc::new(Activity::new(Instant::now()));
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(limits.header_read, stream.peek(&mut first)).await {
+        Ok(Ok(1..)) => {}
+        Ok(_) | Err(_) => return, // closed, failed, or silent: nothing to serve
+    }
+    if first[0] != TLS_HANDSHAKE {
+        let served = Served::new(
+            TowerToHyperService::new(warp::service(to_https(tls))),
+            peer,
+            false,
+        );
+        return connection(stream, served, http, limits, stopping, place).await;
+    }
+    let acceptor = TlsAcceptor::from(tls.config());
+    let stream = match tokio::time::timeout(limits.header_read, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake too slow");
+            return;
+        }
+    };
+    let served = Served::new(TowerToHyperService::new(warp::service(routes)), peer, true);
+    connection(stream, served, http, limits, stopping, place).await
+}
+
+/// The answer to plain HTTP on a TLS listener: the same path and query over https, at the
+/// host asked for if it is one of ours (never a name a client made up).
+fn to_https(
+    tls: ServerTls,
+) -> impl Filter<Extract = (warp::reply::Response,), Error = Infallible> + Clone {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::header::headers_cloned()
+        .and(warp::path::full())
+        .and(query)
+        .map(
+            move |headers: hyper::HeaderMap, path: warp::path::FullPath, query: String| {
+                let host = headers
+                    .get(hyper::header::HOST)
+                    .and_then(|h| h.to_str().ok());
+                let authority = tls.https_authority(host);
+                let query = if query.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{query}")
+                };
+                let location = format!("https://{authority}{}{query}", path.as_str());
+                // Made of a valid host and a path and query hyper accepted: a valid URI; the
+                // root is the answer should it ever not be.
+                let location = location
+                    .parse::<hyper::Uri>()
+                    .unwrap_or_else(|_| hyper::Uri::from_static("/"));
+                let mut answer = warp::redirect::permanent(location).into_response();
+                answer.headers_mut().insert(
+                    hyper::header::CONNECTION,
+                    hyper::header::HeaderValue::from_static("close"),
+                );
+                answer
+            },
+        )
+}
+
+async fn connection<S, T, B>(
+    stream: S,
+    service: Served<T>,
+    http: hyper::server::conn::http1::Builder,
+    limits: Limits,
+    mut stopping: watch::Receiver<bool>,
+    _place: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: hyper::service::Service<Request<RequestBody>, Response = Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    T::Future: Send + 'static,
+    B: Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let peer = service.peer;
+    let activity = service.activity.clone();
     let io = TokioIo::new(Watched {
         stream,
         activity: activity.clone(),
     });
-    let service = Served {
-        routes: TowerToHyperService::new(warp::service(routes)),
-        activity: activity.clone(),
-        peer,
-    };
     let mut conn = pin!(http.serve_connection(io, service));
     let mut draining = false;
     loop {
@@ -342,13 +456,13 @@ impl Activity {
     }
 }
 
-/// The connection's socket, telling its [`Activity`] of every byte.
-struct Watched {
-    stream: TcpStream,
+/// The connection's socket (or TLS stream), telling its [`Activity`] of every byte.
+struct Watched<S> {
+    stream: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -363,7 +477,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -407,6 +521,19 @@ struct Served<S> {
     routes: S,
     activity: Arc<Activity>,
     peer: SocketAddr,
+    /// Over TLS: every answer says to come back over https only.
+    hsts: bool,
+}
+
+impl<S> Served<S> {
+    fn new(routes: S, peer: SocketAddr, hsts: bool) -> Self {
+        Served {
+            routes,
+            activity: Arc::new(Activity::new(Instant::now())),
+            peer,
+            hsts,
+        }
+    }
 }
 
 impl<S, B> hyper::service::Service<Request<Incoming>> for Served<S>
@@ -427,8 +554,15 @@ where
         });
         let answer = self.routes.call(request);
         let activity = self.activity.clone();
+        let hsts = self.hsts;
         Box::pin(async move {
-            let answer = answer.await?;
+            let mut answer = answer.await?;
+            if hsts {
+                answer.headers_mut().insert(
+                    hyper::header::STRICT_TRANSPORT_SECURITY,
+                    hyper::header::HeaderValue::from_static(crate::tls::HSTS),
+                );
+            }
             activity.answered();
             Ok(answer.map(|body| AnswerBody { body, activity }))
         })
