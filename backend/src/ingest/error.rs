@@ -16,6 +16,9 @@ pub enum IngestError {
     /// The account may not do it (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The account has as many uploads under way as it may (429).
+    #[error("{0}")]
+    TooMany(String),
     /// No such upload, staging copy or replica here (404).
     #[error("{0}")]
     NotFound(String),
@@ -36,7 +39,7 @@ pub enum IngestError {
 
     // ---- this node cannot now ----
     /// No disk here has room (507).
-    #[error("no disk of node {node} has room for {need} bytes (the most free is {best} bytes)")]
+    #[error("no disk of node {node} has room for {need} bytes (the most free, after what the uploads under way still need, is {best} bytes)")]
     NoRoom { node: String, need: u64, best: u64 },
     /// This node takes no uploads: it has no cluster secret (503).
     #[error("uploads are off on this node: {0}")]
@@ -101,6 +104,7 @@ impl IngestError {
         match self {
             IngestError::Invalid(_) => 400,
             IngestError::Forbidden(_) => 403,
+            IngestError::TooMany(_) => 429,
             IngestError::NotFound(_) => 404,
             IngestError::Gone(_) => 410,
             IngestError::Conflict { .. } => 409,

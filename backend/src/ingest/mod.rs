@@ -152,7 +152,13 @@ pub(crate) fn roomiest(
 ) -> Result<std::sync::Arc<crate::disk::Disk>, IngestError> {
     let mut best: Option<(u64, &std::sync::Arc<crate::disk::Disk>)> = None;
     for d in disks.iter().filter(|d| !d.is_failed()) {
-        if let Ok(free) = fs2::available_space(&d.config.path) {
+        // Room is what is free less what the uploads staged there will still write: a 60 GiB
+        // upload declared is room taken, not room to promise again.
+        let owed: u64 = staging::Staging::all(std::slice::from_ref(d))
+            .iter()
+            .filter_map(|s| Some(s.upload().ok()?.length.saturating_sub(s.offset().ok()?)))
+            .sum();
+        if let Ok(free) = fs2::available_space(&d.config.path).map(|f| f.saturating_sub(owed)) {
             if best.is_none_or(|(b, _)| free > b) {
                 best = Some((free, d));
             }

@@ -17,11 +17,27 @@ use super::staging::{check_upload_id, Staging, Upload};
 use super::status::{expired, Stage, UploadStatus, EXPIRED};
 use super::{IngestError, MAX_UPLOAD};
 
+/// Uploads one account may have under way (not yet durable) on one node.
+pub const MAX_OPEN_UPLOADS: usize = 16;
+
 impl Ingest {
     /// Starts an upload for `owner`: checks what was sent and makes its staging folder.
     pub async fn create(&self, owner: &str, new: NewUpload) -> Result<UploadStatus, IngestError> {
         self.peers()?;
         check_new(owner, &new)?;
+        // Uploads still receiving or being copied count against the account: each holds a
+        // staging folder and its room until it is durable, finished or expired.
+        let open = self
+            .status
+            .list(owner)
+            .iter()
+            .filter(|s| matches!(s.stage, Stage::Receiving | Stage::Received) && !expired(s))
+            .count();
+        if open >= MAX_OPEN_UPLOADS {
+            return Err(IngestError::TooMany(format!(
+                "this account already has {open} uploads under way on this node, the most it                  may have; finish or wait for them before starting another"
+            )));
+        }
         let id = cluster::auth::random_hex(16)
             .map_err(super::io(std::path::Path::new("/dev/urandom")))?;
         let suffix = &id[..6];
