@@ -67,3 +67,41 @@ fn declared_lengths_reserve_room_and_an_account_has_at_most_16_uploads_under_way
     let (status, body) = declare(&c, "ada", "mine.png", 1000);
     assert_eq!(status, 201, "{body}");
 }
+
+/// A first chunk sent again (or sent when bytes are already there) is refused at the home node
+/// and does not open a staging folder on yet another node: the mirror is chosen once.
+#[test]
+fn a_repeated_first_chunk_keeps_the_mirror_and_opens_no_third_staging() {
+    let mut c = Cluster::new(&["A", "B", "B"]);
+    for i in 0..3 {
+        c.start(i, None);
+    }
+    let bytes = vec![7u8; 3000];
+    let (status, body) = declare(&c, "ada", "three.png", bytes.len() as u64);
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, head, _) = c.send_chunk(0, "ada", &id, 0, &bytes[..1000]);
+    assert!(status < 300, "{head}");
+    let holding = |c: &Cluster| -> Vec<usize> {
+        (0..3)
+            .filter(|&i| c.staging(i).iter().any(|s| s == &id))
+            .collect()
+    };
+    let first = holding(&c);
+    assert_eq!(first.len(), 2, "home and its mirror: {first:?}");
+    for _ in 0..3 {
+        let (status, head, _) = c.send_chunk(0, "ada", &id, 0, &bytes[..1000]);
+        assert_eq!(status, 409, "{head}");
+    }
+    assert_eq!(
+        holding(&c),
+        first,
+        "no third node was given a staging folder"
+    );
+    // The upload goes on from where it is.
+    let (status, head, _) = c.send_chunk(0, "ada", &id, 1000, &bytes[1000..]);
+    assert!(status < 300, "{head}");
+}

@@ -126,7 +126,8 @@ impl Ingest {
         let held = receiving.lock().await;
         let (staging, upload) = self.owned(owner, id)?;
         let length = upload.length;
-        let mirror = self.mirror(&upload, offset).await;
+        let here = staging.offset()?;
+        let mirror = self.mirror(&upload, offset, here).await;
         let (s, me, b) = (staging.clone(), self.clone(), bytes.clone());
         let local = blocking(move || s.append(length, offset, &b, &me.sums));
         // The second copy is written while the first is: the chunk goes to the mirror at the
@@ -177,9 +178,16 @@ impl Ingest {
 
     /// The node that receives a copy of each chunk as it arrives, chosen at the first chunk: the
     /// first node in another power domain that takes the upload. `None` when there is none (or
-    /// after a restart, or once it failed).
-    async fn mirror(&self, upload: &Upload, offset: u64) -> Option<String> {
-        if offset > 0 {
+    /// after a restart, or once it failed). Chosen once: a chunk sent again at offset 0, or
+    /// one at 0 when bytes are already here (refused as the wrong offset), keeps the choice,
+    /// so a confused or hostile client cannot open staging folders on node after node.
+    async fn mirror(&self, upload: &Upload, offset: u64, here: u64) -> Option<String> {
+        let chosen_before = self
+            .mirrors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&upload.id);
+        if offset > 0 || here > 0 || chosen_before {
             return self
                 .mirrors
                 .lock()
