@@ -78,9 +78,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
             for e in &mut page.entries {
                 e.meta = e.meta.published(node.secret.as_ref());
             }
-            no_store(json_reply(
-                &serde_json::to_value(page).expect("plain data"),
-            ))
+            no_store(json_reply(&serde_json::to_value(page).expect("plain data")))
         });
     let witness = warp::path!("witness" / String).and(lib.clone()).then(
         |name: String, node: Arc<Node>| async move {
@@ -731,10 +729,12 @@ pub async fn serve(
     node: Arc<Node>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    floor::serve::serve(
+    let tls = node.tls.clone();
+    floor::serve::serve_tls(
         listener,
         routes(node),
         floor::serve::Limits::default(),
+        tls,
         shutdown,
     )
     .await;

@@ -43,6 +43,8 @@ pub enum NodeError {
         "node {node} has no catalog at {path}: it has not run yet, so there is nothing to audit"
     )]
     NoCatalog { node: String, path: PathBuf },
+    #[error("its certificate: {0}")]
+    Tls(#[from] floor::tls::TlsError),
 }
 
 /// How to treat the catalog when the node opens.
@@ -94,6 +96,8 @@ pub struct Node {
     pub redundancy: Arc<Redundancy>,
     /// The scrub's settings, or why it cannot run.
     pub scrub: Result<crate::redundancy::scrub::Settings, String>,
+    /// Its certificate, when its image server speaks https.
+    pub tls: Option<floor::tls::ServerTls>,
 }
 
 fn node_config(cluster: &ClusterConfig, name: &str) -> Result<NodeConfig, NodeError> {
@@ -185,6 +189,11 @@ impl Node {
         start: CatalogStart,
     ) -> Result<(Node, Opening), NodeError> {
         let config = node_config(cluster, name)?;
+        // Before anything is opened: a certificate that cannot serve stops the start at once.
+        let tls = config
+            .tls()
+            .map(|files| floor::tls::ServerTls::load(files, vec![config.address.to_string()]))
+            .transpose()?;
         let state = config.state_dir();
         floor::durable::create_dir(&state).map_err(|source| NodeError::StateDir {
             path: state.clone(),
@@ -306,6 +315,7 @@ impl Node {
             crate::iiif::budget::MAX_WAIT,
         ));
         let node = Node {
+            tls,
             renders,
             scrub,
             redundancy,

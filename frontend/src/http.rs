@@ -29,6 +29,8 @@ pub struct Front {
     pub failover: std::sync::OnceLock<crate::holder::Shared>,
     /// The upload portal under `/portal/`.
     pub portal: Arc<crate::portal::Portal>,
+    /// Its certificate, when its addresses (its own and the canonical one) speak https.
+    pub tls: Option<floor::tls::ServerTls>,
 }
 
 /// Every route of a frontend.
@@ -406,10 +408,12 @@ pub async fn serve(
     front: Arc<Front>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    floor::serve::serve(
+    let tls = front.tls.clone();
+    floor::serve::serve_tls(
         listener,
         routes(front),
         floor::serve::Limits::default(),
+        tls,
         shutdown,
     )
     .await;

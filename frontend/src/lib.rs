@@ -43,6 +43,8 @@ pub enum FrontendError {
     },
     #[error("failover heartbeats are authenticated with the cluster secret: {0}")]
     Secret(#[from] cluster::auth::SecretError),
+    #[error("its certificate: {0}")]
+    Tls(#[from] floor::tls::TlsError),
 }
 
 /// Builds frontend `name` of `cluster` with an empty table, and starts a watch worker per
@@ -86,11 +88,31 @@ pub fn open(cluster: &ClusterConfig, name: &str) -> Result<Arc<Front>, FrontendE
     runner.spawn(portal::accounts::AccountsWatch::new(
         portal.accounts.clone(),
     ));
-    let public_url = cluster.public_base().unwrap_or_else(|| {
-        let me = cluster.frontend(name).map(|f| f.address);
-        me.map_or_else(|| "http://localhost".into(), |a| format!("http://{a}"))
-    });
+    let me = cluster.frontend(name).expect("checked above");
+    let scheme = if cluster.frontends_tls() {
+        "https"
+    } else {
+        "http"
+    };
+    let public_url = cluster
+        .public_base()
+        .unwrap_or_else(|| format!("{scheme}://{}", me.address));
+    // A plain-http visitor is sent on to the host they asked for when it is one of these,
+    // else to the public one.
+    let hosts = [public_url
+        .split_once("://")
+        .map_or("", |(_, a)| a)
+        .to_string()]
+    .into_iter()
+    .chain(cluster.canonical.map(|c| c.to_string()))
+    .chain([me.address.to_string()])
+    .collect();
+    let tls = me
+        .tls()
+        .map(|files| floor::tls::ServerTls::load(files, hosts))
+        .transpose()?;
     Ok(Arc::new(Front {
+        tls,
         portal,
         public_url,
         name: name.to_string(),

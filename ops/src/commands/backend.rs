@@ -42,6 +42,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     if args.audit {
         return audit(&config, &args.node);
     }

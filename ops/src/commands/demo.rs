@@ -43,6 +43,10 @@ pub struct Args {
     /// each process by hand.
     #[arg(long)]
     prepare: bool,
+    /// Serve https everywhere, with certificates from a CA of the demo's own (kept in
+    /// DATA/tls/; it prints how to make curl and a browser trust it).
+    #[arg(long)]
+    tls: bool,
 }
 
 /// Why `addr` cannot be had, in words that fit what holds it: a program that answers there
@@ -101,9 +105,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .with_context(|| format!("cannot resolve {}", args.data.display()))?;
     let addrs = addresses(args.listen)?;
     let config_path = data.join("cluster.toml");
-    std::fs::write(&config_path, cluster_toml(&addrs))
+    let ca = if args.tls {
+        let hosts: Vec<&str> = FRONTENDS.iter().chain(NODES.iter()).copied().collect();
+        Some(super::demo_tls::make(&data, &hosts, addrs.canonical.ip())?)
+    } else {
+        None
+    };
+    std::fs::write(&config_path, cluster_toml(&addrs, args.tls))
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = ClusterConfig::load(&config_path)?;
+    let scheme = if args.tls { "https" } else { "http" };
+    let trust = ca.map(|ca| super::demo_tls::how_to_trust(&ca, &addrs.canonical.to_string()));
     floor::secret_file::create(&config.secret_path())?;
     let account = demo_account(&config, &data)?;
     // The demo's disks are folders; a real node's are mounted filesystems.
@@ -145,7 +157,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     if args.prepare {
         println!("Prepared {} ({} samples).", data.display(), SAMPLES.len());
-        println!("canonical http://{}/", addrs.canonical);
+        println!("canonical {scheme}://{}/", addrs.canonical);
         println!("demo account: {} {}", account.0, account.1);
         let by_hand = frontends
             .iter()
@@ -153,7 +165,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .chain(backends)
             .chain(monitors(true));
         for (name, addr, args) in by_hand {
-            println!("{name} http://{addr}/  td {}", args.join(" "));
+            // Monitors speak plain http: they answer operators and the cluster only.
+            let scheme = if name.ends_with("-monitor") {
+                "http"
+            } else {
+                scheme
+            };
+            println!("{name} {scheme}://{addr}/  td {}", args.join(" "));
+        }
+        if let Some(trust) = &trust {
+            println!("{trust}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -176,18 +197,26 @@ pub fn run(args: Args) -> Result<ExitCode> {
         FRONTENDS[1]
     );
     for (name, addr, _) in &roles {
-        println!("  {name:14} http://{addr}/");
+        let scheme = if name.ends_with("-monitor") {
+            "http"
+        } else {
+            scheme
+        };
+        println!("  {name:14} {scheme}://{addr}/");
     }
     for (name, addr) in NODES.iter().zip(addrs.nodes) {
-        println!("  {name:14} http://{addr}/  (started by its monitor)");
+        println!("  {name:14} {scheme}://{addr}/  (started by its monitor)");
+    }
+    if let Some(trust) = &trust {
+        println!("{trust}");
     }
     println!(
-        "Upload at http://{}/portal/ — sign in as {} with the password {} (more accounts: \
+        "Upload at {scheme}://{}/portal/ — sign in as {} with the password {} (more accounts: \
          td user add --config {config_arg} NAME).",
         addrs.canonical, account.0, account.1
     );
     println!(
-        "Open http://{}/ in a browser. Stop with Ctrl-C.\n\
+        "Open {scheme}://{}/ in a browser. Stop with Ctrl-C.\n\
          Faults the monitors notice: td events --config {config_arg} --follow\n\
          To cause one, stop a node's backend (kill -STOP, then kill -CONT) or kill it (kill -9: \
          its monitor restarts it); its pid is in http://{}/health.\n\
@@ -324,7 +353,15 @@ fn signal_hook_lite(on_signal: impl Fn() + Send + 'static) -> Result<()> {
 }
 
 /// The demo cluster: paths relative to the file, so the data folder can be moved.
-fn cluster_toml(addrs: &Addresses) -> String {
+fn cluster_toml(addrs: &Addresses, tls: bool) -> String {
+    // With TLS, each host has its certificate, and the cluster trusts the demo's CA.
+    let tls_files = |host: &str| {
+        if !tls {
+            return String::new();
+        }
+        let (cert, key) = super::demo_tls::host_files(host);
+        format!("tls_cert = \"{cert}\"\ntls_key = \"{key}\"\n")
+    };
     let mut out = format!(
         "# Written by `td demo` at every start (the addresses may change); edit a copy instead.\n\
          name = \"Tertiary Disk demo\"\ncanonical = \"{}\"\n\n\
@@ -332,9 +369,22 @@ fn cluster_toml(addrs: &Addresses) -> String {
          [repair]\nticket_settle_seconds = 60\n",
         addrs.canonical
     );
+    if tls {
+        // Before the first table: a top-level key.
+        let at = out.find("\n# A repaired").unwrap_or(out.len());
+        out.insert_str(
+            at,
+            &format!(
+                "tls_ca = \"{}/{}\"\n",
+                super::demo_tls::FOLDER,
+                super::demo_tls::CA_FILE
+            ),
+        );
+    }
     for (name, addr) in FRONTENDS.iter().zip(addrs.frontends) {
         out.push_str(&format!(
-            "\n[[frontend]]\nname = \"{name}\"\naddress = \"{addr}\"\n"
+            "\n[[frontend]]\nname = \"{name}\"\naddress = \"{addr}\"\n{}",
+            tls_files(name)
         ));
     }
     for (n, ((name, addr), monitor)) in NODES
@@ -347,7 +397,8 @@ fn cluster_toml(addrs: &Addresses) -> String {
         out.push_str(&format!(
             "\n[[node]]\nname = \"{name}\"\naddress = \"{addr}\"\nmonitor = \"{monitor}\"\n\
              power_domain = \"{domain}\"\n\
-             rack = \"demo\"\nstate_dir = \"{name}/state\"\n"
+             rack = \"demo\"\nstate_dir = \"{name}/state\"\n{}",
+            tls_files(name)
         ));
         for d in 1..=DISKS_PER_NODE {
             out.push_str(&format!(

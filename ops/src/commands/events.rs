@@ -56,6 +56,8 @@ fn since_time(s: &str, now: SystemTime) -> Result<u64> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     let nodes: Vec<_> = match &args.node {
         Some(name) => vec![config
             .node(name)

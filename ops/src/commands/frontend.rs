@@ -28,6 +28,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let stop = crate::stopping::StopSignal::new()?;

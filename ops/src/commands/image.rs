@@ -38,6 +38,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("which cluster? give --config CLUSTER.toml");
     };
     let config = ClusterConfig::load(config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     let Action::Rm { id, yes } = args.action;
     if !cluster::valid_image_id(&id) {
         bail!("'{id}' is not an image id");

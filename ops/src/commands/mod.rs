@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod demo;
+pub mod demo_tls;
 pub mod events;
 pub mod frontend;
 pub mod image;

@@ -64,6 +64,8 @@ fn percent(s: &str) -> Result<f64, String> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     for name in &args.frontends {
         if !config.frontends.iter().any(|f| &f.name == name) {
             anyhow::bail!(

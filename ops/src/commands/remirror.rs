@@ -48,6 +48,8 @@ fn rate(s: &str) -> Result<Option<u64>> {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     let nodes: Vec<_> = match &args.node {
         Some(n) => vec![config
             .node(n)

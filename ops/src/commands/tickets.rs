@@ -89,6 +89,8 @@ pub async fn gather(config: &ClusterConfig) -> (Vec<Ticket>, Vec<String>) {
 
 pub fn list(args: ListArgs) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     let runtime = runtime()?;
     let (tickets, problems) = runtime.block_on(gather(&config));
     let answered = problems
@@ -131,6 +133,8 @@ pub fn list(args: ListArgs) -> Result<ExitCode> {
 
 pub fn mark(args: MarkArgs) -> Result<ExitCode> {
     let config = ClusterConfig::load(&args.config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     if !cluster::ticket::valid_ticket_id(&args.id) {
         bail!(
             "{:?} is not a ticket id (they look like node-a.m42)",

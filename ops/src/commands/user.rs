@@ -85,6 +85,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
         bail!("which cluster? give --config CLUSTER.toml");
     };
     let config = ClusterConfig::load(config)?;
+    // Calls to hosts with TLS trust the cluster's CA.
+    floor::tls::trust_cluster(&config)?;
     let path = config.users_path();
     let mut users = Users::load(&path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -222,6 +222,11 @@ pub struct DemoPlan {
 
 impl DemoPlan {
     pub fn prepare() -> DemoPlan {
+        DemoPlan::prepare_with(&[])
+    }
+
+    /// [`DemoPlan::prepare`] with more arguments for `td demo` (`--tls`).
+    pub fn prepare_with(more: &[&str]) -> DemoPlan {
         let dir = tempfile::tempdir().unwrap();
         // Rendering and tiling the samples is the slow part, and the same for every test of
         // this build: the first test keeps its originals, later ones start from a copy.
@@ -240,6 +245,7 @@ impl DemoPlan {
         let out = Command::new(env!("CARGO_BIN_EXE_td"))
             .args(["demo", "--listen", "127.0.0.1:0", "--prepare", "--data"])
             .arg(dir.path())
+            .args(more)
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -257,7 +263,10 @@ impl DemoPlan {
         }
         let canonical = text
             .lines()
-            .find_map(|l| l.strip_prefix("canonical http://"))
+            .find_map(|l| {
+                l.strip_prefix("canonical http://")
+                    .or_else(|| l.strip_prefix("canonical https://"))
+            })
             .expect("canonical address")
             .trim_end_matches('/')
             .to_string();
@@ -266,7 +275,10 @@ impl DemoPlan {
             .filter_map(|l| {
                 let (head, args) = l.split_once("  td ")?;
                 let (name, url) = head.split_once(' ')?;
-                let addr = url.strip_prefix("http://")?.trim_end_matches('/');
+                let addr = url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"))?
+                    .trim_end_matches('/');
                 let args = args.split(' ').map(String::from).collect();
                 Some((name.to_string(), addr.to_string(), args))
             })
