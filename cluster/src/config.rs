@@ -54,10 +54,32 @@ pub struct ClusterConfig {
     /// Where the weekly visit report (and an urgent ticket's mail) goes, and when.
     #[serde(default)]
     pub mail: MailConfig,
+    /// What one account may upload per day, on each node.
+    #[serde(default)]
+    pub quota: QuotaConfig,
     #[serde(rename = "frontend", default)]
     pub frontends: Vec<FrontendConfig>,
     #[serde(rename = "node")]
     pub nodes: Vec<NodeConfig>,
+}
+
+/// `[quota]`: what one account may send one node in 24 hours. Declared lengths count at once
+/// (a declaration takes room and a staging folder); an image's pixels count once it is tiled,
+/// and an account over its megapixels has nothing more tiled until the day has passed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaConfig {
+    pub gigabytes_per_day: u64,
+    pub megapixels_per_day: u64,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        QuotaConfig {
+            gigabytes_per_day: 200,
+            megapixels_per_day: 20_000,
+        }
+    }
 }
 
 /// `[repair]`: when a replica counts as lost and is copied again from the other one.

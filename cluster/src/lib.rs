@@ -22,7 +22,7 @@ pub mod worker;
 pub use catalog::{CatalogEntry, CatalogPage, FileSum, ImageMeta, ReplicaState};
 pub use config::{
     ClusterConfig, ConfigError, DiskConfig, FrontendConfig, Location, MailConfig, MailSecurity,
-    NodeConfig, ParseError, PowerSwitch, Problem, RepairConfig, DEFAULT_MONITOR_PORT,
+    NodeConfig, ParseError, PowerSwitch, Problem, QuotaConfig, RepairConfig, DEFAULT_MONITOR_PORT,
     DEFAULT_REPORT_SCHEDULE,
 };
 pub use event::{Component, Event, EventKind, EventPage};

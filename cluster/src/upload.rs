@@ -82,6 +82,9 @@ pub struct UploadStatus {
     pub home: String,
     pub created: u64,
     pub updated: u64,
+    /// The image's pixels, once tiled (what the account's daily megapixels count).
+    #[serde(default)]
+    pub pixels: Option<u64>,
 }
 
 /// A plain name: 1 to 64 ASCII letters, digits, '-' and '_'. Safe in a URL path, a file name

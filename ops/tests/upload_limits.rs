@@ -105,3 +105,60 @@ fn a_repeated_first_chunk_keeps_the_mirror_and_opens_no_third_staging() {
     let (status, head, _) = c.send_chunk(0, "ada", &id, 1000, &bytes[1000..]);
     assert!(status < 300, "{head}");
 }
+
+/// Polls upload `id`'s status on node 0 until it is published or failed; that stage and its
+/// error.
+fn finished(c: &Cluster, user: &str, id: &str) -> (String, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        if let Some(s) = c.status_of(0, user, id) {
+            let stage = s["stage"].as_str().unwrap_or_default().to_string();
+            if stage == "published" || stage == "failed" {
+                return (stage, s["error"].as_str().unwrap_or_default().to_string());
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{id} not finished\n{}",
+            c.stderr(0)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// An account's day: the bytes it declares and the megapixels tiled for it, per node.
+#[test]
+fn an_account_s_daily_bytes_and_megapixels_are_bounded() {
+    let mut c = Cluster::new(&["A", "B"]);
+    c.configure("[quota]\ngigabytes_per_day = 1\nmegapixels_per_day = 1\n");
+    c.start(0, None);
+    c.start(1, None);
+
+    // Bytes: what is declared counts at once.
+    let (status, body) = declare(&c, "mallory", "big.tif", 600_000_000);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = declare(&c, "mallory", "big2.tif", 600_000_000);
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("daily 1 GB"), "{body}");
+
+    // Megapixels: a 1.2 MP image is tiled and published; the account is then past its day,
+    // and its next image is not tiled.
+    let work = tempfile::tempdir().unwrap();
+    let png = common::ingest::noise_png(work.path(), "1200x1000");
+    let bytes = std::fs::read(&png).unwrap();
+    let mut outcomes = Vec::new();
+    for name in ["first.png", "second.png"] {
+        let (id, _) = c.create_upload(0, "ada", name, bytes.len(), name);
+        let (status, head, _) = c.send_chunk(0, "ada", &id, 0, &bytes);
+        assert!(status < 300, "{head}");
+        outcomes.push(finished(&c, "ada", &id));
+    }
+    assert_eq!(outcomes[0].0, "published", "{:?}", outcomes[0]);
+    assert_eq!(outcomes[1].0, "failed", "{:?}", outcomes[1]);
+    assert!(outcomes[1].1.contains("megapixels"), "{:?}", outcomes[1]);
+    // Another account's day is its own.
+    let (id, _) = c.create_upload(0, "bob", "bob.png", bytes.len(), "Bob's");
+    let (status, head, _) = c.send_chunk(0, "bob", &id, 0, &bytes);
+    assert!(status < 300, "{head}");
+    assert_eq!(finished(&c, "bob", &id).0, "published");
+}

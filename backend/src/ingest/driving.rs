@@ -149,7 +149,9 @@ impl Ingest {
             Step::Tile => {
                 status.stage = Stage::Tiling;
                 self.status.put(status);
-                self.tile(staging, upload).await?;
+                if let Some(pixels) = self.tile(staging, upload).await? {
+                    status.pixels = Some(pixels);
+                }
                 self.crash_point("tiled");
             }
             Step::Choose([a, b]) => {
@@ -299,7 +301,9 @@ impl Ingest {
     /// Tiles the staged original into the staging folder. An original that is not an image it
     /// can read fails the upload for good; anything else (this node's disk, the tiler itself)
     /// is a fault of this node, tried again.
-    async fn tile(&self, staging: &Staging, upload: &Upload) -> Result<(), IngestError> {
+    /// The image's pixels once tiled (for the account's daily megapixels); `None` when the
+    /// original was refused.
+    async fn tile(&self, staging: &Staging, upload: &Upload) -> Result<Option<u64>, IngestError> {
         let s = staging.clone();
         let (pyramid, thumb) = (s.path(staging::PYRAMID), s.path(staging::THUMBNAIL));
         let tiler = self
@@ -307,15 +311,43 @@ impl Ingest {
             .get()
             .cloned()
             .unwrap_or(super::tiling::Tiler::InProcess);
-        let (width, height) = match super::tiling::tile(
-            &tiler,
-            &s.path(staging::ORIGINAL),
-            &pyramid,
-            &thumb,
-            &upload.filename,
-        )
-        .await
-        {
+        // An account past its daily megapixels has nothing more tiled today: the tiling is
+        // the cost a stranger with an account could otherwise run up without end.
+        let day_ago = cluster::unix_now().saturating_sub(super::receiving::DAY);
+        let tiled_today: u64 = self
+            .status
+            .list(&upload.owner)
+            .iter()
+            .filter(|s| s.created >= day_ago && s.id != upload.id)
+            .filter_map(|s| s.pixels)
+            .sum();
+        let quota = self
+            .cluster
+            .quota
+            .megapixels_per_day
+            .saturating_mul(1_000_000);
+        let over_quota = (tiled_today >= quota).then(|| {
+            format!(
+                "this account's images tiled on this node in the last 24 hours already hold {} \
+                 megapixels, its daily {}; send it again tomorrow",
+                tiled_today / 1_000_000,
+                self.cluster.quota.megapixels_per_day
+            )
+        });
+        let outcome = match over_quota {
+            Some(reason) => super::tiling::Outcome::Refused(reason),
+            None => {
+                super::tiling::tile(
+                    &tiler,
+                    &s.path(staging::ORIGINAL),
+                    &pyramid,
+                    &thumb,
+                    &upload.filename,
+                )
+                .await
+            }
+        };
+        let (width, height) = match outcome {
             super::tiling::Outcome::Tiled { width, height } => (width, height),
             super::tiling::Outcome::Refused(reason) => {
                 tracing::warn!(upload = %upload.id, file = %upload.filename, %reason, "original refused");
@@ -328,7 +360,8 @@ impl Ingest {
                         },
                     )
                 })
-                .await;
+                .await
+                .map(|()| None);
             }
             super::tiling::Outcome::Fault(why) => return Err(IngestError::Fault(why)),
         };
@@ -352,6 +385,7 @@ impl Ingest {
                 },
             )
         });
-        result.await
+        result.await?;
+        Ok(Some(u64::from(width) * u64::from(height)))
     }
 }

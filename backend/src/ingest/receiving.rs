@@ -19,6 +19,8 @@ use super::{IngestError, MAX_UPLOAD};
 
 /// Uploads one account may have under way (not yet durable) on one node.
 pub const MAX_OPEN_UPLOADS: usize = 16;
+/// The quotas' day, in seconds.
+pub const DAY: u64 = 24 * 60 * 60;
 
 impl Ingest {
     /// Starts an upload for `owner`: checks what was sent and makes its staging folder.
@@ -33,6 +35,27 @@ impl Ingest {
             .iter()
             .filter(|s| matches!(s.stage, Stage::Receiving | Stage::Received) && !expired(s))
             .count();
+        let day_ago = cluster::unix_now().saturating_sub(DAY);
+        let today: u64 = self
+            .status
+            .list(owner)
+            .iter()
+            .filter(|s| s.created >= day_ago)
+            .map(|s| s.length)
+            .sum();
+        let quota = self
+            .cluster
+            .quota
+            .gigabytes_per_day
+            .saturating_mul(1_000_000_000);
+        if today.saturating_add(new.length) > quota {
+            return Err(IngestError::TooMany(format!(
+                "this account has sent {:.1} GB to this node in the last 24 hours; with this \
+                 file it would pass its daily {} GB",
+                today as f64 / 1e9,
+                self.cluster.quota.gigabytes_per_day
+            )));
+        }
         if open >= MAX_OPEN_UPLOADS {
             return Err(IngestError::TooMany(format!(
                 "this account already has {open} uploads under way on this node, the most it                  may have; finish or wait for them before starting another"
@@ -255,6 +278,7 @@ pub(super) fn initial_status(u: &Upload) -> UploadStatus {
         waiting: None,
         error: None,
         home: u.home.clone(),
+        pixels: None,
         created: u.created,
         updated: u.created,
     }
