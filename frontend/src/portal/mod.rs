@@ -59,6 +59,8 @@ pub struct Portal {
     pub accounts: Arc<accounts::Accounts>,
     /// Proxies whose forwarded client addresses are believed (`trusted_proxies`).
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// The frontends serve https themselves: cookies are `Secure` whatever a request says.
+    tls: bool,
     limiter: limiter::Limiter,
     /// Every password check goes through it: a bound on the hashes and their memory.
     gate: Arc<gate::Gate>,
@@ -92,6 +94,7 @@ impl Portal {
                 client.clone(),
             )),
             trusted_proxies: cluster.trusted_proxies.clone(),
+            tls: cluster.frontends.iter().any(|f| f.tls_cert.is_some()),
             client,
             dashboard: dashboard::Dashboard::new(cluster, secret.clone()),
             secret,
@@ -343,10 +346,12 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-fn over_tls(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
+/// Whether the visitor's connection is https: this frontend's own TLS, or a TLS proxy's word.
+fn over_tls(p: &Portal, headers: &HeaderMap) -> bool {
+    p.tls
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"))
 }
 
 #[derive(Deserialize)]
@@ -467,7 +472,7 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
                         // at either frontend: the session's id goes to the nodes' list.
                         let nodes = p.accounts.revoke(&s.id, s.expiry).await;
                         tracing::info!(account = %s.user, nodes, "portal: signed out");
-                        see_other("/portal/", Some(session::set_cookie("", over_tls(&h))))
+                        see_other("/portal/", Some(session::set_cookie("", over_tls(&p, &h))))
                     }
                     Some(_) => plain(
                         StatusCode::FORBIDDEN,
@@ -671,11 +676,11 @@ async fn login(
             let value = session::start(&secret, &name, generation, &id, cluster::unix_now());
             let mut r = see_other(
                 next.unwrap_or("/portal/"),
-                Some(session::set_cookie(&value, over_tls(&h))),
+                Some(session::set_cookie(&value, over_tls(&p, &h))),
             );
             r.headers_mut().append(
                 header::SET_COOKIE,
-                session::set_device_cookie(&secret, &name, over_tls(&h))
+                session::set_device_cookie(&secret, &name, over_tls(&p, &h))
                     .parse()
                     .expect("a cookie of plain characters"),
             );
