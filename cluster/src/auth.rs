@@ -301,8 +301,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Hex digits only: `from_str_radix` alone also takes a sign, so `+d` would read as `0d` and
+/// one tag would have many spellings (found by the hostile-input tests).
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len())
@@ -314,6 +316,15 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_is_read_from_hex_digits_only() {
+        assert_eq!(unhex("0d0A"), Some(vec![13, 10]));
+        assert_eq!(unhex("+d"), None);
+        assert_eq!(unhex("-1"), None);
+        assert_eq!(unhex(" d"), None);
+        assert_eq!(unhex("abc"), None);
+    }
 
     const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 

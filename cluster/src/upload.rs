@@ -83,7 +83,7 @@ pub struct UploadStatus {
     pub created: u64,
     pub updated: u64,
     /// The image's pixels, once tiled (what the account's daily megapixels count).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixels: Option<u64>,
 }
 

@@ -47,7 +47,10 @@ proptest! {
         let mut bad = good.clone();
         let at = at % bad.len();
         bad[at] = to;
-        if bad != good {
+        // The tag is hex, read in either case: the same bytes, the same heartbeat.
+        let tag_from = good.iter().rposition(|&b| b == b' ').unwrap();
+        let same_tag = at > tag_from && bad.eq_ignore_ascii_case(&good);
+        if bad != good && !same_tag {
             prop_assert!(fe1.open(&bad, from, NOW_NS).is_err());
         }
         prop_assert!(fe1.open(&good, from, NOW_NS).is_ok());
