@@ -39,16 +39,17 @@ function waitFor(args, pattern, ms) {
 ///
 /// Options: `monitors` also starts each node's monitor (watching its backend, `NODE-monitor`
 /// in roles); `repair` adds lines to the configuration's [repair] table before anything
-/// starts (e.g. "ticket_grace_seconds = 2").
-export async function startDemo({ monitors = false, repair = [] } = {}) {
+/// starts (e.g. "ticket_grace_seconds = 2"); `tls` runs the demo with `--tls` (every address
+/// https, certificates of the demo's own CA in DATA/tls/).
+export async function startDemo({ monitors = false, repair = [], tls = false } = {}) {
   assert.ok(existsSync(td), `td binary not found at ${td}: build it first (cargo build -p td)`);
   const data = mkdtempSync(join(tmpdir(), "td-site-"));
-  const prepared = await waitFor(["demo", "--data", data, "--listen", "127.0.0.1:0", "--prepare"],
-    /node-c-monitor http:\/\/\S+\/.*\n/, 300_000);
+  const prepared = await waitFor(["demo", "--data", data, "--listen", "127.0.0.1:0", "--prepare", ...(tls ? ["--tls"] : [])],
+    /node-c-monitor https?:\/\/\S+\/.*\n/, 300_000);
   // The account line may be printed after the roles' lines: read the output to its end.
   await prepared.closed;
   const text = prepared.out();
-  const canonical = text.match(/canonical (http:\/\/[^/\s]+)\//)[1];
+  const canonical = text.match(/canonical (https?:\/\/[^/\s]+)\//)[1];
   const login = text.match(/demo account: (\S+) (\S+)/);
   const account = login ? { name: login[1], password: login[2] } : undefined;
   const config = join(data, "cluster.toml");
@@ -64,12 +65,12 @@ export async function startDemo({ monitors = false, repair = [] } = {}) {
   };
   try {
     for (const line of text.split("\n")) {
-      const m = line.match(/^(\S+) (http:\/\/[^/\s]+)\/\s+td (.*)$/);
+      const m = line.match(/^(\S+) (https?:\/\/[^/\s]+)\/\s+td (.*)$/);
       if (!m) continue;
       const [, name, origin, args] = m;
       // The pages need the nodes' monitors only for the operator's dashboard.
       if (name.endsWith("-monitor") && !monitors) continue;
-      const { child } = await waitFor(args.split(" "), /listening on http:\/\//, 60_000);
+      const { child } = await waitFor(args.split(" "), /listening on https?:\/\//, 60_000);
       roles[name] = { origin, child };
     }
   } catch (e) {
