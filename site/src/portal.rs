@@ -209,15 +209,21 @@ pub fn upload_item(u: &UploadItem) -> String {
 
 /// The status page: every upload of the account and where it is. Refreshes itself: by script
 /// every second, or without one by a meta refresh while anything is under way.
+/// `usage` is what the account has used of its daily quotas, as a sentence.
 pub fn uploads(
     user: &str,
     csrf: &str,
     items: &[UploadItem],
     notice: Option<&str>,
     problems: &[String],
+    usage: &str,
 ) -> String {
     let mut body = signed_in_bar(user, csrf);
     body.push_str("<h1>My uploads</h1>");
+    body.push_str(&format!(
+        "<p class=\"muted\" id=\"quota\">{}</p>",
+        escape(usage)
+    ));
     if let Some(n) = notice {
         body.push_str(&format!(
             "<p class=\"notice\" role=\"status\">{}</p>",

@@ -239,6 +239,11 @@ test("an original uploaded in chunks becomes durable, is published, and shows in
   assert.match(row.view, /^\/images\/[^/]+$/);
   const raw = await (await page.request.get(`${demo.canonical}/portal/uploads`)).text();
   assert.ok(!raw.includes("<b>in</b>"), "the server's page escapes the title too");
+  // The account's day so far, against its quotas: the upload's bytes and its tiled pixels.
+  const quota = raw.match(/<p class="muted" id="quota">([^<]*)<\/p>/)?.[1] ?? "";
+  const tiled = quota.match(/In the last 24 hours: \d+\.\d\d GB sent and (\d+\.\d) megapixels tiled/);
+  assert.ok(tiled && +tiled[1] > 0, `the upload's pixels count: ${quota}`);
+  assert.match(quota, /up to \d+ GB and \d+ megapixels a day/, quota);
 
   const link = page.locator(`#uploads li.upload[data-id=${JSON.stringify(upload.id)}] a.view`);
   const [viewer] = await Promise.all([page.waitForNavigation({ url: /\/view\// }), link.click()]);

@@ -59,6 +59,8 @@ pub struct Portal {
     pub accounts: Arc<accounts::Accounts>,
     /// Proxies whose forwarded client addresses are believed (`trusted_proxies`).
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// What one account may send a node per day (shown on "My uploads").
+    quota: cluster::QuotaConfig,
     /// The frontends serve https themselves: cookies are `Secure` whatever a request says.
     tls: bool,
     limiter: limiter::Limiter,
@@ -94,6 +96,7 @@ impl Portal {
                 client.clone(),
             )),
             trusted_proxies: cluster.trusted_proxies.clone(),
+            quota: cluster.quota.clone(),
             tls: cluster.frontends.iter().any(|f| f.tls_cert.is_some()),
             client,
             dashboard: dashboard::Dashboard::new(cluster, secret.clone()),
@@ -390,6 +393,28 @@ struct NoticeQuery {
     withdrawn: Option<String>,
 }
 
+/// What an account has used of its daily quotas, in a sentence: the node it sent most to in
+/// the last 24 hours (each node counts its own), against the limits.
+fn usage(list: &[UploadStatus], quota: &cluster::QuotaConfig, now: u64) -> String {
+    let mut per_node: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    for u in list.iter().filter(|u| u.created + 24 * 60 * 60 >= now) {
+        let used = per_node.entry(u.home.as_str()).or_default();
+        used.0 += u.length;
+        used.1 += u.pixels.unwrap_or(0);
+    }
+    let (bytes, pixels) = per_node
+        .values()
+        .fold((0, 0), |(b, p), &(nb, np)| (b.max(nb), p.max(np)));
+    format!(
+        "In the last 24 hours: {:.2} GB sent and {:.1} megapixels tiled (on the node you sent \
+         most to); each node takes up to {} GB and {} megapixels a day from an account.",
+        bytes as f64 / 1e9,
+        pixels as f64 / 1e6,
+        quota.gigabytes_per_day,
+        quota.megapixels_per_day
+    )
+}
+
 fn items(list: &[UploadStatus]) -> Vec<site::portal::UploadItem<'_>> {
     list.iter()
         .map(|u| site::portal::UploadItem {
@@ -508,6 +533,7 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
                         &items(&list),
                         notice.as_deref(),
                         &problems,
+                        &usage(&list, &p.quota, cluster::unix_now()),
                     ),
                 )
             },
@@ -734,4 +760,44 @@ pub async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     } else {
         plain(StatusCode::BAD_REQUEST, "the form was not complete")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(home: &str, created: u64, length: u64, pixels: Option<u64>) -> UploadStatus {
+        UploadStatus {
+            id: format!("{home}{created}"),
+            image: "img".into(),
+            owner: "ada".into(),
+            title: "T".into(),
+            filename: "f.png".into(),
+            length,
+            received: length,
+            stage: cluster::Stage::Published,
+            waiting: None,
+            error: None,
+            home: home.into(),
+            created,
+            updated: created,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn usage_counts_the_last_day_on_the_busiest_node_against_the_quotas() {
+        let now = 1_000_000;
+        let list = [
+            sent("node-a", now - 10, 2_000_000_000, Some(30_000_000)),
+            sent("node-a", now - 20, 1_000_000_000, None),
+            sent("node-b", now - 30, 500_000_000, Some(90_000_000)),
+            // Two days ago: no longer counted.
+            sent("node-a", now - 2 * 86_400, 9_000_000_000, Some(900_000_000)),
+        ];
+        let said = usage(&list, &cluster::QuotaConfig::default(), now);
+        assert!(said.contains("3.00 GB sent"), "{said}");
+        assert!(said.contains("90.0 megapixels tiled"), "{said}");
+        assert!(said.contains("200 GB and 20000 megapixels a day"), "{said}");
+    }
 }
