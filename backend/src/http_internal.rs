@@ -29,8 +29,8 @@ use crate::redundancy::throttle::Setting;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use cluster::auth::{NonceBook, Refused, Secret, SignedParts, AUTH_HEADER, USER_HEADER};
 use cluster::accounts::{AccountsUpdate, Revocation};
+use cluster::auth::{NonceBook, Refused, Secret, SignedParts, AUTH_HEADER, USER_HEADER};
 use cluster::{ImageMeta, NewUpload};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -328,11 +328,16 @@ pub fn routes(
         });
     let new_accounts = put()
         .and(warp::path!("accounts"))
-        .and(user_and_json::<AccountsUpdate>(auth.clone(), ACCOUNTS_LIMIT))
+        .and(user_and_json::<AccountsUpdate>(
+            auth.clone(),
+            ACCOUNTS_LIMIT,
+        ))
         .and(book.clone())
-        .then(|_: String, update: AccountsUpdate, book: Arc<AccountStore>| {
-            book_change(move || book.put(update))
-        });
+        .then(
+            |_: String, update: AccountsUpdate, book: Arc<AccountStore>| {
+                book_change(move || book.put(update))
+            },
+        );
     let revoke = post()
         .and(warp::path!("sessions" / "revoke"))
         .and(user_and_json::<Revocation>(auth, JSON_LIMIT))
@@ -374,9 +379,10 @@ async fn book_change(
 ) -> Response<Body> {
     match tokio::task::spawn_blocking(change).await {
         Ok(Ok(())) => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
-        Ok(Err(e @ AccountsError::Stale { .. })) => {
-            json(StatusCode::CONFLICT, &serde_json::json!({ "error": e.to_string() }))
-        }
+        Ok(Err(e @ AccountsError::Stale { .. })) => json(
+            StatusCode::CONFLICT,
+            &serde_json::json!({ "error": e.to_string() }),
+        ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "the account book");
             json(

@@ -276,7 +276,10 @@ fn the_image_api_through_the_canonical_address_follows_the_specification() {
         base
     );
     let (status, head, _) = fetch(&c, "/iiif/3/seahorse%2Fvalley/info.json", &[]);
-    assert_eq!(status, 404, "refused at the canonical address, not redirected: {head}");
+    assert_eq!(
+        status, 404,
+        "refused at the canonical address, not redirected: {head}"
+    );
 }
 
 #[test]
