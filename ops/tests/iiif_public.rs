@@ -8,8 +8,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::{get, request, Backend, DemoPlan};
 use image::GenericImageView;
 
@@ -24,27 +22,10 @@ struct Cluster {
 impl Cluster {
     fn start() -> Cluster {
         let plan = DemoPlan::prepare();
-        let mut processes: Vec<Backend> = ["node-a", "node-b", "node-c"]
-            .iter()
-            .map(|n| plan.start(n))
-            .collect();
-        processes.push(plan.start("fe-1"));
-        let started = Instant::now();
-        loop {
-            // The canonical address is bound only once fe-1 holds it.
-            let ready = std::net::TcpStream::connect(&plan.canonical).is_ok()
-                && serde_json::from_slice::<serde_json::Value>(&get(&plan.canonical, "/health").2)
-                    .is_ok_and(|h| h["images"] == 3 && h["status"] == "ok");
-            if ready {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the canonical address {} never served all three images",
-                plan.canonical
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let processes = plan.start_serving(|| {
+            std::net::TcpStream::connect(&plan.canonical).ok()?;
+            serde_json::from_slice(&get(&plan.canonical, "/health").2).ok()
+        });
         Cluster {
             plan,
             _processes: processes,

@@ -301,6 +301,26 @@ impl DemoPlan {
         start_td(&args, &self.dir.path().join(format!("{name}.stderr")))
     }
 
+    /// Starts the three nodes and fe-1, and waits until the canonical address (bound once
+    /// fe-1 holds it) serves all three images: `health` asks it for its `/health`.
+    pub fn start_serving(&self, health: impl Fn() -> Option<serde_json::Value>) -> Vec<Backend> {
+        let mut processes: Vec<Backend> = ["node-a", "node-b", "node-c"]
+            .iter()
+            .map(|n| self.start(n))
+            .collect();
+        processes.push(self.start("fe-1"));
+        let started = std::time::Instant::now();
+        while !health().is_some_and(|h| h["images"] == 3 && h["status"] == "ok") {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the canonical address {} never served all three images",
+                self.canonical
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        processes
+    }
+
     pub fn addr(&self, name: &str) -> &str {
         &self.roles.iter().find(|(n, _, _)| n == name).unwrap().1
     }
