@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_MONITOR_PORT: u16 = 9190;
 
 /// The whole cluster, as written in `CLUSTER.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// Not `Eq`: the byte quota is a decimal number of gigabytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// A name for reports and the operator ("Museum of X, basement rack").
@@ -66,19 +67,28 @@ pub struct ClusterConfig {
 /// `[quota]`: what one account may send one node in 24 hours. Declared lengths count at once
 /// (a declaration takes room and a staging folder); an image's pixels count once it is tiled,
 /// and an account over its megapixels has nothing more tiled until the day has passed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QuotaConfig {
-    pub gigabytes_per_day: u64,
+    /// Decimal: a small archive may allow `0.5`.
+    pub gigabytes_per_day: f64,
     pub megapixels_per_day: u64,
 }
 
 impl Default for QuotaConfig {
     fn default() -> Self {
         QuotaConfig {
-            gigabytes_per_day: 200,
+            gigabytes_per_day: 200.0,
             megapixels_per_day: 20_000,
         }
+    }
+}
+
+impl QuotaConfig {
+    /// The daily byte quota in bytes (a negative or unreadable number allows nothing).
+    pub fn bytes_per_day(&self) -> u64 {
+        // `as` saturates: NaN and negatives are 0, and anything past u64 is u64::MAX.
+        (self.gigabytes_per_day * 1e9) as u64
     }
 }
 
@@ -814,6 +824,24 @@ power_domain = "B"
         assert_eq!(c.frontend("fe-2").unwrap().address.port(), 8092);
         assert_eq!(a.monitor_address().to_string(), "127.0.0.1:9190");
         assert_eq!(c.node("node-b").unwrap().monitor_address().port(), 8202);
+    }
+
+    #[test]
+    fn the_byte_quota_takes_whole_and_decimal_gigabytes() {
+        for (written, bytes) in [("200", 200_000_000_000), ("0.5", 500_000_000), ("0", 0)] {
+            let c = ClusterConfig::parse(&format!(
+                "{TWO_NODES}\n[quota]\ngigabytes_per_day = {written}\n"
+            ))
+            .unwrap();
+            assert_eq!(c.quota.bytes_per_day(), bytes, "{written}");
+        }
+        assert_eq!(
+            ClusterConfig::parse(TWO_NODES)
+                .unwrap()
+                .quota
+                .bytes_per_day(),
+            200_000_000_000
+        );
     }
 
     #[test]

@@ -467,15 +467,6 @@ fn bad_requests_get_plain_answers_and_unsigned_ones_none() {
     wait_published(&mut c, 0, "ada", &id, &image, "after bad requests");
 }
 
-/// Unmounts a test's filesystem even when the test fails.
-struct Mounted(std::path::PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn a_disk_that_fills_during_an_upload_refuses_the_chunk_and_the_upload_resumes_when_there_is_room()
 {
@@ -491,23 +482,7 @@ fn a_disk_that_fills_during_an_upload_refuses_the_chunk_and_the_upload_resumes_w
     let mut c = Cluster::new(&["left", "right"]);
     // node-a's disk: a real 300 MiB filesystem (tmpfs) that can really fill.
     let disk = c.disk(0);
-    let out = std::process::Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=300m",
-            "tdtest",
-            disk.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let _mounted = Mounted(disk.clone());
+    let _mounted = common::loop_disks::Tmpfs::mount(&disk, "300m");
     c.start(0, None);
     c.start(1, None);
     let new = serde_json::json!({

@@ -13,16 +13,19 @@
 //! again after it. Whether the load makes a probe slow depends on the machine and the run: on
 //! the project's machine it made the FUSE-backed disk slow for a moment in some runs (its
 //! flushes queue behind the writeback through the FUSE process) and in others not, and never
-//! the plain loop disk, whose backing file sits in a host page cache with gigabytes to spare. So the load is not asserted to be slow — the test
-//! prints the states it saw — and the FUSE delay is the proof that a slow probe masks the disk
-//! without failing it.
+//! the plain loop disk, whose backing file sits in memory. So the load is not asserted to be
+//! slow — the test prints the states it saw — and the FUSE delay is the proof that a slow
+//! probe masks the disk without failing it.
+//!
+//! Both disks' backing files live on a tmpfs the test mounts (2.6 GB at most), so that it
+//! takes no room on the machine's disk.
 //!
 //! Needs root (FUSE, loop devices, mount). In CI it must run; elsewhere without root it says it
 //! is skipped.
 
 mod common;
 
-use common::loop_disks::{sh, LoopDisks};
+use common::loop_disks::{sh, LoopDisks, Tmpfs};
 use common::{disk_health, get, place, start_backend};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -183,7 +186,10 @@ fn a_slow_disk_is_masked_while_slow_and_serves_again_never_failed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+    // Everything the disks hold, the load's 800 MB included, lives in memory: the test needs
+    // no room on the machine's own disk, which a test run's builds may have nearly filled.
+    let _memory = Tmpfs::mount(&dir.path().join("mem"), "2600m");
+    let d = &dir.path().join("mem");
     // Declared in this order so that they are dropped the other way round: the node first,
     // then the plain loop disk, then the slow disk and its FUSE filesystem.
     let slow = SlowDisk::new(d, "d1", 1 << 30);

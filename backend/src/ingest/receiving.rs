@@ -43,11 +43,7 @@ impl Ingest {
             .filter(|s| s.created >= day_ago)
             .map(|s| s.length)
             .sum();
-        let quota = self
-            .cluster
-            .quota
-            .gigabytes_per_day
-            .saturating_mul(1_000_000_000);
+        let quota = self.cluster.quota.bytes_per_day();
         if today.saturating_add(new.length) > quota {
             return Err(IngestError::TooMany(format!(
                 "this account has sent {:.1} GB to this node in the last 24 hours; with this \
@@ -58,7 +54,8 @@ impl Ingest {
         }
         if open >= MAX_OPEN_UPLOADS {
             return Err(IngestError::TooMany(format!(
-                "this account already has {open} uploads under way on this node, the most it                  may have; finish or wait for them before starting another"
+                "this account already has {open} uploads under way on this node, the most it \
+                 may have; finish or wait for them before starting another"
             )));
         }
         let id = cluster::auth::random_hex(16)

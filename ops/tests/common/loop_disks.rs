@@ -18,6 +18,44 @@ pub fn sh(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A tmpfs of at most `size` (as `mount -o size=` reads it) mounted at a test's folder, so
+/// that what the test writes takes memory, not the machine's disk, and so that the test can
+/// really fill it; unmounted when dropped, even when the test fails.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        sh(
+            "mount",
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tdtest",
+                at.to_str().unwrap(),
+            ],
+        );
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let quiet = |args: &[&str]| {
+            Command::new("umount")
+                .args(args)
+                .arg(&self.0)
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        // Lazily if something (a node being killed) still holds a file of it open.
+        let _ = quiet(&[]) || quiet(&["-l"]);
+    }
+}
+
 /// Loop-device filesystems, torn down in order (unmount, detach) even when the test fails.
 #[derive(Default)]
 pub struct LoopDisks {
