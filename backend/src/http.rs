@@ -41,6 +41,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
     let internal = crate::http_internal::routes(node.clone(), node.secret.clone())
         .map(Reply::into_response)
         .boxed();
+    let join = crate::http_join::boxed(node.secret.clone(), node.config.name.clone());
     let workers =
         warp::path!("workers").map(move || json_reply(&serde_json::json!(runner.statuses())));
     let lib = warp::any().map(move || node.clone());
@@ -170,6 +171,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         });
     // HEAD is answered like GET; hyper leaves the body out.
     let all = internal
+        .or(join)
         .or(warp::get().or(warp::head()).unify().and(
             gallery
                 .or(style)
@@ -295,6 +297,16 @@ async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
         text(StatusCode::BAD_REQUEST, &format!("bad query: {takes}"))
     } else if r.find::<warp::reject::InvalidQuery>().is_some() {
         text(StatusCode::BAD_REQUEST, "bad query string")
+    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+        text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "this request's body is too large",
+        )
+    } else if r.find::<warp::reject::LengthRequired>().is_some() {
+        text(
+            StatusCode::LENGTH_REQUIRED,
+            "this request needs a Content-Length",
+        )
     } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
         text(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -20,6 +20,7 @@ pub mod disk_probe;
 pub mod faults;
 pub mod http;
 pub mod http_internal;
+pub mod http_join;
 pub mod iiif;
 pub mod ingest;
 pub mod library;

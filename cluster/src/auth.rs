@@ -28,7 +28,8 @@ const MIN_SECRET: usize = 32;
 pub enum SecretError {
     #[error(
         "cannot read the cluster secret {path}: {source} (make one with `td secret --config \
-         CLUSTER.toml` and copy it to every node and frontend)"
+         CLUSTER.toml` on the first host; on each other host run `td secret join --config \
+         CLUSTER.toml` with a code from `td secret invite` on a host that has it)"
     )]
     Read {
         path: PathBuf,
@@ -43,6 +44,11 @@ pub enum SecretError {
     },
     #[error("cannot make a cluster secret: {0}")]
     Random(std::io::Error),
+    #[error(
+        "{path} holds another cluster secret than the one received; it was kept (move it away \
+         first if this host now belongs to this cluster)"
+    )]
+    Other { path: PathBuf },
 }
 
 /// Why a signed request was refused.
@@ -94,6 +100,12 @@ impl std::fmt::Debug for Secret {
 impl Secret {
     pub fn from_bytes(bytes: &[u8]) -> Secret {
         Secret(bytes.to_vec())
+    }
+
+    /// The secret itself, as its file holds it (trimmed): for writing that file, and for
+    /// handing it to a new host sealed ([`crate::join`]).
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
     }
 
     pub fn load(path: &Path) -> Result<Secret, SecretError> {
@@ -303,7 +315,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Hex digits only: `from_str_radix` alone also takes a sign, so `+d` would read as `0d` and
 /// one tag would have many spellings (found by the hostile-input tests).
-fn unhex(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(text: &str) -> Option<Vec<u8>> {
     if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }

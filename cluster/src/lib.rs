@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod config;
 pub mod event;
 pub mod identity;
+pub mod join;
 pub mod redundancy;
 pub mod ticket;
 pub mod upload;

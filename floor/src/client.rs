@@ -302,6 +302,20 @@ impl Client {
             .await
     }
 
+    /// An unsigned `POST url` of a JSON body; an answer with any status, at most `max` bytes.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: Bytes,
+        deadline: Duration,
+        max: usize,
+    ) -> Result<Answer, CallError> {
+        let peer = peer_of(url);
+        let request = hyper::Request::post(url).header("content-type", "application/json");
+        self.exchange(&peer, url, request, body, deadline, max)
+            .await
+    }
+
     /// An unsigned `GET path` at `addr` (a check between our own processes), over https when
     /// the cluster says that address speaks it.
     pub async fn get_at(

@@ -29,6 +29,46 @@ pub fn create(path: &Path) -> Result<Secret, SecretError> {
     }
 }
 
+/// What [`install`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    /// The file was written.
+    Written,
+    /// The file was there already, holding this same secret.
+    AlreadyThere,
+}
+
+/// Writes `secret` (one received from the cluster) to `path`, privately and durably. A file
+/// already there is never replaced: holding the same secret is fine, another one is an error
+/// naming the file (a host of another cluster, or one given the wrong configuration).
+pub fn install(path: &Path, secret: &Secret) -> Result<Installed, SecretError> {
+    let same = |there: &Secret| there.bytes() == secret.bytes();
+    if path.exists() {
+        let there = Secret::load(path)?;
+        return if same(&there) {
+            Ok(Installed::AlreadyThere)
+        } else {
+            Err(SecretError::Other {
+                path: path.to_path_buf(),
+            })
+        };
+    }
+    let mut text = secret.bytes().to_vec();
+    text.push(b'\n');
+    let keep = Options {
+        keep_existing: true,
+        ..Options::PRIVATE
+    };
+    match durable::write_with(path, &text, keep) {
+        Ok(()) => Ok(Installed::Written),
+        Err(e) if e.source.kind() == std::io::ErrorKind::AlreadyExists => install(path, secret),
+        Err(e) => Err(SecretError::Write {
+            path: path.to_path_buf(),
+            source: e.source,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -48,5 +88,21 @@ mod tests {
             Secret::load(&path),
             Err(SecretError::Short { len: 5, .. })
         ));
+    }
+
+    #[test]
+    fn an_installed_secret_is_private_and_never_replaces_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.secret");
+        let (ours, _) = Secret::generate().unwrap();
+        assert_eq!(install(&path, &ours).unwrap(), Installed::Written);
+        assert_eq!(install(&path, &ours).unwrap(), Installed::AlreadyThere);
+        assert_eq!(Secret::load(&path).unwrap().bytes(), ours.bytes());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        let (theirs, _) = Secret::generate().unwrap();
+        let e = install(&path, &theirs).unwrap_err().to_string();
+        assert!(e.contains("another cluster secret"), "{e}");
+        assert_eq!(Secret::load(&path).unwrap().bytes(), ours.bytes());
     }
 }

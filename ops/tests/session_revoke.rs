@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{connect, exchange, get, request, Backend, DemoPlan};
@@ -118,24 +117,13 @@ fn refused_everywhere(frontends: &[&str], cookie: &str, token: &str, after: &str
 
 /// `td user ARGS --config CONFIG`, the password (if any) on standard input.
 fn td_user(config: &Path, args: &[&str], password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_td"))
-        .arg("user")
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let config = config.to_str().unwrap();
+    let args: Vec<&str> = ["user"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["--config", config])
+        .collect();
+    let out = common::td_with_input(&args, &format!("{password}\n"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

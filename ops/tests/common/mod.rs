@@ -159,6 +159,24 @@ pub fn start_backend(config: &Path, node: &str) -> Backend {
     )
 }
 
+/// Runs `td ARGS` to its end with `stdin` on its standard input (a password, a code).
+pub fn td_with_input(args: &[&str], stdin: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_td"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Starts `td ARGS` and waits for its first line on stdout, which names the address it
 /// listens on; its stderr goes to `stderr`.
 pub fn start_td(args: &[&str], stderr: &Path) -> Backend {
