@@ -134,7 +134,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
     let tiles = warp::path!("tiles" / String / usize / u32 / String)
         .and(warp::header::optional::<String>("if-none-match"))
         .and(lib.clone())
-        .and(cache)
+        .and(cache.clone())
         .then(tile);
     let thumbs = warp::path!("thumbs" / String)
         .and(lib.clone())
@@ -159,7 +159,9 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(lib.clone())
         .map(iiif_manifest);
     let iiif_image = warp::path!("iiif" / "3" / String / String / String / String / String)
+        .and(warp::header::optional::<String>("if-none-match"))
         .and(lib)
+        .and(cache)
         .then(iiif_image);
     let sized = metrics_handle.clone();
     let preflight = warp::options()
@@ -507,43 +509,16 @@ async fn tile(
     let Ok(entry) = image.pyramid.entry(level, col, row) else {
         return text(StatusCode::NOT_FOUND, "no such tile in this image");
     };
-    let etag = format!("\"{:08x}-{:x}\"", entry.crc32c, entry.length);
-    if if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return Response::builder()
-            .status(StatusCode::NOT_MODIFIED)
-            .header(header::ETAG, etag)
-            .body(Bytes::new())
-            .expect("valid response");
+    let etag = tile_etag(&entry);
+    if if_none_match.is_some_and(|v| etag_matches(&v, &etag)) {
+        return not_modified(etag);
     }
-    let index = image
-        .pyramid
-        .geometry()
-        .tile_index(level, col, row)
-        .expect("entry exists");
-    let serial = image.serial;
     // A replica found damaged, or on a disk out of service, answers 503 at once, even for tiles
     // still cached: the visitor's viewer goes to the other replica, as every other path does.
     if !image.readable() {
         return replica_unavailable("tile");
     }
-    let read = match cache.get(serial, index) {
-        Some(bytes) => Ok(bytes),
-        None => {
-            let image = image.clone();
-            let read =
-                tokio::task::spawn_blocking(move || image.pyramid.read_tile(level, col, row)).await;
-            match read {
-                Ok(Ok(jpeg)) => {
-                    let jpeg = Bytes::from(jpeg);
-                    cache.insert(serial, index, jpeg.clone());
-                    Ok(jpeg)
-                }
-                Ok(Err(e)) => Err(Some(e)),
-                Err(_) => Err(None),
-            }
-        }
-    };
-    match read {
+    match stored_tile(&image, level, col, row, &cache).await {
         Ok(jpeg) => Response::builder()
             .header(header::CONTENT_TYPE, "image/jpeg")
             .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
@@ -551,12 +526,73 @@ async fn tile(
             .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
             .body(jpeg)
             .expect("valid response"),
-        Err(Some(e)) => {
-            tracing::error!(image = %id, level, col, row, error = %e, "tile unreadable");
-            node.faults.read_failed(&image, &e);
+        Err(e) => tile_failed(&node, &image, level, col, row, e),
+    }
+}
+
+/// A stored tile's ETag: its checksum and length, as the pyramid's index has them.
+fn tile_etag(entry: &tiler::format::TileEntry) -> String {
+    format!("\"{:08x}-{:x}\"", entry.crc32c, entry.length)
+}
+
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    if_none_match.split(',').any(|t| t.trim() == etag)
+}
+
+fn not_modified(etag: String) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::NOT_MODIFIED)
+        .header(header::ETAG, etag)
+        .body(Bytes::new())
+        .expect("valid response")
+}
+
+/// A stored tile's bytes: from the cache, or read on the blocking pool and then cached. Both
+/// URL forms of a tile (native and IIIF) come here, so they cost the same. `Err(None)`: the
+/// read task itself died.
+async fn stored_tile(
+    image: &Arc<crate::library::Image>,
+    level: usize,
+    col: u32,
+    row: u32,
+    cache: &TileCache,
+) -> Result<Bytes, Option<tiler::reader::ReadError>> {
+    let index = image
+        .pyramid
+        .geometry()
+        .tile_index(level, col, row)
+        .ok_or(None)?;
+    if let Some(bytes) = cache.get(image.serial, index) {
+        return Ok(bytes);
+    }
+    let reader = image.clone();
+    match tokio::task::spawn_blocking(move || reader.pyramid.read_tile(level, col, row)).await {
+        Ok(Ok(jpeg)) => {
+            let jpeg = Bytes::from(jpeg);
+            cache.insert(image.serial, index, jpeg.clone());
+            Ok(jpeg)
+        }
+        Ok(Err(e)) => Err(Some(e)),
+        Err(_) => Err(None),
+    }
+}
+
+/// A stored tile that could not be read: the fault is recorded and the visitor sent on.
+fn tile_failed(
+    node: &Node,
+    image: &crate::library::Image,
+    level: usize,
+    col: u32,
+    row: u32,
+    e: Option<tiler::reader::ReadError>,
+) -> Response<Body> {
+    match e {
+        Some(e) => {
+            tracing::error!(image = %image.id, level, col, row, error = %e, "tile unreadable");
+            node.faults.read_failed(image, &e);
             replica_unavailable("tile")
         }
-        Err(None) => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
+        None => text(StatusCode::INTERNAL_SERVER_ERROR, "tile read failed"),
     }
 }
 
@@ -624,13 +660,17 @@ fn iiif_manifest(id: String, accept: Option<String>, node: Arc<Node>) -> Respons
     linked_data(&m, accept, iiif::manifest::CONTEXT)
 }
 
+// One argument per part of the URL, as warp hands them over.
+#[allow(clippy::too_many_arguments)]
 async fn iiif_image(
     id: String,
     region: String,
     size: String,
     rotation: String,
     quality_format: String,
+    if_none_match: Option<String>,
     node: Arc<Node>,
+    cache: Arc<TileCache>,
 ) -> Response<Body> {
     let Some(image) = find(&node, &id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
@@ -663,49 +703,45 @@ async fn iiif_image(
     if !image.readable() {
         return replica_unavailable("image");
     }
-    // A render waits for its memory; a stored tile is one read and never does.
-    let admitted = match stored {
-        Some(_) => None,
-        None => match node
-            .renders
-            .admit(render::memory_needed(g, channels, &plan))
-            .await
-        {
-            Ok(admitted) => Some(admitted),
-            Err(busy) => {
-                tracing::warn!(image = %id, region = %region, size = %size, %busy, "render refused: the node's render memory is taken");
-                let mut r = text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "this server is busy rendering other images; try again in a few seconds",
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, "5".parse().expect("valid header"));
-                return r;
-            }
-        },
+    // A stored tile is the native tile URL by another name: the same cache, ETag and bytes.
+    if let Some((level, col, row)) = stored {
+        let Ok(entry) = image.pyramid.entry(level, col, row) else {
+            return text(StatusCode::NOT_FOUND, "no such tile in this image");
+        };
+        let etag = tile_etag(&entry);
+        if if_none_match.is_some_and(|v| etag_matches(&v, &etag)) {
+            return not_modified(etag);
+        }
+        return match stored_tile(&image, level, col, row, &cache).await {
+            Ok(jpeg) => iiif_answer(req.format.media_type(), jpeg, Some(etag)),
+            Err(e) => tile_failed(&node, &image, level, col, row, e),
+        };
+    }
+    // A render waits for its memory.
+    let admitted = match node
+        .renders
+        .admit(render::memory_needed(g, channels, &plan))
+        .await
+    {
+        Ok(admitted) => admitted,
+        Err(busy) => {
+            tracing::warn!(image = %id, region = %region, size = %size, %busy, "render refused: the node's render memory is taken");
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this server is busy rendering other images; try again in a few seconds",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, "5".parse().expect("valid header"));
+            return r;
+        }
     };
     let reader = image.clone();
     let work = tokio::task::spawn_blocking(move || {
         let _admitted = admitted;
-        match stored {
-            Some((level, col, row)) => reader
-                .pyramid
-                .read_tile(level, col, row)
-                .map_err(render::RenderError::from),
-            None => render::render(&reader.pyramid, &req, &plan),
-        }
+        render::render(&reader.pyramid, &req, &plan)
     });
     match work.await {
-        Ok(Ok(bytes)) => Response::builder()
-            .header(header::CONTENT_TYPE, req.format.media_type())
-            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
-            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-            .header(
-                header::LINK,
-                "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
-            )
-            .body(Bytes::from(bytes))
-            .expect("valid response"),
+        Ok(Ok(bytes)) => iiif_answer(req.format.media_type(), Bytes::from(bytes), None),
         Ok(Err(e)) => {
             tracing::error!(image = %id, region = %region, size = %size, rotation = %rotation, quality = %quality_format, error = %e, "iiif image request failed");
             if let render::RenderError::Read(e) = &e {
@@ -715,6 +751,22 @@ async fn iiif_image(
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed"),
     }
+}
+
+/// An IIIF image answer: immutable (an image's pixels never change under its id).
+fn iiif_answer(media_type: &str, bytes: Bytes, etag: Option<String>) -> Response<Body> {
+    let mut r = Response::builder()
+        .header(header::CONTENT_TYPE, media_type)
+        .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+        .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+        .header(
+            header::LINK,
+            "<http://iiif.io/api/image/3/level2.json>;rel=\"profile\"",
+        );
+    if let Some(etag) = etag {
+        r = r.header(header::ETAG, etag);
+    }
+    r.body(bytes).expect("valid response")
 }
 
 async fn thumbnail(id_jpg: String, node: Arc<Node>) -> Response<Body> {

@@ -17,8 +17,10 @@ pub fn route(
     secret: Option<Secret>,
     me: String,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Rejection> + Clone {
-    warp::post()
-        .and(warp::path!("join"))
+    // The path first: a request elsewhere is "not found", never "method not allowed" by this
+    // route.
+    warp::path!("join")
+        .and(warp::post())
         .and(warp::addr::remote())
         .and(warp::body::content_length_limit(MAX_REQUEST_BYTES as u64))
         .and(warp::body::bytes())

@@ -544,6 +544,38 @@ fn iiif_errors_quote_the_parameter_as_sent() {
     assert!(!text.contains("upscale:") && !text.contains('{'), "{text}");
 }
 
+/// An IIIF URL naming a stored tile is the native tile by another name: one cache (a copy read
+/// through either form is what both keep sending), one ETag, and 304 on revalidation.
+#[test]
+fn the_iiif_and_native_forms_of_a_tile_share_its_cache_and_etag() {
+    let node = Node::start();
+    let iiif = "/iiif/3/art/512,0,512,512/256,/0/default.jpg";
+    let first = get(node.addr, iiif, &[]);
+    assert_eq!(first.status, 200, "{}", first.text());
+    let etag = first.header("etag").expect("an ETag").to_string();
+    // Damaged on the disk after that first read: memory keeps the checked copy for both forms.
+    let entry = PyramidReader::open(&node.pyramid())
+        .unwrap()
+        .entry(1, 1, 0)
+        .unwrap();
+    flip_byte(&node.pyramid(), entry.offset + 10);
+    let native = get(node.addr, "/tiles/art/1/1/0.jpg", &[]);
+    assert_eq!(native.status, 200);
+    assert_eq!(native.body, first.body);
+    assert_eq!(native.header("etag"), Some(etag.as_str()));
+    assert_eq!(get(node.addr, iiif, &[]).body, first.body);
+    let again = get(node.addr, iiif, &[("if-none-match", &etag)]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let metrics = get(node.addr, "/metrics", &[]).text();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "td_tile_cache_requests_total{result=\"miss\"} 1"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn a_tile_once_read_is_served_from_memory() {
     let node = Node::start();
