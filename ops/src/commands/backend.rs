@@ -95,8 +95,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
+        let scheme = if node.tls.is_some() { "https" } else { "http" };
         println!(
-            "td backend {name}: {} images on {} disks, listening on http://{}/",
+            "td backend {name}: {} images on {} disks, listening on {scheme}://{}/",
             node.library.len(),
             node.library.disks().len(),
             listener.local_addr()?

@@ -43,8 +43,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(own)
             .await
             .with_context(|| format!("cannot listen on {own}"))?;
+        let scheme = if front.tls.is_some() { "https" } else { "http" };
         println!(
-            "td frontend {}: {} backends, listening on http://{}/",
+            "td frontend {}: {} backends, listening on {scheme}://{}/",
             front.name,
             config.nodes.len(),
             listener.local_addr()?

@@ -216,7 +216,7 @@ pub fn start_program_env(
     // Whatever it prints later is read and dropped, so it never blocks on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let addr = banner
-        .split("http://")
+        .split("://")
         .nth(1)
         .unwrap_or_default()
         .trim()
