@@ -119,8 +119,11 @@ fn year_of(date: &str) -> Option<i32> {
 struct Inner {
     rows: BTreeMap<String, Row>,
     backends: BTreeMap<String, Backend>,
-    /// Ids by title, for pages; rebuilt when a row changes.
+    /// Ids by title, for pages; dropped when a row comes, goes or changes its title, and
+    /// sorted again (outside the lock) when a page is next asked for.
     order: Option<Arc<Vec<String>>>,
+    /// Counts the times `order` was dropped, so a sort finished after another drop is not kept.
+    order_generation: u64,
     /// Node → power domain, for counting redundancy.
     domains: BTreeMap<String, String>,
     /// Images some node keeps a tombstone of (withdrawn), for the portal's list of uploads:
@@ -247,21 +250,32 @@ impl Table {
 
     /// Applies a page of `node`'s catalog. A catalog with another name than the one held (it
     /// was rebuilt) replaces everything this table had from that node.
+    ///
+    /// Every backend answers every second, mostly with nothing new, and redirects wait while
+    /// this holds the lock: so an empty page costs nothing, and otherwise the work is in
+    /// proportion to the page (only a rebuilt catalog walks every row).
     pub fn apply(&self, page: CatalogPage) {
         let mut inner = self.write();
         let node = page.node.clone();
-        let Some(backend) = inner.backends.get(&node) else {
+        let Some(backend) = inner.backends.get_mut(&node) else {
             return;
         };
         let fresh = backend.catalog != page.catalog;
         if !fresh && page.version < backend.version {
             return; // an older answer overtaken by a newer one
         }
+        if !fresh && page.entries.is_empty() {
+            backend.version = page.version;
+            backend.last_error = None;
+            return;
+        }
         if fresh {
             for row in inner.rows.values_mut() {
                 row.replicas.retain(|r| r.node != node);
             }
         }
+        let mut reorder = fresh;
+        let mut touched = Vec::with_capacity(page.entries.len());
         for entry in page.entries {
             if matches!(entry.state, ReplicaState::Deleted { .. }) {
                 inner.withdrawn.insert(entry.id.clone());
@@ -271,15 +285,21 @@ impl Table {
                 disk: entry.disk.clone(),
                 state: entry.state.clone(),
             };
-            let row = inner.rows.entry(entry.id.clone()).or_insert_with(|| Row {
-                id: entry.id.clone(),
-                meta: ImageMeta::default(),
-                width: 0,
-                height: 0,
-                replicas: Vec::new(),
-                haystack: String::new(),
-                year: None,
-            });
+            let row = match inner.rows.entry(entry.id.clone()) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    reorder = true;
+                    v.insert(Row {
+                        id: entry.id.clone(),
+                        meta: ImageMeta::default(),
+                        width: 0,
+                        height: 0,
+                        replicas: Vec::new(),
+                        haystack: String::new(),
+                        year: None,
+                    })
+                }
+            };
             row.replicas.retain(|r| r.node != node);
             if !entry.state.gone() {
                 row.replicas.push(replica);
@@ -294,12 +314,26 @@ impl Table {
                 .join("\n")
                 .to_lowercase();
                 row.year = year_of(&m.date);
+                reorder |= row.meta.title != entry.meta.title;
                 row.meta = entry.meta;
                 (row.width, row.height) = (entry.width, entry.height);
             }
+            touched.push(entry.id);
         }
-        inner.rows.retain(|_, row| !row.replicas.is_empty());
-        inner.order = None;
+        let before = inner.rows.len();
+        if fresh {
+            inner.rows.retain(|_, row| !row.replicas.is_empty());
+        } else {
+            for id in touched {
+                if inner.rows.get(&id).is_some_and(|r| r.replicas.is_empty()) {
+                    inner.rows.remove(&id);
+                }
+            }
+        }
+        if reorder || inner.rows.len() != before {
+            inner.order = None;
+            inner.order_generation += 1;
+        }
         if let Some(b) = inner.backends.get_mut(&node) {
             (b.catalog, b.version) = (page.catalog, page.version);
             b.last_error = None;
@@ -334,13 +368,22 @@ impl Table {
     }
 
     /// The rows matching `query`, by title: those of page `page` (from 0) of `per_page`, and
-    /// how many match in all.
+    /// how many match in all. The gallery (no query) takes its page straight from the order.
     pub fn search(&self, query: &Query, page: usize, per_page: usize) -> (Vec<Row>, usize) {
         let order = self.order();
         let inner = self.read();
+        let first = page.saturating_mul(per_page);
+        if query.is_empty() {
+            let shown = order
+                .iter()
+                .skip(first)
+                .take(per_page)
+                .filter_map(|id| inner.rows.get(id).cloned())
+                .collect();
+            return (shown, order.len());
+        }
         let mut total = 0;
         let mut shown = Vec::new();
-        let first = page.saturating_mul(per_page);
         for row in order.iter().filter_map(|id| inner.rows.get(id)) {
             if query.matches(row) {
                 if total >= first && shown.len() < per_page {
@@ -352,23 +395,27 @@ impl Table {
         (shown, total)
     }
 
+    /// The ids by title. Sorted outside the lock, so redirects never wait for a sort.
     fn order(&self) -> Arc<Vec<String>> {
-        if let Some(order) = self.read().order.clone() {
-            return order;
-        }
+        let (mut keys, generation) = {
+            let inner = self.read();
+            if let Some(order) = &inner.order {
+                return order.clone();
+            }
+            let keys: Vec<(String, String)> = inner
+                .rows
+                .values()
+                .map(|r| (r.meta.title.to_lowercase(), r.id.clone()))
+                .collect();
+            (keys, inner.order_generation)
+        };
+        keys.sort_unstable();
+        let order = Arc::new(keys.into_iter().map(|(_, id)| id).collect::<Vec<_>>());
         let mut inner = self.write();
-        let mut ids: Vec<(String, &String)> = inner
-            .rows
-            .values()
-            .map(|r| (r.meta.title.to_lowercase(), &r.id))
-            .collect();
-        ids.sort();
-        let order = Arc::new(
-            ids.into_iter()
-                .map(|(_, id)| id.clone())
-                .collect::<Vec<_>>(),
-        );
-        inner.order = Some(order.clone());
+        // Kept only if no change came while sorting (the next page sorts again).
+        if inner.order_generation == generation {
+            inner.order = Some(order.clone());
+        }
         order
     }
 
@@ -530,6 +577,65 @@ mod tests {
         assert_eq!(t.choose("wave"), Choice::Unavailable);
         assert_eq!(t.choose("fuji"), Choice::Origin("http://b".into()));
         assert_eq!(t.choose("nope"), Choice::Unknown);
+    }
+
+    /// The gallery's order is sorted again only when it could have changed: not for a page
+    /// with nothing in it (each backend sends one every second) nor for a replica's state.
+    #[test]
+    fn the_order_is_kept_until_a_row_comes_goes_or_is_retitled() {
+        let t = table();
+        let (shown, total) = t.search(&Query::default(), 0, 10);
+        assert_eq!(total, 2);
+        let ids: Vec<_> = shown.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["fuji", "wave"]);
+        let kept = t.order();
+        let same = |t: &Table| Arc::ptr_eq(&kept, &t.order());
+
+        t.apply(page("a", "a-1", 5, vec![]));
+        assert!(same(&t), "an empty page");
+        assert_eq!(t.cursor("a"), ("a-1".to_string(), 5));
+        let unreadable = ReplicaState::Unreadable {
+            reason: "disk a1 failed".into(),
+        };
+        t.apply(page(
+            "a",
+            "a-1",
+            6,
+            vec![entry("wave", "a1", unreadable, "The Great Wave", "c. 1831")],
+        ));
+        assert!(same(&t), "a state change");
+
+        t.apply(page(
+            "a",
+            "a-1",
+            7,
+            vec![entry("wave", "a1", ReplicaState::Ok, "A Wave", "c. 1831")],
+        ));
+        assert!(!same(&t), "a new title");
+        let (shown, _) = t.search(&Query::default(), 0, 10);
+        assert_eq!(shown[0].id, "wave", "A Wave comes before Red Fuji");
+
+        let kept = t.order();
+        t.apply(page(
+            "a",
+            "a-1",
+            8,
+            vec![entry("new", "a1", ReplicaState::Ok, "Zebra", "")],
+        ));
+        assert!(!Arc::ptr_eq(&kept, &t.order()), "a new row");
+        let (shown, total) = t.search(&Query::default(), 1, 2);
+        assert_eq!((shown[0].id.as_str(), shown.len(), total), ("new", 1, 3));
+
+        let kept = t.order();
+        let deleted = ReplicaState::Deleted { at: 1 };
+        t.apply(page(
+            "a",
+            "a-1",
+            9,
+            vec![entry("new", "a1", deleted, "Zebra", "")],
+        ));
+        assert!(!Arc::ptr_eq(&kept, &t.order()), "a row gone");
+        assert_eq!(t.search(&Query::default(), 0, 10).1, 2);
     }
 
     #[test]

@@ -1,0 +1,80 @@
+//! The lookup table at a museum's size, in one process (no HTTP): how long it takes to fill,
+//! to sort the gallery, to serve a gallery page, to apply the empty catalog page each backend
+//! sends every second (redirects wait while it holds the lock), and to choose a replica.
+//!
+//! `cargo run --release -p frontend --example table_scale [ROWS]` (default 1,000,000, two
+//! backends, each image on both).
+
+use cluster::{CatalogEntry, CatalogPage, ImageMeta, ReplicaState};
+use frontend::table::{Query, Table};
+use std::time::Instant;
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .map_or(1_000_000, |a| a.parse().unwrap());
+    let t = Table::new(&[
+        ("a".into(), "http://a".into()),
+        ("b".into(), "http://b".into()),
+    ]);
+    let start = Instant::now();
+    for node in ["a", "b"] {
+        for chunk in 0..(n / 100_000).max(1) {
+            let entries = (chunk * 100_000..((chunk + 1) * 100_000).min(n))
+                .map(|i| CatalogEntry {
+                    id: format!("img-{i:08}"),
+                    version: i as u64,
+                    state: ReplicaState::Ok,
+                    disk: "d1".into(),
+                    nodes: vec!["a".into(), "b".into()],
+                    epoch: 0,
+                    width: 6000,
+                    height: 4000,
+                    meta: ImageMeta {
+                        title: format!("Harbour view number {}", (i * 7919) % n),
+                        artist: format!("Artist {}", i % 5000),
+                        date: format!("{}", 1500 + i % 500),
+                        description: "A sentence of description about the work.".into(),
+                        keywords: vec!["harbour".into(), "sea".into()],
+                        ..ImageMeta::default()
+                    },
+                    files: vec![],
+                })
+                .collect();
+            t.apply(CatalogPage {
+                node: node.into(),
+                catalog: format!("{node}-1"),
+                version: (chunk + 1) as u64,
+                entries,
+            });
+        }
+    }
+    println!("{n} rows built in {:?}", start.elapsed());
+    let q = Query::default();
+    let s = Instant::now();
+    t.search(&q, 0, 48);
+    println!("first gallery page (sorts): {:?}", s.elapsed());
+    let s = Instant::now();
+    for _ in 0..10 {
+        t.search(&q, 0, 48);
+    }
+    println!("gallery page, order kept: {:?} each", s.elapsed() / 10);
+    let s = Instant::now();
+    for v in 0..20u64 {
+        t.apply(CatalogPage {
+            node: "a".into(),
+            catalog: "a-1".into(),
+            version: 100 + v,
+            entries: vec![],
+        });
+    }
+    println!("empty catalog page applied: {:?} each", s.elapsed() / 20);
+    let s = Instant::now();
+    t.search(&q, 0, 48);
+    println!("gallery page after those empty pages: {:?}", s.elapsed());
+    let s = Instant::now();
+    for i in 0..100_000 {
+        t.choose(&format!("img-{:08}", i * 7 % n));
+    }
+    println!("choose: {:?} each", s.elapsed() / 100_000);
+}
