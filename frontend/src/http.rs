@@ -78,6 +78,9 @@ pub fn routes(
     let collection = warp::path!("iiif" / "collection.json")
         .and(f.clone())
         .map(collection);
+    let collection_page = warp::path!("iiif" / "collection" / String)
+        .and(f.clone())
+        .map(collection_page);
     let health = warp::path!("health").and(f.clone()).map(|f: Arc<Front>| {
         let backends = f.table.backends();
         let up = backends.iter().filter(|b| b.up).count();
@@ -153,6 +156,7 @@ pub fn routes(
             .or(gallery)
             .or(search_page)
             .or(collection)
+            .or(collection_page)
             .or(health)
             .or(metrics)
             .or(failover)
@@ -349,29 +353,44 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-/// The IIIF Presentation 3.0 collection of every published image, each by its manifest under
-/// the canonical address (which redirects to a replica).
+/// `/iiif/collection.json`: the top of the IIIF collection (`crate::collection`), each image by
+/// its manifest under the public URL (which redirects to a replica).
 fn collection(f: Arc<Front>) -> Response<Body> {
-    let origin = &f.public_url;
-    let items: Vec<_> = f
-        .table
-        .all()
-        .into_iter()
-        .map(|(id, title)| {
-            serde_json::json!({
-                "id": format!("{origin}/iiif/3/{id}/manifest.json"),
-                "type": "Manifest",
-                "label": { "none": [title] },
-            })
-        })
-        .collect();
-    json(&serde_json::json!({
-        "@context": "http://iiif.io/api/presentation/3/context.json",
-        "id": format!("{origin}/iiif/collection.json"),
-        "type": "Collection",
-        "label": { "en": ["Every published image"] },
-        "items": items,
-    }))
+    let (first, total) = f.table.titles(0, crate::collection::PER_PAGE);
+    collection_answer(crate::collection::top(&f.public_url, total, &first))
+}
+
+/// `/iiif/collection/N.json`: one page of a large collection.
+fn collection_page(n_json: String, f: Arc<Front>) -> Response<Body> {
+    use crate::collection::{first_of, pages, PER_PAGE};
+    let n = n_json
+        .strip_suffix(".json")
+        .and_then(|n| n.parse::<usize>().ok());
+    let (items, total) = match n {
+        Some(n) if n >= 1 => f.table.titles(first_of(n), PER_PAGE),
+        _ => (Vec::new(), 0),
+    };
+    match n {
+        Some(n) if n >= 1 && n <= pages(total) => {
+            collection_answer(crate::collection::page(&f.public_url, n, total, &items))
+        }
+        _ => page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "There is no such page of the collection; /iiif/collection.json lists them.",
+        ),
+    }
+}
+
+fn collection_answer(value: serde_json::Value) -> Response<Body> {
+    let mut r = json(&value);
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        format!("public, max-age={}", crate::collection::MAX_AGE_SECS)
+            .parse()
+            .expect("valid header"),
+    );
+    r
 }
 
 async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {

@@ -15,6 +15,7 @@
 
 pub mod address;
 pub mod arp;
+pub mod collection;
 pub mod failover;
 pub mod heartbeat;
 pub mod holder;

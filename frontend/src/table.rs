@@ -419,15 +419,19 @@ impl Table {
         order
     }
 
-    /// Every published image's id and title, by title.
-    pub fn all(&self) -> Vec<(String, String)> {
+    /// Ids and titles of the published images `first..first + count` by title, and how many
+    /// there are: work in proportion to `count` once the order is sorted.
+    pub fn titles(&self, first: usize, count: usize) -> (Vec<(String, String)>, usize) {
         let order = self.order();
         let inner = self.read();
-        order
+        let shown = order
             .iter()
+            .skip(first)
+            .take(count)
             .filter_map(|id| inner.rows.get(id))
             .map(|r| (r.id.clone(), r.meta.title.clone()))
-            .collect()
+            .collect();
+        (shown, order.len())
     }
 
     pub fn backends(&self) -> Vec<BackendView> {
