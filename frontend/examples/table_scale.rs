@@ -1,6 +1,7 @@
 //! The lookup table at a museum's size, in one process (no HTTP): how long it takes to fill,
 //! to sort the gallery, to serve a gallery page, to apply the empty catalog page each backend
-//! sends every second (redirects wait while it holds the lock), and to choose a replica.
+//! sends every second (redirects wait while it holds the lock), to answer the IIIF
+//! collection's top and a page of it, and to choose a replica.
 //!
 //! `cargo run --release -p frontend --example table_scale [ROWS]` (default 1,000,000, two
 //! backends, each image on both).
@@ -72,6 +73,18 @@ fn main() {
     let s = Instant::now();
     t.search(&q, 0, 48);
     println!("gallery page after those empty pages: {:?}", s.elapsed());
+    let s = Instant::now();
+    let (first, total) = t.titles(0, frontend::collection::PER_PAGE);
+    let top = frontend::collection::top("https://images.example", total, &first).to_string();
+    let mid = frontend::collection::first_of(500);
+    let (items, _) = t.titles(mid, frontend::collection::PER_PAGE);
+    let page = frontend::collection::page("https://images.example", 500, total, &items).to_string();
+    println!(
+        "IIIF collection: top {} bytes, page 500 {} bytes, both in {:?}",
+        top.len(),
+        page.len(),
+        s.elapsed()
+    );
     let s = Instant::now();
     for i in 0..100_000 {
         t.choose(&format!("img-{:08}", i * 7 % n));
