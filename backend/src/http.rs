@@ -70,7 +70,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         });
     let catalog = warp::path!("catalog")
         .and(query::<SinceQuery>(
-            "since must be a whole number (a catalog version)",
+            "since must be a whole number (a catalog version), files true or false",
         ))
         .and(lib.clone())
         .map(|q: SinceQuery, node: Arc<Node>| {
@@ -78,6 +78,9 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
             // Account names stay on the node: they are what a password guesser needs.
             for e in &mut page.entries {
                 e.meta = e.meta.published(node.secret.as_ref());
+                if q.files == Some(false) {
+                    e.files = Vec::new();
+                }
             }
             no_store(json_reply(&serde_json::to_value(page).expect("plain data")))
         });
@@ -232,6 +235,8 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
 struct SinceQuery {
     since: Option<u64>,
     limit: Option<usize>,
+    /// `/catalog`: false leaves out the replicas' file sums.
+    files: Option<bool>,
 }
 
 /// A query string that did not parse as its route's, and what the route takes.

@@ -694,6 +694,28 @@ fn health_reports_disks_and_replicas_not_served() {
     );
 }
 
+/// A frontend asks for the catalog without the file sums it never uses; anyone else still
+/// gets them, and a bad value is refused saying what the route takes.
+#[test]
+fn the_catalog_leaves_the_file_sums_out_when_asked() {
+    let node = Node::start();
+    let with = node.json("/catalog?since=0");
+    let without = node.json("/catalog?since=0&files=false");
+    let (a, b) = (&with["entries"][0], &without["entries"][0]);
+    assert!(!a["files"].as_array().unwrap().is_empty(), "{a}");
+    assert!(b.get("files").is_none(), "{b}");
+    assert_eq!(a["id"], b["id"]);
+    assert_eq!(a["meta"], b["meta"]);
+    let bytes = |p: &str| get(node.addr, p, &[]).body.len();
+    assert!(bytes("/catalog?since=0&files=false") < bytes("/catalog?since=0"));
+    let parsed: cluster::CatalogPage =
+        serde_json::from_value(without.clone()).expect("a page without sums still parses");
+    assert!(parsed.entries[0].files.is_empty());
+    let r = get(node.addr, "/catalog?since=0&files=maybe", &[]);
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("files true or false"), "{}", r.text());
+}
+
 #[test]
 fn meta_json_says_what_the_provider_said() {
     let node = Node::start();

@@ -105,6 +105,9 @@ pub struct CatalogEntry {
     pub width: u32,
     pub height: u32,
     pub meta: ImageMeta,
+    /// The replica's files and their sums. Left out when asked without them
+    /// (`/catalog?files=false`: a frontend uses none, and they are most of a page).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileSum>,
 }
 

@@ -42,7 +42,11 @@ pub async fn gather(config: &ClusterConfig) -> ClusterStatus {
                 .get_json(&format!("{origin}/health"), ASK, 4 << 20)
                 .await;
             let catalog: Result<CatalogPage, _> = client
-                .get_json(&format!("{origin}/catalog?since=0"), ASK * 6, 1 << 30)
+                .get_json(
+                    &format!("{origin}/catalog?since=0&files=false"),
+                    ASK * 6,
+                    1 << 30,
+                )
                 .await;
             let remirror: Option<RemirrorStatus> = client
                 .get_json(&format!("{origin}/redundancy"), ASK, 4 << 20)
