@@ -86,6 +86,16 @@ fn main() {
         s.elapsed()
     );
     let s = Instant::now();
+    let r = t.redundancy();
+    println!(
+        "redundancy counts ({} healthy): {:?}",
+        r.healthy,
+        s.elapsed()
+    );
+    let s = Instant::now();
+    let (_, found) = t.search(&Query::parse("harbour 4242", "", "", ""), 0, 48);
+    println!("search for two words ({found} found): {:?}", s.elapsed());
+    let s = Instant::now();
     for i in 0..100_000 {
         t.choose(&format!("img-{:08}", i * 7 % n));
     }

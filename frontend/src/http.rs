@@ -67,14 +67,18 @@ pub fn routes(
             Ok::<_, Rejection>(redirect(&f, &id, p))
         },
     );
+    let searches = Arc::new(tokio::sync::Semaphore::new(SEARCHES_AT_ONCE));
+    let searches = warp::any().map(move || searches.clone());
     let gallery = warp::path::end()
         .and(warp::query::<SearchQuery>())
         .and(f.clone())
-        .map(|q, f| search(q, f, "Collection"));
+        .and(searches.clone())
+        .then(|q, f, s| search_bounded(q, f, "Collection", s));
     let search_page = warp::path!("search")
         .and(warp::query::<SearchQuery>())
         .and(f.clone())
-        .map(|q, f| search(q, f, "Search"));
+        .and(searches)
+        .then(|q, f, s| search_bounded(q, f, "Search", s));
     let collection = warp::path!("iiif" / "collection.json")
         .and(f.clone())
         .map(collection);
@@ -290,6 +294,46 @@ struct SearchQuery {
     #[serde(default)]
     to: String,
     page: Option<usize>,
+}
+
+/// Searches that read rows at once; more wait, at most [`SEARCH_WAIT`].
+const SEARCHES_AT_ONCE: usize = 2;
+const SEARCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A gallery or search page. Without a query it is a slice of the table's order, answered at
+/// once; a search reads every row, so it runs on the blocking pool (never holding up the
+/// redirects on the async threads), a few at a time, and a crowd of them gets 503.
+async fn search_bounded(
+    sq: SearchQuery,
+    f: Arc<Front>,
+    heading: &'static str,
+    searches: Arc<tokio::sync::Semaphore>,
+) -> Response<Body> {
+    if Query::parse(&sq.q, &sq.artist, &sq.from, &sq.to).is_empty() {
+        return search(sq, f, heading);
+    }
+    let Ok(Ok(permit)) = tokio::time::timeout(SEARCH_WAIT, searches.acquire_owned()).await else {
+        let mut r = page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Busy",
+            "Many searches are under way; please try again in a few seconds.",
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, "5".parse().expect("valid header"));
+        return r;
+    };
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        search(sq, f, heading)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Search failed",
+            "The search stopped; please try again.",
+        )
+    })
 }
 
 fn search(sq: SearchQuery, f: Arc<Front>, heading: &str) -> Response<Body> {

@@ -115,6 +115,9 @@ fn year_of(date: &str) -> Option<i32> {
         .then(|| digits.parse().ok())?
 }
 
+/// Rows a search reads under one taking of the lock.
+const SEARCH_SLICE: usize = 4096;
+
 #[derive(Default)]
 struct Inner {
     rows: BTreeMap<String, Row>,
@@ -129,6 +132,9 @@ struct Inner {
     /// Images some node keeps a tombstone of (withdrawn), for the portal's list of uploads:
     /// their rows are gone.
     withdrawn: std::collections::HashSet<String>,
+    /// Counts every change that can move the redundancy counts (rows, replicas, backends up
+    /// or down, failed disks, domains).
+    changes: u64,
 }
 
 /// How many images are how redundant, counted by `cluster::redundancy::classify`.
@@ -143,17 +149,38 @@ pub struct Redundancy {
 #[derive(Default)]
 pub struct Table {
     inner: RwLock<Inner>,
+    /// The redundancy counts as of a version of the table (`Inner::changes`): `/health` and
+    /// `/metrics` are public, and counting walks every row, so it is done once per change,
+    /// not once per request.
+    counted: std::sync::Mutex<Option<(u64, Redundancy)>>,
 }
 
 impl Table {
     /// Tells the table each node's power domain: (node name, domain).
     pub fn set_domains(&self, domains: &[(String, String)]) {
-        self.write().domains = domains.iter().cloned().collect();
+        let mut inner = self.write();
+        inner.domains = domains.iter().cloned().collect();
+        inner.changes += 1;
     }
 
     /// Every image counted by how many readable replicas it has in how many power domains,
     /// as this frontend sees the backends now (the same rule as `td status`).
     pub fn redundancy(&self) -> Redundancy {
+        // Held while counting: a crowd of requests after a change waits for one count.
+        let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        let changes = self.read().changes;
+        if let Some((at, counts)) = *counted {
+            if at == changes {
+                return counts;
+            }
+        }
+        let (at, counts) = self.count();
+        *counted = Some((at, counts));
+        counts
+    }
+
+    /// The redundancy counts, walking every row, and the version of the table counted.
+    fn count(&self) -> (u64, Redundancy) {
         use cluster::redundancy::{classify, ImageHealth, Seen};
         let inner = self.read();
         let mut counts = Redundancy::default();
@@ -180,7 +207,7 @@ impl Table {
                 ImageHealth::Deleted => counts.images -= 1,
             }
         }
-        counts
+        (inner.changes, counts)
     }
 
     /// An empty table over `backends`: (node name, origin).
@@ -203,6 +230,7 @@ impl Table {
         }
         Table {
             inner: RwLock::new(inner),
+            counted: std::sync::Mutex::new(None),
         }
     }
 
@@ -215,8 +243,13 @@ impl Table {
     }
 
     fn update_backend(&self, node: &str, change: impl FnOnce(&mut Backend)) {
-        if let Some(b) = self.write().backends.get_mut(node) {
+        let mut inner = self.write();
+        if let Some(b) = inner.backends.get_mut(node) {
+            let before = (b.up, b.failed_disks.clone());
             change(b);
+            if (b.up, &b.failed_disks) != (before.0, &before.1) {
+                inner.changes += 1;
+            }
         }
     }
 
@@ -274,6 +307,7 @@ impl Table {
                 row.replicas.retain(|r| r.node != node);
             }
         }
+        inner.changes += 1;
         let mut reorder = fresh;
         let mut touched = Vec::with_capacity(page.entries.len());
         for entry in page.entries {
@@ -382,14 +416,21 @@ impl Table {
                 .collect();
             return (shown, order.len());
         }
+        drop(inner);
+        // A search reads every row: the lock is taken a slice of the order at a time, so a
+        // catalog page waiting to be applied (and the redirects queued behind it) waits for
+        // one slice, never for the whole walk.
         let mut total = 0;
         let mut shown = Vec::new();
-        for row in order.iter().filter_map(|id| inner.rows.get(id)) {
-            if query.matches(row) {
-                if total >= first && shown.len() < per_page {
-                    shown.push(row.clone());
+        for slice in order.chunks(SEARCH_SLICE) {
+            let inner = self.read();
+            for row in slice.iter().filter_map(|id| inner.rows.get(id)) {
+                if query.matches(row) {
+                    if total >= first && shown.len() < per_page {
+                        shown.push(row.clone());
+                    }
+                    total += 1;
                 }
-                total += 1;
             }
         }
         (shown, total)
@@ -640,6 +681,27 @@ mod tests {
         ));
         assert!(!Arc::ptr_eq(&kept, &t.order()), "a row gone");
         assert_eq!(t.search(&Query::default(), 0, 10).1, 2);
+    }
+
+    /// Counted once per change, whatever the number of requests, and never stale.
+    #[test]
+    fn redundancy_is_counted_again_only_after_a_change() {
+        let t = table();
+        t.set_domains(&[("a".into(), "A".into()), ("b".into(), "B".into())]);
+        let first = t.redundancy();
+        assert_eq!((first.images, first.healthy), (2, 2));
+        let version = |t: &Table| t.counted.lock().unwrap().unwrap().0;
+        let counted = version(&t);
+        t.set_health("a", Ok(HashSet::new()));
+        t.apply(page("a", "a-1", 9, vec![]));
+        assert_eq!(t.redundancy(), first);
+        assert_eq!(version(&t), counted, "nothing changed: not counted again");
+        t.set_health("a", Err("timed out".into()));
+        let now = t.redundancy();
+        assert_eq!((now.healthy, now.under_replicated), (0, 2));
+        assert_ne!(version(&t), counted);
+        t.set_health("a", Ok(HashSet::new()));
+        assert_eq!(t.redundancy().healthy, 2);
     }
 
     #[test]

@@ -1,10 +1,14 @@
-//! The IIIF collection of a collection too large for one answer, served as `td frontend`
-//! serves it: 2,500 images make a top collection of three nested collections, each page at
-//! most 1,000 manifests, together every image once and in title order; pages that do not
-//! exist are 404; every answer may be cached and read from another website.
+//! A frontend holding a large collection, served as `td frontend` serves it.
+//!
+//! The IIIF collection too large for one answer: 2,500 images make a top collection of three
+//! nested collections, each page at most 1,000 manifests, together every image once and in
+//! title order; pages that do not exist are 404; every answer may be cached and read from
+//! another website.
+//!
+//! Searches, which read every row, at 200,000 images: while a crowd of them is under way,
+//! visitors' redirects are still answered, and every search answers (a page or 503).
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use cluster::{CatalogEntry, CatalogPage, ImageMeta, ReplicaState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,8 +28,15 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
     (status, head, raw[split + 4..].to_vec())
 }
 
-#[tokio::test]
-async fn a_large_collection_is_served_in_pages_of_at_most_a_thousand() {
+struct Site {
+    addr: std::net::SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// A frontend whose table holds `images` images of node-a (which nothing answers for), titles
+/// in another order than ids.
+async fn site(images: usize) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("cluster.toml");
     std::fs::write(
@@ -37,10 +48,9 @@ async fn a_large_collection_is_served_in_pages_of_at_most_a_thousand() {
     .unwrap();
     let config = cluster::ClusterConfig::load(&config).unwrap();
     let front = frontend::open(&config, "fe-1").unwrap();
-    // Titles in another order than ids, so the pages must follow the titles.
-    let entries = (0..IMAGES)
+    let entries = (0..images)
         .map(|i| CatalogEntry {
-            id: format!("img-{i:05}"),
+            id: format!("img-{i:06}"),
             version: i as u64 + 1,
             state: ReplicaState::Ok,
             disk: "a1".into(),
@@ -49,7 +59,8 @@ async fn a_large_collection_is_served_in_pages_of_at_most_a_thousand() {
             width: 100,
             height: 100,
             meta: ImageMeta {
-                title: format!("Title {:05}", (i * 7) % IMAGES),
+                title: format!("Title {:06}", (i * 7) % images),
+                description: format!("A view of the harbour, number {i}."),
                 ..ImageMeta::default()
             },
             files: vec![],
@@ -58,20 +69,27 @@ async fn a_large_collection_is_served_in_pages_of_at_most_a_thousand() {
     front.table.apply(CatalogPage {
         node: "node-a".into(),
         catalog: "a-1".into(),
-        version: IMAGES as u64,
+        version: images as u64,
         entries,
     });
+    front.table.set_health("node-a", Ok(Default::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(frontend::http::serve(
-        listener,
-        Arc::clone(&front),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    tokio::spawn(frontend::http::serve(listener, front, async move {
+        let _ = stopped.await;
+    }));
+    Site {
+        addr,
+        _stop: stop,
+        _dir: dir,
+    }
+}
 
+#[tokio::test]
+async fn a_large_collection_is_served_in_pages_of_at_most_a_thousand() {
+    let site = site(IMAGES).await;
+    let addr = site.addr;
     let (status, head, body) = get(addr, "/iiif/collection.json").await;
     assert_eq!(status, 200, "{head}");
     assert!(head.contains("cache-control: public, max-age="), "{head}");
@@ -120,5 +138,40 @@ async fn a_large_collection_is_served_in_pages_of_at_most_a_thousand() {
     ] {
         assert_eq!(get(addr, missing).await.0, 404, "{missing}");
     }
-    let _ = stop.send(());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_answered_while_a_crowd_of_searches_reads_every_row() {
+    let site = site(200_000).await;
+    let addr = site.addr;
+    // Sixteen searches for a word every row has, each reading all 200,000 rows.
+    let searches: Vec<_> = (0..16)
+        .map(|i| {
+            tokio::spawn(async move { get(addr, &format!("/search?q=harbour&page={i}")).await })
+        })
+        .collect();
+    // Meanwhile a visitor is sent on, again and again, before the crowd is through.
+    let mut redirects = 0;
+    while !searches.iter().all(|s| s.is_finished()) && redirects < 20 {
+        let (status, head, _) = get(addr, "/images/img-000042").await;
+        assert_eq!(status, 302, "{head}");
+        redirects += 1;
+    }
+    let unfinished = searches.iter().filter(|s| !s.is_finished()).count();
+    assert!(
+        unfinished > 0,
+        "the searches ended before 20 redirects were answered"
+    );
+    for s in searches {
+        let (status, head, body) = s.await.unwrap();
+        assert!(status == 200 || status == 503, "{head}");
+        if status == 200 {
+            assert!(
+                String::from_utf8_lossy(&body).contains("200000"),
+                "the count of matches"
+            );
+        } else {
+            assert!(head.contains("retry-after"), "{head}");
+        }
+    }
 }
