@@ -93,6 +93,12 @@ fn main() {
         s.elapsed()
     );
     let s = Instant::now();
+    t.redundancy();
+    println!(
+        "redundancy counts again, nothing changed: {:?}",
+        s.elapsed()
+    );
+    let s = Instant::now();
     let (_, found) = t.search(&Query::parse("harbour 4242", "", "", ""), 0, 48);
     println!("search for two words ({found} found): {:?}", s.elapsed());
     let s = Instant::now();
