@@ -116,18 +116,38 @@ impl Catalog {
 
     /// Every entry changed after version `since`, oldest change first.
     pub fn page_since(&self, since: u64) -> CatalogPage {
+        self.page_after(since, usize::MAX)
+    }
+
+    /// At most `limit` of the entries changed after version `since`, oldest change first.
+    /// When more changed, the page says so and its version is that of its last entry: each id
+    /// is in the change index once, at its latest change, so every change up to that version
+    /// is in this page or an earlier one, and the next page starts after it. Writers wait for
+    /// one page, not for the whole catalog.
+    pub fn page_after(&self, since: u64, limit: usize) -> CatalogPage {
         let _held = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let entries = self
-            .changes
-            .range(since.saturating_add(1).to_be_bytes()..)
-            .values()
-            .filter_map(|id| self.get(&String::from_utf8_lossy(&id.ok()?)))
-            .collect();
+        let mut entries = Vec::new();
+        let mut more = false;
+        for change in self.changes.range(since.saturating_add(1).to_be_bytes()..) {
+            if entries.len() >= limit {
+                more = true;
+                break;
+            }
+            let Ok((_, id)) = change else { continue };
+            if let Some(entry) = self.get(&String::from_utf8_lossy(&id)) {
+                entries.push(entry);
+            }
+        }
+        let version = match entries.last() {
+            Some(last) if more => last.version,
+            _ => self.version(),
+        };
         CatalogPage {
             node: self.node.clone(),
             catalog: self.generation(),
-            version: self.version(),
+            version,
             entries,
+            more,
         }
     }
 

@@ -74,7 +74,9 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         ))
         .and(lib.clone())
         .map(|q: SinceQuery, node: Arc<Node>| {
-            let mut page = node.catalog.page_since(q.since.unwrap_or(0));
+            // A limit keeps each answer, and the catalog's writers' wait, bounded.
+            let limit = q.limit.map_or(usize::MAX, |l| l.clamp(1, MAX_CATALOG_PAGE));
+            let mut page = node.catalog.page_after(q.since.unwrap_or(0), limit);
             // Account names stay on the node: they are what a password guesser needs.
             for e in &mut page.entries {
                 e.meta = e.meta.published(node.secret.as_ref());
@@ -230,6 +232,9 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
         .body(Bytes::from(format!("{message}\n")))
         .expect("valid response")
 }
+
+/// The most entries one catalog answer holds when a limit is asked for.
+const MAX_CATALOG_PAGE: usize = 10_000;
 
 #[derive(Debug, Deserialize)]
 struct SinceQuery {

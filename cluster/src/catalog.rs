@@ -121,4 +121,8 @@ pub struct CatalogPage {
     /// Ask with `since=version` next time.
     pub version: u64,
     pub entries: Vec<CatalogEntry>,
+    /// Asked with a `limit`, there were more changes than it: ask again at once from
+    /// `version` (the last change this page holds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
 }

@@ -43,6 +43,7 @@ fn main() {
                 })
                 .collect();
             t.apply(CatalogPage {
+                more: false,
                 node: node.into(),
                 catalog: format!("{node}-1"),
                 version: (chunk + 1) as u64,
@@ -63,6 +64,7 @@ fn main() {
     let s = Instant::now();
     for v in 0..20u64 {
         t.apply(CatalogPage {
+            more: false,
             node: "a".into(),
             catalog: "a-1".into(),
             version: 100 + v,

@@ -561,6 +561,7 @@ mod tests {
 
     fn page(node: &str, catalog: &str, version: u64, entries: Vec<CatalogEntry>) -> CatalogPage {
         CatalogPage {
+            more: false,
             node: node.into(),
             catalog: catalog.into(),
             version,

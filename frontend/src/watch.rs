@@ -20,6 +20,9 @@ pub const HEALTH_DEADLINE: Duration = Duration::from_millis(500);
 pub const CATALOG_DEADLINE: Duration = Duration::from_secs(20);
 /// Larger catalog pages are refused: a page of 100 000 entries is about 60 MB.
 const MAX_CATALOG: usize = 256 << 20;
+/// Entries asked for in one catalog answer (the node's most), and answers applied per round.
+const CATALOG_PAGE: usize = 10_000;
+const PAGES_PER_ROUND: usize = 20;
 
 /// The part of a backend's `/health` a frontend needs.
 #[derive(Deserialize)]
@@ -112,8 +115,26 @@ impl BackendWatch {
                 self.table.catalog_failed(&self.node, why.clone());
                 Some(why)
             }
-            Ok(page) => {
-                self.table.apply(page);
+            Ok(mut page) => {
+                // A large catalog comes in pages; a few of them a round, so that a backend
+                // going down during the first load is still seen within seconds.
+                for _ in 0..PAGES_PER_ROUND {
+                    let (more, next, catalog) = (page.more, page.version, page.catalog.clone());
+                    self.table.apply(page);
+                    if !more {
+                        break;
+                    }
+                    page = match self.fetch(next).await {
+                        Ok(p) if p.node == self.node && p.catalog == catalog => p,
+                        // Rebuilt meanwhile: the next round starts it again from 0.
+                        Ok(_) => break,
+                        Err(e) => {
+                            let why = format!("catalog: {e}");
+                            self.table.catalog_failed(&self.node, why.clone());
+                            return Some(why);
+                        }
+                    };
+                }
                 None
             }
             Err(e) => {
@@ -128,7 +149,10 @@ impl BackendWatch {
         self.client
             .get_json(
                 // No file sums: the table uses none, and they are most of a page.
-                &format!("{}/catalog?since={since}&files=false", self.origin),
+                &format!(
+                    "{}/catalog?since={since}&files=false&limit={CATALOG_PAGE}",
+                    self.origin
+                ),
                 CATALOG_DEADLINE,
                 MAX_CATALOG,
             )

@@ -67,6 +67,7 @@ async fn site(images: usize) -> Site {
         })
         .collect();
     front.table.apply(CatalogPage {
+        more: false,
         node: "node-a".into(),
         catalog: "a-1".into(),
         version: images as u64,
