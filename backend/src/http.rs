@@ -41,7 +41,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
     let internal = crate::http_internal::routes(node.clone(), node.secret.clone())
         .map(Reply::into_response)
         .boxed();
-    let join = crate::http_join::boxed(node.secret.clone(), node.config.name.clone());
+    let join = crate::http_join::route(node.secret.clone(), node.config.name.clone());
     let workers =
         warp::path!("workers").map(move || json_reply(&serde_json::json!(runner.statuses())));
     let lib = warp::any().map(move || node.clone());

@@ -8,15 +8,14 @@ use std::net::SocketAddr;
 
 use cluster::auth::Secret;
 use cluster::join::{self, JoinError, JoinRequest, MAX_REQUEST_BYTES};
+use warp::filters::BoxedFilter;
 use warp::http::{header, Response, StatusCode};
 use warp::hyper::body::Bytes;
-use warp::{Filter, Rejection, Reply};
+use warp::{Filter, Reply};
 
-/// The route, answering with this node's `secret` (none: 503, this node cannot help).
-pub fn route(
-    secret: Option<Secret>,
-    me: String,
-) -> impl Filter<Extract = (Response<Bytes>,), Error = Rejection> + Clone {
+/// The route, answering with this node's `secret` (none: 503, this node cannot help); boxed,
+/// to be `or`-ed with the node's other routes.
+pub fn route(secret: Option<Secret>, me: String) -> BoxedFilter<(warp::reply::Response,)> {
     // The path first: a request elsewhere is "not found", never "method not allowed" by this
     // route.
     warp::path!("join")
@@ -24,7 +23,10 @@ pub fn route(
         .and(warp::addr::remote())
         .and(warp::body::content_length_limit(MAX_REQUEST_BYTES as u64))
         .and(warp::body::bytes())
-        .map(move |from: Option<SocketAddr>, body: Bytes| answer(secret.as_ref(), &me, from, &body))
+        .map(move |from: Option<SocketAddr>, body: Bytes| {
+            answer(secret.as_ref(), &me, from, &body).into_response()
+        })
+        .boxed()
 }
 
 fn answer(
@@ -74,12 +76,4 @@ fn text(status: StatusCode, message: &str) -> Response<Bytes> {
         .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .body(Bytes::from(format!("{message}\n")))
         .expect("valid response")
-}
-
-/// So the route can be `or`-ed with the others.
-pub fn boxed(
-    secret: Option<Secret>,
-    me: String,
-) -> warp::filters::BoxedFilter<(warp::reply::Response,)> {
-    route(secret, me).map(Reply::into_response).boxed()
 }

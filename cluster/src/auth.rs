@@ -131,7 +131,12 @@ impl Secret {
 
     /// HMAC-SHA256 of the parts (joined unambiguously), as hex.
     pub fn mac(&self, parts: &[&str]) -> String {
-        hex(&self.hmac(parts).finalize().into_bytes())
+        hex(&self.mac_bytes(parts))
+    }
+
+    /// [`Secret::mac`] as bytes.
+    pub(crate) fn mac_bytes(&self, parts: &[&str]) -> Vec<u8> {
+        self.hmac(parts).finalize().into_bytes().to_vec()
     }
 
     fn hmac(&self, parts: &[&str]) -> Hmac<Sha256> {
@@ -309,7 +314,7 @@ pub fn random_hex(n: usize) -> std::io::Result<String> {
     Ok(hex(&bytes))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -21,7 +21,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_L
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::auth::Secret;
+use crate::auth::{hex, unhex, Secret};
 
 /// The longest a code may be valid for.
 pub const MAX_VALID_SECS: u64 = 7 * 24 * 60 * 60;
@@ -261,9 +261,8 @@ fn check_time(name: &str, expires: u64, now: u64) -> Result<(), JoinError> {
 }
 
 fn code_key(secret: &Secret, name: &str, expires: u64) -> [u8; KEY_LEN] {
-    let tag = secret.mac(&["td join", name, &expires.to_string()]);
-    let bytes = unhex(&tag).expect("a MAC is hex");
-    bytes[..KEY_LEN].try_into().expect("a MAC is 32 bytes")
+    let tag = secret.mac_bytes(&["td join", name, &expires.to_string()]);
+    tag[..KEY_LEN].try_into().expect("a MAC is 32 bytes")
 }
 
 fn keyed(key: &[u8], parts: &[&str]) -> Vec<u8> {
@@ -292,14 +291,6 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 fn shorten(text: &str) -> String {
     text.chars().take(80).collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    crate::auth::unhex(text)
 }
 
 #[cfg(test)]

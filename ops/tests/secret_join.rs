@@ -19,6 +19,11 @@ fn td(args: &[&str], stdin: &str) -> Output {
     common::td_with_input(args, stdin)
 }
 
+/// `td secret join --config CONFIG --code CODE`.
+fn join(config: &str, code: &str) -> Output {
+    td(&["secret", "join", "--config", config, "--code", code], "")
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -122,7 +127,7 @@ fn a_new_host_fetches_the_secret_with_a_code_and_nothing_else_gets_it() {
     let mode = std::fs::metadata(&written).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "{mode:o}");
     // Again: nothing to do.
-    let out = td(&["secret", "join", "--config", &new, "--code", &code], "");
+    let out = join(&new, &code);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("already holds"), "{}", text(&out));
 
@@ -134,10 +139,7 @@ fn a_new_host_fetches_the_secret_with_a_code_and_nothing_else_gets_it() {
         &code[..code.len() - 1],
         if last == '0' { '1' } else { '0' }
     );
-    let out = td(
-        &["secret", "join", "--config", &wrong_host, "--code", &typo],
-        "",
-    );
+    let out = join(&wrong_host, &typo);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("refused the code") && text(&out).contains("does not fit"),
@@ -148,17 +150,7 @@ fn a_new_host_fetches_the_secret_with_a_code_and_nothing_else_gets_it() {
     // An expired code is refused before anything is sent, and by the node if sent anyway.
     let now = now();
     let old = JoinCode::issue(&ours, "fe-2", now - 5).unwrap();
-    let out = td(
-        &[
-            "secret",
-            "join",
-            "--config",
-            &wrong_host,
-            "--code",
-            &old.to_string(),
-        ],
-        "",
-    );
+    let out = join(&wrong_host, &old.to_string());
     assert!(!out.status.success());
     assert!(text(&out).contains("expired"), "{}", text(&out));
     let (status, body) = post_join(&addr, &serde_json::to_vec(&old.request().unwrap()).unwrap());
@@ -206,40 +198,17 @@ fn without_a_node_to_ask_join_says_what_it_tried() {
     let config = host(root.path(), &z, &a);
     let secret = Secret::from_bytes(&[b'x'; 64]);
     let code = JoinCode::issue(&secret, "node-a", u64::from(u32::MAX)).unwrap();
-    let out = td(
-        &[
-            "secret",
-            "join",
-            "--config",
-            &config,
-            "--code",
-            &code.to_string(),
-        ],
-        "",
-    );
+    let out = join(&config, &code.to_string());
     assert!(!out.status.success());
     let said = text(&out);
     // u32::MAX is far past a week from now: the code is refused before any node is asked.
     assert!(said.contains("more than 7 days"), "{said}");
-    let out = td(
-        &["secret", "join", "--config", &config, "--code", "tdjoin:x"],
-        "",
-    );
+    let out = join(&config, "tdjoin:x");
     assert!(text(&out).contains("not a join code"), "{}", text(&out));
 
     let now = now();
     let code = JoinCode::issue(&secret, "node-a", now + 60).unwrap();
-    let out = td(
-        &[
-            "secret",
-            "join",
-            "--config",
-            &config,
-            "--code",
-            &code.to_string(),
-        ],
-        "",
-    );
+    let out = join(&config, &code.to_string());
     assert!(!out.status.success());
     let said = text(&out);
     assert!(
