@@ -149,10 +149,12 @@ async fn slow_loris_heads_are_closed_after_the_header_timeout_while_a_keep_alive
         let addr = server.addr;
         crowd.spawn(async move {
             let mut s = TcpStream::connect(addr).await.unwrap();
+            // Stamped before the write: the server cannot see the first byte earlier, however
+            // long this thread is kept from running after the write.
+            let sent = Instant::now();
             s.write_all(b"GET /hello HTTP/1.1\r\nhost: test\r\nx-slow: ")
                 .await
                 .unwrap();
-            let sent = Instant::now();
             let trickles = i % 2 == 0;
             let mut chunk = [0u8; 64];
             let give_up = sent + PATIENCE;
@@ -212,19 +214,21 @@ async fn a_keep_alive_connection_rests_past_the_header_timeout_and_is_closed_whe
     assert_eq!(get(&mut client, "/hello").await.unwrap().0, 200);
     // Twice the header timeout between two requests on one connection.
     tokio::time::sleep(limits.header_read * 2).await;
+    // Every time here is stamped before the bytes it stands for are sent: the server's clock
+    // starts after ours, however long this thread waits to run.
+    let asked = Instant::now();
     assert_eq!(get(&mut client, "/hello").await.unwrap().0, 200);
-    let answered = Instant::now();
     let closed_at = closed(&mut client)
         .await
         .expect("an idle connection is closed");
     assert!(
-        closed_at - answered >= limits.idle,
+        closed_at - asked >= limits.idle,
         "{:?}",
-        closed_at - answered
+        closed_at - asked
     );
     // A connection that never sends a byte is idle too.
-    let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let opened = Instant::now();
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
     let closed_at = closed(&mut silent)
         .await
         .expect("a silent connection is closed");
@@ -236,11 +240,11 @@ async fn a_stalled_body_is_closed_and_a_slow_handler_is_not() {
     let limits = limits(300, 1000, 10);
     let server = start(limits, None);
     let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    let sent = Instant::now(); // before the bytes go: the server's clock starts after ours
     stalled
         .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 100\r\n\r\n0123456789")
         .await
         .unwrap();
-    let sent = Instant::now();
     let closed_at = closed(&mut stalled)
         .await
         .expect("a stalled body is closed");
