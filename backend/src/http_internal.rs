@@ -30,7 +30,9 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use cluster::accounts::{AccountsUpdate, Revocation};
-use cluster::auth::{NonceBook, Refused, Secret, SignedParts, AUTH_HEADER, USER_HEADER};
+use cluster::auth::{
+    self, NonceBook, Refused, Secret, SignedParts, AUTH_HEADER, HASH_APART, USER_HEADER,
+};
 use cluster::{ImageMeta, NewUpload};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -108,13 +110,23 @@ fn signed(
                         path_and_query: &path_and_query,
                         user: &user,
                         target: &me,
-                        body: &body,
+                        body: &[],
                         upload_offset: header("upload-offset"),
                         content_type: header("content-type"),
                     };
+                    let body_sha256 = if body.len() > HASH_APART {
+                        let body = body.clone();
+                        tokio::task::spawn_blocking(move || auth::body_sha256(&body))
+                            .await
+                            .map_err(|_| refuse(Refused::Malformed))?
+                    } else {
+                        auth::body_sha256(&body)
+                    };
                     let now = cluster::unix_now();
                     let auth = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok());
-                    let nonce = secret.verify_request(auth, &parts, now).map_err(refuse)?;
+                    let nonce = secret
+                        .verify_request_summed(auth, &parts, &body_sha256, now)
+                        .map_err(refuse)?;
                     nonces.first_use(&nonce, now).map_err(refuse)?;
                     Ok::<_, Rejection>(Signed { user, body })
                 }

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cluster::auth::{Secret, SignedParts, AUTH_HEADER, USER_HEADER};
+use cluster::auth::{body_sha256, Secret, SignedParts, AUTH_HEADER, HASH_APART, USER_HEADER};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
@@ -242,16 +242,26 @@ impl Client {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map_or("", |(_, v)| v.as_str())
         };
-        let signature = secret.sign_request(
+        let body_sha256 = if call.body.len() > HASH_APART {
+            let body = call.body.clone();
+            tokio::task::spawn_blocking(move || body_sha256(&body))
+                .await
+                // Only when the runtime is shutting down: then here, as a small body is.
+                .unwrap_or_else(|_| body_sha256(&call.body))
+        } else {
+            body_sha256(&call.body)
+        };
+        let signature = secret.sign_request_summed(
             &SignedParts {
                 method: call.method,
                 path_and_query: call.path,
                 user: call.user,
                 target: node,
-                body: &call.body,
+                body: &[],
                 upload_offset: header("upload-offset"),
                 content_type: header("content-type"),
             },
+            &body_sha256,
             cluster::unix_now(),
         );
         let mut request = hyper::Request::builder()

@@ -221,11 +221,7 @@ async fn a_keep_alive_connection_rests_past_the_header_timeout_and_is_closed_whe
     let closed_at = closed(&mut client)
         .await
         .expect("an idle connection is closed");
-    assert!(
-        closed_at - asked >= limits.idle,
-        "{:?}",
-        closed_at - asked
-    );
+    assert!(closed_at - asked >= limits.idle, "{:?}", closed_at - asked);
     // A connection that never sends a byte is idle too.
     let opened = Instant::now();
     let mut silent = TcpStream::connect(server.addr).await.unwrap();

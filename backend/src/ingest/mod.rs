@@ -56,6 +56,17 @@ pub async fn blocking_call<T: Send + 'static>(
     coordinator::blocking(f).await
 }
 
+/// Runs disk work of a copy between nodes (a replica placed, read back, re-mirrored) at a
+/// lower priority than visitors' requests (see [`floor::background`]).
+pub async fn background_call<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
+) -> Result<T, IngestError> {
+    floor::background::run(what, f)
+        .await
+        .unwrap_or_else(|e| Err(IngestError::Fault(e.to_string())))
+}
+
 /// Uploaded and transferred bytes arrive in chunks of at most this size.
 pub use cluster::MAX_CHUNK;
 /// What a transfer between nodes sends per request.

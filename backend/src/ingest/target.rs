@@ -255,8 +255,10 @@ impl Ingest {
         bytes: Bytes,
     ) -> Result<OffsetAnswer, IngestError> {
         let (disks, image, name) = (self.disks.clone(), image.to_string(), name.to_string());
-        let offset =
-            blocking(move || placement::write(&disks, &image, &name, offset, &bytes)).await?;
+        let offset = super::background_call("replica-write", move || {
+            placement::write(&disks, &image, &name, offset, &bytes)
+        })
+        .await?;
         Ok(OffsetAnswer { offset })
     }
 
@@ -264,7 +266,10 @@ impl Ingest {
     /// the replica becomes "placed".
     pub async fn seal_replica(&self, image: &str, manifest: Manifest) -> Result<(), IngestError> {
         let (disks, image) = (self.disks.clone(), image.to_string());
-        blocking(move || placement::seal(&disks, &image, &manifest)).await?;
+        super::background_call("replica-seal", move || {
+            placement::seal(&disks, &image, &manifest)
+        })
+        .await?;
         self.crash_point("target-sealed");
         Ok(())
     }
@@ -273,7 +278,10 @@ impl Ingest {
     /// and matched; the replica becomes "verified".
     pub async fn verify_replica(&self, image: &str, manifest: Manifest) -> Result<(), IngestError> {
         let (disks, image) = (self.disks.clone(), image.to_string());
-        blocking(move || placement::verify(&disks, &image, &manifest)).await?;
+        super::background_call("replica-verify", move || {
+            placement::verify(&disks, &image, &manifest)
+        })
+        .await?;
         self.crash_point("target-verified");
         Ok(())
     }

@@ -67,7 +67,7 @@ impl Ingest {
         let mut sent_chunks = 0;
         while offset < size {
             let (path, o) = (file.to_path_buf(), offset);
-            let chunk = blocking(move || read_chunk(&path, o)).await?;
+            let chunk = blocking(move || read_chunk(&path, o, SEND_CHUNK)).await?;
             let n = chunk.len() as u64;
             peers
                 .call(
@@ -202,11 +202,15 @@ pub(super) fn slow(bytes: u64) -> std::time::Duration {
     std::time::Duration::from_secs(30 + bytes / 20_000_000)
 }
 
-/// Up to [`SEND_CHUNK`] bytes of `path` from `offset` (fewer at its end).
-pub(crate) fn read_chunk(path: &std::path::Path, offset: u64) -> Result<Bytes, IngestError> {
+/// Up to `size` bytes of `path` from `offset` (fewer at its end).
+pub(crate) fn read_chunk(
+    path: &std::path::Path,
+    offset: u64,
+    size: usize,
+) -> Result<Bytes, IngestError> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(path).map_err(super::io(path))?;
-    let mut buf = vec![0; SEND_CHUNK];
+    let mut buf = vec![0; size];
     let mut filled = 0;
     while filled < buf.len() {
         let n = file

@@ -7,7 +7,7 @@
 //! spread over every node that holds the other replicas (declustered), one copy per source node
 //! at a time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +33,18 @@ use floor::client::Call;
 
 /// How often the other nodes' catalogs are read when there is nothing to do.
 pub const ROUND: Duration = Duration::from_secs(2);
+/// Copies of one source disk under way at once (see [`Redundancy::lane`]).
+const LANES_PER_DISK: usize = 2;
+/// How long a round's lanes go on taking jobs before the peers are read again.
+const LANE_SPAN: Duration = Duration::from_secs(30);
+/// A chunk sent while the throttle paces the copy for visitors (see `chunk_size`).
+const PACED_CHUNK: usize = 1 << 20;
+
+/// What the peers said of an image at a round: each node's name, whether it is up, the most
+/// free bytes on one of its disks, and what it holds of the image.
+type View = Vec<(String, bool, Option<u64>, Holding)>;
+/// A job waiting in its disk's lane, with its catalog entry and its view.
+type Queued = (Job, cluster::CatalogEntry, View);
 const ASK: Duration = Duration::from_secs(10);
 /// A target that failed this many times in a row is given up for another.
 const TRIES: u32 = 3;
@@ -73,6 +85,9 @@ pub struct Redundancy {
     status: Mutex<RemirrorStatus>,
     /// When hidden copies nothing will publish are looked for next ([`super::hidden`]).
     next_hidden_sweep: Mutex<Instant>,
+    /// The soonest end of a grace period seen at the last round: the next round starts then
+    /// rather than up to a [`ROUND`] later.
+    next_grace_end: Mutex<Option<Instant>>,
 }
 
 impl Redundancy {
@@ -112,6 +127,7 @@ impl Redundancy {
                 ..RemirrorStatus::default()
             }),
             next_hidden_sweep: Mutex::new(Instant::now()),
+            next_grace_end: Mutex::new(None),
         }
     }
 
@@ -199,6 +215,20 @@ impl Redundancy {
         let _ = std::fs::remove_file(self.jobs_dir.join(format!("{image}.json")));
     }
 
+    /// How long until the next round: a [`ROUND`], or less if a grace period ends sooner (a
+    /// little after it, so that it has ended when the round looks).
+    fn until_next_round(&self) -> Duration {
+        let grace_end = *self
+            .next_grace_end
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        grace_end.map_or(ROUND, |at| {
+            (at + Duration::from_millis(50))
+                .saturating_duration_since(Instant::now())
+                .min(ROUND)
+        })
+    }
+
     /// One round: read the peers, survey, take off, start and drive copies. Returns whether
     /// there is more to do at once.
     async fn round(&self) -> Result<bool, String> {
@@ -226,6 +256,7 @@ impl Redundancy {
         });
         let mut jobs = self.jobs();
         let mut waiting = Vec::new();
+        let mut soonest = None;
         let surveyed: Vec<(&cluster::CatalogEntry, bool)> = mine
             .iter()
             .map(|e| (e, true))
@@ -312,12 +343,15 @@ impl Redundancy {
                         }
                     }
                 }
-                Survey::Wait { lost, left } => waiting.push(Waiting {
-                    image: entry.id.clone(),
-                    lost,
-                    in_seconds: left.as_secs(),
-                    blocked: None,
-                }),
+                Survey::Wait { lost, left } => {
+                    soonest = Some(soonest.map_or(left, |s: Duration| s.min(left)));
+                    waiting.push(Waiting {
+                        image: entry.id.clone(),
+                        lost,
+                        in_seconds: left.as_secs(),
+                        blocked: None,
+                    })
+                }
                 Survey::Remirror { lost } => {
                     if all_known && !jobs.contains_key(&entry.id) {
                         let job = Job {
@@ -336,6 +370,10 @@ impl Redundancy {
                 }
             }
         }
+        *self
+            .next_grace_end
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = soonest.map(|left| now + left);
         // Jobs for images no longer readable here cannot go on from here.
         for id in jobs.keys().cloned().collect::<Vec<_>>() {
             if !mine.iter().any(|e| e.id == id) {
@@ -376,60 +414,80 @@ impl Redundancy {
                 }
             }
         }
-        // One copy at a time per source disk (a disk streams one replica well, several at once
-        // seek against each other); this node's disks copy at the same time, so the work is
-        // bounded per disk and grows with the disks, as it does with the nodes.
+        // Each source disk has [`LANES_PER_DISK`] lanes that copy its jobs one after the other:
+        // a disk streams a replica or two well, more seek against each other; this node's disks
+        // copy at the same time, so the work is bounded per disk and grows with the disks, as
+        // it does with the nodes. Two lanes: one's exchanges with its target (begin, seal, the
+        // read-back, publish, adopt) overlap the other's stream of bytes.
         // Jobs that found a target and failed least go first, so one that cannot go on (no
         // room for it anywhere, a target that keeps failing) does not hold up the others of
         // its disk.
         let mut queue: Vec<Job> = jobs.into_values().collect();
         queue.sort_by_key(|j| (blocked.contains(&j.image), j.failures));
-        let mut picked: Vec<(Job, cluster::CatalogEntry)> = Vec::new();
+        let mut per_disk: BTreeMap<String, VecDeque<Queued>> = BTreeMap::new();
         for job in queue {
             let Some(entry) = mine.iter().find(|e| e.id == job.image) else {
                 continue;
             };
-            if !picked.iter().any(|(_, e)| e.disk == entry.disk) {
-                picked.push((job, entry.clone()));
-            }
+            // What the peers said at this round, for this job's choices.
+            let view: View = peers
+                .nodes
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        p.up(),
+                        p.most_free,
+                        p.holding(&job.image, now),
+                    )
+                })
+                .collect();
+            per_disk
+                .entry(entry.disk.clone())
+                .or_default()
+                .push_back((job, entry.clone(), view));
         }
-        if picked.is_empty() {
+        if per_disk.is_empty() {
             return Ok(false);
         }
         // The copies run without the peers' lock held (they can take long); the peers are read
-        // again at the next round.
-        let drives: Vec<_> = picked
-            .into_iter()
-            .map(|(job, entry)| {
-                let view: Vec<(String, bool, Option<u64>, Holding)> = peers
-                    .nodes
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.name.clone(),
-                            p.up(),
-                            p.most_free,
-                            p.holding(&job.image, now),
-                        )
-                    })
-                    .collect();
-                self.drive(job, entry, view)
+        // again at the next round, at most [`LANE_SPAN`] from now.
+        drop(peers);
+        let until = Instant::now() + LANE_SPAN;
+        let lanes: Vec<_> = per_disk
+            .into_values()
+            .flat_map(|jobs| {
+                let lanes = jobs.len().min(LANES_PER_DISK);
+                let jobs = Arc::new(Mutex::new(jobs));
+                (0..lanes).map(move |_| self.lane(jobs.clone(), until))
             })
             .collect();
-        drop(peers);
-        let ended = futures_util::future::join_all(drives).await;
+        let ended = futures_util::future::join_all(lanes).await;
         Ok(ended.into_iter().any(|e| e))
+    }
+
+    /// Drives the jobs of one disk one after the other, until one stops short (a failure, no
+    /// target yet: it is taken up again at a later round), none is left, or `until`. Returns
+    /// whether a job ended.
+    async fn lane(&self, jobs: Arc<Mutex<VecDeque<Queued>>>, until: Instant) -> bool {
+        let mut any = false;
+        while Instant::now() < until {
+            let next = jobs.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+            let Some((job, entry, view)) = next else {
+                break;
+            };
+            if !self.drive(job, entry, view).await {
+                break;
+            }
+            any = true;
+        }
+        any
     }
 
     /// Takes one job as far as it goes now. Returns whether it ended (another round may start
     /// at once); a job that stopped on a failure, or waits for a target, is taken up again at
     /// the next round, not in a busy loop.
-    async fn drive(
-        &self,
-        mut job: Job,
-        entry: cluster::CatalogEntry,
-        view: Vec<(String, bool, Option<u64>, Holding)>,
-    ) -> bool {
+    async fn drive(&self, mut job: Job, entry: cluster::CatalogEntry, view: View) -> bool {
         let size: u64 = entry.files.iter().map(|f| f.size).sum();
         let old = Set::new(entry.epoch, entry.nodes.clone());
         let silent: Vec<String> = view
@@ -758,7 +816,7 @@ impl Redundancy {
         &self,
         job: &Job,
         entry: &cluster::CatalogEntry,
-        size: u64,
+        total: u64,
     ) -> Result<(), IngestError> {
         let target = job.target.as_deref().unwrap_or_default();
         let peer = |e: floor::CallError| IngestError::peer(target, e);
@@ -771,7 +829,7 @@ impl Redundancy {
                 Call::new(
                     "POST",
                     &format!(
-                        "/internal/replicas/{image}/begin?size={size}&epoch={}",
+                        "/internal/replicas/{image}/begin?size={total}&epoch={}",
                         job.epoch
                     ),
                 ),
@@ -781,22 +839,26 @@ impl Redundancy {
             .map_err(peer)?;
         let start = Instant::now();
         let mut sent = 0u64;
+        let mut visitors_there = false;
         let _sending = self.throttle.sending();
         for f in &entry.files {
             let path = dir.join(&f.name);
-            let read = |o: u64| {
+            let read = |o: u64, size: usize| {
                 let p = path.clone();
-                crate::ingest::blocking_call(move || crate::ingest::transfers::read_chunk(&p, o))
+                crate::ingest::background_call("remirror-read", move || {
+                    crate::ingest::transfers::read_chunk(&p, o, size)
+                })
             };
             let mut offset = 0;
-            let mut chunk = read(0).await?;
+            let mut size = self.chunk_size(visitors_there);
+            let mut chunk = read(0, size).await?;
             loop {
                 // An empty file is still sent once, so that it exists on the target.
                 if chunk.is_empty() && offset > 0 {
                     break;
                 }
                 let n = chunk.len() as u64;
-                let last = n < SEND_CHUNK as u64;
+                let last = n < size as u64;
                 let at = format!(
                     "/internal/replicas/{image}/files/{}?offset={offset}",
                     f.name
@@ -809,22 +871,23 @@ impl Redundancy {
                         .ok(target)
                 };
                 // The next chunk is read from the disk while this one is on its way.
+                let next_size = self.chunk_size(visitors_there);
                 let (answer, next) = if last {
                     (send.await, None)
                 } else {
-                    let (answer, next) = tokio::join!(send, read(offset + n));
+                    let (answer, next) = tokio::join!(send, read(offset + n, next_size));
                     (answer, Some(next))
                 };
                 let answer = answer.map_err(peer)?;
                 offset += n;
                 sent += n;
                 let rate = (sent as f64 / start.elapsed().as_secs_f64().max(0.001)) as u64;
-                self.show(job, "place", Some((sent, size, rate)));
+                self.show(job, "place", Some((sent, total, rate)));
                 // Visitors here, or on the target (it says so in its answer).
-                let since_visit = if answer
+                visitors_there = answer
                     .headers
-                    .contains_key(super::throttle::VISITORS_HEADER)
-                {
+                    .contains_key(super::throttle::VISITORS_HEADER);
+                let since_visit = if visitors_there {
                     Some(Duration::ZERO)
                 } else {
                     crate::metrics::since_last_visit()
@@ -834,7 +897,7 @@ impl Redundancy {
                     tokio::time::sleep(pause).await;
                 }
                 match next {
-                    Some(next) => chunk = next?,
+                    Some(next) => (chunk, size) = (next?, next_size),
                     None => break,
                 }
             }
@@ -849,6 +912,22 @@ impl Redundancy {
             .await
             .map_err(peer)?;
         Ok(())
+    }
+
+    /// How much to read and send at once: [`SEND_CHUNK`] while nobody visits, less while the
+    /// throttle paces the copy for visitors (here, or on the target: `visitors_there`), so
+    /// that each burst of copying between two pauses is short on the CPUs they share.
+    fn chunk_size(&self, visitors_there: bool) -> usize {
+        let since_visit = if visitors_there {
+            Some(Duration::ZERO)
+        } else {
+            crate::metrics::since_last_visit()
+        };
+        if self.throttle.pacing(since_visit) {
+            PACED_CHUNK
+        } else {
+            SEND_CHUNK
+        }
     }
 
     async fn target_call(
@@ -963,7 +1042,7 @@ impl Worker for RemirrorWorker {
             Ok(if more {
                 WorkerState::Busy
             } else {
-                WorkerState::Throttled(ROUND)
+                WorkerState::Throttled(self.r.until_next_round())
             })
         })
     }

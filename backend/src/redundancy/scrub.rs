@@ -244,9 +244,9 @@ impl Worker for Scrubber {
             };
             let started = Instant::now();
             let (disk, id) = (self.disk.clone(), entry.id.clone());
-            let checked = tokio::task::spawn_blocking(move || Scrubber::check(&disk, &id))
+            let checked = floor::background::run("scrub", move || Scrubber::check(&disk, &id))
                 .await
-                .map_err(|e| format!("the check died: {e}"))?;
+                .map_err(|e| e.to_string())?;
             match checked {
                 Ok((size, wrong)) => {
                     self.progress.bytes += size;

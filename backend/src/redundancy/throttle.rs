@@ -73,14 +73,17 @@ impl Throttle {
         Sending(self)
     }
 
+    /// Whether the limit holds now (visitors were served `since_visit` ago, and it is set).
+    pub fn pacing(&self, since_visit: Option<Duration>) -> bool {
+        since_visit.is_some_and(|d| d < IDLE)
+            && self.get().bytes_per_second.is_some_and(|rate| rate > 0)
+    }
+
     /// How long to pause after one copy sent `bytes` in `took`, to keep the node to the limit:
     /// none while visitors are idle (`since_visit`: how long ago one was last served).
     pub fn pause(&self, bytes: u64, took: Duration, since_visit: Option<Duration>) -> Duration {
-        if since_visit.is_none_or(|d| d >= IDLE) {
-            return Duration::ZERO;
-        }
         match self.get().bytes_per_second {
-            Some(rate) if rate > 0 => {
+            Some(rate) if self.pacing(since_visit) => {
                 let share = rate as f64 / f64::from(self.sending.load(Ordering::Relaxed).max(1));
                 Duration::from_secs_f64(bytes as f64 / share).saturating_sub(took)
             }
@@ -119,8 +122,10 @@ mod tests {
             Duration::from_secs(15)
         );
         drop((one, two));
+        assert!(again.pacing(busy));
         // Nobody looking (none served for 2 s, or ever): full speed.
         let idle = Some(IDLE);
+        assert!(!again.pacing(idle) && !again.pacing(None));
         assert_eq!(again.pause(8 << 20, Duration::ZERO, idle), Duration::ZERO);
         assert_eq!(again.pause(8 << 20, Duration::ZERO, None), Duration::ZERO);
     }
