@@ -845,7 +845,7 @@ impl Redundancy {
             let path = dir.join(&f.name);
             let read = |o: u64, size: usize| {
                 let p = path.clone();
-                crate::ingest::background_call("remirror-read", move || {
+                crate::ingest::background_call("copy-read", move || {
                     crate::ingest::transfers::read_chunk(&p, o, size)
                 })
             };
