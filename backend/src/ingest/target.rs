@@ -276,10 +276,15 @@ impl Ingest {
 
     /// `POST /internal/replicas/IMAGE/verify` (the sender's manifest): every file read back
     /// and matched; the replica becomes "verified".
-    pub async fn verify_replica(&self, image: &str, manifest: Manifest) -> Result<(), IngestError> {
+    pub async fn verify_replica(
+        &self,
+        image: &str,
+        manifest: Manifest,
+        mut pace: impl FnMut(u64) + Send + 'static,
+    ) -> Result<(), IngestError> {
         let (disks, image) = (self.disks.clone(), image.to_string());
         super::background_call("replica-verify", move || {
-            placement::verify(&disks, &image, &manifest)
+            placement::verify(&disks, &image, &manifest, &mut pace)
         })
         .await?;
         self.crash_point("target-verified");
