@@ -51,16 +51,27 @@ fn main() {
             });
         }
     }
-    println!("{n} rows built in {:?}", start.elapsed());
+    println!(
+        "{n} rows built in {:?}; memory {} MiB (peak {} MiB)",
+        start.elapsed(),
+        memory_kib("VmRSS:") / 1024,
+        memory_kib("VmHWM:") / 1024
+    );
     let q = Query::default();
     let s = Instant::now();
     t.search(&q, 0, 48);
     println!("first gallery page (sorts): {:?}", s.elapsed());
     let s = Instant::now();
+    let mut slowest = std::time::Duration::ZERO;
     for _ in 0..10 {
+        let one = Instant::now();
         t.search(&q, 0, 48);
+        slowest = slowest.max(one.elapsed());
     }
-    println!("gallery page, order kept: {:?} each", s.elapsed() / 10);
+    println!(
+        "gallery page, order kept: {:?} each, the slowest {slowest:?}",
+        s.elapsed() / 10
+    );
     let s = Instant::now();
     for v in 0..20u64 {
         t.apply(CatalogPage {
@@ -108,4 +119,19 @@ fn main() {
         t.choose(&format!("img-{:08}", i * 7 % n));
     }
     println!("choose: {:?} each", s.elapsed() / 100_000);
+    println!(
+        "memory at the end {} MiB (peak {} MiB)",
+        memory_kib("VmRSS:") / 1024,
+        memory_kib("VmHWM:") / 1024
+    );
+}
+
+/// A line of /proc/self/status, in KiB.
+fn memory_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }

@@ -3,12 +3,16 @@
 //! backends' catalogs and health answers alone, so a restarted frontend rebuilds it in a second
 //! or two, and it decides where a visitor is sent.
 
-use std::collections::{BTreeMap, HashSet};
+mod packed;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use cluster::{CatalogPage, ImageMeta, ReplicaState};
 use serde::Serialize;
+
+use packed::{contains_ignoring_case, PackedMeta};
 
 /// A backend as this frontend sees it.
 #[derive(Debug)]
@@ -39,24 +43,68 @@ pub struct BackendView {
     pub redirects: u64,
 }
 
+/// A replica as the table keeps it: its node and disk as numbers of [`Names`].
 #[derive(Debug, Clone)]
 struct Replica {
-    node: String,
-    disk: String,
+    node: u32,
+    disk: u32,
     state: ReplicaState,
 }
 
-/// One image of the table.
+/// One image as the table keeps it, compact: a million of them must fit well under 1 GiB
+/// (its id is the key it is kept under).
 #[derive(Debug, Clone)]
+struct Stored {
+    meta: PackedMeta,
+    replicas: Box<[Replica]>,
+    width: u32,
+    height: u32,
+    /// The year its date names, for searches by years.
+    year: Option<i32>,
+}
+
+/// One image of the table, as pages show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Row {
     pub id: String,
     pub meta: ImageMeta,
     pub width: u32,
     pub height: u32,
-    replicas: Vec<Replica>,
-    /// Lower-case title, artist, date, description and keywords: what a search looks in.
-    haystack: String,
-    year: Option<i32>,
+}
+
+impl Stored {
+    fn row(&self, id: &str) -> Row {
+        Row {
+            id: id.to_string(),
+            meta: self.meta.unpack(),
+            width: self.width,
+            height: self.height,
+        }
+    }
+}
+
+/// Node and disk names, each kept once and named by its number in the rows.
+#[derive(Default)]
+struct Names {
+    names: Vec<Arc<str>>,
+    numbers: HashMap<Arc<str>, u32>,
+}
+
+impl Names {
+    fn number(&mut self, name: &str) -> u32 {
+        if let Some(&n) = self.numbers.get(name) {
+            return n;
+        }
+        let n = self.names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.numbers.insert(name, n);
+        n
+    }
+
+    fn name(&self, number: u32) -> &str {
+        self.names.get(number as usize).map_or("", |n| n)
+    }
 }
 
 /// Where to send a visitor.
@@ -93,9 +141,9 @@ impl Query {
         *self == Query::default()
     }
 
-    fn matches(&self, row: &Row) -> bool {
-        self.words.iter().all(|w| row.haystack.contains(w.as_str()))
-            && (self.artist.is_empty() || row.meta.artist.to_lowercase().contains(&self.artist))
+    fn matches(&self, row: &Stored) -> bool {
+        self.words.iter().all(|w| row.meta.has_word(w))
+            && (self.artist.is_empty() || contains_ignoring_case(row.meta.artist(), &self.artist))
             && (self.from_year.is_none() && self.to_year.is_none()
                 || row.year.is_some_and(|y| {
                     self.from_year.is_none_or(|f| y >= f) && self.to_year.is_none_or(|t| y <= t)
@@ -120,11 +168,13 @@ const SEARCH_SLICE: usize = 4096;
 
 #[derive(Default)]
 struct Inner {
-    rows: BTreeMap<String, Row>,
+    rows: BTreeMap<Box<str>, Stored>,
+    /// The names the rows' replicas number.
+    names: Names,
     backends: BTreeMap<String, Backend>,
     /// Ids by title, for pages; dropped when a row comes, goes or changes its title, and
     /// sorted again (outside the lock) when a page is next asked for.
-    order: Option<Arc<Vec<String>>>,
+    order: Option<Arc<Vec<Box<str>>>>,
     /// Counts the times `order` was dropped, so a sort finished after another drop is not kept.
     order_generation: u64,
     /// Node → power domain, for counting redundancy.
@@ -135,6 +185,24 @@ struct Inner {
     /// Counts every change that can move the redundancy counts (rows, replicas, backends up
     /// or down, failed disks, domains).
     changes: u64,
+}
+
+impl Stored {
+    fn drop_replica_of(&mut self, node: u32) {
+        if self.replicas.iter().any(|r| r.node == node) {
+            let replicas = std::mem::take(&mut self.replicas).into_vec();
+            self.replicas = replicas.into_iter().filter(|r| r.node != node).collect();
+        }
+    }
+}
+
+impl Inner {
+    /// Whether the replica's node answers and its disk has not failed.
+    fn serves(&self, r: &Replica) -> bool {
+        self.backends
+            .get(self.names.name(r.node))
+            .is_some_and(|b| b.up && !b.failed_disks.contains(self.names.name(r.disk)))
+    }
 }
 
 /// How many images are how redundant, counted by `cluster::redundancy::classify`.
@@ -189,13 +257,10 @@ impl Table {
                 .replicas
                 .iter()
                 .map(|r| Seen {
-                    node: &r.node,
-                    disk: &r.disk,
+                    node: inner.names.name(r.node),
+                    disk: inner.names.name(r.disk),
                     state: &r.state,
-                    node_up: inner
-                        .backends
-                        .get(&r.node)
-                        .is_some_and(|b| b.up && !b.failed_disks.contains(&r.disk)),
+                    node_up: inner.serves(r),
                 })
                 .collect();
             let health = classify(&seen, |n| inner.domains.get(n).map(String::as_str));
@@ -288,6 +353,12 @@ impl Table {
     /// this holds the lock: so an empty page costs nothing, and otherwise the work is in
     /// proportion to the page (only a rebuilt catalog walks every row).
     pub fn apply(&self, page: CatalogPage) {
+        // Packed before the lock is taken: redirects wait only for the table's own changes.
+        let packed: Vec<(PackedMeta, Option<i32>)> = page
+            .entries
+            .iter()
+            .map(|e| (PackedMeta::pack(&e.meta), year_of(&e.meta.date)))
+            .collect();
         let mut inner = self.write();
         let node = page.node.clone();
         let Some(backend) = inner.backends.get_mut(&node) else {
@@ -302,54 +373,45 @@ impl Table {
             backend.last_error = None;
             return;
         }
+        let node_number = inner.names.number(&node);
         if fresh {
             for row in inner.rows.values_mut() {
-                row.replicas.retain(|r| r.node != node);
+                row.drop_replica_of(node_number);
             }
         }
         inner.changes += 1;
         let mut reorder = fresh;
         let mut touched = Vec::with_capacity(page.entries.len());
-        for entry in page.entries {
+        for (entry, (meta, year)) in page.entries.into_iter().zip(packed) {
             if matches!(entry.state, ReplicaState::Deleted { .. }) {
                 inner.withdrawn.insert(entry.id.clone());
             }
             let replica = Replica {
-                node: node.clone(),
-                disk: entry.disk.clone(),
+                node: node_number,
+                disk: inner.names.number(&entry.disk),
                 state: entry.state.clone(),
             };
-            let row = match inner.rows.entry(entry.id.clone()) {
+            let row = match inner.rows.entry(entry.id.clone().into_boxed_str()) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
                     reorder = true;
-                    v.insert(Row {
-                        id: entry.id.clone(),
-                        meta: ImageMeta::default(),
+                    v.insert(Stored {
+                        meta: PackedMeta::pack(&ImageMeta::default()),
+                        replicas: Box::new([]),
                         width: 0,
                         height: 0,
-                        replicas: Vec::new(),
-                        haystack: String::new(),
                         year: None,
                     })
                 }
             };
-            row.replicas.retain(|r| r.node != node);
+            row.drop_replica_of(node_number);
             if !entry.state.gone() {
-                row.replicas.push(replica);
-                let m = &entry.meta;
-                row.haystack = [
-                    m.title.as_str(),
-                    &m.artist,
-                    &m.date,
-                    &m.description,
-                    &m.keywords.join(" "),
-                ]
-                .join("\n")
-                .to_lowercase();
-                row.year = year_of(&m.date);
-                reorder |= row.meta.title != entry.meta.title;
-                row.meta = entry.meta;
+                let mut replicas = std::mem::take(&mut row.replicas).into_vec();
+                replicas.push(replica);
+                row.replicas = replicas.into_boxed_slice();
+                row.year = year;
+                reorder |= row.meta.title() != entry.meta.title;
+                row.meta = meta;
                 (row.width, row.height) = (entry.width, entry.height);
             }
             touched.push(entry.id);
@@ -359,8 +421,12 @@ impl Table {
             inner.rows.retain(|_, row| !row.replicas.is_empty());
         } else {
             for id in touched {
-                if inner.rows.get(&id).is_some_and(|r| r.replicas.is_empty()) {
-                    inner.rows.remove(&id);
+                if inner
+                    .rows
+                    .get(id.as_str())
+                    .is_some_and(|r| r.replicas.is_empty())
+                {
+                    inner.rows.remove(id.as_str());
                 }
             }
         }
@@ -384,13 +450,8 @@ impl Table {
         let best = row
             .replicas
             .iter()
-            .filter(|r| r.state.servable())
-            .filter_map(|r| {
-                inner
-                    .backends
-                    .get(&r.node)
-                    .filter(|b| b.up && !b.failed_disks.contains(&r.disk))
-            })
+            .filter(|r| r.state.servable() && inner.serves(r))
+            .filter_map(|r| inner.backends.get(inner.names.name(r.node)))
             .min_by_key(|b| b.redirects.load(Ordering::Relaxed));
         match best {
             Some(b) => {
@@ -412,7 +473,7 @@ impl Table {
                 .iter()
                 .skip(first)
                 .take(per_page)
-                .filter_map(|id| inner.rows.get(id).cloned())
+                .filter_map(|id| inner.rows.get(id).map(|r| r.row(id)))
                 .collect();
             return (shown, order.len());
         }
@@ -424,10 +485,13 @@ impl Table {
         let mut shown = Vec::new();
         for slice in order.chunks(SEARCH_SLICE) {
             let inner = self.read();
-            for row in slice.iter().filter_map(|id| inner.rows.get(id)) {
+            for (id, row) in slice
+                .iter()
+                .filter_map(|id| inner.rows.get(id).map(|r| (id, r)))
+            {
                 if query.matches(row) {
                     if total >= first && shown.len() < per_page {
-                        shown.push(row.clone());
+                        shown.push(row.row(id));
                     }
                     total += 1;
                 }
@@ -437,16 +501,16 @@ impl Table {
     }
 
     /// The ids by title. Sorted outside the lock, so redirects never wait for a sort.
-    fn order(&self) -> Arc<Vec<String>> {
+    fn order(&self) -> Arc<Vec<Box<str>>> {
         let (mut keys, generation) = {
             let inner = self.read();
             if let Some(order) = &inner.order {
                 return order.clone();
             }
-            let keys: Vec<(String, String)> = inner
+            let keys: Vec<(String, Box<str>)> = inner
                 .rows
-                .values()
-                .map(|r| (r.meta.title.to_lowercase(), r.id.clone()))
+                .iter()
+                .map(|(id, r)| (r.meta.title().to_lowercase(), id.clone()))
                 .collect();
             (keys, inner.order_generation)
         };
@@ -469,8 +533,8 @@ impl Table {
             .iter()
             .skip(first)
             .take(count)
-            .filter_map(|id| inner.rows.get(id))
-            .map(|r| (r.id.clone(), r.meta.title.clone()))
+            .filter_map(|id| inner.rows.get(id).map(|r| (id, r)))
+            .map(|(id, r)| (id.to_string(), r.meta.title().to_string()))
             .collect();
         (shown, order.len())
     }
@@ -506,7 +570,7 @@ impl Table {
 
     /// The row of image `id`, if the table has it.
     pub fn row(&self, id: &str) -> Option<Row> {
-        self.read().rows.get(id).cloned()
+        self.read().rows.get(id).map(|r| r.row(id))
     }
 
     /// Whether a node reported a tombstone of `id`: it was withdrawn.
@@ -521,12 +585,12 @@ impl Table {
             row.replicas
                 .iter()
                 .map(|r| {
-                    let ok = r.state.servable()
-                        && inner
-                            .backends
-                            .get(&r.node)
-                            .is_some_and(|b| b.up && !b.failed_disks.contains(&r.disk));
-                    (r.node.clone(), r.disk.clone(), ok)
+                    let ok = r.state.servable() && inner.serves(r);
+                    (
+                        inner.names.name(r.node).to_string(),
+                        inner.names.name(r.disk).to_string(),
+                        ok,
+                    )
                 })
                 .collect()
         })
