@@ -5,7 +5,8 @@
 
 mod packed;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -163,6 +164,13 @@ fn year_of(date: &str) -> Option<i32> {
         .then(|| digits.parse().ok())?
 }
 
+/// A row's place in the gallery: its title in lower case, then its id.
+type OrderKey = (Box<str>, Box<str>);
+
+fn order_key(title: &str, id: &str) -> OrderKey {
+    (title.to_lowercase().into_boxed_str(), Box::from(id))
+}
+
 /// Rows a search reads under one taking of the lock.
 const SEARCH_SLICE: usize = 4096;
 
@@ -172,11 +180,9 @@ struct Inner {
     /// The names the rows' replicas number.
     names: Names,
     backends: BTreeMap<String, Backend>,
-    /// Ids by title, for pages; dropped when a row comes, goes or changes its title, and
-    /// sorted again (outside the lock) when a page is next asked for.
-    order: Option<Arc<Vec<Box<str>>>>,
-    /// Counts the times `order` was dropped, so a sort finished after another drop is not kept.
-    order_generation: u64,
+    /// Every row as (lower-case title, id): the gallery's order, kept as rows come, go and
+    /// are retitled, so no page ever waits for a sort of the whole collection.
+    order: BTreeSet<OrderKey>,
     /// Node → power domain, for counting redundancy.
     domains: BTreeMap<String, String>,
     /// Images some node keeps a tombstone of (withdrawn), for the portal's list of uploads:
@@ -380,7 +386,6 @@ impl Table {
             }
         }
         inner.changes += 1;
-        let mut reorder = fresh;
         let mut touched = Vec::with_capacity(page.entries.len());
         for (entry, (meta, year)) in page.entries.into_iter().zip(packed) {
             if matches!(entry.state, ReplicaState::Deleted { .. }) {
@@ -391,10 +396,13 @@ impl Table {
                 disk: inner.names.number(&entry.disk),
                 state: entry.state.clone(),
             };
+            // Every row in `rows` has its place in `order` under its title, but one made just
+            // now, which takes it below (if it stays).
+            let mut new_row = false;
             let row = match inner.rows.entry(entry.id.clone().into_boxed_str()) {
                 std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::btree_map::Entry::Vacant(v) => {
-                    reorder = true;
+                    new_row = true;
                     v.insert(Stored {
                         meta: PackedMeta::pack(&ImageMeta::default()),
                         replicas: Box::new([]),
@@ -410,29 +418,39 @@ impl Table {
                 replicas.push(replica);
                 row.replicas = replicas.into_boxed_slice();
                 row.year = year;
-                reorder |= row.meta.title() != entry.meta.title;
+                let was = (!new_row && row.meta.title() != meta.title())
+                    .then(|| row.meta.title().to_string());
+                let moves = new_row || was.is_some();
+                let title = meta.title().to_string();
                 row.meta = meta;
                 (row.width, row.height) = (entry.width, entry.height);
+                if let Some(was) = was {
+                    inner.order.remove(&order_key(&was, &entry.id));
+                }
+                if moves {
+                    inner.order.insert(order_key(&title, &entry.id));
+                }
             }
             touched.push(entry.id);
         }
-        let before = inner.rows.len();
-        if fresh {
-            inner.rows.retain(|_, row| !row.replicas.is_empty());
+        let gone: Vec<(Box<str>, String)> = if fresh {
+            inner
+                .rows
+                .iter()
+                .filter(|(_, row)| row.replicas.is_empty())
+                .map(|(id, row)| (id.clone(), row.meta.title().to_string()))
+                .collect()
         } else {
-            for id in touched {
-                if inner
-                    .rows
-                    .get(id.as_str())
-                    .is_some_and(|r| r.replicas.is_empty())
-                {
-                    inner.rows.remove(id.as_str());
-                }
-            }
-        }
-        if reorder || inner.rows.len() != before {
-            inner.order = None;
-            inner.order_generation += 1;
+            touched
+                .iter()
+                .filter_map(|id| inner.rows.get_key_value(id.as_str()))
+                .filter(|(_, row)| row.replicas.is_empty())
+                .map(|(id, row)| (id.clone(), row.meta.title().to_string()))
+                .collect()
+        };
+        for (id, title) in gone {
+            inner.order.remove(&order_key(&title, &id));
+            inner.rows.remove(&id);
         }
         if let Some(b) = inner.backends.get_mut(&node) {
             (b.catalog, b.version) = (page.catalog, page.version);
@@ -465,78 +483,64 @@ impl Table {
     /// The rows matching `query`, by title: those of page `page` (from 0) of `per_page`, and
     /// how many match in all. The gallery (no query) takes its page straight from the order.
     pub fn search(&self, query: &Query, page: usize, per_page: usize) -> (Vec<Row>, usize) {
-        let order = self.order();
-        let inner = self.read();
         let first = page.saturating_mul(per_page);
         if query.is_empty() {
-            let shown = order
+            let inner = self.read();
+            let shown = inner
+                .order
                 .iter()
                 .skip(first)
                 .take(per_page)
-                .filter_map(|id| inner.rows.get(id).map(|r| r.row(id)))
+                .filter_map(|(_, id)| inner.rows.get(id).map(|r| r.row(id)))
                 .collect();
-            return (shown, order.len());
+            return (shown, inner.order.len());
         }
-        drop(inner);
         // A search reads every row: the lock is taken a slice of the order at a time, so a
         // catalog page waiting to be applied (and the redirects queued behind it) waits for
-        // one slice, never for the whole walk.
+        // one slice, never for the whole walk; each slice goes on after the last key read.
         let mut total = 0;
         let mut shown = Vec::new();
-        for slice in order.chunks(SEARCH_SLICE) {
+        let mut after: Option<OrderKey> = None;
+        loop {
             let inner = self.read();
-            for (id, row) in slice
-                .iter()
-                .filter_map(|id| inner.rows.get(id).map(|r| (id, r)))
+            let from = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+            let mut read = 0;
+            for key in inner
+                .order
+                .range((from, Bound::Unbounded))
+                .take(SEARCH_SLICE)
             {
+                read += 1;
+                after = Some(key.clone());
+                let Some(row) = inner.rows.get(&key.1) else {
+                    continue;
+                };
                 if query.matches(row) {
                     if total >= first && shown.len() < per_page {
-                        shown.push(row.row(id));
+                        shown.push(row.row(&key.1));
                     }
                     total += 1;
                 }
             }
-        }
-        (shown, total)
-    }
-
-    /// The ids by title. Sorted outside the lock, so redirects never wait for a sort.
-    fn order(&self) -> Arc<Vec<Box<str>>> {
-        let (mut keys, generation) = {
-            let inner = self.read();
-            if let Some(order) = &inner.order {
-                return order.clone();
+            if read < SEARCH_SLICE {
+                return (shown, total);
             }
-            let keys: Vec<(String, Box<str>)> = inner
-                .rows
-                .iter()
-                .map(|(id, r)| (r.meta.title().to_lowercase(), id.clone()))
-                .collect();
-            (keys, inner.order_generation)
-        };
-        keys.sort_unstable();
-        let order = Arc::new(keys.into_iter().map(|(_, id)| id).collect::<Vec<_>>());
-        let mut inner = self.write();
-        // Kept only if no change came while sorting (the next page sorts again).
-        if inner.order_generation == generation {
-            inner.order = Some(order.clone());
         }
-        order
     }
 
     /// Ids and titles of the published images `first..first + count` by title, and how many
-    /// there are: work in proportion to `count` once the order is sorted.
+    /// there are.
     pub fn titles(&self, first: usize, count: usize) -> (Vec<(String, String)>, usize) {
-        let order = self.order();
         let inner = self.read();
-        let shown = order
+        let shown = inner
+            .order
             .iter()
             .skip(first)
             .take(count)
-            .filter_map(|id| inner.rows.get(id).map(|r| (id, r)))
+            .filter_map(|(_, id)| inner.rows.get(id).map(|r| (id, r)))
             .map(|(id, r)| (id.to_string(), r.meta.title().to_string()))
             .collect();
-        (shown, order.len())
+        (shown, inner.order.len())
     }
 
     pub fn backends(&self) -> Vec<BackendView> {
@@ -689,20 +693,21 @@ mod tests {
         assert_eq!(t.choose("nope"), Choice::Unknown);
     }
 
-    /// The gallery's order is sorted again only when it could have changed: not for a page
-    /// with nothing in it (each backend sends one every second) nor for a replica's state.
-    #[test]
-    fn the_order_is_kept_until_a_row_comes_goes_or_is_retitled() {
-        let t = table();
-        let (shown, total) = t.search(&Query::default(), 0, 10);
-        assert_eq!(total, 2);
-        let ids: Vec<_> = shown.iter().map(|r| r.id.as_str()).collect();
-        assert_eq!(ids, ["fuji", "wave"]);
-        let kept = t.order();
-        let same = |t: &Table| Arc::ptr_eq(&kept, &t.order());
+    fn gallery(t: &Table) -> Vec<String> {
+        t.search(&Query::default(), 0, 100)
+            .0
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    }
 
+    /// The gallery's order follows every change without a sort: a row that comes, goes, is
+    /// retitled, or loses every replica when its node's catalog is rebuilt.
+    #[test]
+    fn the_order_follows_every_row_that_comes_goes_or_is_retitled() {
+        let t = table();
+        assert_eq!(gallery(&t), ["fuji", "wave"]);
         t.apply(page("a", "a-1", 5, vec![]));
-        assert!(same(&t), "an empty page");
         assert_eq!(t.cursor("a"), ("a-1".to_string(), 5));
         let unreadable = ReplicaState::Unreadable {
             reason: "disk a1 failed".into(),
@@ -713,30 +718,27 @@ mod tests {
             6,
             vec![entry("wave", "a1", unreadable, "The Great Wave", "c. 1831")],
         ));
-        assert!(same(&t), "a state change");
-
+        assert_eq!(gallery(&t), ["fuji", "wave"], "a state change");
         t.apply(page(
             "a",
             "a-1",
             7,
             vec![entry("wave", "a1", ReplicaState::Ok, "A Wave", "c. 1831")],
         ));
-        assert!(!same(&t), "a new title");
-        let (shown, _) = t.search(&Query::default(), 0, 10);
-        assert_eq!(shown[0].id, "wave", "A Wave comes before Red Fuji");
-
-        let kept = t.order();
+        assert_eq!(
+            gallery(&t),
+            ["wave", "fuji"],
+            "A Wave comes before Red Fuji"
+        );
         t.apply(page(
             "a",
             "a-1",
             8,
             vec![entry("new", "a1", ReplicaState::Ok, "Zebra", "")],
         ));
-        assert!(!Arc::ptr_eq(&kept, &t.order()), "a new row");
         let (shown, total) = t.search(&Query::default(), 1, 2);
         assert_eq!((shown[0].id.as_str(), shown.len(), total), ("new", 1, 3));
-
-        let kept = t.order();
+        assert_eq!(t.titles(2, 5), (vec![("new".into(), "Zebra".into())], 3));
         let deleted = ReplicaState::Deleted { at: 1 };
         t.apply(page(
             "a",
@@ -744,8 +746,61 @@ mod tests {
             9,
             vec![entry("new", "a1", deleted, "Zebra", "")],
         ));
-        assert!(!Arc::ptr_eq(&kept, &t.order()), "a row gone");
-        assert_eq!(t.search(&Query::default(), 0, 10).1, 2);
+        assert_eq!(gallery(&t), ["wave", "fuji"], "a row gone");
+        // Node a's catalog rebuilt without "wave": it keeps b's replica; a rebuilt b without
+        // it takes it out of the gallery.
+        t.apply(page(
+            "a",
+            "a-2",
+            1,
+            vec![entry("fuji", "a2", ReplicaState::Ok, "Red Fuji", "1831")],
+        ));
+        assert_eq!(gallery(&t), ["wave", "fuji"]);
+        t.apply(page(
+            "b",
+            "b-2",
+            1,
+            vec![entry("fuji", "b1", ReplicaState::Ok, "Red Fuji", "1831")],
+        ));
+        assert_eq!(gallery(&t), ["fuji"]);
+        assert_eq!(t.titles(0, 10).1, 1);
+    }
+
+    /// A search walks the order a slice at a time: across many slices it misses no row and
+    /// counts none twice, and its pages are in title order.
+    #[test]
+    fn a_search_across_many_slices_finds_every_match_once_in_order() {
+        let t = Table::new(&[("a".into(), "http://a".into())]);
+        t.set_health("a", Ok(HashSet::new()));
+        let n = SEARCH_SLICE * 2 + 123;
+        let entries = (0..n)
+            .map(|i| {
+                let word = if i % 3 == 0 { "harbour" } else { "field" };
+                entry(
+                    &format!("img-{i:05}"),
+                    "a1",
+                    ReplicaState::Ok,
+                    &format!("{word} {:05}", n - i),
+                    "",
+                )
+            })
+            .collect();
+        t.apply(page("a", "a-1", 1, entries));
+        let q = Query::parse("Harbour", "", "", "");
+        let want = n.div_ceil(3);
+        let (first, total) = t.search(&q, 0, 50);
+        assert_eq!(total, want);
+        let (last, _) = t.search(&q, (want - 1) / 50, 50);
+        let titles: Vec<String> = first
+            .iter()
+            .chain(&last)
+            .map(|r| r.meta.title.clone())
+            .collect();
+        let mut sorted = titles.clone();
+        sorted.sort();
+        assert_eq!(titles, sorted);
+        assert_eq!(last.len(), (want - 1) % 50 + 1);
+        assert_eq!(t.search(&Query::default(), 0, 1).1, n);
     }
 
     /// Counted once per change, whatever the number of requests, and never stale.
