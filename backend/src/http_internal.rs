@@ -583,33 +583,6 @@ async fn replica_file(
     Ok(answer)
 }
 
-/// The pace of a replica's read-back here: this node's re-mirror throttle, while visitors are
-/// served here (the sender paces its sending by it; the read-back of what it sent is this
-/// node's disk work of the same kind). Never slower than [`READ_BACK_FLOOR`], which the
-/// sender's deadline counts on. Sleeps on the read-back's own thread.
-fn read_back_pace(node: Arc<Node>) -> impl FnMut(u64) + Send + 'static {
-    let start = std::time::Instant::now();
-    let mut last = (0u64, start);
-    move |done: u64| {
-        let (bytes, since) = (done.saturating_sub(last.0), last.1.elapsed());
-        let pause =
-            node.redundancy
-                .throttle
-                .pause(bytes, since, crate::metrics::since_last_visit());
-        let latest = std::time::Duration::from_secs_f64(done as f64 / READ_BACK_FLOOR as f64)
-            .saturating_sub(start.elapsed());
-        let pause = pause.min(latest);
-        if !pause.is_zero() {
-            std::thread::sleep(pause);
-        }
-        last = (done, std::time::Instant::now());
-    }
-}
-
-/// The slowest a paced read-back goes, in bytes per second: above the 20 MB/s the sender's
-/// deadline for it counts on (`remirror::read_back`, `transfers::slow`).
-const READ_BACK_FLOOR: u64 = 25_000_000;
-
 /// `seal` or `verify`, with the sender's manifest.
 async fn replica_step(
     image: String,
@@ -622,9 +595,7 @@ async fn replica_step(
         "seal" => ("placed", node.ingest.seal_replica(&image, manifest).await),
         "verify" => (
             "verified",
-            node.ingest
-                .verify_replica(&image, manifest, read_back_pace(node.clone()))
-                .await,
+            node.ingest.verify_replica(&image, manifest).await,
         ),
         _ => return Err(warp::reject::not_found()),
     };

@@ -276,15 +276,10 @@ impl Ingest {
 
     /// `POST /internal/replicas/IMAGE/verify` (the sender's manifest): every file read back
     /// and matched; the replica becomes "verified".
-    pub async fn verify_replica(
-        &self,
-        image: &str,
-        manifest: Manifest,
-        mut pace: impl FnMut(u64) + Send + 'static,
-    ) -> Result<(), IngestError> {
+    pub async fn verify_replica(&self, image: &str, manifest: Manifest) -> Result<(), IngestError> {
         let (disks, image) = (self.disks.clone(), image.to_string());
         super::background_call("replica-verify", move || {
-            placement::verify(&disks, &image, &manifest, &mut pace)
+            placement::verify(&disks, &image, &manifest)
         })
         .await?;
         self.crash_point("target-verified");
