@@ -38,7 +38,7 @@ const LANES_PER_DISK: usize = 2;
 /// How long a round's lanes go on taking jobs before the peers are read again.
 const LANE_SPAN: Duration = Duration::from_secs(30);
 /// A chunk sent while the throttle paces the copy for visitors (see `chunk_size`).
-const PACED_CHUNK: usize = 1 << 20;
+const PACED_CHUNK: usize = 256 << 10;
 
 /// What the peers said of an image at a round: each node's name, whether it is up, the most
 /// free bytes on one of its disks, and what it holds of the image.
