@@ -1020,13 +1020,12 @@ mod tests {
     impl Site {
         async fn start() -> Site {
             let dir = tempfile::tempdir().unwrap();
-            let free = || {
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .unwrap()
-                    .local_addr()
-                    .unwrap()
+            // Two ports nothing listens on: both bound at once (one bound and dropped, then
+            // another, can be the same port twice), then let go.
+            let (a, a_monitor) = {
+                let free = [(); 2].map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+                (free[0].local_addr().unwrap(), free[1].local_addr().unwrap())
             };
-            let (a, a_monitor) = (free(), free());
             let hanging = [(); 2].map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
             let (b, b_monitor) = (
                 hanging[0].local_addr().unwrap(),

@@ -7,10 +7,20 @@ use cluster::{Event, EventKind};
 
 use super::{get, start_td, Backend};
 
-/// A free loopback address (bound, then let go).
+/// A free loopback address (bound, then let go), never one this process was given before: a
+/// port bound and dropped can come back at the very next bind, and two processes of one test
+/// on one port fail to start.
 pub fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        if !given.contains(&addr.port()) {
+            given.push(addr.port());
+            return addr.to_string();
+        }
+    }
 }
 
 /// Starts `td monitor --config config --node node EXTRA…`; its address is `.addr`.
