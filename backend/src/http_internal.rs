@@ -30,9 +30,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use cluster::accounts::{AccountsUpdate, Revocation};
-use cluster::auth::{
-    self, NonceBook, Refused, Secret, SignedParts, AUTH_HEADER, HASH_APART, USER_HEADER,
-};
+use cluster::auth::{NonceBook, Refused, Secret, SignedParts, AUTH_HEADER, USER_HEADER};
 use cluster::{ImageMeta, NewUpload};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -114,14 +112,7 @@ fn signed(
                         upload_offset: header("upload-offset"),
                         content_type: header("content-type"),
                     };
-                    let body_sha256 = if body.len() > HASH_APART {
-                        let body = body.clone();
-                        tokio::task::spawn_blocking(move || auth::body_sha256(&body))
-                            .await
-                            .map_err(|_| refuse(Refused::Malformed))?
-                    } else {
-                        auth::body_sha256(&body)
-                    };
+                    let body_sha256 = floor::client::signed_body_sum(&body).await;
                     let now = cluster::unix_now();
                     let auth = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok());
                     let nonce = secret

@@ -242,15 +242,7 @@ impl Client {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map_or("", |(_, v)| v.as_str())
         };
-        let body_sha256 = if call.body.len() > HASH_APART {
-            let body = call.body.clone();
-            tokio::task::spawn_blocking(move || body_sha256(&body))
-                .await
-                // Only when the runtime is shutting down: then here, as a small body is.
-                .unwrap_or_else(|_| body_sha256(&call.body))
-        } else {
-            body_sha256(&call.body)
-        };
+        let body_sha256 = signed_body_sum(&call.body).await;
         let signature = secret.sign_request_summed(
             &SignedParts {
                 method: call.method,
@@ -456,6 +448,20 @@ fn connect_error(peer: &str, what: &str, e: &hyper_util::client::legacy::Error) 
         what: what.to_string(),
         detail: chain(e),
     }
+}
+
+/// The SHA-256 a signature covers of `body`, worked out on a blocking thread when the body
+/// is large ([`HASH_APART`]): both ends of a signed call use it, the caller that signs and
+/// the node that checks.
+pub async fn signed_body_sum(body: &Bytes) -> String {
+    if body.len() <= HASH_APART {
+        return body_sha256(body);
+    }
+    let owned = body.clone();
+    tokio::task::spawn_blocking(move || body_sha256(&owned))
+        .await
+        // Only when the runtime is shutting down: then here, as a small body is.
+        .unwrap_or_else(|_| body_sha256(body))
 }
 
 /// An error and its causes, in one line.

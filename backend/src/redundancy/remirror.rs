@@ -887,12 +887,9 @@ impl Redundancy {
                 visitors_there = answer
                     .headers
                     .contains_key(super::throttle::VISITORS_HEADER);
-                let since_visit = if visitors_there {
-                    Some(Duration::ZERO)
-                } else {
-                    crate::metrics::since_last_visit()
-                };
-                let pause = self.throttle.pause(n, began.elapsed(), since_visit);
+                let pause = self
+                    .throttle
+                    .pause(n, began.elapsed(), since_visit(visitors_there));
                 if !pause.is_zero() {
                     tokio::time::sleep(pause).await;
                 }
@@ -918,12 +915,7 @@ impl Redundancy {
     /// throttle paces the copy for visitors (here, or on the target: `visitors_there`), so
     /// that each burst of copying between two pauses is short on the CPUs they share.
     fn chunk_size(&self, visitors_there: bool) -> usize {
-        let since_visit = if visitors_there {
-            Some(Duration::ZERO)
-        } else {
-            crate::metrics::since_last_visit()
-        };
-        if self.throttle.pacing(since_visit) {
+        if self.throttle.pacing(since_visit(visitors_there)) {
             PACED_CHUNK
         } else {
             SEND_CHUNK
@@ -976,6 +968,16 @@ impl Redundancy {
             crate::ingest::target::serve_now(&catalog, &library, &cluster, &me, entry, &disk)
         })
         .await
+    }
+}
+
+/// How long ago a visitor was served: here, or just now if the copy's target says it serves
+/// visitors (`visitors_there`).
+fn since_visit(visitors_there: bool) -> Option<Duration> {
+    if visitors_there {
+        Some(Duration::ZERO)
+    } else {
+        crate::metrics::since_last_visit()
     }
 }
 

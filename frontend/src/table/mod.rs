@@ -706,62 +706,65 @@ mod tests {
     #[test]
     fn the_order_follows_every_row_that_comes_goes_or_is_retitled() {
         let t = table();
+        let one = |t: &Table, node: &str, catalog: &str, version, e| {
+            t.apply(page(node, catalog, version, vec![e]))
+        };
         assert_eq!(gallery(&t), ["fuji", "wave"]);
         t.apply(page("a", "a-1", 5, vec![]));
         assert_eq!(t.cursor("a"), ("a-1".to_string(), 5));
         let unreadable = ReplicaState::Unreadable {
             reason: "disk a1 failed".into(),
         };
-        t.apply(page(
+        one(
+            &t,
             "a",
             "a-1",
             6,
-            vec![entry("wave", "a1", unreadable, "The Great Wave", "c. 1831")],
-        ));
+            entry("wave", "a1", unreadable, "The Great Wave", "c. 1831"),
+        );
         assert_eq!(gallery(&t), ["fuji", "wave"], "a state change");
-        t.apply(page(
+        one(
+            &t,
             "a",
             "a-1",
             7,
-            vec![entry("wave", "a1", ReplicaState::Ok, "A Wave", "c. 1831")],
-        ));
+            entry("wave", "a1", ReplicaState::Ok, "A Wave", "c. 1831"),
+        );
         assert_eq!(
             gallery(&t),
             ["wave", "fuji"],
             "A Wave comes before Red Fuji"
         );
-        t.apply(page(
+        one(
+            &t,
             "a",
             "a-1",
             8,
-            vec![entry("new", "a1", ReplicaState::Ok, "Zebra", "")],
-        ));
+            entry("new", "a1", ReplicaState::Ok, "Zebra", ""),
+        );
         let (shown, total) = t.search(&Query::default(), 1, 2);
         assert_eq!((shown[0].id.as_str(), shown.len(), total), ("new", 1, 3));
         assert_eq!(t.titles(2, 5), (vec![("new".into(), "Zebra".into())], 3));
         let deleted = ReplicaState::Deleted { at: 1 };
-        t.apply(page(
-            "a",
-            "a-1",
-            9,
-            vec![entry("new", "a1", deleted, "Zebra", "")],
-        ));
+        one(&t, "a", "a-1", 9, entry("new", "a1", deleted, "Zebra", ""));
         assert_eq!(gallery(&t), ["wave", "fuji"], "a row gone");
         // Node a's catalog rebuilt without "wave": it keeps b's replica; a rebuilt b without
         // it takes it out of the gallery.
-        t.apply(page(
+        one(
+            &t,
             "a",
             "a-2",
             1,
-            vec![entry("fuji", "a2", ReplicaState::Ok, "Red Fuji", "1831")],
-        ));
+            entry("fuji", "a2", ReplicaState::Ok, "Red Fuji", "1831"),
+        );
         assert_eq!(gallery(&t), ["wave", "fuji"]);
-        t.apply(page(
+        one(
+            &t,
             "b",
             "b-2",
             1,
-            vec![entry("fuji", "b1", ReplicaState::Ok, "Red Fuji", "1831")],
-        ));
+            entry("fuji", "b1", ReplicaState::Ok, "Red Fuji", "1831"),
+        );
         assert_eq!(gallery(&t), ["fuji"]);
         assert_eq!(t.titles(0, 10).1, 1);
     }
