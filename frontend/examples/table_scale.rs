@@ -1,7 +1,7 @@
 //! The lookup table at a museum's size, in one process (no HTTP): how long it takes to fill,
 //! its memory, to serve a gallery page, to apply the empty catalog page each backend
 //! sends every second (redirects wait while it holds the lock), to answer the IIIF
-//! collection's top and a page of it, and to choose a replica.
+//! collection's top and a page of it, to search it, and to choose a replica.
 //!
 //! `cargo run --release -p frontend --example table_scale [ROWS]` (default 1,000,000, two
 //! backends, each image on both).
@@ -139,9 +139,53 @@ fn main() {
         "redundancy counts again, nothing changed: {:?}",
         s.elapsed()
     );
-    let s = Instant::now();
-    let (_, found) = t.search(&Query::parse("harbour 4242", "", "", ""), 0, 48);
-    println!("search for two words ({found} found): {:?}", s.elapsed());
+    for (what, query, page) in [
+        (
+            "a word in every row",
+            Query::parse("harbour", "", "", ""),
+            0,
+        ),
+        (
+            "the same, page 2,000",
+            Query::parse("harbour", "", "", ""),
+            2000,
+        ),
+        (
+            "a word with years",
+            Query::parse("harbour", "", "1600", "1700"),
+            0,
+        ),
+        (
+            "the same, page 100",
+            Query::parse("harbour", "", "1600", "1700"),
+            100,
+        ),
+        (
+            "two words, one rare",
+            Query::parse("harbour 4242", "", "", ""),
+            0,
+        ),
+        ("a word's start", Query::parse("numb", "", "", ""), 1000),
+        ("an artist", Query::parse("", "artist 42", "", ""), 0),
+        (
+            "signs only (every row read)",
+            Query::parse("-", "", "", ""),
+            0,
+        ),
+    ] {
+        let mut times: Vec<_> = (0..20)
+            .map(|_| {
+                let s = Instant::now();
+                let found = t.search(&query, page, 48).1;
+                (s.elapsed(), found)
+            })
+            .collect();
+        times.sort();
+        println!(
+            "search, {what} ({} found): median {:?}, slowest {:?}",
+            times[0].1, times[10].0, times[19].0
+        );
+    }
     let s = Instant::now();
     for i in 0..100_000 {
         t.choose(&format!("img-{:08}", i * 7 % n));

@@ -301,8 +301,9 @@ const SEARCHES_AT_ONCE: usize = 2;
 const SEARCH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A gallery or search page. Without a query it is a slice of the table's order, answered at
-/// once; a search reads every row, so it runs on the blocking pool (never holding up the
-/// redirects on the async threads), a few at a time, and a crowd of them gets 503.
+/// once; a search asks the index and may read many of the rows it names (an artist, a word
+/// with signs), so it runs on the blocking pool (never holding up the redirects on the async
+/// threads), a few at a time, and a crowd of them gets 503.
 async fn search_bounded(
     sq: SearchQuery,
     f: Arc<Front>,

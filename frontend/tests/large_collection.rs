@@ -5,8 +5,9 @@
 //! title order; pages that do not exist are 404; every answer may be cached and read from
 //! another website.
 //!
-//! Searches, which read every row, at 200,000 images: while a crowd of them is under way,
-//! visitors' redirects are still answered, and every search answers (a page or 503).
+//! Searches that must read every row (the index names the rows with "harbour", and each is
+//! read for "harbour,") at 200,000 images: while a crowd of them is under way, visitors'
+//! redirects are still answered, and every search answers (a page or 503).
 
 use std::collections::BTreeSet;
 
@@ -145,17 +146,19 @@ async fn a_large_collection_is_served_in_pages_of_at_most_a_thousand() {
 async fn redirects_are_answered_while_a_crowd_of_searches_reads_every_row() {
     let site = site(200_000).await;
     let addr = site.addr;
-    // Sixteen searches for a word every row has, each reading all 200,000 rows.
+    // Sixteen searches for "harbour," which every row has, each reading all 200,000 rows.
     let searches: Vec<_> = (0..16)
         .map(|i| {
-            tokio::spawn(async move { get(addr, &format!("/search?q=harbour&page={i}")).await })
+            tokio::spawn(async move { get(addr, &format!("/search?q=harbour%2C&page={i}")).await })
         })
         .collect();
     // Meanwhile a visitor is sent on, again and again, before the crowd is through.
     let mut redirects = 0;
     while !searches.iter().all(|s| s.is_finished()) && redirects < 20 {
+        // Node-a is not running: its watcher marks it down at its first check, so the table
+        // answers 302 before and 503 after; either way the visitor is answered.
         let (status, head, _) = get(addr, "/images/img-000042").await;
-        assert_eq!(status, 302, "{head}");
+        assert!(status == 302 || status == 503, "{head}");
         redirects += 1;
     }
     let unfinished = searches.iter().filter(|s| !s.is_finished()).count();

@@ -3,17 +3,22 @@
 //! backends' catalogs and health answers alone, so a restarted frontend rebuilds it in a second
 //! or two, and it decides where a visitor is sent.
 
+mod index;
+mod order;
 mod packed;
+mod words;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::ops::Bound;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use cluster::{CatalogPage, ImageMeta, ReplicaState};
+use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use packed::{contains_ignoring_case, PackedMeta};
+use index::Index;
+use order::Sorted;
+use packed::PackedMeta;
 
 /// A backend as this frontend sees it.
 #[derive(Debug)]
@@ -52,10 +57,18 @@ struct Replica {
     state: ReplicaState,
 }
 
-/// One image as the table keeps it, compact: a million of them must fit well under 1 GiB
-/// (its id is the key it is kept under).
+/// A row's place in the gallery: its title in lower case, then its id; and its number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    title: Arc<str>,
+    id: Arc<str>,
+    row: u32,
+}
+
+/// One image as the table keeps it, compact: a million of them must fit well under 1 GiB.
 #[derive(Debug, Clone)]
 struct Stored {
+    place: Place,
     meta: PackedMeta,
     replicas: Box<[Replica]>,
     width: u32,
@@ -74,9 +87,9 @@ pub struct Row {
 }
 
 impl Stored {
-    fn row(&self, id: &str) -> Row {
+    fn row(&self) -> Row {
         Row {
-            id: id.to_string(),
+            id: self.place.id.to_string(),
             meta: self.meta.unpack(),
             width: self.width,
             height: self.height,
@@ -121,7 +134,8 @@ pub enum Choice {
 /// What a gallery or search page asks for. Empty fields match everything.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Query {
-    /// Words that must all appear in title, artist, date, description or keywords.
+    /// Words each of which must begin a word of the title, artist, date, description or
+    /// keywords. A word of signs only ("-", "&") asks for nothing.
     pub words: Vec<String>,
     pub artist: String,
     pub from_year: Option<i32>,
@@ -130,9 +144,15 @@ pub struct Query {
 
 impl Query {
     pub fn parse(q: &str, artist: &str, from: &str, to: &str) -> Query {
+        let asks = |w: &String| words::words(w).next().is_some();
+        let artist = artist.trim().to_lowercase();
         Query {
-            words: q.split_whitespace().map(str::to_lowercase).collect(),
-            artist: artist.trim().to_lowercase(),
+            words: q
+                .split_whitespace()
+                .map(str::to_lowercase)
+                .filter(asks)
+                .collect(),
+            artist: if asks(&artist) { artist } else { String::new() },
             from_year: from.trim().parse().ok(),
             to_year: to.trim().parse().ok(),
         }
@@ -143,8 +163,9 @@ impl Query {
     }
 
     fn matches(&self, row: &Stored) -> bool {
-        self.words.iter().all(|w| row.meta.has_word(w))
-            && (self.artist.is_empty() || contains_ignoring_case(row.meta.artist(), &self.artist))
+        let asks = |w: &str| words::words(w).next().is_some();
+        self.words.iter().all(|w| !asks(w) || row.meta.has_word(w))
+            && (!asks(&self.artist) || words::begins_a_word(row.meta.artist(), &self.artist))
             && (self.from_year.is_none() && self.to_year.is_none()
                 || row.year.is_some_and(|y| {
                     self.from_year.is_none_or(|f| y >= f) && self.to_year.is_none_or(|t| y <= t)
@@ -164,25 +185,24 @@ fn year_of(date: &str) -> Option<i32> {
         .then(|| digits.parse().ok())?
 }
 
-/// A row's place in the gallery: its title in lower case, then its id.
-type OrderKey = (Box<str>, Box<str>);
-
-fn order_key(title: &str, id: &str) -> OrderKey {
-    (title.to_lowercase().into_boxed_str(), Box::from(id))
-}
-
 /// Rows a search reads under one taking of the lock.
 const SEARCH_SLICE: usize = 4096;
 
 #[derive(Default)]
 struct Inner {
-    rows: BTreeMap<Box<str>, Stored>,
+    /// Every row by its number; a number freed is given again.
+    rows: Vec<Option<Stored>>,
+    free: Vec<u32>,
+    /// Every row's number by its image's id.
+    ids: HashMap<Arc<str>, u32>,
     /// The names the rows' replicas number.
     names: Names,
     backends: BTreeMap<String, Backend>,
-    /// Every row as (lower-case title, id): the gallery's order, kept as rows come, go and
-    /// are retitled, so no page ever waits for a sort of the whole collection.
-    order: BTreeSet<OrderKey>,
+    /// Every row's place: the gallery's order, kept as rows come, go and are retitled, so no
+    /// page ever waits for a sort of the whole collection, nor walks to its depth.
+    order: Sorted<Place>,
+    /// Which rows hold which words and years.
+    index: Index,
     /// Node → power domain, for counting redundancy.
     domains: BTreeMap<String, String>,
     /// Images some node keeps a tombstone of (withdrawn), for the portal's list of uploads:
@@ -203,6 +223,115 @@ impl Stored {
 }
 
 impl Inner {
+    fn get(&self, id: &str) -> Option<&Stored> {
+        self.ids.get(id).and_then(|&n| self.stored(n))
+    }
+
+    fn stored(&self, n: u32) -> Option<&Stored> {
+        self.rows.get(n as usize).and_then(Option::as_ref)
+    }
+
+    /// The number of `id`'s row, made (untitled, with nothing) if there is none.
+    fn number(&mut self, id: &str) -> u32 {
+        if let Some(&n) = self.ids.get(id) {
+            return n;
+        }
+        let n = self.free.pop().unwrap_or(self.rows.len() as u32);
+        let id: Arc<str> = Arc::from(id);
+        let place = Place {
+            title: Arc::from(""),
+            id: id.clone(),
+            row: n,
+        };
+        self.order.insert(place.clone());
+        let meta = PackedMeta::pack(&ImageMeta::default());
+        let stored = Stored {
+            place,
+            meta,
+            replicas: Box::new([]),
+            width: 0,
+            height: 0,
+            year: None,
+        };
+        match self.rows.get_mut(n as usize) {
+            Some(slot) => *slot = Some(stored),
+            None => self.rows.push(Some(stored)),
+        }
+        self.ids.insert(id, n);
+        n
+    }
+
+    /// Gives row `n` its metadata: its words and year in the index, its place by title.
+    fn describe(&mut self, n: u32, meta: PackedMeta, year: Option<i32>) {
+        let Inner {
+            rows, order, index, ..
+        } = self;
+        let Some(row) = rows.get_mut(n as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if row.meta == meta && row.year == year {
+            return; // the other replica's node says the same: the usual case
+        }
+        index.remove(n, &row.meta, row.year);
+        index.add(n, &meta, year);
+        let title = meta.title().to_lowercase();
+        if *row.place.title != *title {
+            order.remove(&row.place);
+            row.place.title = Arc::from(title);
+            order.insert(row.place.clone());
+        }
+        (row.meta, row.year) = (meta, year);
+    }
+
+    /// Takes row `n` out of everything.
+    fn drop_row(&mut self, n: u32) {
+        let Some(row) = self.rows.get_mut(n as usize).and_then(Option::take) else {
+            return;
+        };
+        self.index.remove(n, &row.meta, row.year);
+        self.order.remove(&row.place);
+        self.ids.remove(&row.place.id);
+        self.free.push(n);
+    }
+
+    /// Rows `first..first + count` of `matches` in the gallery's order.
+    fn page_of(&self, matches: &RoaringBitmap, first: usize, count: usize) -> Vec<&Stored> {
+        let found = matches.len() as usize;
+        if first >= found {
+            return Vec::new();
+        }
+        let want = (first + count).min(found);
+        // Walking the order finds the last match wanted after about want * rows / found
+        // places; sorting the matches reads each of them once, a few times dearer a place.
+        let walk = want.saturating_mul(self.order.len()) / found;
+        if walk <= 4 * found {
+            return self
+                .order
+                .iter_from(0)
+                .filter(|p| matches.contains(p.row))
+                .skip(first)
+                .take(count)
+                .filter_map(|p| self.stored(p.row))
+                .collect();
+        }
+        let mut places: Vec<&Place> = matches
+            .iter()
+            .filter_map(|n| self.stored(n))
+            .map(|r| &r.place)
+            .collect();
+        let want = want.min(places.len());
+        if want < places.len() {
+            places.select_nth_unstable(want); // the `want` first are before the rest
+        }
+        let head = &mut places[..want];
+        if first > 0 && first < head.len() {
+            head.select_nth_unstable(first);
+        }
+        let page = &mut head[first.min(want)..];
+        page.sort_unstable();
+        page.iter().filter_map(|p| self.stored(p.row)).collect()
+    }
+
     /// Whether the replica's node answers and its disk has not failed.
     fn serves(&self, r: &Replica) -> bool {
         self.backends
@@ -258,7 +387,7 @@ impl Table {
         use cluster::redundancy::{classify, ImageHealth, Seen};
         let inner = self.read();
         let mut counts = Redundancy::default();
-        for row in inner.rows.values() {
+        for row in inner.rows.iter().flatten() {
             let seen: Vec<Seen> = row
                 .replicas
                 .iter()
@@ -381,7 +510,7 @@ impl Table {
         }
         let node_number = inner.names.number(&node);
         if fresh {
-            for row in inner.rows.values_mut() {
+            for row in inner.rows.iter_mut().flatten() {
                 row.drop_replica_of(node_number);
             }
         }
@@ -396,61 +525,33 @@ impl Table {
                 disk: inner.names.number(&entry.disk),
                 state: entry.state.clone(),
             };
-            // Every row in `rows` has its place in `order` under its title, but one made just
-            // now, which takes it below (if it stays).
-            let mut new_row = false;
-            let row = match inner.rows.entry(entry.id.clone().into_boxed_str()) {
-                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    new_row = true;
-                    v.insert(Stored {
-                        meta: PackedMeta::pack(&ImageMeta::default()),
-                        replicas: Box::new([]),
-                        width: 0,
-                        height: 0,
-                        year: None,
-                    })
-                }
+            let n = inner.number(&entry.id);
+            let Some(row) = inner.rows.get_mut(n as usize).and_then(Option::as_mut) else {
+                continue;
             };
             row.drop_replica_of(node_number);
             if !entry.state.gone() {
                 let mut replicas = std::mem::take(&mut row.replicas).into_vec();
                 replicas.push(replica);
                 row.replicas = replicas.into_boxed_slice();
-                row.year = year;
-                let was = (!new_row && row.meta.title() != meta.title())
-                    .then(|| row.meta.title().to_string());
-                let moves = new_row || was.is_some();
-                let title = meta.title().to_string();
-                row.meta = meta;
                 (row.width, row.height) = (entry.width, entry.height);
-                if let Some(was) = was {
-                    inner.order.remove(&order_key(&was, &entry.id));
-                }
-                if moves {
-                    inner.order.insert(order_key(&title, &entry.id));
-                }
+                inner.describe(n, meta, year);
             }
-            touched.push(entry.id);
+            touched.push(n);
         }
-        let gone: Vec<(Box<str>, String)> = if fresh {
-            inner
-                .rows
-                .iter()
-                .filter(|(_, row)| row.replicas.is_empty())
-                .map(|(id, row)| (id.clone(), row.meta.title().to_string()))
+        // A row with no replica left is gone (a new one whose entry said gone, too).
+        let gone: Vec<u32> = if fresh {
+            (0..inner.rows.len() as u32)
+                .filter(|&n| inner.stored(n).is_some_and(|r| r.replicas.is_empty()))
                 .collect()
         } else {
             touched
-                .iter()
-                .filter_map(|id| inner.rows.get_key_value(id.as_str()))
-                .filter(|(_, row)| row.replicas.is_empty())
-                .map(|(id, row)| (id.clone(), row.meta.title().to_string()))
+                .into_iter()
+                .filter(|&n| inner.stored(n).is_some_and(|r| r.replicas.is_empty()))
                 .collect()
         };
-        for (id, title) in gone {
-            inner.order.remove(&order_key(&title, &id));
-            inner.rows.remove(&id);
+        for n in gone {
+            inner.drop_row(n);
         }
         if let Some(b) = inner.backends.get_mut(&node) {
             (b.catalog, b.version) = (page.catalog, page.version);
@@ -462,7 +563,7 @@ impl Table {
     /// has sent the fewest visitors to.
     pub fn choose(&self, id: &str) -> Choice {
         let inner = self.read();
-        let Some(row) = inner.rows.get(id) else {
+        let Some(row) = inner.get(id) else {
             return Choice::Unknown;
         };
         let best = row
@@ -481,51 +582,54 @@ impl Table {
     }
 
     /// The rows matching `query`, by title: those of page `page` (from 0) of `per_page`, and
-    /// how many match in all. The gallery (no query) takes its page straight from the order.
+    /// how many match in all. The gallery (no query) takes its page straight from the order;
+    /// a search asks the index which rows hold its words and years.
     pub fn search(&self, query: &Query, page: usize, per_page: usize) -> (Vec<Row>, usize) {
         let first = page.saturating_mul(per_page);
         if query.is_empty() {
             let inner = self.read();
             let shown = inner
                 .order
-                .iter()
-                .skip(first)
+                .iter_from(first)
                 .take(per_page)
-                .filter_map(|(_, id)| inner.rows.get(id).map(|r| r.row(id)))
+                .filter_map(|p| inner.stored(p.row).map(Stored::row))
                 .collect();
             return (shown, inner.order.len());
         }
-        // A search reads every row: the lock is taken a slice of the order at a time, so a
-        // catalog page waiting to be applied (and the redirects queued behind it) waits for
-        // one slice, never for the whole walk; each slice goes on after the last key read.
-        let mut total = 0;
-        let mut shown = Vec::new();
-        let mut after: Option<OrderKey> = None;
-        loop {
+        let candidates = self.read().index.candidates(query);
+        let Some(candidates) = candidates else {
+            // Only signs were asked for, which every row matches: the gallery.
+            return self.search(&Query::default(), page, per_page);
+        };
+        let matches = if candidates.exact {
+            candidates.rows
+        } else {
+            self.check(query, &candidates.rows)
+        };
+        let inner = self.read();
+        let shown = inner
+            .page_of(&matches, first, per_page)
+            .into_iter()
+            .filter(|r| candidates.exact || query.matches(r))
+            .map(Stored::row)
+            .collect();
+        (shown, matches.len() as usize)
+    }
+
+    /// Those of `rows` that match `query`, read a slice at a time under the lock, so that a
+    /// catalog page waiting to be applied (and the redirects behind it) waits for one slice.
+    fn check(&self, query: &Query, rows: &RoaringBitmap) -> RoaringBitmap {
+        let mut matches = RoaringBitmap::new();
+        let mut them = rows.iter().peekable();
+        while them.peek().is_some() {
             let inner = self.read();
-            let from = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
-            let mut read = 0;
-            for key in inner
-                .order
-                .range((from, Bound::Unbounded))
-                .take(SEARCH_SLICE)
-            {
-                read += 1;
-                after = Some(key.clone());
-                let Some(row) = inner.rows.get(&key.1) else {
-                    continue;
-                };
-                if query.matches(row) {
-                    if total >= first && shown.len() < per_page {
-                        shown.push(row.row(&key.1));
-                    }
-                    total += 1;
+            for n in them.by_ref().take(SEARCH_SLICE) {
+                if inner.stored(n).is_some_and(|r| query.matches(r)) {
+                    matches.insert(n);
                 }
             }
-            if read < SEARCH_SLICE {
-                return (shown, total);
-            }
         }
+        matches
     }
 
     /// Ids and titles of the published images `first..first + count` by title, and how many
@@ -534,11 +638,10 @@ impl Table {
         let inner = self.read();
         let shown = inner
             .order
-            .iter()
-            .skip(first)
+            .iter_from(first)
             .take(count)
-            .filter_map(|(_, id)| inner.rows.get(id).map(|r| (id, r)))
-            .map(|(id, r)| (id.to_string(), r.meta.title().to_string()))
+            .filter_map(|p| inner.stored(p.row))
+            .map(|r| (r.place.id.to_string(), r.meta.title().to_string()))
             .collect();
         (shown, inner.order.len())
     }
@@ -565,7 +668,7 @@ impl Table {
     }
 
     pub fn len(&self) -> usize {
-        self.read().rows.len()
+        self.read().ids.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -574,7 +677,7 @@ impl Table {
 
     /// The row of image `id`, if the table has it.
     pub fn row(&self, id: &str) -> Option<Row> {
-        self.read().rows.get(id).map(|r| r.row(id))
+        self.read().get(id).map(Stored::row)
     }
 
     /// Whether a node reported a tombstone of `id`: it was withdrawn.
@@ -585,7 +688,7 @@ impl Table {
     /// The replicas of `id` as (node, disk, servable now), for `/health` and tests.
     pub fn replicas(&self, id: &str) -> Vec<(String, String, bool)> {
         let inner = self.read();
-        inner.rows.get(id).map_or_else(Vec::new, |row| {
+        inner.get(id).map_or_else(Vec::new, |row| {
             row.replicas
                 .iter()
                 .map(|r| {
@@ -783,7 +886,7 @@ mod tests {
                     &format!("img-{i:05}"),
                     "a1",
                     ReplicaState::Ok,
-                    &format!("{word} {:05}", n - i),
+                    &format!("{word}: {:05}", n - i),
                     "",
                 )
             })
@@ -804,6 +907,82 @@ mod tests {
         assert_eq!(titles, sorted);
         assert_eq!(last.len(), (want - 1) % 50 + 1);
         assert_eq!(t.search(&Query::default(), 0, 1).1, n);
+        // A query of signs only asks for nothing: the gallery.
+        let (some, all) = t.search(&Query::parse(":", "", "", ""), 1, 10);
+        assert_eq!((all, some.len()), (n, 10));
+    }
+
+    /// Whatever the rows and the changes, a search through the index answers what reading
+    /// every row in the gallery's order answers, page by page.
+    mod against_every_row {
+        use super::*;
+        use proptest::prelude::*;
+
+        const TITLE_WORDS: &[&str] = &[
+            "Sea",
+            "seahorse",
+            "Harbour",
+            "c.",
+            "1831",
+            "ΘΆΛΑΣΣΑ",
+            "wave:",
+        ];
+        const SEARCHED: &[&str] = &["sea", "se", "harb", "c.", "18", "θάλασσα", ":", "wave", "x"];
+
+        fn title(words: &[usize]) -> String {
+            words
+                .iter()
+                .map(|&w| TITLE_WORDS[w % TITLE_WORDS.len()])
+                .collect::<Vec<_>>()
+                .join(" ")
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn a_search_answers_as_reading_every_row(
+                changes in proptest::collection::vec(
+                    (0u8..60, any::<bool>(), any::<bool>(), proptest::collection::vec(0usize..7, 0..4), 1825i32..1840),
+                    1..200,
+                ),
+                words in proptest::collection::vec(0usize..9, 0..3),
+                artist in 0usize..3,
+                years in (proptest::option::of(1825i32..1840), proptest::option::of(1825i32..1840)),
+                per_page in 1usize..7,
+            ) {
+                let t = Table::new(&[("a".into(), "http://a".into()), ("b".into(), "http://b".into())]);
+                for (version, (id, on_a, kept, title_words, year)) in changes.into_iter().enumerate() {
+                    let node = if on_a { "a" } else { "b" };
+                    let state = if kept { ReplicaState::Ok } else { ReplicaState::Removed };
+                    let mut e = entry(&format!("img-{id}"), "d1", state, &title(&title_words), &year.to_string());
+                    e.meta.artist = ["Hokusai", "Art Group", ""][id as usize % 3].into();
+                    t.apply(page(node, &format!("{node}-1"), version as u64 + 1, vec![e]));
+                }
+                let query = Query {
+                    words: words.iter().map(|&w| SEARCHED[w].to_string()).collect(),
+                    artist: ["", "hoku", "art g"][artist].to_string(),
+                    from_year: years.0,
+                    to_year: years.1,
+                };
+                let every: Vec<String> = {
+                    let inner = t.read();
+                    inner
+                        .order
+                        .iter_from(0)
+                        .filter_map(|p| inner.stored(p.row))
+                        .filter(|r| query.is_empty() || query.matches(r))
+                        .map(|r| r.place.id.to_string())
+                        .collect()
+                };
+                for page_no in 0..every.len() / per_page + 2 {
+                    let (rows, total) = t.search(&query, page_no, per_page);
+                    prop_assert_eq!(total, every.len());
+                    let ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+                    let want = every.iter().skip(page_no * per_page).take(per_page).cloned().collect::<Vec<_>>();
+                    prop_assert_eq!(ids, want, "page {} of {:?}", page_no, query);
+                }
+            }
+        }
     }
 
     /// Counted once per change, whatever the number of requests, and never stale.
