@@ -18,6 +18,8 @@ use crate::replica;
 
 const GENERATION: &[u8] = b"generation";
 const VERSION: &[u8] = b"version";
+/// How often a long sync or rebuild says how far it has come.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -208,6 +210,8 @@ impl Catalog {
 
     /// Throws everything away and reads the disks again, under a new name.
     pub fn rebuild(&self, disks: &[Arc<Disk>]) -> Result<SyncReport, CatalogError> {
+        let started = std::time::Instant::now();
+        tracing::info!(node = %self.node, disks = disks.len(), "rebuilding the catalog from the disks");
         {
             let _held = self.write.lock().unwrap_or_else(|p| p.into_inner());
             let e = self.sled_err();
@@ -229,6 +233,13 @@ impl Catalog {
             .insert(GENERATION, generation.as_bytes())
             .map_err(self.sled_err())?;
         self.db.flush().map_err(self.sled_err())?;
+        tracing::info!(
+            node = %self.node,
+            replicas = report.added,
+            unreadable = report.unreadable.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "catalog rebuilt"
+        );
         Ok(report)
     }
 
@@ -254,7 +265,21 @@ impl Catalog {
                 }
             };
             read_disks.insert(disk.config.id.clone());
-            for id in ids {
+            // Half a million folders take minutes: say how far it has come, every few seconds.
+            let (total, started) = (ids.len(), std::time::Instant::now());
+            let mut told = started;
+            for (read, id) in ids.into_iter().enumerate() {
+                if told.elapsed() >= PROGRESS_EVERY {
+                    told = std::time::Instant::now();
+                    tracing::info!(
+                        node = %self.node,
+                        disk = %disk.config.id,
+                        read,
+                        of = total,
+                        per_second = (read as f64 / started.elapsed().as_secs_f64()) as u64,
+                        "reading the disk's replica folders into the catalog"
+                    );
+                }
                 if !seen.insert(id.clone()) {
                     report.problems.push(format!(
                         "disk {}: a second replica of {id} on this node; only the first is used",

@@ -334,7 +334,7 @@ fn meta(id_json: String, node: Arc<Node>) -> Response<Body> {
     let Some(image) = id_json.strip_suffix(".json").and_then(|id| find(&node, id)) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
-    let g = image.pyramid.geometry();
+    let g = image.geometry();
     let mut value =
         serde_json::to_value(image.meta.published(node.secret.as_ref())).expect("plain data");
     value["id"] = image.id.clone().into();
@@ -416,7 +416,7 @@ fn view(id: String, q: ViewQuery, node: Arc<Node>) -> Response<Body> {
 
 /// The window of tiles the viewer shows for a query, clamped to the image.
 fn window<'a>(image: &'a Image, q: &ViewQuery, nav: &'a str) -> site::ViewerWindow<'a> {
-    let g = image.pyramid.geometry();
+    let g = image.geometry();
     let fits = g
         .levels
         .iter()
@@ -516,7 +516,7 @@ async fn tile(
     let Some(image) = node.library.get(&id) else {
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
-    let Ok(entry) = image.pyramid.entry(level, col, row) else {
+    let Some(entry) = image.entry(level, col, row) else {
         return text(StatusCode::NOT_FOUND, "no such tile in this image");
     };
     let etag = tile_etag(&entry);
@@ -567,16 +567,13 @@ async fn stored_tile(
     row: u32,
     cache: &TileCache,
 ) -> Result<Bytes, Option<tiler::reader::ReadError>> {
-    let index = image
-        .pyramid
-        .geometry()
-        .tile_index(level, col, row)
-        .ok_or(None)?;
+    let index = image.geometry().tile_index(level, col, row).ok_or(None)?;
     if let Some(bytes) = cache.get(image.serial, index) {
         return Ok(bytes);
     }
     let reader = image.clone();
-    match tokio::task::spawn_blocking(move || reader.pyramid.read_tile(level, col, row)).await {
+    let read = move || reader.pyramid()?.read_tile(level, col, row);
+    match tokio::task::spawn_blocking(read).await {
         Ok(Ok(jpeg)) => {
             let jpeg = Bytes::from(jpeg);
             cache.insert(image.serial, index, jpeg.clone());
@@ -585,6 +582,13 @@ async fn stored_tile(
         Ok(Err(e)) => Err(Some(e)),
         Err(_) => Err(None),
     }
+}
+
+/// Whether `image` is still this node's replica of its id (not taken off, nor replaced).
+fn still_served(node: &Node, image: &Image) -> bool {
+    node.library
+        .get(&image.id)
+        .is_some_and(|now| now.serial == image.serial)
 }
 
 /// A stored tile that could not be read: the fault is recorded and the visitor sent on.
@@ -597,6 +601,9 @@ fn tile_failed(
     e: Option<tiler::reader::ReadError>,
 ) -> Response<Body> {
     match e {
+        // Its replica was taken off this node while the tile was read (its file reopened
+        // after being closed, and gone): nothing is wrong with the disk.
+        Some(_) if !still_served(node, image) => replica_unavailable("tile"),
         Some(e) => {
             tracing::error!(image = %image.id, level, col, row, error = %e, "tile unreadable");
             node.faults.read_failed(image, &e);
@@ -613,8 +620,8 @@ fn iiif_info(id: String, accept: Option<String>, node: Arc<Node>) -> Response<Bo
     let base = format!("{}/iiif/3/{}", node.public_url, image.id);
     let info = iiif::info::info_json(
         &base,
-        image.pyramid.geometry(),
-        image.pyramid.header().channels,
+        image.geometry(),
+        image.header().channels,
         IIIF_LIMITS,
     );
     let mut r = linked_data(&info, accept, iiif::info::CONTEXT);
@@ -659,7 +666,7 @@ fn iiif_manifest(id: String, accept: Option<String>, node: Arc<Node>) -> Respons
         return text(StatusCode::NOT_FOUND, "no image with this id");
     };
     let (origin, id) = (&node.public_url, &image.id);
-    let g = image.pyramid.geometry();
+    let g = image.geometry();
     let m = iiif::manifest::manifest(
         &format!("{origin}/iiif/3/{id}"),
         &format!("{origin}/thumbs/{id}.jpg"),
@@ -698,7 +705,7 @@ async fn iiif_image(
             )
         }
     };
-    let g = image.pyramid.geometry();
+    let g = image.geometry();
     let plan = match iiif::request::resolve(&req, g.width, g.height, IIIF_LIMITS) {
         Ok(p) => p,
         Err(e) => {
@@ -708,14 +715,14 @@ async fn iiif_image(
             )
         }
     };
-    let channels = image.pyramid.header().channels;
+    let channels = image.header().channels;
     let stored = render::stored_tile(&req, &plan, g, channels);
     if !image.readable() {
         return replica_unavailable("image");
     }
     // A stored tile is the native tile URL by another name: the same cache, ETag and bytes.
     if let Some((level, col, row)) = stored {
-        let Ok(entry) = image.pyramid.entry(level, col, row) else {
+        let Some(entry) = image.entry(level, col, row) else {
             return text(StatusCode::NOT_FOUND, "no such tile in this image");
         };
         let etag = tile_etag(&entry);
@@ -748,14 +755,17 @@ async fn iiif_image(
     let reader = image.clone();
     let work = tokio::task::spawn_blocking(move || {
         let _admitted = admitted;
-        render::render(&reader.pyramid, &req, &plan)
+        let pyramid = reader.pyramid().map_err(render::RenderError::Read)?;
+        render::render(&pyramid, &req, &plan)
     });
     match work.await {
         Ok(Ok(bytes)) => iiif_answer(req.format.media_type(), Bytes::from(bytes), None),
         Ok(Err(e)) => {
             tracing::error!(image = %id, region = %region, size = %size, rotation = %rotation, quality = %quality_format, error = %e, "iiif image request failed");
             if let render::RenderError::Read(e) = &e {
-                node.faults.read_failed(&image, e);
+                if still_served(&node, &image) {
+                    node.faults.read_failed(&image, e);
+                }
             }
             replica_unavailable("image")
         }

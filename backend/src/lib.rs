@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod library;
 pub mod metrics;
 pub mod node;
+pub mod open_pyramids;
 pub mod redundancy;
 pub mod replica;
 pub mod tile_cache;

@@ -1,16 +1,21 @@
 //! The images this node serves, in memory: built from the catalog's servable entries, each
-//! with its pyramid file open, its disk and the origins of its replicas.
+//! with its pyramid's header (read and checked once), its disk and the origins of its
+//! replicas. Pyramid files are opened when read, a bounded number kept open
+//! ([`OpenPyramids`]).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use cluster::{CatalogEntry, ImageMeta};
+use tiler::format::{Header, TileEntry};
+use tiler::reader::ReadError;
+use tiler::{Geometry, PyramidReader};
 
 use crate::disk::Disk;
+use crate::open_pyramids::OpenPyramids;
 use crate::replica;
-use tiler::PyramidReader;
 
 /// One servable image.
 #[derive(Debug)]
@@ -19,7 +24,10 @@ pub struct Image {
     /// A number unique to this image in this process: a cheap key for caches.
     pub serial: u64,
     pub meta: ImageMeta,
-    pub pyramid: PyramidReader,
+    /// Its pyramid's header: the geometry and where each tile is, without the file.
+    header: Arc<Header>,
+    pyramid: PathBuf,
+    open: Arc<OpenPyramids>,
     pub thumbnail: PathBuf,
     /// The disk it is on.
     pub disk: Arc<Disk>,
@@ -31,6 +39,31 @@ pub struct Image {
 }
 
 impl Image {
+    pub fn geometry(&self) -> &Geometry {
+        &self.header.geometry
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Where a stored tile is, without reading it; None if the image has no such tile.
+    pub fn entry(&self, level: usize, col: u32, row: u32) -> Option<TileEntry> {
+        let i = self.header.geometry.tile_index(level, col, row)?;
+        self.header.index.get(i as usize).copied()
+    }
+
+    /// The pyramid file's path.
+    pub fn pyramid_path(&self) -> &Path {
+        &self.pyramid
+    }
+
+    /// The pyramid, open: one of the files kept open, or opened again now (blocking: call it
+    /// off the async threads).
+    pub fn pyramid(&self) -> Result<Arc<PyramidReader>, ReadError> {
+        self.open.get(self.serial, &self.pyramid, &self.header)
+    }
+
     /// False while its disk is out of service or slow, and once it was found damaged: its
     /// requests are answered 503 without touching it.
     pub fn readable(&self) -> bool {
@@ -54,19 +87,26 @@ pub struct Library {
     images: RwLock<BTreeMap<String, Arc<Image>>>,
     disks: Vec<Arc<Disk>>,
     serials: AtomicU64,
+    open: Arc<OpenPyramids>,
     /// Held while whether a replica is served and its catalog state change together (see
     /// [`Library::changing`]).
     changing: std::sync::Mutex<()>,
 }
 
+/// Reads and checks the pyramid's header of `entry`'s replica on `disk`; the file is closed
+/// again at once.
 fn open_image(
     entry: CatalogEntry,
     disk: &Arc<Disk>,
     serial: u64,
+    open: &Arc<OpenPyramids>,
     origin_of: &impl Fn(&str) -> Option<String>,
 ) -> Result<Image, String> {
     let dir = disk.images_dir().join(&entry.id);
-    let pyramid = PyramidReader::open(&dir.join(replica::PYRAMID)).map_err(|e| e.to_string())?;
+    let pyramid = dir.join(replica::PYRAMID);
+    let header = PyramidReader::open(&pyramid)
+        .map_err(|e| e.to_string())?
+        .shared_header();
     let replicas = std::iter::once(String::new())
         .chain(entry.nodes.iter().filter_map(|n| origin_of(n)))
         .collect();
@@ -74,7 +114,9 @@ fn open_image(
         serial,
         id: entry.id,
         meta: entry.meta,
+        header,
         pyramid,
+        open: open.clone(),
         thumbnail: dir.join(replica::THUMBNAIL),
         disk: disk.clone(),
         replicas,
@@ -92,13 +134,14 @@ impl Library {
     ) -> (Library, Vec<(String, String)>) {
         let mut images = BTreeMap::new();
         let mut failed = Vec::new();
+        let open = Arc::new(OpenPyramids::within_limit());
         for entry in entries.into_iter().filter(|e| e.state.servable()) {
             let Some(disk) = disks.iter().find(|d| d.config.id == entry.disk) else {
                 failed.push((entry.id, format!("disk {} is not in service", entry.disk)));
                 continue;
             };
             let id = entry.id.clone();
-            match open_image(entry, disk, images.len() as u64, &origin_of) {
+            match open_image(entry, disk, images.len() as u64, &open, &origin_of) {
                 Ok(image) => {
                     images.insert(id, Arc::new(image));
                 }
@@ -111,6 +154,7 @@ impl Library {
                 images: RwLock::new(images),
                 disks,
                 serials,
+                open,
                 changing: std::sync::Mutex::new(()),
             },
             failed,
@@ -151,10 +195,18 @@ impl Library {
 
     /// Stops serving `id` (its replica is being taken off this node).
     pub fn remove(&self, id: &str) -> Option<Arc<Image>> {
-        self.images
+        let image = self
+            .images
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(id)
+            .remove(id)?;
+        self.open.forget(image.serial);
+        Some(image)
+    }
+
+    /// The pyramid files kept open.
+    pub fn open_pyramids(&self) -> &OpenPyramids {
+        &self.open
     }
 
     /// Starts serving a replica just published on `disk`.
@@ -165,7 +217,7 @@ impl Library {
         origin_of: impl Fn(&str) -> Option<String>,
     ) -> Result<(), String> {
         let serial = self.serials.fetch_add(1, Ordering::Relaxed);
-        let image = open_image(entry, disk, serial, &origin_of)?;
+        let image = open_image(entry, disk, serial, &self.open, &origin_of)?;
         self.images
             .write()
             .unwrap_or_else(|p| p.into_inner())

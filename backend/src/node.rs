@@ -47,6 +47,33 @@ pub enum NodeError {
     Tls(#[from] floor::tls::TlsError),
 }
 
+/// Raises this process's open-file limit to as far as it may go: the more pyramid files a
+/// node may keep open, the fewer it opens again (see `OpenPyramids::within_limit`).
+fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read or write the struct given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0
+        || limit.rlim_cur >= limit.rlim_max
+    {
+        return;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        tracing::debug!(
+            from = limit.rlim_cur,
+            to = limit.rlim_max,
+            "open-file limit raised"
+        );
+    }
+}
+
 /// How to treat the catalog when the node opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CatalogStart {
@@ -249,6 +276,7 @@ impl Node {
                 .then(|| cluster.node(node).map(NodeConfig::origin))
                 .flatten()
         };
+        raise_open_files_limit();
         let (library, failed) = Library::from_catalog(catalog.entries(), disks, origin_of);
         for (id, reason) in failed {
             if catalog.set_state(

@@ -5,6 +5,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::format::{Header, HeaderError, TileEntry, FIXED_LEN};
 use crate::geometry::Geometry;
@@ -83,7 +84,8 @@ pub enum TileProblem {
 pub struct PyramidReader {
     path: PathBuf,
     file: File,
-    header: Header,
+    /// Shared with whoever keeps it while the file is closed (see [`PyramidReader::reopen`]).
+    header: Arc<Header>,
 }
 
 impl PyramidReader {
@@ -128,8 +130,44 @@ impl PyramidReader {
         Ok(PyramidReader {
             path: path.to_path_buf(),
             file,
+            header: Arc::new(header),
+        })
+    }
+
+    /// Opens again a pyramid whose header [`PyramidReader::open`] read and checked, for a
+    /// caller that keeps headers but not files (a node may hold more pyramids than a process
+    /// may keep open): only that the file still has the length its header says is checked.
+    pub fn reopen(path: &Path, header: Arc<Header>) -> Result<PyramidReader, ReadError> {
+        let io_err = |source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(io_err)?;
+        let actual = file.metadata().map_err(io_err)?.len();
+        if actual < header.file_len {
+            return Err(ReadError::Truncated {
+                path: path.to_path_buf(),
+                what: "the tile data",
+                expected: header.file_len,
+                actual,
+            });
+        }
+        if actual > header.file_len {
+            return Err(ReadError::TrailingBytes {
+                path: path.to_path_buf(),
+                extra: actual - header.file_len,
+            });
+        }
+        Ok(PyramidReader {
+            path: path.to_path_buf(),
+            file,
             header,
         })
+    }
+
+    /// The header, to keep while the file is closed.
+    pub fn shared_header(&self) -> Arc<Header> {
+        self.header.clone()
     }
 
     pub fn path(&self) -> &Path {
