@@ -124,30 +124,35 @@ impl Catalog {
     /// At most `limit` of the entries changed after version `since`, oldest change first.
     /// When more changed, the page says so and its version is that of its last entry: each id
     /// is in the change index once, at its latest change, so every change up to that version
-    /// is in this page or an earlier one, and the next page starts after it. Writers wait for
-    /// one page, not for the whole catalog.
+    /// is in this page or an earlier one, and the next page starts after it. Writers never
+    /// wait for a page.
     pub fn page_after(&self, since: u64, limit: usize) -> CatalogPage {
-        let _held = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        // No lock: writers go on while a page is read (a page of 10,000 takes a while). The
+        // page covers the versions up to the one read first; an entry changed meanwhile gets a
+        // later version, which the next page brings. The cursor handed back is a version read
+        // from the changes, never an entry's own (which a writer may have raised meanwhile).
+        let upto = self.version();
         let mut entries = Vec::new();
         let mut more = false;
-        for change in self.changes.range(since.saturating_add(1).to_be_bytes()..) {
-            if entries.len() >= limit {
-                more = true;
-                break;
-            }
-            let Ok((_, id)) = change else { continue };
-            if let Some(entry) = self.get(&String::from_utf8_lossy(&id)) {
-                entries.push(entry);
+        let mut last = since;
+        if since < upto {
+            let range = since.saturating_add(1).to_be_bytes()..=upto.to_be_bytes();
+            for change in self.changes.range(range) {
+                if entries.len() >= limit {
+                    more = true;
+                    break;
+                }
+                let Ok((key, id)) = change else { continue };
+                last = key.as_ref().try_into().map_or(last, u64::from_be_bytes);
+                if let Some(entry) = self.get(&String::from_utf8_lossy(&id)) {
+                    entries.push(entry);
+                }
             }
         }
-        let version = match entries.last() {
-            Some(last) if more => last.version,
-            _ => self.version(),
-        };
         CatalogPage {
             node: self.node.clone(),
             catalog: self.generation(),
-            version,
+            version: if more { last } else { upto },
             entries,
             more,
         }

@@ -73,18 +73,11 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
             "since must be a whole number (a catalog version), files true or false",
         ))
         .and(lib.clone())
-        .map(|q: SinceQuery, node: Arc<Node>| {
-            // A limit keeps each answer, and the catalog's writers' wait, bounded.
-            let limit = q.limit.map_or(usize::MAX, |l| l.clamp(1, MAX_CATALOG_PAGE));
-            let mut page = node.catalog.page_after(q.since.unwrap_or(0), limit);
-            // Account names stay on the node: they are what a password guesser needs.
-            for e in &mut page.entries {
-                e.meta = e.meta.published(node.secret.as_ref());
-                if q.files == Some(false) {
-                    e.files = Vec::new();
-                }
-            }
-            no_store(json_reply(&serde_json::to_value(page).expect("plain data")))
+        .then(|q: SinceQuery, node: Arc<Node>| async move {
+            // Reading a page of 10,000 entries from the store takes a while: off the async
+            // threads, so visitors' tiles are not held up behind it.
+            let page = tokio::task::spawn_blocking(move || catalog_page(&q, &node)).await;
+            page.unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "catalog read failed"))
         });
     let witness = warp::path!("witness" / String).and(lib.clone()).then(
         |name: String, node: Arc<Node>| async move {
@@ -327,6 +320,21 @@ async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     } else {
         text(StatusCode::BAD_REQUEST, "bad request")
     })
+}
+
+/// `GET /catalog?since=V&limit=N&files=false`: the entries changed after version V.
+fn catalog_page(q: &SinceQuery, node: &Node) -> Response<Body> {
+    // A limit keeps each answer bounded.
+    let limit = q.limit.map_or(usize::MAX, |l| l.clamp(1, MAX_CATALOG_PAGE));
+    let mut page = node.catalog.page_after(q.since.unwrap_or(0), limit);
+    // Account names stay on the node: they are what a password guesser needs.
+    for e in &mut page.entries {
+        e.meta = e.meta.published(node.secret.as_ref());
+        if q.files == Some(false) {
+            e.files = Vec::new();
+        }
+    }
+    no_store(json_reply(&serde_json::to_value(page).expect("plain data")))
 }
 
 /// `GET /meta/{id}.json`: what the content provider said about the image, and its size.

@@ -131,6 +131,66 @@ fn a_catalog_read_in_pages_misses_nothing_and_repeats_nothing() {
     assert_eq!(whole.entries.len(), 3);
 }
 
+/// Pages are read without holding up the catalog's writers: a reader following pages of one
+/// while a writer changes every entry again and again ends, once the writer stops, with every
+/// entry as the catalog has it (no change lost, whatever the interleaving).
+#[test]
+fn pages_read_while_entries_change_lose_no_change() {
+    let c = three_images();
+    let (node, _) = c.open(CatalogStart::Sync);
+    let node = std::sync::Arc::new(node);
+    let ids: Vec<String> = node
+        .catalog
+        .page_since(0)
+        .entries
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let writer = {
+        let node = node.clone();
+        std::thread::spawn(move || {
+            for round in 0..300 {
+                for id in &ids {
+                    let state = if round % 2 == 0 {
+                        ReplicaState::Suspect {
+                            reason: format!("round {round}"),
+                        }
+                    } else {
+                        ReplicaState::Ok
+                    };
+                    node.catalog.set_state(id, state).unwrap();
+                }
+            }
+        })
+    };
+    let mut view = std::collections::BTreeMap::new();
+    let mut since = 0;
+    let mut follow = |since: &mut u64| loop {
+        let page = node.catalog.page_after(*since, 1);
+        for e in page.entries {
+            view.insert(e.id.clone(), e.state);
+        }
+        assert!(page.version >= *since, "the cursor went back");
+        *since = page.version;
+        if !page.more {
+            break;
+        }
+    };
+    while !writer.is_finished() {
+        follow(&mut since);
+    }
+    writer.join().unwrap();
+    follow(&mut since);
+    let now: std::collections::BTreeMap<_, _> = node
+        .catalog
+        .page_since(0)
+        .entries
+        .into_iter()
+        .map(|e| (e.id, e.state))
+        .collect();
+    assert_eq!(view, now);
+}
+
 #[test]
 fn frontends_fetch_only_what_changed() {
     let c = three_images();
