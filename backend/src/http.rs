@@ -108,7 +108,10 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
                 &serde_json::to_value(node.redundancy.status()).expect("plain data"),
             ))
         });
-    let gallery = warp::path::end().and(lib.clone()).map(gallery);
+    let gallery = warp::path::end()
+        .and(warp::query::<GalleryQuery>())
+        .and(lib.clone())
+        .map(gallery);
     let style = warp::path!("site" / "style.css").map(|| {
         warp::reply::with_header(
             site::STYLE_CSS,
@@ -394,8 +397,21 @@ fn health(node: Arc<Node>) -> Response<Body> {
     no_store(json_reply(&body))
 }
 
-fn gallery(node: Arc<Node>) -> Response<Body> {
-    let images = node.library.images();
+/// A node's own gallery shows this many images a page: a node of half a million replicas
+/// built a page of all of them, tens of megabytes, for anyone who asked.
+const NODE_GALLERY_PAGE: usize = 200;
+
+#[derive(Debug, Deserialize)]
+struct GalleryQuery {
+    /// The id the page starts after.
+    after: Option<String>,
+}
+
+/// `/`: the images this node holds, by id, a page at a time (`?after=ID`).
+fn gallery(q: GalleryQuery, node: Arc<Node>) -> Response<Body> {
+    let (images, more) = node
+        .library
+        .page_after(q.after.as_deref().unwrap_or(""), NODE_GALLERY_PAGE);
     let items: Vec<_> = images
         .iter()
         .map(|i| site::GalleryItem {
@@ -405,7 +421,11 @@ fn gallery(node: Arc<Node>) -> Response<Body> {
             date: &i.meta.date,
         })
         .collect();
-    html(site::gallery("Collection", &items))
+    let next = more
+        .then(|| images.last())
+        .flatten()
+        .map(|last| format!("/?after={}", last.id)); // ids are URL-safe
+    html(site::gallery("Collection", &items, next.as_deref()))
 }
 
 #[derive(Debug, Deserialize)]

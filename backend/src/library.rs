@@ -178,6 +178,17 @@ impl Library {
         self.read().values().cloned().collect()
     }
 
+    /// Up to `count` images after id `after`, by id, and whether more follow.
+    pub fn page_after(&self, after: &str, count: usize) -> (Vec<Arc<Image>>, bool) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let images = self.read();
+        let mut them = images
+            .range::<str, _>((Excluded(after), Unbounded))
+            .map(|(_, i)| i.clone());
+        let page: Vec<_> = them.by_ref().take(count).collect();
+        (page, them.next().is_some())
+    }
+
     pub fn len(&self) -> usize {
         self.read().len()
     }

@@ -717,6 +717,42 @@ fn the_catalog_leaves_the_file_sums_out_when_asked() {
 }
 
 #[test]
+fn a_nodes_gallery_comes_a_page_at_a_time() {
+    let cluster = TestCluster::new(1);
+    let original = picture(300, 200);
+    cluster.place(1, "art", &original, "Art");
+    cluster.copies(1, "art", 450);
+    let node = Node::serve(cluster, original);
+    let (mut path, mut pages) = ("/".to_string(), 0);
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let r = get(node.addr, &path, &[]);
+        assert_eq!(r.status, 200, "{path}");
+        let text = r.text();
+        let ids: Vec<&str> = text
+            .split("href=\"/view/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap())
+            .collect();
+        assert!(
+            !ids.is_empty() && ids.len() <= 200,
+            "{path}: {} images",
+            ids.len()
+        );
+        for id in ids {
+            assert!(seen.insert(id.to_string()), "{id} shown twice");
+        }
+        pages += 1;
+        match text.split("rel=\"next\" href=\"").nth(1) {
+            Some(rest) => path = rest.split('"').next().unwrap().to_string(),
+            None => break,
+        }
+    }
+    assert_eq!((pages, seen.len()), (3, 451));
+    assert_eq!(get(node.addr, "/?after=zzz", &[]).status, 200);
+}
+
+#[test]
 fn meta_json_says_what_the_provider_said() {
     let node = Node::start();
     let r = get(node.addr, "/meta/art.json", &[]);

@@ -8,7 +8,6 @@
 
 mod common;
 
-use backend::replica;
 use backend::{CatalogStart, Node};
 use common::{picture, TestCluster};
 
@@ -23,26 +22,8 @@ fn open_files_now() -> usize {
 fn a_node_serves_more_replicas_than_it_may_keep_files_open() {
     let c = TestCluster::new(1);
     c.place(1, "img-000", &picture(300, 200), "Many");
-    let images = c.disk_path(1).join("images");
-    let first = replica::read_manifest(&images.join("img-000"), "img-000").unwrap();
     // The others: the same files (hard links), each with its own manifest, as placed.
-    for i in 1..REPLICAS {
-        let id = format!("img-{i:03}");
-        let dir = images.join(&id);
-        std::fs::create_dir(&dir).unwrap();
-        for f in &first.files {
-            std::fs::hard_link(images.join("img-000").join(&f.name), dir.join(&f.name)).unwrap();
-        }
-        let manifest = replica::Manifest {
-            id: id.clone(),
-            ..first.clone()
-        };
-        std::fs::write(
-            dir.join(replica::MANIFEST),
-            serde_json::to_vec(&manifest).unwrap(),
-        )
-        .unwrap();
-    }
+    c.copies(1, "img-000", REPLICAS - 1);
     let limit = libc::rlimit {
         rlim_cur: LIMIT,
         rlim_max: LIMIT,
@@ -68,6 +49,20 @@ fn a_node_serves_more_replicas_than_it_may_keep_files_open() {
     }
     assert!(open_files_now() < LIMIT as usize);
     assert!(node.catalog.entries().iter().all(|e| e.state.servable()));
+    // A page at a time, by id, every one once.
+    let (mut after, mut seen) = (String::new(), Vec::new());
+    loop {
+        let (page, more) = node.library.page_after(&after, 300);
+        assert!(page.len() <= 300);
+        seen.extend(page.iter().map(|i| i.id.clone()));
+        after = seen.last().cloned().unwrap_or_default();
+        if !more {
+            break;
+        }
+    }
+    let mut by_id: Vec<_> = node.library.images().iter().map(|i| i.id.clone()).collect();
+    by_id.sort();
+    assert_eq!(seen, by_id);
     // A replica no longer served here has its file closed.
     let last = node.library.images().pop().unwrap();
     let before = open.len();

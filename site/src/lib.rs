@@ -78,10 +78,13 @@ fn gallery_list(items: &[GalleryItem], view: &str) -> String {
     list
 }
 
-/// A page of thumbnails linking to the viewer.
-pub fn gallery(heading: &str, items: &[GalleryItem]) -> String {
+/// A page of thumbnails linking to the viewer; `next`, the address of the page after it.
+pub fn gallery(heading: &str, items: &[GalleryItem], next: Option<&str>) -> String {
+    let more = next.map_or(String::new(), |n| {
+        format!("<p><a rel=\"next\" href=\"{}\">More</a></p>", escape(n))
+    });
     let body = format!(
-        "<h1>{}</h1>{}",
+        "<h1>{}</h1>{}{more}",
         escape(heading),
         gallery_list(items, "/view/")
     );
@@ -248,8 +251,9 @@ mod tests {
                 artist: "A & B",
                 date: "1900",
             }],
+            Some("/?after=\"><script>"),
         );
-        assert!(!html.contains("<script>alert"));
+        assert!(!html.contains("<script>alert") && !html.contains("\"><script>"));
         assert!(html.contains("&lt;script&gt;") && html.contains("A &amp; B"));
     }
 }

@@ -92,6 +92,33 @@ impl TestCluster {
         replica::place(&self.disk_path(disk).join("images"), id, &sources, &nodes).unwrap();
     }
 
+    /// Replicas `{of}-{n}` for n in `0..count` on `disk`, each its own folder and manifest
+    /// with the files of `of`'s replica hard-linked: many replicas for the room of one.
+    pub fn copies(&self, disk: usize, of: &str, count: usize) -> Vec<String> {
+        let first = replica::read_manifest(&self.replica(disk, of), of).unwrap();
+        (0..count)
+            .map(|n| {
+                let id = format!("{of}-{n:05}");
+                let dir = self.replica(disk, &id);
+                std::fs::create_dir(&dir).unwrap();
+                for f in &first.files {
+                    std::fs::hard_link(self.replica(disk, of).join(&f.name), dir.join(&f.name))
+                        .unwrap();
+                }
+                let manifest = replica::Manifest {
+                    id: id.clone(),
+                    ..first.clone()
+                };
+                std::fs::write(
+                    dir.join(replica::MANIFEST),
+                    serde_json::to_vec(&manifest).unwrap(),
+                )
+                .unwrap();
+                id
+            })
+            .collect()
+    }
+
     pub fn open(&self, start: CatalogStart) -> (Node, backend::node::Opening) {
         Node::open(&self.config, "n1", start).unwrap()
     }
