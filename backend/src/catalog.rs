@@ -116,6 +116,16 @@ impl Catalog {
             .collect()
     }
 
+    /// The entries after id `after`, by id: a walk from there, so a worker going through the
+    /// catalog in order pays for the entries it passes, not for all.
+    pub fn after(&self, after: &str) -> impl Iterator<Item = CatalogEntry> + '_ {
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.entries
+            .range::<&[u8], _>((Excluded(after.as_bytes()), Unbounded))
+            .values()
+            .filter_map(|v| v.ok().and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
     /// Every entry changed after version `since`, oldest change first.
     pub fn page_since(&self, since: u64) -> CatalogPage {
         self.page_after(since, usize::MAX)

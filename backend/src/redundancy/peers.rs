@@ -12,8 +12,12 @@ use super::protocol::{Holding, Set};
 
 /// How long a node has to answer a catalog or health question.
 const ASK: Duration = Duration::from_secs(5);
-/// The largest catalog page read.
-const MAX_PAGE: usize = 256 << 20;
+/// Entries asked for at once (no file sums: the rules need states and sets), and pages read
+/// from one node at a round: a new node reads a catalog of a million in five rounds.
+const PAGE: usize = 10_000;
+const PAGES_PER_ROUND: usize = 20;
+/// The largest catalog page read (a page of 10,000 without file sums is some 5 MB).
+const MAX_PAGE: usize = 64 << 20;
 
 /// One replica of another node, as its catalog says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +33,7 @@ pub struct PeerNode {
     pub name: String,
     pub domain: String,
     origin: String,
-    catalog: String,
+    pub catalog: String,
     version: u64,
     /// Whether its catalog was read whole at least once since this node started.
     pub known: bool,
@@ -108,8 +112,8 @@ impl Peers {
     }
 
     /// Asks every other node for its catalog changes and its room. A node that does not
-    /// answer is silent from the first failure.
-    pub async fn refresh(&mut self, client: &floor::Client) {
+    /// answer is silent from the first failure. Returns the ids whose entries changed.
+    pub async fn refresh(&mut self, client: &floor::Client) -> Vec<String> {
         let asks = self.nodes.iter().map(|n| {
             let (client, origin, version, catalog) = (
                 client.clone(),
@@ -118,30 +122,22 @@ impl Peers {
                 n.catalog.clone(),
             );
             async move {
-                let page: Result<CatalogPage, _> = client
-                    .get_json(&format!("{origin}/catalog?since={version}"), ASK, MAX_PAGE)
-                    .await;
-                let page = match page {
-                    Ok(p) if p.catalog != catalog && version != 0 => {
-                        // Rebuilt: read it whole again.
-                        client
-                            .get_json(&format!("{origin}/catalog?since=0"), ASK, MAX_PAGE)
-                            .await
-                    }
-                    other => other,
-                };
+                let pages = read_pages(&client, &origin, version, catalog).await;
                 let health: Option<serde_json::Value> = client
                     .get_json(&format!("{origin}/health"), ASK, 1 << 20)
                     .await
                     .ok();
-                (page, health)
+                (pages, health)
             }
         });
         let answers = futures_util::future::join_all(asks).await;
         let now = Instant::now();
-        for (node, (page, health)) in self.nodes.iter_mut().zip(answers) {
-            match page {
-                Ok(page) => node.apply(page, now),
+        let mut changed = Vec::new();
+        for (node, (pages, health)) in self.nodes.iter_mut().zip(answers) {
+            match pages {
+                Ok(pages) => pages
+                    .into_iter()
+                    .for_each(|p| node.apply(p, now, &mut changed)),
                 Err(e) => {
                     node.silent_since.get_or_insert(now);
                     node.last_error = Some(e.to_string());
@@ -149,16 +145,51 @@ impl Peers {
             }
             node.most_free = health.and_then(|h| most_free(&h));
         }
+        changed
     }
 }
 
+/// The changes of a node's catalog after `version` of catalog `name`, a page at a time, up to
+/// [`PAGES_PER_ROUND`] (the rest at the next round). A catalog renamed (rebuilt) is read again
+/// from its start. An error after the first page keeps the pages read.
+async fn read_pages(
+    client: &floor::Client,
+    origin: &str,
+    mut since: u64,
+    mut name: String,
+) -> Result<Vec<CatalogPage>, floor::CallError> {
+    let mut pages: Vec<CatalogPage> = Vec::new();
+    while pages.len() < PAGES_PER_ROUND {
+        let url = format!("{origin}/catalog?since={since}&files=false&limit={PAGE}");
+        let page: CatalogPage = match client.get_json(&url, ASK, MAX_PAGE).await {
+            Ok(p) => p,
+            Err(_) if !pages.is_empty() => break,
+            Err(e) => return Err(e),
+        };
+        if page.catalog != name && since != 0 {
+            // Rebuilt: read it whole again.
+            (since, name) = (0, page.catalog);
+            pages.clear();
+            continue;
+        }
+        (since, name) = (page.version, page.catalog.clone());
+        let more = page.more;
+        pages.push(page);
+        if !more {
+            break;
+        }
+    }
+    Ok(pages)
+}
+
 impl PeerNode {
-    fn apply(&mut self, page: CatalogPage, now: Instant) {
+    fn apply(&mut self, page: CatalogPage, now: Instant, changed: &mut Vec<String>) {
         if page.catalog != self.catalog {
             self.replicas.clear();
             self.catalog = page.catalog.clone();
         }
         for e in page.entries {
+            changed.push(e.id.clone());
             let servable = e.state.servable();
             let old_bad = self.replicas.get(&e.id).and_then(|h| h.bad_since);
             self.replicas.insert(
@@ -175,7 +206,7 @@ impl PeerNode {
             );
         }
         self.version = page.version;
-        if !self.known {
+        if !self.known && !page.more {
             self.known = true;
             self.known_at = Some(now);
         }

@@ -7,7 +7,7 @@
 //! spread over every node that holds the other replicas (declustered), one copy per source node
 //! at a time.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,6 +48,80 @@ type Queued = (Job, cluster::CatalogEntry, View);
 const ASK: Duration = Duration::from_secs(10);
 /// A target that failed this many times in a row is given up for another.
 const TRIES: u32 = 3;
+/// Entries the slow sweep surveys at a round (every entry is surveyed again at least once a
+/// pass: a million-replica node's pass takes some 17 minutes), and how many while a change
+/// of the peers (one silent or back, a catalog rebuilt) calls for everything to be seen again.
+const SWEEP_SLICE: usize = 2_000;
+const SWEEP_SLICE_FAST: usize = 50_000;
+
+/// A peer as the survey sees it: its catalog's name, whether it was read whole, whether it
+/// answers. (The last mark is whether all were read.)
+type PeerMark = (String, bool, bool);
+
+/// Where the surveys stand, so that a round surveys what changed since the last, not every
+/// entry: a node of half a million replicas read them all every 2 s, a core's work.
+#[derive(Debug, Clone, Default)]
+struct Surveyed {
+    /// This node's catalog, its name and the version surveyed up to (none: not yet).
+    catalog: Option<(String, u64)>,
+    /// The peers at the last round.
+    peers: Vec<PeerMark>,
+    /// The sweep's last id, and whether it goes fast until it wraps around.
+    sweep_after: String,
+    sweep_fast: bool,
+}
+
+/// The entries of `catalog` a round surveys, besides every id in `named`: those changed since
+/// the last round, and the sweep's next slice. A new catalog or a change of the peers starts
+/// the sweep again, fast: those entries may now decide otherwise.
+fn to_survey(
+    catalog: &Catalog,
+    mut at: Surveyed,
+    peers: Vec<PeerMark>,
+    named: BTreeSet<String>,
+) -> (Vec<cluster::CatalogEntry>, Surveyed) {
+    let generation = catalog.generation();
+    let mut entries = Vec::new();
+    match &at.catalog {
+        Some((g, since)) if *g == generation => {
+            let page = catalog.page_after(*since, usize::MAX);
+            entries = page.entries;
+            at.catalog = Some((generation, page.version));
+        }
+        _ => {
+            // First round, or a rebuilt catalog: the sweep sees every entry.
+            at.catalog = Some((generation, catalog.version()));
+            (at.sweep_after, at.sweep_fast) = (String::new(), true);
+        }
+    }
+    if at.peers != peers {
+        (at.sweep_after, at.sweep_fast) = (String::new(), true);
+        at.peers = peers;
+    }
+    let slice = if at.sweep_fast {
+        SWEEP_SLICE_FAST
+    } else {
+        SWEEP_SLICE
+    };
+    let swept: Vec<_> = catalog.after(&at.sweep_after).take(slice).collect();
+    if swept.len() < slice {
+        (at.sweep_after, at.sweep_fast) = (String::new(), false);
+    } else if let Some(last) = swept.last() {
+        at.sweep_after = last.id.clone();
+    }
+    let mut seen: HashSet<String> = entries.iter().map(|e| e.id.clone()).collect();
+    entries.extend(swept.into_iter().filter(|e| seen.insert(e.id.clone())));
+    for id in named {
+        if !seen.contains(&id) {
+            if let Some(e) = catalog.get(&id) {
+                seen.insert(id);
+                entries.push(e);
+            }
+        }
+    }
+    (entries, at)
+}
+
 /// The folder of the jobs in the node's state folder.
 pub const JOBS_DIR: &str = "remirror";
 
@@ -88,6 +162,7 @@ pub struct Redundancy {
     /// The soonest end of a grace period seen at the last round: the next round starts then
     /// rather than up to a [`ROUND`] later.
     next_grace_end: Mutex<Option<Instant>>,
+    surveyed: Mutex<Surveyed>,
 }
 
 impl Redundancy {
@@ -128,6 +203,7 @@ impl Redundancy {
             }),
             next_hidden_sweep: Mutex::new(Instant::now()),
             next_grace_end: Mutex::new(None),
+            surveyed: Mutex::new(Surveyed::default()),
         }
     }
 
@@ -140,6 +216,10 @@ impl Redundancy {
 
     fn lock_status(&self) -> std::sync::MutexGuard<'_, RemirrorStatus> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_surveyed(&self) -> std::sync::MutexGuard<'_, Surveyed> {
+        self.surveyed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Where another node's replicas are served, for the viewer (`None` for this node).
@@ -233,19 +313,39 @@ impl Redundancy {
     /// there is more to do at once.
     async fn round(&self) -> Result<bool, String> {
         let mut peers = self.peers.lock().await;
-        peers.refresh(&self.client).await;
+        let changed_there = peers.refresh(&self.client).await;
         // Until every other node's catalog was read once, nothing counts as lost.
         let all_known = peers
             .nodes
             .iter()
             .all(|n| n.known || n.silent_since.is_some());
         let now = Instant::now();
-        let entries = self.catalog.entries();
-        let mine: Vec<cluster::CatalogEntry> = entries
+        let mut jobs = self.jobs();
+        // What to survey: what changed here or there since the last round, what waits for a
+        // grace period, the copies under way, and a slice of the slow sweep through all.
+        let marks: Vec<PeerMark> = peers
+            .nodes
+            .iter()
+            .map(|n| (n.catalog.clone(), n.known, n.up()))
+            .chain([(String::new(), all_known, true)])
+            .collect();
+        let named: BTreeSet<String> = changed_there
+            .into_iter()
+            .chain(self.lock_status().waiting.iter().map(|w| w.image.clone()))
+            .chain(jobs.keys().cloned())
+            .collect();
+        let surveyed_before = self.lock_surveyed().clone();
+        let catalog = self.catalog.clone();
+        let (entries, surveyed_now) =
+            tokio::task::spawn_blocking(move || to_survey(&catalog, surveyed_before, marks, named))
+                .await
+                .map_err(|e| e.to_string())?;
+        *self.lock_surveyed() = surveyed_now;
+        let mine: BTreeMap<String, cluster::CatalogEntry> = entries
             .iter()
             .filter(|e| e.state.servable())
             .filter(|e| self.library.get(&e.id).is_some_and(|i| i.readable()))
-            .cloned()
+            .map(|e| (e.id.clone(), e.clone()))
             .collect();
         // Replicas found damaged on a disk in service: taken off once superseded (or withdrawn).
         let damaged = entries.iter().filter(|e| {
@@ -254,11 +354,10 @@ impl Redundancy {
                     d.config.id == e.disk && d.serves() && d.images_dir().join(&e.id).is_dir()
                 })
         });
-        let mut jobs = self.jobs();
         let mut waiting = Vec::new();
         let mut soonest = None;
         let surveyed: Vec<(&cluster::CatalogEntry, bool)> = mine
-            .iter()
+            .values()
             .map(|e| (e, true))
             .chain(damaged.map(|e| (e, false)))
             .collect();
@@ -376,7 +475,7 @@ impl Redundancy {
             .unwrap_or_else(|p| p.into_inner()) = soonest.map(|left| now + left);
         // Jobs for images no longer readable here cannot go on from here.
         for id in jobs.keys().cloned().collect::<Vec<_>>() {
-            if !mine.iter().any(|e| e.id == id) {
+            if !mine.contains_key(&id) {
                 self.forget(&id);
                 jobs.remove(&id);
             }
@@ -405,8 +504,7 @@ impl Redundancy {
                         step: "waiting for its turn".into(),
                         bytes_done: 0,
                         bytes_total: mine
-                            .iter()
-                            .find(|e| e.id == job.image)
+                            .get(&job.image)
                             .map_or(0, |e| e.files.iter().map(|f| f.size).sum()),
                         rate: 0,
                         started_at: job.started_at,
@@ -426,7 +524,7 @@ impl Redundancy {
         queue.sort_by_key(|j| (blocked.contains(&j.image), j.failures));
         let mut per_disk: BTreeMap<String, VecDeque<Queued>> = BTreeMap::new();
         for job in queue {
-            let Some(entry) = mine.iter().find(|e| e.id == job.image) else {
+            let Some(entry) = mine.get(&job.image) else {
                 continue;
             };
             // What the peers said at this round, for this job's choices.
@@ -1055,5 +1153,88 @@ impl Worker for RemirrorWorker {
 
     fn progress(&self) -> String {
         self.last.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: usize) -> cluster::CatalogEntry {
+        cluster::CatalogEntry {
+            id: format!("img-{n:05}"),
+            version: 0,
+            state: ReplicaState::Ok,
+            disk: "d1".into(),
+            nodes: vec!["node-a".into(), "node-b".into()],
+            epoch: 1,
+            width: 1,
+            height: 1,
+            meta: cluster::ImageMeta::default(),
+            files: Vec::new(),
+        }
+    }
+
+    fn ids(entries: &[cluster::CatalogEntry]) -> BTreeSet<String> {
+        entries.iter().map(|e| e.id.clone()).collect()
+    }
+
+    fn range(from: usize, to: usize) -> BTreeSet<String> {
+        (from..to).map(|n| entry(n).id).collect()
+    }
+
+    #[test]
+    fn a_round_surveys_what_changed_what_is_named_and_a_slice_of_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let (catalog, _) = Catalog::open(&dir.path().join("catalog"), "node-a").unwrap();
+        let all = 2 * SWEEP_SLICE + 500;
+        for n in 0..all {
+            catalog.add(entry(n)).unwrap();
+        }
+        let peers = vec![("b1".to_string(), true, true)];
+        let none = BTreeSet::new();
+
+        // The first round sees everything (the fast sweep wraps around at once).
+        let (seen, at) = to_survey(&catalog, Surveyed::default(), peers.clone(), none.clone());
+        assert_eq!(ids(&seen), range(0, all));
+        assert!(!at.sweep_fast);
+
+        // Nothing changed: one slice of the sweep.
+        let (seen, at) = to_survey(&catalog, at, peers.clone(), none.clone());
+        assert_eq!(ids(&seen), range(0, SWEEP_SLICE));
+
+        // A change here and an id named (a peer's change, a wait, a job) beyond the slice.
+        let changed = entry(all - 1).id;
+        let named = entry(all - 2).id;
+        catalog
+            .set_state(
+                &changed,
+                ReplicaState::Suspect {
+                    reason: "test".into(),
+                },
+            )
+            .unwrap();
+        let (seen, at) = to_survey(&catalog, at, peers.clone(), [named.clone()].into());
+        let mut want = range(SWEEP_SLICE, 2 * SWEEP_SLICE);
+        want.extend([changed.clone(), named]);
+        assert_eq!(ids(&seen), want);
+        let changed_entry = seen.iter().find(|e| e.id == changed).unwrap();
+        assert!(matches!(changed_entry.state, ReplicaState::Suspect { .. }));
+
+        // The end of the sweep, then around again; the change is not seen twice.
+        let (seen, at) = to_survey(&catalog, at, peers.clone(), none.clone());
+        assert_eq!(ids(&seen), range(2 * SWEEP_SLICE, all));
+        assert!(at.sweep_after.is_empty());
+
+        // A peer falls silent: everything again at once.
+        let silent = vec![("b1".to_string(), true, false)];
+        let (seen, at) = to_survey(&catalog, at, silent, none.clone());
+        assert_eq!(ids(&seen), range(0, all));
+
+        // A rebuilt catalog (a new name): everything again.
+        let mut renamed = at.clone();
+        renamed.catalog = Some(("an older catalog".into(), 0));
+        let (seen, _) = to_survey(&catalog, renamed, peers, none);
+        assert_eq!(ids(&seen), range(0, all));
     }
 }
