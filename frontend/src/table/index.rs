@@ -12,7 +12,7 @@ use std::ops::Bound;
 use roaring::{MultiOps, RoaringBitmap};
 
 use super::packed::PackedMeta;
-use super::words::{lower, words};
+use super::words::{is_word_and_sign, lower, words, words_and_signs};
 use super::Query;
 
 #[derive(Default)]
@@ -62,12 +62,12 @@ impl Rows {
     }
 }
 
-/// The distinct words of a row's searched fields.
+/// The distinct words of a row's searched fields, and each with the sign after it.
 fn words_of(meta: &PackedMeta) -> Vec<String> {
     let mut all = Vec::new();
     for field in meta.searched() {
         let lowered = lower(field);
-        all.extend(words(&lowered).map(str::to_string));
+        all.extend(words_and_signs(&lowered).map(str::to_string));
     }
     all.sort_unstable();
     all.dedup();
@@ -110,6 +110,15 @@ impl Index {
         }
     }
 
+    /// The rows holding `word` itself.
+    fn holding(&self, word: &str) -> RoaringBitmap {
+        match self.words.get(word) {
+            Some(Rows::One(row)) => RoaringBitmap::from_iter([*row]),
+            Some(Rows::Many(rows)) => (**rows).clone(),
+            None => RoaringBitmap::new(),
+        }
+    }
+
     /// The rows holding a word that begins with `start`.
     fn beginning(&self, start: &str) -> RoaringBitmap {
         let mut ones = RoaringBitmap::new();
@@ -137,10 +146,17 @@ impl Index {
         let mut sets = Vec::new();
         let mut starts = HashSet::new();
         for word in &query.words {
-            // A word of letters and digits only is matched exactly by the rows holding a
-            // word that begins with it; any other is a superset to read.
-            exact &= words(word).next() == Some(word.as_str());
-            starts.extend(words(word));
+            if words(word).next() == Some(word.as_str()) {
+                // Letters and digits only: the rows holding a word that begins with it.
+                starts.insert(word.as_str());
+            } else if is_word_and_sign(word) {
+                // A word and its sign ("no."): the rows holding exactly that.
+                sets.push(self.holding(word));
+            } else {
+                // Any other: a superset, each row of it read.
+                exact = false;
+                starts.extend(words(word));
+            }
         }
         if !query.artist.is_empty() {
             exact = false; // the artist's words must be in the artist field

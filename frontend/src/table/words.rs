@@ -23,6 +23,31 @@ pub fn words(lower: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
+/// The words of a text already in lower case, each also with the sign that follows it at once
+/// when there is one (not a space): "no. 5" gives "no", "no." and "5". A search word that is
+/// a word and one sign ("no.", "c.") is found in the index as it is, without reading rows.
+pub fn words_and_signs(lower: &str) -> impl Iterator<Item = &str> {
+    words(lower).flat_map(move |w| {
+        let end = w.as_ptr() as usize - lower.as_ptr() as usize + w.len();
+        let signed = lower[end..]
+            .chars()
+            .next()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| &lower[end - w.len()..end + c.len_utf8()]);
+        std::iter::once(w).chain(signed)
+    })
+}
+
+/// Whether a search word is one word and one sign after it ("no.", "c."): the words of the
+/// text that [`words_and_signs`] gives answer it exactly.
+pub fn is_word_and_sign(word: &str) -> bool {
+    let mut them = words(word);
+    match (them.next(), them.next()) {
+        (Some(first), None) => word.starts_with(first) && word[first.len()..].chars().count() == 1,
+        _ => false,
+    }
+}
+
 /// Whether `word` (in lower case) is found in `text` at the start of one of its words,
 /// ignoring case. A word that begins with a sign ("(1831") may be found anywhere.
 pub fn begins_a_word(text: &str, word: &str) -> bool {
@@ -80,7 +105,41 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_word_and_the_sign_after_it_are_a_word_too() {
+        let all: Vec<&str> = words_and_signs("no. 5 c.1831 (x) a–b end").collect();
+        assert_eq!(
+            all,
+            ["no", "no.", "5", "c", "c.", "1831", "x", "x)", "a", "a–", "b", "end"]
+        );
+        for (word, is) in [
+            ("no.", true),
+            ("c.", true),
+            ("a–", true),
+            ("no", false),
+            ("no..", false),
+            ("c.1", false),
+            (".no", false),
+            (":", false),
+        ] {
+            assert_eq!(is_word_and_sign(word), is, "{word}");
+        }
+    }
+
     proptest! {
+        /// A search word of one word and one sign matches exactly the texts that have it
+        /// among their words and signs: the index answers it without reading the row.
+        #[test]
+        fn a_word_and_its_sign_match_where_the_text_has_them(
+            text in "[a-zA-Z é.:1-]{0,16}",
+            word in "[a-zé1]{1,3}[.:-]",
+        ) {
+            let lowered = lower(&text);
+            let has = words_and_signs(&lowered).any(|w| w == word);
+            prop_assert!(is_word_and_sign(&word));
+            prop_assert_eq!(begins_a_word(&text, &word), has, "{} in {}", word, text);
+        }
+
         /// A match is always at a place where one of the text's words begins with each
         /// word of the search word: what lets the index answer for the check.
         #[test]
