@@ -187,8 +187,11 @@ async fn read_pages(
 impl PeerNode {
     fn apply(&mut self, page: CatalogPage, now: Instant, changed: &mut Vec<String>) {
         if page.catalog != self.catalog {
+            // Rebuilt (or new): nothing it said before holds, and nothing missing from it
+            // means anything until it has been read whole again.
             self.replicas.clear();
             self.catalog = page.catalog.clone();
+            (self.known, self.known_at) = (false, None);
         }
         for e in page.entries {
             changed.push(e.id.clone());

@@ -163,6 +163,10 @@ pub struct Redundancy {
     /// rather than up to a [`ROUND`] later.
     next_grace_end: Mutex<Option<Instant>>,
     surveyed: Mutex<Surveyed>,
+    /// The images waiting for a grace period to end, with when it ends and what was lost:
+    /// each is surveyed again when it ends (or when something about it changes), not at
+    /// every round, as a node gone silent makes half a million of them wait.
+    grace_ends: Mutex<BTreeMap<String, (Instant, String)>>,
 }
 
 impl Redundancy {
@@ -204,6 +208,7 @@ impl Redundancy {
             next_hidden_sweep: Mutex::new(Instant::now()),
             next_grace_end: Mutex::new(None),
             surveyed: Mutex::new(Surveyed::default()),
+            grace_ends: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -216,6 +221,10 @@ impl Redundancy {
 
     fn lock_status(&self) -> std::sync::MutexGuard<'_, RemirrorStatus> {
         self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_grace_ends(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Instant, String)>> {
+        self.grace_ends.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_surveyed(&self) -> std::sync::MutexGuard<'_, Surveyed> {
@@ -329,9 +338,22 @@ impl Redundancy {
             .map(|n| (n.catalog.clone(), n.known, n.up()))
             .chain([(String::new(), all_known, true)])
             .collect();
+        // Those whose grace ends by now are taken out, and put back if they still wait.
+        let ended: Vec<String> = {
+            let mut ends = self.lock_grace_ends();
+            let ended: Vec<String> = ends
+                .iter()
+                .filter(|(_, (end, _))| *end <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ended.iter().for_each(|id| {
+                ends.remove(id);
+            });
+            ended
+        };
         let named: BTreeSet<String> = changed_there
             .into_iter()
-            .chain(self.lock_status().waiting.iter().map(|w| w.image.clone()))
+            .chain(ended)
             .chain(jobs.keys().cloned())
             .collect();
         let surveyed_before = self.lock_surveyed().clone();
@@ -354,8 +376,13 @@ impl Redundancy {
                     d.config.id == e.disk && d.serves() && d.images_dir().join(&e.id).is_dir()
                 })
         });
-        let mut waiting = Vec::new();
-        let mut soonest = None;
+        {
+            // What is surveyed now is decided again now.
+            let mut ends = self.lock_grace_ends();
+            entries.iter().for_each(|e| {
+                ends.remove(&e.id);
+            });
+        }
         let surveyed: Vec<(&cluster::CatalogEntry, bool)> = mine
             .values()
             .map(|e| (e, true))
@@ -378,6 +405,14 @@ impl Redundancy {
                         holding: p.holding(&entry.id, now),
                     });
                 }
+            }
+            // A partner whose catalog is still being read says nothing yet: nothing is decided
+            // (nor waited for) until it has been read whole; its first whole reading surveys
+            // everything again.
+            if peers.nodes.iter().any(|p| {
+                !p.known && p.silent_since.is_none() && others.iter().any(|o| o.node == p.name)
+            }) {
+                continue;
             }
             let decision =
                 protocol::survey(&self.me, &set, &others, &|n| self.domain_of(n), self.grace);
@@ -443,13 +478,8 @@ impl Redundancy {
                     }
                 }
                 Survey::Wait { lost, left } => {
-                    soonest = Some(soonest.map_or(left, |s: Duration| s.min(left)));
-                    waiting.push(Waiting {
-                        image: entry.id.clone(),
-                        lost,
-                        in_seconds: left.as_secs(),
-                        blocked: None,
-                    })
+                    self.lock_grace_ends()
+                        .insert(entry.id.clone(), (now + left, lost));
                 }
                 Survey::Remirror { lost } => {
                     if all_known && !jobs.contains_key(&entry.id) {
@@ -469,10 +499,23 @@ impl Redundancy {
                 }
             }
         }
+        let (waiting, soonest) = {
+            let ends = self.lock_grace_ends();
+            let waiting: Vec<Waiting> = ends
+                .iter()
+                .map(|(id, (end, lost))| Waiting {
+                    image: id.clone(),
+                    lost: lost.clone(),
+                    in_seconds: end.saturating_duration_since(now).as_secs(),
+                    blocked: None,
+                })
+                .collect();
+            (waiting, ends.values().map(|(end, _)| *end).min())
+        };
         *self
             .next_grace_end
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = soonest.map(|left| now + left);
+            .unwrap_or_else(|p| p.into_inner()) = soonest;
         // Jobs for images no longer readable here cannot go on from here.
         for id in jobs.keys().cloned().collect::<Vec<_>>() {
             if !mine.contains_key(&id) {
