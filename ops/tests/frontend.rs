@@ -27,12 +27,13 @@ fn health(addr: &str) -> serde_json::Value {
     serde_json::from_slice(&get(addr, "/health").2).unwrap()
 }
 
-/// Waits until the frontend has asked every backend and holds `images` images.
+/// Waits until the frontend has asked every backend and holds `images` images, each with both
+/// its replicas (the count of images alone is reached once one replica of each is known).
 fn ready(fe: &Backend, images: u64) {
     let asked = Instant::now();
     loop {
         let h = health(&fe.addr);
-        if h["status"] == "ok" && h["images"] == images {
+        if h["status"] == "ok" && h["images"] == images && h["redundancy"]["healthy"] == images {
             return;
         }
         assert!(asked.elapsed() < Duration::from_secs(20), "not ready: {h}");
