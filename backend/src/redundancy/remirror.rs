@@ -339,18 +339,14 @@ impl Redundancy {
             .chain([(String::new(), all_known, true)])
             .collect();
         // Those whose grace ends by now are taken out, and put back if they still wait.
-        let ended: Vec<String> = {
-            let mut ends = self.lock_grace_ends();
-            let ended: Vec<String> = ends
-                .iter()
-                .filter(|(_, (end, _))| *end <= now)
-                .map(|(id, _)| id.clone())
-                .collect();
-            ended.iter().for_each(|id| {
-                ends.remove(id);
-            });
-            ended
-        };
+        let mut ended = Vec::new();
+        self.lock_grace_ends().retain(|id, (end, _)| {
+            let over = *end <= now;
+            if over {
+                ended.push(id.clone());
+            }
+            !over
+        });
         let named: BTreeSet<String> = changed_there
             .into_iter()
             .chain(ended)
@@ -376,8 +372,8 @@ impl Redundancy {
                     d.config.id == e.disk && d.serves() && d.images_dir().join(&e.id).is_dir()
                 })
         });
+        // What is surveyed now is decided again now (the guard dropped before any await).
         {
-            // What is surveyed now is decided again now.
             let mut ends = self.lock_grace_ends();
             entries.iter().for_each(|e| {
                 ends.remove(&e.id);
