@@ -225,15 +225,38 @@ fn oversized_and_zero_sized_originals_are_refused_from_their_header() {
     assert_refused(&zero, &[], "zero.png");
 }
 
+/// A sequential JPEG is decoded row by row, so a memory limit far below its pixels does not
+/// stop it; a progressive one must hold its coefficients whole, and over the limit it is
+/// refused from its header with what it would need.
 #[test]
 fn whole_decode_over_the_memory_limit_is_refused() {
     let o = Originals::new();
-    let (_d, p) = o.variant("good.jpg", "large.jpg", |_| {});
-    assert_refused(
-        &p,
-        &["--max-memory", "1"],
-        "needs 1.4 MiB, over the limit of 1.0 MiB",
+    let (d, p) = o.variant("good.jpg", "large.jpg", |_| {});
+    let out = td(&[
+        "tile",
+        p.to_str().unwrap(),
+        "-o",
+        d.path().join("large.tdp").to_str().unwrap(),
+        "--max-memory",
+        "1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let progressive = o.path("progressive.jpg");
+    tool(
+        "convert",
+        &[
+            o.path("good.png").to_str().unwrap(),
+            "-interlace",
+            "JPEG",
+            progressive.to_str().unwrap(),
+        ],
+    );
+    let (_d, p) = o.variant("progressive.jpg", "progressive.jpg", |_| {});
+    assert_refused(&p, &["--max-memory", "1"], "MiB, over the limit of 1.0 MiB");
 }
 
 #[test]

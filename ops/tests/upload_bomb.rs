@@ -1,32 +1,37 @@
 //! Decompression bombs sent as uploads by an account holder, to real `td backend` processes:
-//! a 0.4 MB PNG that really is 20000×20000 pixels, and a 333-byte JPEG whose header claims
-//! 20000×20000. Each upload fails with a plain reason naming the uploader's file, nothing is
-//! published, and the node's own memory never holds the image: tiling runs in a child held
-//! to the node's `tile_memory_mb`, and the node keeps serving throughout.
+//! a PNG whose header claims 70000×70000 (4.9 gigapixels, over the limit) and a 333-byte JPEG
+//! whose header claims 20000×20000. Each upload fails with a plain reason naming the
+//! uploader's file, nothing is published, and the node's own memory never holds the image:
+//! tiling runs in a child held to the node's `tile_memory_mb`, and the node keeps serving
+//! throughout. (A PNG that really is 20000×20000 is no bomb any more: PNGs are tiled row by
+//! row, in a few MiB.)
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::ingest::Cluster;
 
-/// A grey PNG of `side`² black pixels, written row by row (the test never holds it whole).
+/// A small real PNG whose header is rewritten to claim `side`² grey pixels, its checksum made
+/// good again so that only the size gives it away.
 fn png_bomb(dir: &Path, side: u32) -> PathBuf {
-    let path = dir.join("bomb.png");
-    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    let mut encoder = png::Encoder::new(file, side, side);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::High);
-    let mut writer = encoder.write_header().unwrap();
-    let mut stream = writer.stream_writer().unwrap();
-    let row = vec![0u8; side as usize];
-    for _ in 0..side {
-        stream.write_all(&row).unwrap();
+    let mut png = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut png, 16, 16);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        writer.write_image_data(&[0u8; 256]).unwrap();
     }
-    stream.finish().unwrap();
+    // After the 8-byte signature: IHDR's length (4), its type (4), width (4), height (4), the
+    // rest of its 13 bytes, then the CRC of type and data.
+    png[16..20].copy_from_slice(&side.to_be_bytes());
+    png[20..24].copy_from_slice(&side.to_be_bytes());
+    let crc = crc32fast::hash(&png[12..29]);
+    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let path = dir.join("bomb.png");
+    std::fs::write(&path, &png).unwrap();
     path
 }
 
@@ -83,7 +88,7 @@ fn fails(c: &Cluster, file: &Path) -> String {
 #[test]
 fn bombs_fail_with_a_plain_reason_and_never_reach_the_node_s_memory() {
     let mut c = Cluster::new(&["A", "B"]);
-    // Each node may give a tiling 512 MiB; the PNG decoded is 400 MB (fits no half of it).
+    // Each node may give a tiling 512 MiB.
     let text = std::fs::read_to_string(&c.config).unwrap();
     std::fs::write(
         &c.config,
@@ -94,13 +99,12 @@ fn bombs_fail_with_a_plain_reason_and_never_reach_the_node_s_memory() {
     c.start(1, None);
     let work = tempfile::tempdir().unwrap();
 
-    let png = png_bomb(work.path(), 20_000);
+    let png = png_bomb(work.path(), 70_000);
     let size = std::fs::metadata(&png).unwrap().len();
-    assert!(size < 2 << 20, "the bomb is small: {size} bytes");
     let reason = fails(&c, &png);
-    eprintln!("{size}-byte PNG of 20000×20000: {reason}");
+    eprintln!("{size}-byte PNG claiming 70000×70000: {reason}");
     assert!(
-        reason.contains("bomb.png") && reason.contains("MiB"),
+        reason.contains("bomb.png") && reason.contains("megapixels"),
         "{reason}"
     );
     assert!(
@@ -117,7 +121,7 @@ fn bombs_fail_with_a_plain_reason_and_never_reach_the_node_s_memory() {
         "{reason}"
     );
 
-    // The node never held either image: its peak is far below the 400 MB one would take.
+    // The node never held either image: its peak is far below the 1.2 GB the JPEG claims.
     let pid = c.pid(0);
     let peak = peak_kib(pid);
     eprintln!("node-a's peak memory: {} MiB", peak / 1024);

@@ -330,3 +330,136 @@ fn srgb_profile_is_recognised_and_left_alone() {
     let r = tile_and_check(&p, &TileOptions::default());
     assert_eq!(r.colour, tiler::source::ProfileUse::AlreadySrgb);
 }
+
+/// Limits that allow a third of what decoding the W×H test pictures whole as RGB needs.
+fn too_little_for_a_whole_decode() -> TileOptions {
+    TileOptions {
+        limits: tiler::Limits {
+            max_decode_bytes: u64::from(W * H),
+            ..tiler::Limits::default()
+        },
+        ..TileOptions::default()
+    }
+}
+
+/// Sequential JPEGs and PNGs are decoded row by row: they tile within a memory limit that a
+/// whole decode would exceed, and come out the same. What must be decoded whole (progressive
+/// coefficients, CMYK, an orientation to apply, interlaced rows) is held to the limit.
+#[test]
+fn jpegs_and_pngs_stream_row_by_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let streamed = [
+        (
+            "rgb.jpg",
+            &["-quality", "92"][..],
+            "JPEG streamed row by row",
+        ),
+        (
+            "grey.jpg",
+            &["-colorspace", "Gray"][..],
+            "JPEG streamed row by row",
+        ),
+        ("rgb.png", &["PNG24:"][..], "PNG streamed row by row"),
+        (
+            "deep.png",
+            &["-depth", "16", "PNG48:"][..],
+            "PNG streamed row by row",
+        ),
+        (
+            "alpha.png",
+            &[
+                "-alpha", "set", "-channel", "A", "-fx", "i/w", "+channel", "PNG32:",
+            ][..],
+            "PNG streamed row by row",
+        ),
+        (
+            "palette.png",
+            &["+dither", "-colors", "64", "PNG8:"][..],
+            "PNG streamed row by row",
+        ),
+        (
+            "grey.png",
+            &["-colorspace", "Gray", "PNG8:"][..],
+            "PNG streamed row by row",
+        ),
+    ];
+    for (name, args, how) in streamed {
+        let p = make_picture(dir.path(), name, W, H, args);
+        let r = tile_and_check(&p, &too_little_for_a_whole_decode());
+        assert_eq!(r.source, how, "{name}");
+    }
+    let whole = [
+        ("progressive.jpg", &["-interlace", "JPEG"][..]),
+        ("cmyk.jpg", &["-colorspace", "CMYK"][..]),
+        ("interlaced.png", &["-interlace", "PNG", "PNG24:"][..]),
+    ];
+    for (name, args) in whole {
+        let p = make_picture(dir.path(), name, W, H, args);
+        let err = tile(
+            &p,
+            &dir.path().join("x.tdp"),
+            &dir.path().join("x.jpg"),
+            &too_little_for_a_whole_decode(),
+            &|_, _| {},
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                tiler::TileError::Source(tiler::SourceError::TooMuchMemory { .. })
+            ),
+            "{name}: {err}"
+        );
+        // With room, the same original tiles, decoded whole.
+        let r = tile_and_check(&p, &TileOptions::default());
+        assert_ne!(r.source, "JPEG streamed row by row", "{name}");
+        assert_ne!(r.source, "PNG streamed row by row", "{name}");
+    }
+}
+
+/// libjpeg's fatal errors come back as errors naming the file, never as a panic or a process
+/// abort: here a scan that asks for a Huffman table the file never defines.
+#[test]
+fn a_jpeg_libjpeg_cannot_decode_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = make_picture(dir.path(), "h.jpg", 64, 48, &["-quality", "90"]);
+    let mut bytes = std::fs::read(&p).unwrap();
+    let sos = bytes.windows(2).position(|m| m == [0xFF, 0xDA]).unwrap();
+    // FF DA, length (2), component count (1), then per component its id and table choice.
+    bytes[sos + 6] = 0x33;
+    std::fs::write(&p, &bytes).unwrap();
+    let err = tile(
+        &p,
+        &dir.path().join("h.tdp"),
+        &dir.path().join("h.thumb.jpg"),
+        &TileOptions::default(),
+        &|_, _| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("h.jpg") && err.contains("Huffman"), "{err}");
+    assert!(!dir.path().join("h.tdp").exists());
+}
+
+/// Bytes changed anywhere in a small JPEG or PNG give a pyramid or an error, never a panic.
+#[test]
+fn damaged_jpegs_and_pngs_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["d.jpg", "d.png"] {
+        let p = make_picture(dir.path(), name, 300, 200, &[]);
+        let good = std::fs::read(&p).unwrap();
+        let damaged = dir.path().join(format!("damaged-{name}"));
+        for at in (0..good.len()).step_by(good.len() / 97 + 1) {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0x5A;
+            std::fs::write(&damaged, &bytes).unwrap();
+            let _ = tile(
+                &damaged,
+                &dir.path().join("d.tdp"),
+                &dir.path().join("d.thumb.jpg"),
+                &TileOptions::default(),
+                &|_, _| {},
+            );
+        }
+    }
+}

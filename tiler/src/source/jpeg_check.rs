@@ -6,6 +6,29 @@
 
 use std::io::{self, BufRead, ErrorKind, Read};
 
+/// What the walk learned about the frame, for choosing how to decode it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// Progressive (SOF2, SOF6, SOF10, SOF14): every coefficient is kept until the last scan.
+    pub progressive: bool,
+    /// The 8×8 blocks the frame header declares, over all components.
+    pub blocks: Option<u64>,
+    /// The frame header's longer side, in pixels.
+    pub longest_side: u16,
+}
+
+impl Frame {
+    /// Bytes a decoder must hold for the whole frame's coefficients (two per sample of every
+    /// block) when it cannot go row by row; 0 for a sequential frame.
+    pub fn coefficient_bytes(&self) -> u64 {
+        if self.progressive {
+            self.blocks.unwrap_or(0).saturating_mul(64 * 2)
+        } else {
+            0
+        }
+    }
+}
+
 pub enum Incomplete {
     Io(io::Error),
     Truncated(&'static str),
@@ -63,7 +86,8 @@ fn declared_blocks(sof: &[u8]) -> Option<u64> {
 
 /// Reads the stream up to its EOI marker; fails if the file ends before it, or if its image
 /// data is far shorter than its frame header's size needs.
-pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
+pub fn check_complete(mut r: impl BufRead) -> Result<Frame, Incomplete> {
+    let mut frame_seen = Frame::default();
     let mut blocks = None;
     let mut data_bytes = 0u64;
     if byte(&mut r)? != 0xFF || byte(&mut r)? != 0xD8 {
@@ -96,7 +120,8 @@ pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
                         "its image data is far shorter than the size its header declares",
                     ));
                 }
-                return Ok(());
+                frame_seen.blocks = blocks;
+                return Ok(frame_seen);
             }
             0x01 | 0xD0..=0xD7 => continue,
             _ => {
@@ -120,6 +145,11 @@ pub fn check_complete(mut r: impl BufRead) -> Result<(), Incomplete> {
                 }
                 if frame && blocks.is_none() {
                     blocks = declared_blocks(&kept);
+                    frame_seen.progressive = matches!(m, 0xC2 | 0xC6 | 0xCA | 0xCE);
+                    if let [_, h1, h2, w1, w2, ..] = kept[..] {
+                        frame_seen.longest_side =
+                            u16::from_be_bytes([h1, h2]).max(u16::from_be_bytes([w1, w2]));
+                    }
                 }
                 if m == 0xDA {
                     let (marker, bytes) = skip_entropy_data(&mut r)?;
@@ -218,6 +248,25 @@ mod tests {
                 .unwrap();
             assert!(check_complete(&flat[..]).is_ok(), "{w}×{h} flat");
         }
+    }
+
+    #[test]
+    fn the_frame_says_whether_it_is_progressive_and_how_large() {
+        let frame = check_complete(&minimal_jpeg()[..]).ok().unwrap();
+        assert!(!frame.progressive);
+        assert_eq!(frame.longest_side, 40);
+        assert_eq!(frame.coefficient_bytes(), 0);
+        let mut progressive = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut progressive, 80);
+        encoder.set_progressive(true);
+        encoder
+            .encode(&[90u8; 48 * 32], 48, 32, jpeg_encoder::ColorType::Luma)
+            .unwrap();
+        let frame = check_complete(&progressive[..]).ok().unwrap();
+        assert!(frame.progressive);
+        assert_eq!(frame.longest_side, 48);
+        // 6 × 4 blocks of one grey component, 64 coefficients of 2 bytes each.
+        assert_eq!(frame.coefficient_bytes(), 6 * 4 * 128);
     }
 
     #[test]

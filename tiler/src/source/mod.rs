@@ -1,13 +1,17 @@
 //! Decoding originals into a stream of 8-bit rows, top to bottom.
 //!
-//! A stripped or tiled TIFF is streamed chunk row by chunk row, so memory does not grow with the
-//! image; JPEG and PNG (and TIFFs that must be rotated) are decoded whole by `image` and handed
-//! out row band by row band, converted as they go so that no second full-size copy exists.
+//! A stripped or tiled TIFF is streamed chunk row by chunk row, a sequential JPEG or a PNG row by
+//! row, so memory does not grow with the image (a progressive JPEG holds its coefficients, as
+//! every decoder must). What cannot go row by row (CMYK JPEGs, interlaced PNGs, originals an
+//! orientation turns, TIFFs that must be rotated) is decoded whole by `image` and handed out row
+//! band by row band, converted as it goes so that no second full-size copy exists.
 
 mod colour;
 mod convert;
 mod in_memory;
 mod jpeg_check;
+mod jpeg_stream;
+mod png_stream;
 mod tiff_stream;
 
 use std::fs::File;
@@ -17,6 +21,8 @@ use std::path::{Path, PathBuf};
 pub use colour::ProfileUse;
 pub use convert::Layout;
 pub use in_memory::InMemorySource;
+pub use jpeg_stream::JpegStream;
+pub use png_stream::PngStream;
 pub use tiff_stream::TiffSource;
 
 /// A default cap on input pixels: 4 gigapixels, the largest a JPEG can be (65 535²) rounded
@@ -64,6 +70,10 @@ pub enum SourceError {
         path: PathBuf,
         source: image::ImageError,
     },
+    #[error("{path}: cannot decode JPEG: {what}")]
+    Jpeg { path: PathBuf, what: String },
+    #[error("{path}: cannot decode PNG: {what}")]
+    Png { path: PathBuf, what: String },
     #[error("{path}: cannot decode TIFF: {source}")]
     Tiff {
         path: PathBuf,
@@ -89,7 +99,8 @@ pub enum SourceError {
     },
     #[error(
         "{path}: decoding this {width}×{height} image whole needs {:.1} MiB, over the limit of \
-         {:.1} MiB (save it as a tiled TIFF to stream it, or raise --max-memory)",
+         {:.1} MiB (save it as an upright baseline RGB JPEG, a PNG without interlacing or a \
+         tiled TIFF to stream it, or raise --max-memory)",
         *need as f64 / 1048576.0,
         *limit as f64 / 1048576.0
     )]
@@ -158,22 +169,28 @@ pub fn open_raw(path: &Path, limits: Limits) -> Result<Box<dyn RowSource>, Sourc
             None => Ok(Box::new(InMemorySource::open(path, format, limits)?)),
         },
         image::ImageFormat::Jpeg => {
-            jpeg_check::check_complete(BufReader::new(File::open(path).map_err(io_err)?)).map_err(
-                |e| match e {
-                    jpeg_check::Incomplete::Io(source) => io_err(source),
-                    jpeg_check::Incomplete::Truncated(what) => SourceError::Truncated {
-                        path: path.to_path_buf(),
-                        what,
-                    },
-                    jpeg_check::Incomplete::Damaged(what) => SourceError::Corrupt {
-                        path: path.to_path_buf(),
-                        what,
-                    },
-                },
-            )?;
-            Ok(Box::new(InMemorySource::open(path, format, limits)?))
+            let frame =
+                jpeg_check::check_complete(BufReader::new(File::open(path).map_err(io_err)?))
+                    .map_err(|e| match e {
+                        jpeg_check::Incomplete::Io(source) => io_err(source),
+                        jpeg_check::Incomplete::Truncated(what) => SourceError::Truncated {
+                            path: path.to_path_buf(),
+                            what,
+                        },
+                        jpeg_check::Incomplete::Damaged(what) => SourceError::Corrupt {
+                            path: path.to_path_buf(),
+                            what,
+                        },
+                    })?;
+            match JpegStream::open(path, frame, limits)? {
+                Some(stream) => Ok(Box::new(stream)),
+                None => Ok(Box::new(InMemorySource::open(path, format, limits)?)),
+            }
         }
-        image::ImageFormat::Png => Ok(Box::new(InMemorySource::open(path, format, limits)?)),
+        image::ImageFormat::Png => match PngStream::open(path, limits)? {
+            Some(stream) => Ok(Box::new(stream)),
+            None => Ok(Box::new(InMemorySource::open(path, format, limits)?)),
+        },
         other => Err(SourceError::UnsupportedFormat {
             path: path.to_path_buf(),
             format: format!("{other:?}"),
