@@ -9,7 +9,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 
 use super::convert::{convert, Layout, Sample};
-use super::{check_size, Limits, RowSource, SourceError};
+use super::{check_memory, check_size, Limits, RowSource, SourceError};
 
 pub struct InMemorySource {
     image: DynamicImage,
@@ -36,16 +36,7 @@ impl InMemorySource {
         let mut decoder = reader.into_decoder().map_err(decode_err)?;
         let (width, height) = decoder.dimensions();
         check_size(path, width, height, limits)?;
-        let need = decoder.total_bytes();
-        if need > limits.max_decode_bytes {
-            return Err(SourceError::TooMuchMemory {
-                path: path.to_path_buf(),
-                width,
-                height,
-                need,
-                limit: limits.max_decode_bytes,
-            });
-        }
+        check_memory(path, width, height, decoder.total_bytes(), limits)?;
         let orientation = decoder.orientation().map_err(decode_err)?;
         // A damaged profile is not a reason to refuse the pixels.
         let icc = decoder.icc_profile().ok().flatten();

@@ -21,7 +21,7 @@ use super::jpeg_check::Frame;
 
 /// The longest side libjpeg decodes (`JPEG_MAX_DIMENSION`).
 const LIBJPEG_MAX_SIDE: u16 = 65_500;
-use super::{check_size, Limits, RowSource, SourceError};
+use super::{check_memory, check_size, Limits, RowSource, SourceError};
 
 type Started = DecompressStarted<BufReader<File>>;
 
@@ -122,16 +122,7 @@ impl JpegStream {
         }
         let (width, height) = (decompress.width() as u32, decompress.height() as u32);
         check_size(path, width, height, limits)?;
-        let need = frame.coefficient_bytes();
-        if need > limits.max_decode_bytes {
-            return Err(SourceError::TooMuchMemory {
-                path: path.to_path_buf(),
-                width,
-                height,
-                need,
-                limit: limits.max_decode_bytes,
-            });
-        }
+        check_memory(path, width, height, frame.coefficient_bytes(), limits)?;
         let icc = icc_profile(&decompress);
         let started = guarded(move || {
             if channels == 1 {

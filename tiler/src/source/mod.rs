@@ -25,9 +25,10 @@ pub use jpeg_stream::JpegStream;
 pub use png_stream::PngStream;
 pub use tiff_stream::TiffSource;
 
-/// A default cap on input pixels: 4 gigapixels, the largest a JPEG can be (65 535²) rounded
-/// down. It refuses decompression bombs from their header, before any pixel is decoded.
-pub const DEFAULT_MAX_PIXELS: u64 = 4_000_000_000;
+/// A default cap on input pixels: the largest a JPEG can be (65 535², 4 294.8 megapixels),
+/// rounded up to the megapixel so that `--max-megapixels` can say it. It refuses decompression
+/// bombs from their header, before any pixel is decoded.
+pub const DEFAULT_MAX_PIXELS: u64 = 4_295_000_000;
 /// A default cap on the memory a whole-image decode may take (JPEG, PNG): 4 GiB. The `td`
 /// binary raises it to half of the machine's memory.
 pub const DEFAULT_MAX_DECODE_BYTES: u64 = 4 << 30;
@@ -213,6 +214,26 @@ fn check_size(path: &Path, width: u32, height: u32, limits: Limits) -> Result<()
             width,
             height,
             limit: limits.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Checks what a decode must hold at once (`need` bytes) against the limit, from the header.
+fn check_memory(
+    path: &Path,
+    width: u32,
+    height: u32,
+    need: u64,
+    limits: Limits,
+) -> Result<(), SourceError> {
+    if need > limits.max_decode_bytes {
+        return Err(SourceError::TooMuchMemory {
+            path: path.to_path_buf(),
+            width,
+            height,
+            need,
+            limit: limits.max_decode_bytes,
         });
     }
     Ok(())
