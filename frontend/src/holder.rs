@@ -1,7 +1,14 @@
-//! The runtime of the failover state machine: heartbeats over UDP to the peer frontend (every
-//! 100 ms, on the frontend's own address), silence noticed after 400 ms, the backends asked as
-//! witnesses, the frontend's own health (it can serve only while it reaches some backend), and
-//! the address taken and released as the machine decides. One worker, one tick every 25 ms.
+//! The runtime of the failover state machine: heartbeats over UDP to the peer frontend (on the
+//! frontend's own address), the peer's silence noticed, the backends asked as witnesses, the
+//! frontend's own health (it can serve only while it reaches some backend), and the address
+//! taken and released as the machine decides. One worker, one tick every 25 ms.
+//!
+//! The holder beats every 100 ms and is silent after 350 ms (three beats and a half lost):
+//! its silence is what moves the address. A frontend standing by beats once a second and is
+//! silent after 3.5 s: its silence moves nothing (the holder keeps the address whatever the
+//! standby does), so it costs the network a tenth. Every change of state is sent at once, so
+//! a hand-back or a takeover is never held up by the slower beat. Which limit applies is read
+//! from the peer's last beat: it says whether the peer holds.
 //!
 //! Heartbeats are authenticated with the cluster secret (`heartbeat.rs`); what does not
 //! authenticate never reaches the machine, is counted by reason in `/failover`, and is logged
@@ -15,13 +22,18 @@ use cluster::worker::{BoxFuture, Worker, WorkerState};
 use serde::Deserialize;
 
 use crate::address::Address;
-use crate::failover::{Action, Beat, Input, Machine, Verdict};
+use crate::failover::{Action, Beat, Input, Machine, PeerView, Verdict};
 use crate::heartbeat::{self, Dropped, Drops, Link};
 use crate::table::Table;
 
+/// How often the holder beats.
 pub const HEARTBEAT: Duration = Duration::from_millis(100);
-/// No heartbeat for this long: the peer is silent (four heartbeats lost).
-pub const SILENCE: Duration = Duration::from_millis(400);
+/// How often a frontend that holds nothing beats.
+pub const STANDBY_HEARTBEAT: Duration = Duration::from_secs(1);
+/// No heartbeat from a holding peer for this long: the peer is silent.
+pub const SILENCE: Duration = Duration::from_millis(350);
+/// No heartbeat from a peer that said it holds nothing (or said nothing yet) for this long.
+pub const STANDBY_SILENCE: Duration = Duration::from_millis(3_500);
 /// While the peer is silent and this frontend holds nothing, the witnesses are asked again
 /// this often.
 pub const ASK_AGAIN: Duration = Duration::from_millis(500);
@@ -109,7 +121,7 @@ impl Holder {
             client,
             table,
             last_heard: Instant::now(),
-            last_sent: Instant::now() - HEARTBEAT,
+            last_sent: Instant::now() - STANDBY_HEARTBEAT,
             last_asked: None,
             last_take_try: None,
             take_failing: false,
@@ -263,15 +275,14 @@ impl Holder {
         }
         let (holding, asking, silent_view) = {
             let m = self.machine();
-            (
-                m.holding,
-                m.asking,
-                m.peer == crate::failover::PeerView::Silent,
-            )
+            (m.holding, m.asking, m.peer == PeerView::Silent)
         };
-        let quiet_for = self.last_heard.elapsed();
         let due_again = self.last_asked.is_none_or(|t| t.elapsed() >= ASK_AGAIN);
-        if quiet_for >= SILENCE && (!silent_view || (!holding && !asking && due_again)) {
+        // A peer already silent stays so until it is heard; while it is, and nobody holds,
+        // the witnesses are asked again.
+        let newly_silent =
+            !silent_view && self.last_heard.elapsed() >= silence_limit(&self.machine().peer);
+        if newly_silent || (silent_view && !holding && !asking && due_again) {
             let acts = self.feed(Input::PeerSilent);
             self.perform(acts).await;
         }
@@ -310,10 +321,29 @@ impl Holder {
                 Err(_) => {}
             }
         }
-        if self.last_sent.elapsed() >= HEARTBEAT {
-            let beat = self.machine().beat();
+        let beat = self.machine().beat();
+        if self.last_sent.elapsed() >= beat_every(&beat) {
             self.send(beat).await;
         }
+    }
+}
+
+/// How often a frontend saying `beat` beats.
+fn beat_every(beat: &Beat) -> Duration {
+    if beat.holding {
+        HEARTBEAT
+    } else {
+        STANDBY_HEARTBEAT
+    }
+}
+
+/// How long the peer may say nothing before it is silent: three beats and a half at the pace
+/// its last beat promised. A peer never heard is held to the standby's pace (a frontend that
+/// starts asks the witnesses at once anyway, as soon as it can serve).
+fn silence_limit(peer: &PeerView) -> Duration {
+    match peer {
+        PeerView::Heard(b) if b.holding => SILENCE,
+        _ => STANDBY_SILENCE,
     }
 }
 
@@ -360,5 +390,35 @@ impl Worker for Holder {
             Some(last) => format!("{state}; last: {last}"),
             None => state,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(holding: bool) -> Beat {
+        Beat {
+            from: 0,
+            holding,
+            epoch: 1,
+            healthy: true,
+        }
+    }
+
+    #[test]
+    fn the_holder_beats_often_and_is_missed_soon_the_standby_neither() {
+        assert_eq!(beat_every(&beat(true)), HEARTBEAT);
+        assert_eq!(beat_every(&beat(false)), STANDBY_HEARTBEAT);
+        assert_eq!(silence_limit(&PeerView::Heard(beat(true))), SILENCE);
+        assert_eq!(
+            silence_limit(&PeerView::Heard(beat(false))),
+            STANDBY_SILENCE
+        );
+        assert_eq!(silence_limit(&PeerView::Unknown), STANDBY_SILENCE);
+        // Each limit outlasts three beats at the pace it watches, so no single lost beat (nor
+        // two) makes a peer silent; and the standby's pace is never mistaken for silence.
+        assert!(SILENCE > HEARTBEAT * 3);
+        assert!(STANDBY_SILENCE > STANDBY_HEARTBEAT * 3);
     }
 }
