@@ -172,20 +172,25 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         .map(|asked: Option<String>| {
             floor::cors::preflight::<Body>(asked.as_deref()).into_response()
         });
-    // HEAD is answered like GET; hyper leaves the body out.
+    // HEAD is answered like GET; hyper leaves the body out. The routes are tried in order, and
+    // each one tried and refused costs a little (the IIIF routes before the image route each
+    // parsed and copied the id): tiles, by either URL, are most of what a node serves, so they
+    // come first.
     let all = internal
         .or(join)
         .or(warp::get().or(warp::head()).unify().and(
-            gallery
+            tiles
+                .or(iiif_image)
+                .unify()
+                .boxed()
+                .or(gallery)
                 .or(style)
                 .or(script)
                 .or(view)
-                .or(tiles)
                 .or(thumbs)
                 .or(iiif_base)
                 .or(iiif_info)
                 .or(iiif_manifest)
-                .or(iiif_image)
                 .or(meta)
                 .or(health)
                 .or(catalog)
@@ -724,8 +729,15 @@ async fn iiif_image(
     };
     let id = image.id.clone();
     // Clients may encode what the syntax allows (`%5E` for `^`, `%2C` for `,`).
-    let [region, size, rotation, quality_format] = [region, size, rotation, quality_format]
-        .map(|p| cluster::decode_path_segment(&p).map_or(p.clone(), |d| d.into_owned()));
+    let [region, size, rotation, quality_format] =
+        [region, size, rotation, quality_format].map(|p| {
+            // Copied only when decoding changed something.
+            let decoded = match cluster::decode_path_segment(&p) {
+                Some(std::borrow::Cow::Owned(d)) => Some(d),
+                _ => None,
+            };
+            decoded.unwrap_or(p)
+        });
     let req = match ImageRequest::parse(&region, &size, &rotation, &quality_format) {
         Ok(r) => r,
         Err(e) => {
