@@ -170,9 +170,12 @@ fn a_backend_that_lies_or_hangs_is_reported_once_and_breaks_nothing() {
     // node-c's address answers with a catalog that is not JSON.
     fake_backend(plan.addr("node-c"), "{\"node\": \"node-c\", \"entr", false);
     let asked = Instant::now();
-    while backend_state(&fe, "node-c")["last_error"].is_null()
-        || backend_state(&fe, "node-a")["up"] != true
-        || backend_state(&fe, "node-b")["up"] != true
+    // Up is not enough: the images are known once each good node's catalog was read.
+    let read = |node: &str| {
+        let b = backend_state(&fe, node);
+        b["up"] == true && b["version"].as_u64().unwrap_or(0) > 0
+    };
+    while backend_state(&fe, "node-c")["last_error"].is_null() || !read("node-a") || !read("node-b")
     {
         assert!(asked.elapsed() < Duration::from_secs(20));
         std::thread::yield_now();
