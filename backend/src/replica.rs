@@ -175,14 +175,67 @@ pub fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Size and SHA-256 of a file, calling `progress` with the bytes read so far.
+///
+/// The file is read on a second thread while the first hashes what was read: a verification
+/// or a scrub reads from the disk and hashes at once, not one after the other (each read
+/// otherwise waits for the disk with the CPU idle, then the hash waits with the disk idle).
 pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<(u64, String)> {
+    use std::sync::mpsc::sync_channel;
+    const BUFFER: usize = 1 << 20;
     let mut file = std::fs::File::open(path)?;
-    let mut done = 0;
-    hash_stream(&mut file, |chunk| {
-        done += chunk.len() as u64;
-        progress(done);
-        Ok(())
+    // Buffers go round: empty ones to the reader, full ones (or its error) to the hasher.
+    let (full_tx, full_rx) = sync_channel::<std::io::Result<Vec<u8>>>(READ_BUFFERS);
+    let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(READ_BUFFERS);
+    for _ in 0..READ_BUFFERS {
+        let _ = empty_tx.send(Vec::new());
+    }
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            // Ends when the file does, on an error, or when the hasher stopped taking buffers.
+            while let Ok(mut buf) = empty_rx.recv() {
+                buf.resize(BUFFER, 0);
+                let n = match read_up_to(&mut file, &mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = full_tx.send(Err(e));
+                        break;
+                    }
+                };
+                buf.truncate(n);
+                if full_tx.send(Ok(buf)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut hasher = Sha256::new();
+        let mut size = 0;
+        for buf in full_rx {
+            let buf = buf?;
+            hasher.update(&buf);
+            size += buf.len() as u64;
+            progress(size);
+            let _ = empty_tx.send(buf);
+        }
+        Ok((size, hex::encode(hasher.finalize())))
     })
+}
+
+/// Buffers of a [`hash_file`] between its reader and its hasher.
+const READ_BUFFERS: usize = 3;
+
+/// Reads until `buf` is full or the file ends: the bytes read.
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Asks the kernel to forget a file's cached pages (they are clean once fsynced), so the next
