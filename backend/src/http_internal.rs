@@ -112,11 +112,11 @@ fn signed(
                         upload_offset: header("upload-offset"),
                         content_type: header("content-type"),
                     };
-                    let body_sha256 = floor::client::signed_body_sum(&body).await;
+                    let body_sum = floor::client::signed_body_sum(&body).await;
                     let now = cluster::unix_now();
                     let auth = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok());
                     let nonce = secret
-                        .verify_request_summed(auth, &parts, &body_sha256, now)
+                        .verify_request_summed(auth, &parts, &body_sum, now)
                         .map_err(refuse)?;
                     nonces.first_use(&nonce, now).map_err(refuse)?;
                     Ok::<_, Rejection>(Signed { user, body })

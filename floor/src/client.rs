@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cluster::auth::{body_sha256, Secret, SignedParts, AUTH_HEADER, HASH_APART, USER_HEADER};
+use cluster::auth::{body_sum, Secret, SignedParts, AUTH_HEADER, HASH_APART, USER_HEADER};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
@@ -242,7 +242,7 @@ impl Client {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map_or("", |(_, v)| v.as_str())
         };
-        let body_sha256 = signed_body_sum(&call.body).await;
+        let body_sum = signed_body_sum(&call.body).await;
         let signature = secret.sign_request_summed(
             &SignedParts {
                 method: call.method,
@@ -253,7 +253,7 @@ impl Client {
                 upload_offset: header("upload-offset"),
                 content_type: header("content-type"),
             },
-            &body_sha256,
+            &body_sum,
             cluster::unix_now(),
         );
         let mut request = hyper::Request::builder()
@@ -450,18 +450,18 @@ fn connect_error(peer: &str, what: &str, e: &hyper_util::client::legacy::Error) 
     }
 }
 
-/// The SHA-256 a signature covers of `body`, worked out on a blocking thread when the body
+/// The hash a signature covers of `body` ([`body_sum`]), worked out on a blocking thread when the body
 /// is large ([`HASH_APART`]): both ends of a signed call use it, the caller that signs and
 /// the node that checks.
 pub async fn signed_body_sum(body: &Bytes) -> String {
     if body.len() <= HASH_APART {
-        return body_sha256(body);
+        return body_sum(body);
     }
     let owned = body.clone();
-    tokio::task::spawn_blocking(move || body_sha256(&owned))
+    tokio::task::spawn_blocking(move || body_sum(&owned))
         .await
         // Only when the runtime is shutting down: then here, as a small body is.
-        .unwrap_or_else(|_| body_sha256(body))
+        .unwrap_or_else(|_| body_sum(body))
 }
 
 /// An error and its causes, in one line.

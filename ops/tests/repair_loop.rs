@@ -167,7 +167,12 @@ fn a_failed_disk_is_one_ticket_with_its_slot_and_serial_and_a_new_blank_disk_clo
     let json = ("content-type", "application/json".to_string());
     let (status, _, said) = request(&mon, "POST", &path, std::slice::from_ref(&json), body);
     assert_eq!(status, 401, "{}", String::from_utf8_lossy(&said));
-    let forged = format!("2.{}.00ff.{}", cluster::unix_now(), "ab".repeat(32));
+    let forged = format!(
+        "{}.{}.00ff.{}",
+        cluster::auth::SIGNATURE_VERSION,
+        cluster::unix_now(),
+        "ab".repeat(32)
+    );
     let (status, _, _) = request(&mon, "POST", &path, &[json, ("x-td-auth", forged)], body);
     assert_eq!(status, 401);
     assert_eq!(node.tickets()[0]["state"], "open");
