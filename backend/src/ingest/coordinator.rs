@@ -61,6 +61,9 @@ pub struct Ingest {
     pub(super) receiving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Upload id → the node receiving its chunks as they arrive (see [`Ingest::mirror`]).
     pub(super) mirrors: Mutex<HashMap<String, Option<String>>>,
+    /// Upload id → its last chunk on its way to the mirror, sent after the answer to it (see
+    /// [`Ingest::append`]): whether the mirror took it.
+    pub(super) forwarding: Mutex<HashMap<String, tokio::task::JoinHandle<bool>>>,
     /// Upload id → the last failure of a step the log was told of, so that one that repeats
     /// every second is logged once.
     pub(super) told: Mutex<HashMap<String, String>>,
@@ -106,6 +109,7 @@ impl Ingest {
             locks: Mutex::new(HashMap::new()),
             receiving: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(HashMap::new()),
+            forwarding: Mutex::new(HashMap::new()),
             told: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             heard: Default::default(),

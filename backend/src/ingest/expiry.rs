@@ -262,6 +262,10 @@ impl Ingest {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+        self.forwarding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         self.told
             .lock()
             .unwrap_or_else(|p| p.into_inner())

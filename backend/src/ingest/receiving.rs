@@ -1,8 +1,8 @@
 //! The receiving side: what the portal calls, through a frontend, on the node it chose. An
 //! upload is started (its request checked, its staging folder made), resumed (how many bytes
-//! are here), and appended chunk by chunk; each chunk is also sent, as it arrives, to a mirror
-//! in another power domain, so the second copy is done with the first. The last chunk seals the
-//! original and drives the upload up to the acknowledgement before it is answered.
+//! are here), and appended chunk by chunk; each chunk is also sent, once written here, to a
+//! mirror in another power domain, so the second copy is done with the first. The last chunk
+//! seals the original and drives the upload up to the acknowledgement before it is answered.
 
 use floor::client::Call;
 use std::sync::Arc;
@@ -132,6 +132,14 @@ impl Ingest {
 
     /// Appends a chunk. When it was the last, the upload is sealed and driven up to the
     /// acknowledgement (two durable copies) before this returns.
+    ///
+    /// The chunk is sent on to the mirror once it is written here, and answered without waiting
+    /// for the mirror: the next chunk is answered once the mirror took this one. So the copy to
+    /// the mirror overlaps the next chunk's way from the provider, the mirror is never ahead of
+    /// this node and never more than one chunk behind, and the last chunk is answered only once
+    /// the mirror has everything. A mirror that falls behind for good (it fails, or this node
+    /// restarts) is dropped, as one that fails: the coordinator's Stage step then copies what
+    /// it lacks, before the acknowledgement.
     pub async fn append(
         self: &Arc<Self>,
         owner: &str,
@@ -140,8 +148,9 @@ impl Ingest {
         bytes: Bytes,
     ) -> Result<(u64, UploadStatus), IngestError> {
         check_upload_id(id)?;
-        // Held until the chunk is written here and on the mirror: the upload does not expire
-        // under it (nor does a second request for the same upload write beside it).
+        // Held until the chunk is written here (and the one before it on the mirror): the
+        // upload does not expire under it, nor does a second request for the same upload write
+        // beside it.
         let receiving = self.receiving_lock(id);
         let held = receiving.lock().await;
         let (staging, upload) = self.owned(owner, id)?;
@@ -150,23 +159,30 @@ impl Ingest {
         let mirror = self.mirror(&upload, offset, here).await;
         let (s, me, b) = (staging.clone(), self.clone(), bytes.clone());
         let local = blocking(move || s.append(length, offset, &b, &me.sums));
-        // The second copy is written while the first is: the chunk goes to the mirror at the
-        // same time. A mirror that fails is dropped; the coordinator's Stage step then copies
-        // whatever it lacks, after the upload.
-        let at = match &mirror {
-            Some(node) => {
-                let path = format!("/internal/staging/{}?offset={offset}", upload.id);
-                let remote =
-                    self.peers()?
-                        .call(node, Call::new("PATCH", &path).body(bytes), CHUNK_DEADLINE);
-                let (local, remote) = tokio::join!(local, remote);
-                if local.is_err() || remote.is_err() {
-                    self.drop_mirror(&upload.id, remote.err().map(|e| e.to_string()));
+        let (local, mirrored) = tokio::join!(local, self.forwarded(id));
+        if !mirrored {
+            self.drop_mirror(&upload.id, Some("it did not take the chunk before".into()));
+        }
+        let at = local?;
+        if let (Some(node), true) = (mirror, mirrored) {
+            let path = format!("/internal/staging/{}?offset={offset}", upload.id);
+            let peers = self.peers()?.clone();
+            let me = self.clone();
+            let upload_id = upload.id.clone();
+            let send = tokio::spawn(async move {
+                let answer = peers
+                    .call(&node, Call::new("PATCH", &path).body(bytes), CHUNK_DEADLINE)
+                    .await;
+                if let Err(e) = &answer {
+                    me.drop_mirror(&upload_id, Some(e.to_string()));
                 }
-                local?
-            }
-            None => local.await?,
-        };
+                answer.is_ok()
+            });
+            self.forwarding
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(upload.id.clone(), send);
+        }
         let mut status = self
             .status
             .get(id)
@@ -175,6 +191,10 @@ impl Ingest {
         self.status.put(&status);
         drop(held);
         if at == length {
+            // The mirror has every byte before the original is sealed and acknowledged.
+            if !self.forwarded(id).await {
+                self.drop_mirror(id, Some("it did not take the last chunk".into()));
+            }
             let (s, me) = (staging.clone(), self.clone());
             blocking(move || s.seal(length, None, &me.sums)).await?;
             self.mirrors
@@ -194,6 +214,20 @@ impl Ingest {
             status = self.status.get(id).unwrap_or(status);
         }
         Ok((at, status))
+    }
+
+    /// Waits for upload `id`'s chunk on its way to the mirror, if one is: whether the mirror
+    /// took it (true when none was on its way).
+    async fn forwarded(&self, id: &str) -> bool {
+        let sending = self
+            .forwarding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        match sending {
+            Some(send) => send.await.unwrap_or(false),
+            None => true,
+        }
     }
 
     /// The node that receives a copy of each chunk as it arrives, chosen at the first chunk: the
