@@ -345,6 +345,34 @@ pub fn list(images_dir: &Path) -> std::io::Result<Vec<String>> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_file_read_on_one_thread_and_hashed_on_another_gives_its_size_and_sum() {
+        let dir = tempfile::tempdir().unwrap();
+        // Around the reader's buffer size, and a file of several buffers with a distinct
+        // byte in each place, so a buffer handed on twice or out of order changes the sum.
+        for size in [
+            0usize,
+            1,
+            (1 << 20) - 1,
+            1 << 20,
+            (1 << 20) + 1,
+            (7 << 20) / 2,
+        ] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i * 31 + i / 4096) as u8).collect();
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let mut seen = Vec::new();
+            let (n, sum) = hash_file(&path, &mut |done| seen.push(done)).unwrap();
+            assert_eq!(n, size as u64);
+            assert_eq!(sum, sha256(&bytes), "{size} bytes");
+            assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+            assert_eq!(seen.last().copied().unwrap_or(0), size as u64);
+        }
+        // A folder cannot be read as a file: the reader's error comes back, nothing hangs.
+        assert!(hash_file(dir.path(), &mut |_| {}).is_err());
+        assert!(hash_file(&dir.path().join("none"), &mut |_| {}).is_err());
+    }
+
     fn sources(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         let (o, p, t) = (dir.join("scan.TIF"), dir.join("p.tdp"), dir.join("t.jpg"));
         std::fs::write(&o, b"original bytes").unwrap();
