@@ -450,9 +450,9 @@ fn connect_error(peer: &str, what: &str, e: &hyper_util::client::legacy::Error) 
     }
 }
 
-/// The hash a signature covers of `body` ([`body_sum`]), worked out on a blocking thread when the body
-/// is large ([`HASH_APART`]): both ends of a signed call use it, the caller that signs and
-/// the node that checks.
+/// The hash a signature covers of `body` ([`body_sum`]), worked out on a blocking thread when
+/// the body is large ([`HASH_APART`]): both ends of a signed call use it, the caller that signs
+/// and the node that checks.
 pub async fn signed_body_sum(body: &Bytes) -> String {
     if body.len() <= HASH_APART {
         return body_sum(body);

@@ -62,8 +62,8 @@ pub struct Ingest {
     /// Upload id → the node receiving its chunks as they arrive (see [`Ingest::mirror`]).
     pub(super) mirrors: Mutex<HashMap<String, Option<String>>>,
     /// Upload id → its last chunk on its way to the mirror, sent after the answer to it (see
-    /// [`Ingest::append`]): whether the mirror took it.
-    pub(super) forwarding: Mutex<HashMap<String, tokio::task::JoinHandle<bool>>>,
+    /// [`Ingest::append`]): what the mirror said.
+    pub(super) forwarding: Mutex<HashMap<String, tokio::task::JoinHandle<Result<(), String>>>>,
     /// Upload id → the last failure of a step the log was told of, so that one that repeats
     /// every second is logged once.
     pub(super) told: Mutex<HashMap<String, String>>,

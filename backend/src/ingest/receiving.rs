@@ -160,23 +160,16 @@ impl Ingest {
         let (s, me, b) = (staging.clone(), self.clone(), bytes.clone());
         let local = blocking(move || s.append(length, offset, &b, &me.sums));
         let (local, mirrored) = tokio::join!(local, self.forwarded(id));
-        if !mirrored {
-            self.drop_mirror(&upload.id, Some("it did not take the chunk before".into()));
-        }
         let at = local?;
         if let (Some(node), true) = (mirror, mirrored) {
             let path = format!("/internal/staging/{}?offset={offset}", upload.id);
             let peers = self.peers()?.clone();
-            let me = self.clone();
-            let upload_id = upload.id.clone();
             let send = tokio::spawn(async move {
-                let answer = peers
+                peers
                     .call(&node, Call::new("PATCH", &path).body(bytes), CHUNK_DEADLINE)
-                    .await;
-                if let Err(e) = &answer {
-                    me.drop_mirror(&upload_id, Some(e.to_string()));
-                }
-                answer.is_ok()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             });
             self.forwarding
                 .lock()
@@ -192,9 +185,7 @@ impl Ingest {
         drop(held);
         if at == length {
             // The mirror has every byte before the original is sealed and acknowledged.
-            if !self.forwarded(id).await {
-                self.drop_mirror(id, Some("it did not take the last chunk".into()));
-            }
+            self.forwarded(id).await;
             let (s, me) = (staging.clone(), self.clone());
             blocking(move || s.seal(length, None, &me.sums)).await?;
             self.mirrors
@@ -216,17 +207,27 @@ impl Ingest {
         Ok((at, status))
     }
 
-    /// Waits for upload `id`'s chunk on its way to the mirror, if one is: whether the mirror
-    /// took it (true when none was on its way).
+    /// Waits for upload `id`'s chunk on its way to the mirror, if one is, and drops the mirror
+    /// if it did not take it. Whether it took it (true when none was on its way).
     async fn forwarded(&self, id: &str) -> bool {
         let sending = self
             .forwarding
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-        match sending {
-            Some(send) => send.await.unwrap_or(false),
-            None => true,
+        let Some(send) = sending else {
+            return true;
+        };
+        match send.await {
+            Ok(Ok(())) => true,
+            Ok(Err(why)) => {
+                self.drop_mirror(id, Some(why));
+                false
+            }
+            Err(e) => {
+                self.drop_mirror(id, Some(e.to_string()));
+                false
+            }
         }
     }
 

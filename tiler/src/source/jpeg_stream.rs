@@ -18,10 +18,10 @@ use mozjpeg::decompress::DecompressStarted;
 use mozjpeg::{ColorSpace, Decompress, Marker};
 
 use super::jpeg_check::Frame;
+use super::{check_memory, check_size, Limits, RowSource, SourceError};
 
 /// The longest side libjpeg decodes (`JPEG_MAX_DIMENSION`).
 const LIBJPEG_MAX_SIDE: u16 = 65_500;
-use super::{check_memory, check_size, Limits, RowSource, SourceError};
 
 type Started = DecompressStarted<BufReader<File>>;
 
