@@ -45,7 +45,7 @@ pub fn audit_entries(
     for entry in &entries {
         known.insert((entry.disk.clone(), entry.id.clone()));
         let what = format!("{} on disk {}", entry.id, entry.disk);
-        if let ReplicaState::Unreadable { reason } = &entry.state {
+        if let ReplicaState::Unreadable { reason, .. } = &entry.state {
             report.problems.push(format!(
                 "{what}: the catalog knows it is unreadable: {reason}"
             ));
@@ -59,7 +59,7 @@ pub fn audit_entries(
             continue;
         };
         let on_disk = read_entry(disk, &entry.id);
-        if let ReplicaState::Unreadable { reason } = &on_disk.state {
+        if let ReplicaState::Unreadable { reason, .. } = &on_disk.state {
             report.problems.push(format!("{what}: {reason}"));
             continue;
         }

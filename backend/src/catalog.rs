@@ -212,9 +212,7 @@ impl Catalog {
         for entry in self.entries() {
             if entry.disk == disk && entry.state.servable() {
                 self.put(CatalogEntry {
-                    state: ReplicaState::Unreadable {
-                        reason: reason.to_string(),
-                    },
+                    state: ReplicaState::unreadable(reason),
                     ..entry
                 })?;
                 n += 1;
@@ -314,7 +312,7 @@ impl Catalog {
                     continue;
                 }
                 let entry = read_entry(disk, &id);
-                if let ReplicaState::Unreadable { reason } = &entry.state {
+                if let ReplicaState::Unreadable { reason, .. } = &entry.state {
                     report.problems.push(reason.clone());
                     report
                         .unreadable
@@ -341,7 +339,7 @@ impl Catalog {
                     .unreadable
                     .push((entry.id.clone(), entry.disk.clone(), reason.clone()));
                 self.put(CatalogEntry {
-                    state: ReplicaState::Unreadable { reason },
+                    state: ReplicaState::unreadable(reason),
                     ..entry
                 })?;
             }
@@ -389,7 +387,7 @@ pub fn read_entry(disk: &Disk, id: &str) -> CatalogEntry {
         Ok(())
     };
     if let Err(reason) = read() {
-        entry.state = ReplicaState::Unreadable { reason };
+        entry.state = ReplicaState::unreadable(reason);
     }
     entry
 }

@@ -279,12 +279,7 @@ impl Node {
         raise_open_files_limit();
         let (library, failed) = Library::from_catalog(catalog.entries(), disks, origin_of);
         for (id, reason) in failed {
-            if catalog.set_state(
-                &id,
-                ReplicaState::Unreadable {
-                    reason: reason.clone(),
-                },
-            )? {
+            if catalog.set_state(&id, ReplicaState::unreadable(reason.clone()))? {
                 let disk = catalog.get(&id).map(|e| e.disk).unwrap_or_default();
                 events.record(unreadable_event(&id, &disk, &reason));
             }

@@ -257,9 +257,7 @@ fn what_changed_on_the_disks_while_stopped_is_found_at_start() {
     for id in ["apple", "cedar"] {
         assert_eq!(
             node.catalog.get(id).unwrap().state,
-            ReplicaState::Unreadable {
-                reason: "disk d1 is not in service".into()
-            }
+            ReplicaState::unreadable("disk d1 is not in service")
         );
     }
     assert_eq!(node.library.len(), 1);

@@ -55,8 +55,9 @@ pub struct FileSum {
     pub sha256: String,
 }
 
-/// Whether a replica may be served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether a replica may be served. Two states are the same whatever their time stamps: a
+/// replica marked unreadable again for the same reason has not changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ReplicaState {
     /// Complete and readable as far as this node knows.
@@ -64,8 +65,14 @@ pub enum ReplicaState {
     /// A check failed on part of it (a tile's checksum): still served where it reads right,
     /// but it should be verified and replaced.
     Suspect { reason: String },
-    /// It cannot be served: its disk failed, or its files are missing or damaged.
-    Unreadable { reason: String },
+    /// It cannot be served: its disk failed, or its files are missing or damaged. `since_ms`:
+    /// when its node found it so (Unix milliseconds; 0 if not known), so that the other nodes
+    /// count a re-mirror's grace period from the failure, not from when they heard of it.
+    Unreadable {
+        reason: String,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        since_ms: u64,
+    },
     /// It was on this node and is no longer (kept so that a frontend learns it is gone).
     Removed,
     /// Its image was withdrawn (by its owner or an operator) at `at` (Unix seconds): a
@@ -74,7 +81,34 @@ pub enum ReplicaState {
     Deleted { at: u64 },
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl PartialEq for ReplicaState {
+    fn eq(&self, other: &ReplicaState) -> bool {
+        use ReplicaState::*;
+        match (self, other) {
+            (Ok, Ok) | (Removed, Removed) => true,
+            (Suspect { reason: a }, Suspect { reason: b }) => a == b,
+            (Unreadable { reason: a, .. }, Unreadable { reason: b, .. }) => a == b,
+            (Deleted { at: a }, Deleted { at: b }) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ReplicaState {}
+
 impl ReplicaState {
+    /// Unreadable for `reason`, from now.
+    pub fn unreadable(reason: impl Into<String>) -> ReplicaState {
+        ReplicaState::Unreadable {
+            reason: reason.into(),
+            since_ms: crate::unix_now_ms(),
+        }
+    }
+
     /// Whether the replica is gone from this node for good (removed or withdrawn).
     pub fn gone(&self) -> bool {
         matches!(self, ReplicaState::Removed | ReplicaState::Deleted { .. })

@@ -80,7 +80,7 @@ pub fn classify<'d>(
 fn describe(r: &Seen) -> String {
     let why = match r.state {
         _ if !r.node_up => "the node does not answer".to_string(),
-        ReplicaState::Unreadable { reason } => reason.clone(),
+        ReplicaState::Unreadable { reason, .. } => reason.clone(),
         ReplicaState::Suspect { reason } => format!("damaged: {reason}"),
         other => format!("{other:?}"),
     };
@@ -212,9 +212,7 @@ mod tests {
     #[test]
     fn two_readable_replicas_in_two_domains_and_nothing_less_is_healthy() {
         let ok = ReplicaState::Ok;
-        let bad = ReplicaState::Unreadable {
-            reason: "disk d failed".into(),
-        };
+        let bad = ReplicaState::unreadable("disk d failed");
         assert_eq!(
             classify(&[seen("a", &ok, true), seen("b", &ok, true)], domain),
             ImageHealth::Healthy

@@ -304,7 +304,7 @@ impl Ingest {
                 return Ok(());
             }
             let entry = crate::catalog::read_entry(&disk, &id);
-            if let cluster::ReplicaState::Unreadable { reason } = &entry.state {
+            if let cluster::ReplicaState::Unreadable { reason, .. } = &entry.state {
                 return Err(IngestError::Fault(format!(
                     "published replica {id} on disk {}: {reason}",
                     disk.config.id

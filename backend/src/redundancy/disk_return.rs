@@ -116,9 +116,7 @@ pub fn check(
         if let Some(why) = bad {
             let _ = catalog.set_state(
                 &entry.id,
-                ReplicaState::Unreadable {
-                    reason: format!("damaged after its disk returned: {why}"),
-                },
+                ReplicaState::unreadable(format!("damaged after its disk returned: {why}")),
             );
             continue;
         }

@@ -20,6 +20,10 @@ const PAGE: usize = 10_000;
 const PAGES_PER_ROUND: usize = 3;
 /// The largest catalog page read (a page of 10,000 without file sums is some 5 MB).
 const MAX_PAGE: usize = 64 << 20;
+/// How much earlier than this node heard of it a replica may count as unreadable, from the
+/// time stamp its node gave it: the news' longest usual way here (a re-mirror round and a slow
+/// answer), so that a clock set wrong on that node cannot end a grace period early by more.
+const HEARD_LATE: Duration = Duration::from_secs(10);
 
 /// One replica of another node, as its catalog says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,20 +197,22 @@ impl PeerNode {
             self.catalog = page.catalog.clone();
             (self.known, self.known_at) = (false, None);
         }
+        let now_ms = cluster::unix_now_ms();
         for e in page.entries {
             changed.push(e.id.clone());
             let servable = e.state.servable();
             let old_bad = self.replicas.get(&e.id).and_then(|h| h.bad_since);
+            let bad_since = if servable {
+                None
+            } else {
+                old_bad.or_else(|| Some(unreadable_since(&e.state, now, now_ms)))
+            };
             self.replicas.insert(
                 e.id.clone(),
                 Held {
                     set: Set::new(e.epoch, e.nodes),
                     state: e.state,
-                    bad_since: if servable {
-                        None
-                    } else {
-                        old_bad.or(Some(now))
-                    },
+                    bad_since,
                 },
             );
         }
@@ -221,6 +227,17 @@ impl PeerNode {
     }
 }
 
+/// When a replica first heard of as not servable became so, on this node's clock: its node's
+/// time stamp, at most [`HEARD_LATE`] before `now`; now when it has none.
+fn unreadable_since(state: &ReplicaState, now: Instant, now_ms: u64) -> Instant {
+    let since_ms = match state {
+        ReplicaState::Unreadable { since_ms, .. } if *since_ms > 0 => *since_ms,
+        _ => return now,
+    };
+    let ago = Duration::from_millis(now_ms.saturating_sub(since_ms)).min(HEARD_LATE);
+    now.checked_sub(ago).unwrap_or(now)
+}
+
 /// The most free bytes on one disk in service, from a node's `/health`.
 fn most_free(health: &serde_json::Value) -> Option<u64> {
     health["disks"]
@@ -229,4 +246,104 @@ fn most_free(health: &serde_json::Value) -> Option<u64> {
         .filter(|d| d["state"] == "healthy")
         .filter_map(|d| d["free_bytes"].as_u64())
         .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(version: u64, state: ReplicaState) -> CatalogPage {
+        CatalogPage {
+            node: "node-b".into(),
+            catalog: "b-1".into(),
+            version,
+            more: false,
+            entries: vec![cluster::CatalogEntry {
+                id: "img-1".into(),
+                version,
+                state,
+                disk: "b1".into(),
+                nodes: vec!["node-a".into(), "node-b".into()],
+                epoch: 1,
+                width: 1,
+                height: 1,
+                meta: cluster::ImageMeta::default(),
+                files: Vec::new(),
+            }],
+        }
+    }
+
+    fn peer() -> PeerNode {
+        PeerNode {
+            name: "node-b".into(),
+            domain: "p2".into(),
+            origin: "http://127.0.0.1:8002".into(),
+            catalog: String::new(),
+            version: 0,
+            known: false,
+            known_at: None,
+            replicas: HashMap::new(),
+            last_answer: None,
+            silent_since: None,
+            last_error: None,
+            most_free: None,
+        }
+    }
+
+    fn unreadable_for(p: &PeerNode, now: Instant) -> Duration {
+        match p.holding("img-1", now) {
+            Holding::Unreadable(d) => d,
+            other => panic!("img-1 should be unreadable, is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_grace_counts_from_the_failure_as_its_node_stamped_it_within_a_bound() {
+        let now = Instant::now();
+        let now_ms = cluster::unix_now_ms();
+        let mut p = peer();
+        p.apply(page(1, ReplicaState::Ok), now, &mut Vec::new());
+        assert!(matches!(p.holding("img-1", now), Holding::Readable(_)));
+
+        // Stamped 3 s ago by its node: unreadable for 3 s already, as this node first hears.
+        let stamped = ReplicaState::Unreadable {
+            reason: "disk b1 failed".into(),
+            since_ms: now_ms - 3_000,
+        };
+        p.apply(page(2, stamped), now, &mut Vec::new());
+        let d = unreadable_for(&p, now);
+        assert!(
+            d >= Duration::from_millis(2_900) && d <= Duration::from_millis(3_500),
+            "{d:?}"
+        );
+
+        // Said again later (another change of the entry): the first time holds.
+        let later = now + Duration::from_secs(1);
+        let again = ReplicaState::Unreadable {
+            reason: "disk b1 failed".into(),
+            since_ms: now_ms + 1_000,
+        };
+        p.apply(page(3, again), later, &mut Vec::new());
+        assert!(unreadable_for(&p, later) >= Duration::from_millis(3_900));
+
+        // A stamp an hour old (a clock set wrong, or old news) counts as HEARD_LATE at most.
+        let mut p = peer();
+        let old = ReplicaState::Unreadable {
+            reason: "disk b1 failed".into(),
+            since_ms: now_ms - 3_600_000,
+        };
+        p.apply(page(1, old), now, &mut Vec::new());
+        assert!(unreadable_for(&p, now) <= HEARD_LATE + Duration::from_millis(500));
+
+        // One in the future, or none: from when this node heard.
+        for since_ms in [now_ms + 60_000, 0] {
+            let mut p = peer();
+            let state = ReplicaState::Unreadable {
+                reason: "disk b1 failed".into(),
+                since_ms,
+            };
+            p.apply(page(1, state), now, &mut Vec::new());
+            assert!(unreadable_for(&p, now) < Duration::from_millis(500));
+        }
+    }
 }

@@ -169,12 +169,10 @@ impl Scrubber {
             image.mark_damaged();
         }
         let reason = format!("scrub: {}", wrong.join("; "));
-        if let Err(e) = self.catalog.set_state(
-            id,
-            ReplicaState::Unreadable {
-                reason: reason.clone(),
-            },
-        ) {
+        if let Err(e) = self
+            .catalog
+            .set_state(id, ReplicaState::unreadable(reason.clone()))
+        {
             tracing::error!(image = id, error = %e, "catalog: cannot mark a damaged replica");
         }
         self.catalog.flush();

@@ -815,9 +815,7 @@ mod tests {
         assert_eq!(gallery(&t), ["fuji", "wave"]);
         t.apply(page("a", "a-1", 5, vec![]));
         assert_eq!(t.cursor("a"), ("a-1".to_string(), 5));
-        let unreadable = ReplicaState::Unreadable {
-            reason: "disk a1 failed".into(),
-        };
+        let unreadable = ReplicaState::unreadable("disk a1 failed");
         one(
             &t,
             "a",
@@ -1028,9 +1026,7 @@ mod tests {
     fn catalog_changes_and_rebuilds_update_the_table() {
         let t = table();
         assert_eq!(t.cursor("a"), ("a-1".to_string(), 2));
-        let suspect = ReplicaState::Unreadable {
-            reason: "disk a1 failed".into(),
-        };
+        let suspect = ReplicaState::unreadable("disk a1 failed");
         t.apply(page(
             "a",
             "a-1",
