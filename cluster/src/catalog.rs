@@ -160,3 +160,80 @@ pub struct CatalogPage {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub more: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(state: ReplicaState) -> CatalogEntry {
+        CatalogEntry {
+            id: "img-1".into(),
+            version: 7,
+            state,
+            disk: "d1".into(),
+            nodes: vec!["node-a".into(), "node-b".into()],
+            epoch: 3,
+            width: 640,
+            height: 480,
+            meta: ImageMeta {
+                title: "Wave".into(),
+                keywords: vec!["sea".into()],
+                ..ImageMeta::default()
+            },
+            files: vec![FileSum {
+                name: "pyramid.tdp".into(),
+                size: 12,
+                sha256: "ab".repeat(32),
+            }],
+        }
+    }
+
+    #[test]
+    fn every_state_reads_back_as_written_with_its_fields_beside_the_others() {
+        for state in [
+            ReplicaState::Ok,
+            ReplicaState::Suspect {
+                reason: "tile 3 of level 2".into(),
+            },
+            ReplicaState::Unreadable {
+                reason: "disk d1 failed".into(),
+                since_ms: 1_765_000_000_123,
+            },
+            ReplicaState::Removed,
+            ReplicaState::Deleted { at: 1_765_000_000 },
+        ] {
+            let e = entry(state.clone());
+            let json = serde_json::to_value(&e).unwrap();
+            assert!(json["state"].is_string(), "{json}");
+            if let ReplicaState::Unreadable { since_ms, .. } = state {
+                assert_eq!(json["reason"], "disk d1 failed");
+                assert_eq!(json["since_ms"], since_ms);
+            }
+            let back: CatalogEntry = serde_json::from_value(json).unwrap();
+            assert_eq!(back, e);
+            // The stamp is read back too, though equality does not look at it.
+            assert_eq!(format!("{:?}", back.state), format!("{state:?}"));
+        }
+    }
+
+    #[test]
+    fn a_state_missing_its_fields_or_unknown_is_an_error() {
+        let mut json = serde_json::to_value(entry(ReplicaState::Ok)).unwrap();
+        json["state"] = "unreadable".into();
+        let err = serde_json::from_value::<CatalogEntry>(json.clone()).unwrap_err();
+        assert!(err.to_string().contains("missing field `reason`"), "{err}");
+        json["state"] = "deleted".into();
+        assert!(serde_json::from_value::<CatalogEntry>(json.clone()).is_err());
+        json["state"] = "lost".into();
+        assert!(serde_json::from_value::<CatalogEntry>(json).is_err());
+        // An unreadable replica from before its time stamp: 0, not known.
+        let mut old = serde_json::to_value(entry(ReplicaState::Ok)).unwrap();
+        old["state"] = "unreadable".into();
+        old["reason"] = "disk d1 failed".into();
+        let back: CatalogEntry = serde_json::from_value(old).unwrap();
+        assert!(matches!(
+            back.state,
+            ReplicaState::Unreadable { since_ms: 0, .. }
+        ));
+    }
+}
