@@ -4,6 +4,10 @@
 
 use std::time::Instant;
 
+/// The allocator `td` runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(path), Some(node)) = (args.next(), args.next()) else {

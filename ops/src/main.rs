@@ -12,6 +12,23 @@ mod stopping;
 
 use std::process::ExitCode;
 
+/// mimalloc, not glibc's malloc: serving catalog pages (a new frontend's table, the nodes
+/// following each other) is allocation-heavy, and glibc spent 45% of it merging and splitting
+/// free chunks (`malloc_consolidate`, `unlink_chunk`); the same pages take half the time here.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// No transparent huge pages for this process: mimalloc maps its memory in large aligned
+/// regions, and with THP on (`always`, as on Debian) each touched 2 MiB of them became resident
+/// whole: a tiling held 62-86 MiB against glibc's 35 for a 25 MP JPEG, at the same speed; 36
+/// without. (Its own switch, `MIMALLOC_ALLOW_THP=0`, is read before `main`.)
+fn lean_allocator() {
+    // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process's memory.
+    unsafe {
+        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+    }
+}
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -55,6 +72,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    lean_allocator();
     let cli = Cli::parse();
     if let Err(e) = logging::init(&cli.log_level, cli.log_json) {
         eprintln!("td: error: {e}");

@@ -15,8 +15,9 @@ use super::human_bytes;
 /// Tile an original (JPEG, PNG or TIFF) into a pyramid file (.tdp) and a thumbnail.
 ///
 /// The pyramid holds every level of the image as JPEG tiles for deep zoom and IIIF; both files
-/// appear whole or not at all. Stripped and tiled TIFFs are streamed, so huge scans need little
-/// memory; JPEG and PNG are decoded whole.
+/// appear whole or not at all. Originals are read a row at a time (JPEG, PNG, stripped and tiled
+/// TIFF), so huge scans need little memory; a progressive JPEG keeps its coefficients, and a
+/// CMYK JPEG, an interlaced PNG or an original its EXIF orientation turns is decoded whole.
 #[derive(clap::Args)]
 pub struct Args {
     /// The original image: JPEG, PNG or TIFF (8 or 16 bits, grey, RGB, CMYK, with or without alpha).
