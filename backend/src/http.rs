@@ -70,7 +70,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         });
     let catalog = warp::path!("catalog")
         .and(query::<SinceQuery>(
-            "since must be a whole number (a catalog version), files true or false",
+            "since must be a whole number (a catalog version), files and meta true or false",
         ))
         .and(lib.clone())
         .then(|q: SinceQuery, node: Arc<Node>| async move {
@@ -247,6 +247,10 @@ struct SinceQuery {
     limit: Option<usize>,
     /// `/catalog`: false leaves out the replicas' file sums.
     files: Option<bool>,
+    /// `/catalog`: false leaves out what the content providers said (title, artist, …): the
+    /// other nodes' re-mirror rules use none of it, and its owner's HMAC is a page's dearest
+    /// part after the reading.
+    meta: Option<bool>,
 }
 
 /// A query string that did not parse as its route's, and what the route takes.
@@ -334,14 +338,18 @@ async fn rejection(r: Rejection) -> Result<Response<Body>, Infallible> {
     })
 }
 
-/// `GET /catalog?since=V&limit=N&files=false`: the entries changed after version V.
+/// `GET /catalog?since=V&limit=N&files=false&meta=false`: the entries changed after version V.
 fn catalog_page(q: &SinceQuery, node: &Node) -> Response<Body> {
     // A limit keeps each answer bounded.
     let limit = q.limit.map_or(usize::MAX, |l| l.clamp(1, MAX_CATALOG_PAGE));
     let mut page = node.catalog.page_after(q.since.unwrap_or(0), limit);
     // Account names stay on the node: they are what a password guesser needs.
     for e in &mut page.entries {
-        e.meta = e.meta.published(node.secret.as_ref());
+        e.meta = if q.meta == Some(false) {
+            cluster::ImageMeta::default()
+        } else {
+            e.meta.published(node.secret.as_ref())
+        };
         if q.files == Some(false) {
             e.files = Vec::new();
         }

@@ -694,8 +694,9 @@ fn health_reports_disks_and_replicas_not_served() {
     );
 }
 
-/// A frontend asks for the catalog without the file sums it never uses; anyone else still
-/// gets them, and a bad value is refused saying what the route takes.
+/// A frontend asks for the catalog without the file sums it never uses, another node without
+/// the metadata too; anyone else still gets them, and a bad value is refused saying what the
+/// route takes.
 #[test]
 fn the_catalog_leaves_the_file_sums_out_when_asked() {
     let node = Node::start();
@@ -713,7 +714,26 @@ fn the_catalog_leaves_the_file_sums_out_when_asked() {
     assert!(parsed.entries[0].files.is_empty());
     let r = get(node.addr, "/catalog?since=0&files=maybe", &[]);
     assert_eq!(r.status, 400);
-    assert!(r.text().contains("files true or false"), "{}", r.text());
+    assert!(
+        r.text().contains("files and meta true or false"),
+        "{}",
+        r.text()
+    );
+
+    // The other nodes' re-mirror asks without metadata too: the same ids, states and sets.
+    let bare = node.json("/catalog?since=0&files=false&meta=false");
+    let c = &bare["entries"][0];
+    assert_eq!(c["id"], b["id"]);
+    assert_eq!(c["state"], b["state"]);
+    assert_eq!(c["nodes"], b["nodes"]);
+    assert_eq!(c["epoch"], b["epoch"]);
+    assert_ne!(b["meta"]["title"], "", "{b}");
+    assert_eq!(c["meta"]["title"], "", "{c}");
+    assert!(
+        bytes("/catalog?since=0&files=false&meta=false") < bytes("/catalog?since=0&files=false")
+    );
+    serde_json::from_value::<cluster::CatalogPage>(bare).expect("a bare page still parses");
+    assert_eq!(get(node.addr, "/catalog?since=0&meta=no", &[]).status, 400);
 }
 
 #[test]

@@ -12,7 +12,7 @@ use super::protocol::{Holding, Set};
 
 /// How long a node has to answer a catalog or health question.
 const ASK: Duration = Duration::from_secs(5);
-/// Entries asked for at once (no file sums: the rules need states and sets), and pages read
+/// Entries asked for at once (no file sums, no metadata: the rules need states and sets), and pages read
 /// from one node at a round. Background work, so a few: a page costs its node some 0.1 s of
 /// CPU, and a new frontend's pages and the visitors come first. A peer of 500,000 replicas is
 /// read whole in about 17 rounds (under a minute); nothing counts as lost until then.
@@ -166,7 +166,7 @@ async fn read_pages(
 ) -> Result<Vec<CatalogPage>, floor::CallError> {
     let mut pages: Vec<CatalogPage> = Vec::new();
     while pages.len() < PAGES_PER_ROUND {
-        let url = format!("{origin}/catalog?since={since}&files=false&limit={PAGE}");
+        let url = format!("{origin}/catalog?since={since}&files=false&meta=false&limit={PAGE}");
         let page: CatalogPage = match client.get_json(&url, ASK, MAX_PAGE).await {
             Ok(p) => p,
             Err(_) if !pages.is_empty() => break,
