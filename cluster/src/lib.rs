@@ -35,9 +35,7 @@ pub use upload::{
 
 /// Seconds since the Unix epoch, the time stamp of every record on a node.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    unix_now_ms() / 1000
 }
 
 /// Milliseconds since the Unix epoch, where seconds are too coarse (a grace period's start).

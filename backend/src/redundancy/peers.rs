@@ -12,10 +12,10 @@ use super::protocol::{Holding, Set};
 
 /// How long a node has to answer a catalog or health question.
 const ASK: Duration = Duration::from_secs(5);
-/// Entries asked for at once (no file sums, no metadata: the rules need states and sets), and pages read
-/// from one node at a round. Background work, so a few: a page costs its node some 0.1 s of
-/// CPU, and a new frontend's pages and the visitors come first. A peer of 500,000 replicas is
-/// read whole in about 17 rounds (under a minute); nothing counts as lost until then.
+/// Entries asked for at once (no file sums, no metadata: the rules need states and sets), and
+/// pages read from one node at a round. Background work, so a few: a page costs its node some
+/// 0.1 s of CPU, and a new frontend's pages and the visitors come first. A peer of 500,000
+/// replicas is read whole in about 17 rounds (under a minute); nothing counts as lost until then.
 const PAGE: usize = 10_000;
 const PAGES_PER_ROUND: usize = 3;
 /// The largest catalog page read (a page of 10,000 without file sums is some 5 MB).
