@@ -6,7 +6,7 @@
 //! It answers for rows only by their numbers: a frontend that one day asks a search service
 //! instead would replace this module and keep the table.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 
 use roaring::{MultiOps, RoaringBitmap};
@@ -75,17 +75,31 @@ fn words_of(meta: &PackedMeta) -> Vec<String> {
 }
 
 impl Index {
-    pub fn add(&mut self, row: u32, meta: &PackedMeta, year: Option<i32>) {
-        for word in words_of(meta) {
-            match self.words.get_mut(word.as_str()) {
-                Some(rows) => rows.insert(row),
-                None => {
-                    self.words.insert(word.into_boxed_str(), Rows::One(row));
-                }
+    /// Adds rows with their metadata and years, as many as a catalog page brings at once:
+    /// each word is looked up once for all the rows holding it (one at a time, the lookups
+    /// and the bitmaps they reach were a fifth of building a frontend's table).
+    pub fn add_many<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = (u32, &'a PackedMeta, Option<i32>)>,
+    ) {
+        let mut by_word: HashMap<String, Vec<u32>> = HashMap::new();
+        for (row, meta, year) in rows {
+            for word in words_of(meta) {
+                by_word.entry(word).or_default().push(row);
+            }
+            if let Some(year) = year {
+                self.years.entry(year).or_default().insert(row);
             }
         }
-        if let Some(year) = year {
-            self.years.entry(year).or_default().insert(row);
+        for (word, rows) in by_word {
+            match self.words.get_mut(word.as_str()) {
+                Some(held) => rows.into_iter().for_each(|row| held.insert(row)),
+                None => {
+                    let mut held = Rows::One(rows[0]);
+                    rows[1..].iter().for_each(|&row| held.insert(row));
+                    self.words.insert(word.into_boxed_str(), held);
+                }
+            }
         }
     }
 
