@@ -73,12 +73,16 @@ struct Surveyed {
 
 /// The entries of `catalog` a round surveys, besides every id in `named`: those changed since
 /// the last round, and the sweep's next slice. A new catalog or a change of the peers starts
-/// the sweep again, fast: those entries may now decide otherwise.
+/// the sweep again, fast: those entries may now decide otherwise. Until every peer was read
+/// (`sweep` false) there is no sweep: an entry decides nothing while a partner of its is
+/// unread, and the last peer read starts the sweep again anyway (at half a million replicas,
+/// the sweeps started over as each peer was read were a quarter of a starting node's work).
 fn to_survey(
     catalog: &Catalog,
     mut at: Surveyed,
     peers: Vec<PeerMark>,
     named: BTreeSet<String>,
+    sweep: bool,
 ) -> (Vec<cluster::CatalogEntry>, Surveyed) {
     let generation = catalog.generation();
     let mut entries = Vec::new();
@@ -103,8 +107,14 @@ fn to_survey(
     } else {
         SWEEP_SLICE
     };
-    let swept: Vec<_> = catalog.after(&at.sweep_after).take(slice).collect();
-    if swept.len() < slice {
+    let swept: Vec<_> = if sweep {
+        catalog.after(&at.sweep_after).take(slice).collect()
+    } else {
+        Vec::new()
+    };
+    if !sweep {
+        // Not moved: the sweep starts over once every peer was read (the peers' marks change).
+    } else if swept.len() < slice {
         (at.sweep_after, at.sweep_fast) = (String::new(), false);
     } else if let Some(last) = swept.last() {
         at.sweep_after = last.id.clone();
@@ -347,17 +357,21 @@ impl Redundancy {
             }
             !over
         });
+        // The peers' changes while they are still being read are every entry they hold:
+        // surveyed by the sweep that starts once all were read, not each on its own.
         let named: BTreeSet<String> = changed_there
             .into_iter()
+            .filter(|_| all_known)
             .chain(ended)
             .chain(jobs.keys().cloned())
             .collect();
         let surveyed_before = self.lock_surveyed().clone();
         let catalog = self.catalog.clone();
-        let (entries, surveyed_now) =
-            tokio::task::spawn_blocking(move || to_survey(&catalog, surveyed_before, marks, named))
-                .await
-                .map_err(|e| e.to_string())?;
+        let (entries, surveyed_now) = tokio::task::spawn_blocking(move || {
+            to_survey(&catalog, surveyed_before, marks, named, all_known)
+        })
+        .await
+        .map_err(|e| e.to_string())?;
         *self.lock_surveyed() = surveyed_now;
         let mine: BTreeMap<String, cluster::CatalogEntry> = entries
             .iter()
@@ -1234,12 +1248,18 @@ mod tests {
         let none = BTreeSet::new();
 
         // The first round sees everything (the fast sweep wraps around at once).
-        let (seen, at) = to_survey(&catalog, Surveyed::default(), peers.clone(), none.clone());
+        let (seen, at) = to_survey(
+            &catalog,
+            Surveyed::default(),
+            peers.clone(),
+            none.clone(),
+            true,
+        );
         assert_eq!(ids(&seen), range(0, all));
         assert!(!at.sweep_fast);
 
         // Nothing changed: one slice of the sweep.
-        let (seen, at) = to_survey(&catalog, at, peers.clone(), none.clone());
+        let (seen, at) = to_survey(&catalog, at, peers.clone(), none.clone(), true);
         assert_eq!(ids(&seen), range(0, SWEEP_SLICE));
 
         // A change here and an id named (a peer's change, a wait, a job) beyond the slice.
@@ -1253,7 +1273,7 @@ mod tests {
                 },
             )
             .unwrap();
-        let (seen, at) = to_survey(&catalog, at, peers.clone(), [named.clone()].into());
+        let (seen, at) = to_survey(&catalog, at, peers.clone(), [named.clone()].into(), true);
         let mut want = range(SWEEP_SLICE, 2 * SWEEP_SLICE);
         want.extend([changed.clone(), named]);
         assert_eq!(ids(&seen), want);
@@ -1261,19 +1281,40 @@ mod tests {
         assert!(matches!(changed_entry.state, ReplicaState::Suspect { .. }));
 
         // The end of the sweep, then around again; the change is not seen twice.
-        let (seen, at) = to_survey(&catalog, at, peers.clone(), none.clone());
+        let (seen, at) = to_survey(&catalog, at, peers.clone(), none.clone(), true);
         assert_eq!(ids(&seen), range(2 * SWEEP_SLICE, all));
         assert!(at.sweep_after.is_empty());
 
         // A peer falls silent: everything again at once.
         let silent = vec![("b1".to_string(), true, false)];
-        let (seen, at) = to_survey(&catalog, at, silent, none.clone());
+        let (seen, at) = to_survey(&catalog, at, silent, none.clone(), true);
         assert_eq!(ids(&seen), range(0, all));
 
         // A rebuilt catalog (a new name): everything again.
         let mut renamed = at.clone();
         renamed.catalog = Some(("an older catalog".into(), 0));
-        let (seen, _) = to_survey(&catalog, renamed, peers, none);
+        let (seen, at) = to_survey(&catalog, renamed, peers.clone(), none.clone(), true);
         assert_eq!(ids(&seen), range(0, all));
+
+        // A peer still being read: no sweep, only what changed here and what is named; once
+        // it was read whole, everything again.
+        let reading = vec![
+            ("b1".to_string(), false, true),
+            (String::new(), false, true),
+        ];
+        let (seen, at) = to_survey(&catalog, at, reading.clone(), none.clone(), false);
+        assert!(seen.is_empty());
+        let suspect = ReplicaState::Suspect {
+            reason: "test".into(),
+        };
+        catalog.set_state(&entry(3).id, suspect).unwrap();
+        let named = entry(7).id;
+        let (seen, at) = to_survey(&catalog, at, reading, [named.clone()].into(), false);
+        assert_eq!(ids(&seen), [entry(3).id, named].into());
+        let read = vec![("b1".to_string(), true, true), (String::new(), true, true)];
+        let (seen, at) = to_survey(&catalog, at, read.clone(), none.clone(), true);
+        assert_eq!(ids(&seen), range(0, all));
+        let (seen, _) = to_survey(&catalog, at, read, none, true);
+        assert_eq!(ids(&seen), range(0, SWEEP_SLICE));
     }
 }
