@@ -20,6 +20,11 @@ pub struct Index {
     /// Each word, in lower case, and the rows whose searched fields hold it.
     words: BTreeMap<Box<str>, Rows>,
     years: BTreeMap<i32, RoaringBitmap>,
+    /// The same rows by decade and by century: a range of years is the union of a few of
+    /// these and of the years at its ends, not of every year in it (at a million rows, a
+    /// search for 1450 to 2000 took the union of 550 years' rows, a third of search's time).
+    decades: BTreeMap<i32, RoaringBitmap>,
+    centuries: BTreeMap<i32, RoaringBitmap>,
 }
 
 /// The rows a query may match.
@@ -74,6 +79,26 @@ fn words_of(meta: &PackedMeta) -> Vec<String> {
     all
 }
 
+/// The first and last unit of `size` years (a decade, a century) wholly within `a..=b`, as
+/// keys (year divided by `size`, rounded down); the first is past the last when there is none.
+fn whole_units(a: i64, b: i64, size: i64) -> (i64, i64) {
+    (-(-a).div_euclid(size), (b + 1).div_euclid(size) - 1)
+}
+
+/// Adds to `parts` the rows of `held`'s keys `a..=b` (none when `a > b`).
+fn keys_between<'a>(
+    held: &'a BTreeMap<i32, RoaringBitmap>,
+    a: i64,
+    b: i64,
+    parts: &mut Vec<&'a RoaringBitmap>,
+) {
+    if a <= b {
+        // Within the years held (or their tenths or hundredths): they fit an i32.
+        let (a, b) = (a as i32, b as i32);
+        parts.extend(held.range(a..=b).map(|(_, rows)| rows));
+    }
+}
+
 impl Index {
     /// Adds rows with their metadata and years, as many as a catalog page brings at once:
     /// each word is looked up once for all the rows holding it (one at a time, the lookups
@@ -88,7 +113,9 @@ impl Index {
                 by_word.entry(word).or_default().push(row);
             }
             if let Some(year) = year {
-                self.years.entry(year).or_default().insert(row);
+                for (held, at) in self.year_maps(year) {
+                    held.entry(at).or_default().insert(row);
+                }
             }
         }
         for (word, rows) in by_word {
@@ -115,13 +142,56 @@ impl Index {
             }
         }
         if let Some(year) = year {
-            if let Some(rows) = self.years.get_mut(&year) {
-                rows.remove(row);
-                if rows.is_empty() {
-                    self.years.remove(&year);
+            for (held, at) in self.year_maps(year) {
+                if let Some(rows) = held.get_mut(&at) {
+                    rows.remove(row);
+                    if rows.is_empty() {
+                        held.remove(&at);
+                    }
                 }
             }
         }
+    }
+
+    /// The maps a year's rows are in: by year, by decade, by century; each with its key.
+    fn year_maps(&mut self, year: i32) -> [(&mut BTreeMap<i32, RoaringBitmap>, i32); 3] {
+        [
+            (&mut self.years, year),
+            (&mut self.decades, year.div_euclid(10)),
+            (&mut self.centuries, year.div_euclid(100)),
+        ]
+    }
+
+    /// The rows of the years `from..=to` (either end open): whole centuries, then whole
+    /// decades, then single years at the ends.
+    fn years_between(&self, from: Option<i32>, to: Option<i32>) -> RoaringBitmap {
+        let (Some((&first, _)), Some((&last, _))) =
+            (self.years.first_key_value(), self.years.last_key_value())
+        else {
+            return RoaringBitmap::new();
+        };
+        let lo = i64::from(from.map_or(first, |f| f.max(first)));
+        let hi = i64::from(to.map_or(last, |t| t.min(last)));
+        let mut parts = Vec::new();
+        let mut ends = Vec::new();
+        let (c0, c1) = whole_units(lo, hi, 100);
+        if c0 <= c1 {
+            keys_between(&self.centuries, c0, c1, &mut parts);
+            ends.extend([(lo, c0 * 100 - 1), ((c1 + 1) * 100, hi)]);
+        } else {
+            ends.push((lo, hi));
+        }
+        for (a, b) in ends {
+            let (d0, d1) = whole_units(a, b, 10);
+            if d0 <= d1 {
+                keys_between(&self.decades, d0, d1, &mut parts);
+                keys_between(&self.years, a, d0 * 10 - 1, &mut parts);
+                keys_between(&self.years, (d1 + 1) * 10, b, &mut parts);
+            } else {
+                keys_between(&self.years, a, b, &mut parts);
+            }
+        }
+        parts.union()
     }
 
     /// The rows holding `word` itself.
@@ -178,12 +248,10 @@ impl Index {
         }
         sets.extend(starts.into_iter().map(|s| self.beginning(s)));
         if query.from_year.is_some() || query.to_year.is_some() {
-            let from = query.from_year.map_or(Bound::Unbounded, Bound::Included);
-            let to = query.to_year.map_or(Bound::Unbounded, Bound::Included);
             let years = if query.from_year > query.to_year && query.to_year.is_some() {
                 RoaringBitmap::new()
             } else {
-                self.years.range((from, to)).map(|(_, rows)| rows).union()
+                self.years_between(query.from_year, query.to_year)
             };
             sets.push(years);
         }
@@ -191,5 +259,43 @@ impl Index {
         sets.sort_by_key(RoaringBitmap::len);
         let rows = sets.into_iter().reduce(|a, b| a & b)?;
         Some(Candidates { rows, exact })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A range of years taken by centuries, decades and single years holds the rows of
+        /// every year in it and no other, whatever came and went.
+        #[test]
+        fn a_range_of_years_holds_the_rows_of_every_year_in_it(
+            years in proptest::collection::vec(proptest::option::of(1290i32..2110), 0..300),
+            from in proptest::option::of(1250i32..2150),
+            to in proptest::option::of(1250i32..2150),
+            removed in proptest::collection::vec(0usize..300, 0..60),
+        ) {
+            let mut index = Index::default();
+            let meta = PackedMeta::pack(&cluster::ImageMeta::default());
+            index.add_many(years.iter().enumerate().map(|(row, y)| (row as u32, &meta, *y)));
+            for &row in &removed {
+                if let Some(year) = years.get(row) {
+                    index.remove(row as u32, &meta, *year);
+                }
+            }
+            let gone: HashSet<usize> = removed.into_iter().collect();
+            let want: RoaringBitmap = years
+                .iter()
+                .enumerate()
+                .filter(|(row, y)| {
+                    !gone.contains(row)
+                        && y.is_some_and(|y| from.is_none_or(|f| y >= f) && to.is_none_or(|t| y <= t))
+                })
+                .map(|(row, _)| row as u32)
+                .collect();
+            prop_assert_eq!(index.years_between(from, to), want);
+        }
     }
 }
