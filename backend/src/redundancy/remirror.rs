@@ -107,14 +107,13 @@ fn to_survey(
     } else {
         SWEEP_SLICE
     };
-    let swept: Vec<_> = if sweep {
-        catalog.after(&at.sweep_after).take(slice).collect()
-    } else {
-        Vec::new()
+    // Without a sweep the cursor stays: it starts over once every peer was read (the marks
+    // change then).
+    let swept: Vec<_> = match sweep {
+        true => catalog.after(&at.sweep_after).take(slice).collect(),
+        false => Vec::new(),
     };
-    if !sweep {
-        // Not moved: the sweep starts over once every peer was read (the peers' marks change).
-    } else if swept.len() < slice {
+    if sweep && swept.len() < slice {
         (at.sweep_after, at.sweep_fast) = (String::new(), false);
     } else if let Some(last) = swept.last() {
         at.sweep_after = last.id.clone();

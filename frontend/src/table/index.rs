@@ -130,7 +130,7 @@ impl Index {
         }
     }
 
-    /// Takes out what [`Index::add`] put in for the same row, metadata and year.
+    /// Takes out what [`Index::add_many`] put in for the same row, metadata and year.
     pub fn remove(&mut self, row: u32, meta: &PackedMeta, year: Option<i32>) {
         for word in words_of(meta) {
             if self
