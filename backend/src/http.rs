@@ -4,11 +4,13 @@
 //! A tile is one positional read of a pyramid file on a blocking thread, sent with long-lived
 //! cache headers and an ETag taken from the tile index, so a revalidation costs no read at all.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use warp::http::{header, Response, StatusCode};
+use warp::http::{header, HeaderMap, Method, Response, StatusCode, Uri};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
@@ -34,8 +36,46 @@ const WINDOW_ROWS: u32 = 3;
 
 type Body = warp::hyper::body::Bytes;
 
+/// What the routes and the quick answers share: the node, its tile cache and the counters of
+/// what it answered.
+#[derive(Clone)]
+pub struct Serving {
+    pub node: Arc<Node>,
+    cache: Arc<TileCache>,
+    metrics: Arc<Metrics>,
+}
+
+impl Serving {
+    pub fn new(node: Arc<Node>) -> Serving {
+        Serving {
+            node,
+            cache: Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES)),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    /// Counts an answer by route: its status and time, and the bytes of its body (none sent
+    /// for HEAD).
+    fn count(
+        &self,
+        path: &str,
+        method: &Method,
+        status: StatusCode,
+        body: Option<u64>,
+        took: Duration,
+    ) {
+        self.metrics.record(path, status.as_u16(), took);
+        if let Some(n) = body.filter(|_| method != Method::HEAD) {
+            self.metrics.add_bytes(path, n);
+        }
+    }
+}
+
 /// Every route of a node, with errors turned into short plain-text answers.
-pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+pub fn routes(
+    serving: &Serving,
+) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let node = serving.node.clone();
     let runner = node.runner.clone();
     // Boxed: the route tree is deep enough already for the compiler.
     let internal = crate::http_internal::routes(node.clone(), node.secret.clone())
@@ -45,13 +85,8 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
     let workers =
         warp::path!("workers").map(move || json_reply(&serde_json::json!(runner.statuses())));
     let lib = warp::any().map(move || node.clone());
-    let cache = Arc::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES));
-    let metrics = Arc::new(Metrics::default());
-    let metrics_handle = metrics.clone();
-    let counted = metrics.clone();
-    let log = warp::log::custom(move |info| {
-        counted.record(info.path(), info.status().as_u16(), info.elapsed())
-    });
+    let metrics = serving.metrics.clone();
+    let cache = serving.cache.clone();
     let metrics = warp::any().map(move || metrics.clone());
     let cache = warp::any().map(move || cache.clone());
     let health = warp::path!("health").and(lib.clone()).map(health);
@@ -164,7 +199,7 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
         .and(lib)
         .and(cache)
         .then(iiif_image);
-    let sized = metrics_handle.clone();
+    let counted = serving.clone();
     let preflight = warp::options()
         .and(warp::header::optional::<String>(
             "access-control-request-headers",
@@ -209,25 +244,72 @@ pub fn routes(node: Arc<Node>) -> impl Filter<Extract = (impl Reply,), Error = I
     // A preflight is answered before any route, whatever the path: a route's own refusal of
     // OPTIONS would otherwise outrank its "not found".
     let all = preflight.or(all).unify();
-    // Bytes sent, by route: every body here has a known size.
+    // Every answer counted by route: status, time and bytes (every body here has a known size).
     warp::path::full()
         .and(warp::method())
+        .and(warp::any().map(Instant::now))
         .and(all)
         .map(
-            move |path: warp::path::FullPath, method: warp::http::Method, reply| {
+            move |path: warp::path::FullPath, method: Method, start: Instant, reply| {
                 let mut response = warp::Reply::into_response(reply);
                 // Every answer, errors and redirects too, is readable by a viewer on another
                 // website; what a signature guards is not readable without one anyway.
                 floor::cors::allow(&mut response);
-                if method != warp::http::Method::HEAD {
-                    if let Some(n) = http_body::Body::size_hint(response.body()).exact() {
-                        sized.add_bytes(path.as_str(), n);
-                    }
-                }
+                let body = http_body::Body::size_hint(response.body()).exact();
+                let took = start.elapsed();
+                counted.count(path.as_str(), &method, response.status(), body, took);
                 response
             },
         )
-        .with(log)
+}
+
+/// Stored tiles in the cache, by either URL, nearly all of a node's traffic: answered before the
+/// routes are tried, with the routes' own functions. A tile not in the cache, a render, and
+/// anything else is left to the routes.
+pub struct QuickTiles(pub Serving);
+
+impl floor::serve::Quick for QuickTiles {
+    fn answer(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response<Body>> {
+        if method != Method::GET && method != Method::HEAD {
+            return None;
+        }
+        let start = Instant::now();
+        let node = &self.0.node;
+        let path = uri.path();
+        let if_none_match = match headers.get(header::IF_NONE_MATCH) {
+            Some(v) => Some(v.to_str().ok()?),
+            None => None,
+        };
+        let asked = if let Some(rest) = path.strip_prefix("/tiles/") {
+            let [id, level, col, row_jpg] = segments(rest)?;
+            let (level, col) = (level.parse().ok()?, col.parse().ok()?);
+            tile_asked(node, id, level, col, row_jpg, if_none_match)
+        } else if let Some(rest) = path.strip_prefix("/iiif/3/") {
+            let [id, region, size, rotation, quality] = segments(rest)?;
+            match iiif_asked(node, id, [region, size, rotation, quality], if_none_match) {
+                Ok(IiifAsked::Tile(tile)) => Ok(tile),
+                Ok(IiifAsked::Render { .. }) => return None,
+                Err(answer) => Err(answer),
+            }
+        } else {
+            return None;
+        };
+        let answer = match asked {
+            Ok(tile) => tile.cached(&self.0.cache)?,
+            Err(answer) => answer,
+        };
+        let body = Some(answer.body().len() as u64);
+        self.0
+            .count(path, method, answer.status(), body, start.elapsed());
+        Some(answer)
+    }
+}
+
+/// The `N` segments of a path, none empty, or `None`.
+fn segments<const N: usize>(path: &str) -> Option<[&str; N]> {
+    let mut parts = path.split('/');
+    let found = std::array::from_fn(|_| parts.next().unwrap_or(""));
+    (parts.next().is_none() && found.iter().all(|p| !p.is_empty())).then_some(found)
 }
 
 fn text(status: StatusCode, message: &str) -> Response<Body> {
@@ -551,40 +633,120 @@ async fn tile(
     node: Arc<Node>,
     cache: Arc<TileCache>,
 ) -> Response<Body> {
+    match tile_asked(&node, &id, level, col, &row_jpg, if_none_match.as_deref()) {
+        Ok(tile) => tile.read(&node, &cache).await,
+        Err(answer) => answer,
+    }
+}
+
+/// A stored tile a visitor asked for, by either URL: all of its answer but the bytes.
+struct TileAsked {
+    image: Arc<Image>,
+    level: usize,
+    col: u32,
+    row: u32,
+    etag: String,
+    /// The IIIF URL's format (its media type); `None` for the native URL.
+    iiif: Option<&'static str>,
+}
+
+impl TileAsked {
+    fn answer(self, jpeg: Bytes) -> Response<Body> {
+        match self.iiif {
+            Some(media_type) => iiif_answer(media_type, jpeg, Some(self.etag)),
+            None => Response::builder()
+                .header(header::CONTENT_TYPE, "image/jpeg")
+                .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
+                .header(header::ETAG, self.etag)
+                .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
+                .body(jpeg)
+                .expect("valid response"),
+        }
+    }
+
+    /// The answer if the tile is in the cache.
+    fn cached(self, cache: &TileCache) -> Option<Response<Body>> {
+        let index = self
+            .image
+            .geometry()
+            .tile_index(self.level, self.col, self.row)?;
+        let jpeg = cache.hit(self.image.serial, index)?;
+        Some(self.answer(jpeg))
+    }
+
+    /// The answer, the tile read from the cache or the disk.
+    async fn read(self, node: &Node, cache: &TileCache) -> Response<Body> {
+        let (level, col, row) = (self.level, self.col, self.row);
+        match stored_tile(&self.image, level, col, row, cache).await {
+            Ok(jpeg) => self.answer(jpeg),
+            Err(e) => tile_failed(node, &self.image, level, col, row, e),
+        }
+    }
+}
+
+/// The native tile URL's answer as far as it goes without the tile's bytes: refused, not
+/// modified, unavailable, or the tile to send.
+// The error is an answer, sent as it is; boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
+fn tile_asked(
+    node: &Node,
+    raw_id: &str,
+    level: usize,
+    col: u32,
+    row_jpg: &str,
+    if_none_match: Option<&str>,
+) -> Result<TileAsked, Response<Body>> {
     let Some(row) = row_jpg
         .strip_suffix(".jpg")
         .and_then(|r| r.parse::<u32>().ok())
     else {
-        return text(StatusCode::BAD_REQUEST, "tile URL must end in /{row}.jpg");
+        return Err(text(
+            StatusCode::BAD_REQUEST,
+            "tile URL must end in /{row}.jpg",
+        ));
     };
-    let Some(id) = cluster::image_id_in_path(&id) else {
-        return text(StatusCode::BAD_REQUEST, "malformed image id");
+    let Some(id) = cluster::image_id_in_path(raw_id) else {
+        return Err(text(StatusCode::BAD_REQUEST, "malformed image id"));
     };
     let Some(image) = node.library.get(&id) else {
-        return text(StatusCode::NOT_FOUND, "no image with this id");
+        return Err(text(StatusCode::NOT_FOUND, "no image with this id"));
     };
+    stored_asked(image, (level, col, row), if_none_match, None)
+}
+
+/// A stored tile of `image`, by either URL: its ETag checked, its replica's state too.
+// The error is an answer, sent as it is; boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
+fn stored_asked(
+    image: Arc<Image>,
+    (level, col, row): (usize, u32, u32),
+    if_none_match: Option<&str>,
+    iiif: Option<&'static str>,
+) -> Result<TileAsked, Response<Body>> {
     let Some(entry) = image.entry(level, col, row) else {
-        return text(StatusCode::NOT_FOUND, "no such tile in this image");
+        return Err(text(StatusCode::NOT_FOUND, "no such tile in this image"));
     };
     let etag = tile_etag(&entry);
-    if if_none_match.is_some_and(|v| etag_matches(&v, &etag)) {
-        return not_modified(etag);
+    if if_none_match.is_some_and(|v| etag_matches(v, &etag)) {
+        return Err(not_modified(etag));
     }
     // A replica found damaged, or on a disk out of service, answers 503 at once, even for tiles
     // still cached: the visitor's viewer goes to the other replica, as every other path does.
     if !image.readable() {
-        return replica_unavailable("tile");
+        return Err(replica_unavailable(if iiif.is_some() {
+            "image"
+        } else {
+            "tile"
+        }));
     }
-    match stored_tile(&image, level, col, row, &cache).await {
-        Ok(jpeg) => Response::builder()
-            .header(header::CONTENT_TYPE, "image/jpeg")
-            .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
-            .header(header::ETAG, etag)
-            .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
-            .body(jpeg)
-            .expect("valid response"),
-        Err(e) => tile_failed(&node, &image, level, col, row, e),
-    }
+    Ok(TileAsked {
+        image,
+        level,
+        col,
+        row,
+        etag,
+        iiif,
+    })
 }
 
 /// A stored tile's ETag: its checksum and length, as the pyramid's index has them.
@@ -736,58 +898,15 @@ async fn iiif_image(
     node: Arc<Node>,
     cache: Arc<TileCache>,
 ) -> Response<Body> {
-    let Some(image) = find(&node, &id) else {
-        return text(StatusCode::NOT_FOUND, "no image with this id");
+    let parts = [&*region, &*size, &*rotation, &*quality_format];
+    let (image, req, plan) = match iiif_asked(&node, &id, parts, if_none_match.as_deref()) {
+        Ok(IiifAsked::Tile(tile)) => return tile.read(&node, &cache).await,
+        Ok(IiifAsked::Render { image, req, plan }) => (image, req, plan),
+        Err(answer) => return answer,
     };
     let id = image.id.clone();
-    // Clients may encode what the syntax allows (`%5E` for `^`, `%2C` for `,`).
-    let [region, size, rotation, quality_format] =
-        [region, size, rotation, quality_format].map(|p| {
-            // Copied only when decoding changed something.
-            let decoded = match cluster::decode_path_segment(&p) {
-                Some(std::borrow::Cow::Owned(d)) => Some(d),
-                _ => None,
-            };
-            decoded.unwrap_or(p)
-        });
-    let req = match ImageRequest::parse(&region, &size, &rotation, &quality_format) {
-        Ok(r) => r,
-        Err(e) => {
-            return text(
-                StatusCode::from_u16(e.status()).expect("400 or 501"),
-                &e.to_string(),
-            )
-        }
-    };
     let g = image.geometry();
-    let plan = match iiif::request::resolve(&req, g.width, g.height, IIIF_LIMITS) {
-        Ok(p) => p,
-        Err(e) => {
-            return text(
-                StatusCode::from_u16(e.status()).expect("400 or 501"),
-                &e.to_string(),
-            )
-        }
-    };
     let channels = image.header().channels;
-    let stored = render::stored_tile(&req, &plan, g, channels);
-    if !image.readable() {
-        return replica_unavailable("image");
-    }
-    // A stored tile is the native tile URL by another name: the same cache, ETag and bytes.
-    if let Some((level, col, row)) = stored {
-        let Some(entry) = image.entry(level, col, row) else {
-            return text(StatusCode::NOT_FOUND, "no such tile in this image");
-        };
-        let etag = tile_etag(&entry);
-        if if_none_match.is_some_and(|v| etag_matches(&v, &etag)) {
-            return not_modified(etag);
-        }
-        return match stored_tile(&image, level, col, row, &cache).await {
-            Ok(jpeg) => iiif_answer(req.format.media_type(), jpeg, Some(etag)),
-            Err(e) => tile_failed(&node, &image, level, col, row, e),
-        };
-    }
     // A render waits for its memory.
     let admitted = match node
         .renders
@@ -824,6 +943,62 @@ async fn iiif_image(
             replica_unavailable("image")
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "rendering failed"),
+    }
+}
+
+/// What an IIIF image request asks for, once parsed and checked against the image.
+enum IiifAsked {
+    /// A stored tile by another name: the native URL's cache, ETag and bytes.
+    Tile(TileAsked),
+    /// Anything else: rendered from the pyramid.
+    Render {
+        image: Arc<Image>,
+        req: ImageRequest,
+        plan: iiif::request::Plan,
+    },
+}
+
+/// An IIIF image URL's answer as far as it goes without pixels: refused, not modified,
+/// unavailable, a stored tile, or a render to make. `parts`: region, size, rotation, and
+/// quality with format, as they came in the path.
+// The error is an answer, sent as it is; boxing it would only add an allocation.
+#[allow(clippy::result_large_err)]
+fn iiif_asked(
+    node: &Node,
+    raw_id: &str,
+    parts: [&str; 4],
+    if_none_match: Option<&str>,
+) -> Result<IiifAsked, Response<Body>> {
+    let Some(image) = find(node, raw_id) else {
+        return Err(text(StatusCode::NOT_FOUND, "no image with this id"));
+    };
+    // Clients may encode what the syntax allows (`%5E` for `^`, `%2C` for `,`).
+    let [region, size, rotation, quality_format] =
+        parts.map(|p| match cluster::decode_path_segment(p) {
+            Some(Cow::Owned(decoded)) => Cow::Owned(decoded),
+            _ => Cow::Borrowed(p),
+        });
+    let refused = |status: u16, e: &dyn std::fmt::Display| {
+        text(
+            StatusCode::from_u16(status).expect("400 or 501"),
+            &e.to_string(),
+        )
+    };
+    let req = ImageRequest::parse(&region, &size, &rotation, &quality_format)
+        .map_err(|e| refused(e.status(), &e))?;
+    let g = image.geometry();
+    let plan = iiif::request::resolve(&req, g.width, g.height, IIIF_LIMITS)
+        .map_err(|e| refused(e.status(), &e))?;
+    let stored = render::stored_tile(&req, &plan, g, image.header().channels);
+    if !image.readable() {
+        return Err(replica_unavailable("image"));
+    }
+    match stored {
+        Some(at) => {
+            let media_type = req.format.media_type();
+            stored_asked(image, at, if_none_match, Some(media_type)).map(IiifAsked::Tile)
+        }
+        None => Ok(IiifAsked::Render { image, req, plan }),
     }
 }
 
@@ -868,9 +1043,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let tls = node.tls.clone();
-    floor::serve::serve_tls(
+    let serving = Serving::new(node);
+    floor::serve::serve_quick(
         listener,
-        routes(node),
+        Arc::new(QuickTiles(serving.clone())),
+        routes(&serving),
         floor::serve::Limits::default(),
         tls,
         shutdown,

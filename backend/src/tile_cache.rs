@@ -53,6 +53,14 @@ impl TileCache {
         found
     }
 
+    /// The tile if it is here, counted as a hit; a miss is not counted, since whoever asked
+    /// goes on to read the tile through [`TileCache::get`], which counts it.
+    pub fn hit(&self, image: u64, tile: u64) -> Option<Bytes> {
+        let found = self.tiles.get(&(image, tile))?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(found)
+    }
+
     /// (hits, misses) since the start.
     pub fn counts(&self) -> (u64, u64) {
         (

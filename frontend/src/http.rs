@@ -50,15 +50,7 @@ pub fn routes(
     let images = warp::path!("images" / String)
         .and(raw_query)
         .and(f.clone())
-        .map(|id: String, query: String, f: Arc<Front>| {
-            let query = safe_query(&query)
-                .map(|q| format!("?{q}"))
-                .unwrap_or_default();
-            match cluster::image_id_in_path(&id) {
-                Some(id) => redirect(&f, &id, &format!("/view/{id}{query}")),
-                None => not_an_image(),
-            }
-        });
+        .map(|id: String, query: String, f: Arc<Front>| image_redirect(&f, &id, &query));
     // Everything a backend serves per image, under the same path.
     let passthrough = warp::path::full().and(f.clone()).and_then(
         |path: warp::path::FullPath, f: Arc<Front>| async move {
@@ -197,6 +189,41 @@ pub fn routes(
             response
         },
     )
+}
+
+/// `/images/{segment}?{query}`: a redirect to the image's viewer on a replica, with the query
+/// passed on if it is plain.
+fn image_redirect(f: &Front, segment: &str, query: &str) -> Response<Body> {
+    let query = safe_query(query)
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    match cluster::image_id_in_path(segment) {
+        Some(id) => redirect(f, &id, &format!("/view/{id}{query}")),
+        None => not_an_image(),
+    }
+}
+
+/// The redirects of `/images/{id}`, nearly all of a frontend's traffic, answered before the
+/// routes are tried (the same answer as the `images` route, from the same function).
+pub struct QuickRedirects(pub Arc<Front>);
+
+impl floor::serve::Quick for QuickRedirects {
+    fn answer(
+        &self,
+        method: &warp::http::Method,
+        uri: &warp::http::Uri,
+        _: &warp::http::HeaderMap,
+    ) -> Option<Response<Body>> {
+        if method != warp::http::Method::GET && method != warp::http::Method::HEAD {
+            return None;
+        }
+        let segment = uri.path().strip_prefix("/images/")?;
+        // An empty segment or a longer path is the routes' to refuse.
+        if segment.is_empty() || segment.contains('/') {
+            return None;
+        }
+        Some(image_redirect(&self.0, segment, uri.query().unwrap_or("")))
+    }
 }
 
 /// The pages behind a sign-in: never shared with other websites.
@@ -473,8 +500,9 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let tls = front.tls.clone();
-    floor::serve::serve_tls(
+    floor::serve::serve_quick(
         listener,
+        Arc::new(QuickRedirects(front.clone())),
         routes(front),
         floor::serve::Limits::default(),
         tls,
