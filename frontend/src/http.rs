@@ -10,7 +10,7 @@ use warp::http::{header, Response, StatusCode};
 use warp::hyper::body::Bytes;
 use warp::{Filter, Rejection, Reply};
 
-use crate::table::{Choice, Query, Table};
+use crate::table::{Choice, Order, Query, Table};
 
 type Body = Bytes;
 
@@ -321,6 +321,9 @@ struct SearchQuery {
     #[serde(default)]
     to: String,
     page: Option<usize>,
+    /// "title": by title only; anything else: best matches first.
+    #[serde(default)]
+    sort: String,
 }
 
 /// Searches that read rows at once; more wait, at most [`SEARCH_WAIT`].
@@ -365,11 +368,16 @@ async fn search_bounded(
 }
 
 fn search(sq: SearchQuery, f: Arc<Front>, heading: &str) -> Response<Body> {
-    let query = Query::parse(&sq.q, &sq.artist, &sq.from, &sq.to);
+    let mut query = Query::parse(&sq.q, &sq.artist, &sq.from, &sq.to);
+    let by_title = sq.sort == "title";
+    if by_title {
+        query.order = Order::Title;
+    }
     let page_no = sq.page.unwrap_or(1).max(1);
     let (rows, total) = f.table.search(&query, page_no - 1, PER_PAGE);
     let pages = total.div_ceil(PER_PAGE);
-    let link = |n: usize| {
+    // The link to page `n` of this search, by title or best first.
+    let link = |n: usize, by_title: bool| {
         let mut parts = Vec::new();
         for (k, v) in [
             ("q", &sq.q),
@@ -381,10 +389,18 @@ fn search(sq: SearchQuery, f: Arc<Front>, heading: &str) -> Response<Body> {
                 parts.push(format!("{k}={}", url_encode(v)));
             }
         }
+        if by_title {
+            parts.push("sort=title".into());
+        }
         parts.push(format!("page={n}"));
         let base = if query.is_empty() { "/" } else { "/search" };
         format!("{base}?{}", parts.join("&"))
     };
+    // Words asked: the order can be chosen (without words, it is the title's anyway).
+    let order = (!query.words.is_empty()).then(|| site::SearchOrder {
+        best_first: !by_title,
+        other: link(1, !by_title),
+    });
     let items = rows
         .iter()
         .map(|r| site::GalleryItem {
@@ -404,8 +420,9 @@ fn search(sq: SearchQuery, f: Arc<Front>, heading: &str) -> Response<Body> {
         total,
         page: page_no,
         pages,
-        prev: (page_no > 1).then(|| link(page_no - 1)),
-        next: (page_no < pages).then(|| link(page_no + 1)),
+        prev: (page_no > 1).then(|| link(page_no - 1, by_title)),
+        next: (page_no < pages).then(|| link(page_no + 1, by_title)),
+        order,
     });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")

@@ -107,6 +107,15 @@ pub struct SearchPage<'a> {
     pub pages: usize,
     pub prev: Option<String>,
     pub next: Option<String>,
+    /// The results' order and a link to the same search in the other, when words were asked.
+    pub order: Option<SearchOrder>,
+}
+
+/// How a search's results are ordered, and the link to the other order.
+pub struct SearchOrder {
+    /// Titles holding every word first (else by title only).
+    pub best_first: bool,
+    pub other: String,
 }
 
 /// The gallery of the canonical address: works without JavaScript, every link a plain link.
@@ -133,6 +142,20 @@ pub fn search(p: &SearchPage) -> String {
         p.page,
         p.pages.max(1)
     ));
+    if let Some(order) = &p.order {
+        let (now, other) = if order.best_first {
+            (
+                "Best matches first (every word in the title)",
+                "Sort by title",
+            )
+        } else {
+            ("Sorted by title", "Best matches first")
+        };
+        body.push_str(&format!(
+            "<p class=\"muted sort-order\">{now} · <a href=\"{}\">{other}</a></p>",
+            escape(&order.other)
+        ));
+    }
     body.push_str(&gallery_list(&p.items, "/images/"));
     body.push_str("<nav class=\"pager\">");
     for (label, link) in [("← Previous", &p.prev), ("Next →", &p.next)] {

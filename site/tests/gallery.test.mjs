@@ -66,6 +66,23 @@ test("search by words, artist and years, from the form", async () => {
   await page.close();
 });
 
+test("a search shows the titles holding its words first, or sorts by title on request", async () => {
+  const page = await context.newPage();
+  // "se" begins "Seahorse" in a title, and "set" in Dendrite's artist.
+  await page.goto(`${demo.canonical}/search?q=se`);
+  assert.deepEqual(await titles(page), ["Seahorse Valley", "Dendrite"]);
+  assert.match(await page.locator(".sort-order").textContent(), /^Best matches first/);
+  await Promise.all([page.waitForNavigation(), page.getByText("Sort by title").click()]);
+  assert.match(page.url(), /\/search\?q=se&sort=title&page=1$/);
+  assert.deepEqual(await titles(page), ["Dendrite", "Seahorse Valley"]);
+  await Promise.all([page.waitForNavigation(), page.getByText("Best matches first").click()]);
+  assert.deepEqual(await titles(page), ["Seahorse Valley", "Dendrite"]);
+  // Without words the order is the title's, and there is nothing to choose.
+  await page.goto(`${demo.canonical}/search?from=1900&to=1999`);
+  assert.equal(await page.locator(".sort-order").count(), 0);
+  await page.close();
+});
+
 test("an unknown image gets a clear page, not a hang", async () => {
   const page = await context.newPage();
   const response = await page.goto(`${demo.canonical}/images/no-such-thing`);

@@ -17,7 +17,9 @@ use super::Query;
 
 #[derive(Default)]
 pub struct Index {
-    /// Each word, in lower case, and the rows whose searched fields hold it.
+    /// Each word, in lower case, and the rows whose searched fields hold it; and of those,
+    /// the rows whose title holds it (a search ranks first the rows whose title holds every
+    /// word asked).
     words: BTreeMap<Box<str>, Rows>,
     years: BTreeMap<i32, RoaringBitmap>,
     /// The same rows by decade and by century: a range of years is the union of a few of
@@ -34,20 +36,42 @@ pub struct Candidates {
     pub exact: bool,
 }
 
-/// The rows of one word. Most words of a collection are in one row only (a number, a
-/// name): a bitmap for each of them was a tenth of a frontend's memory at a million images.
+/// The rows of one word, and which of them hold it in their title. Most words of a
+/// collection are in one row only (a number, a name): a bitmap for each of them was a tenth of
+/// a frontend's memory at a million images. The title's rows are kept here rather than in a
+/// map of their own, which would cost a key for every word of every title again.
 enum Rows {
-    One(u32),
-    Many(Box<RoaringBitmap>),
+    One { row: u32, titled: bool },
+    Many(Box<ManyRows>),
+}
+
+struct ManyRows {
+    all: RoaringBitmap,
+    titled: RoaringBitmap,
 }
 
 impl Rows {
-    fn insert(&mut self, row: u32) {
+    fn new(row: u32, titled: bool) -> Rows {
+        Rows::One { row, titled }
+    }
+
+    fn insert(&mut self, row: u32, in_title: bool) {
         match self {
-            Rows::One(one) if *one == row => {}
-            Rows::One(one) => *self = Rows::Many(Box::new(RoaringBitmap::from_iter([*one, row]))),
+            Rows::One { row: one, titled } if *one == row => *titled |= in_title,
+            Rows::One { row: one, titled } => {
+                let titled = [(*one, *titled), (row, in_title)]
+                    .into_iter()
+                    .filter_map(|(r, t)| t.then_some(r));
+                *self = Rows::Many(Box::new(ManyRows {
+                    all: RoaringBitmap::from_iter([*one, row]),
+                    titled: RoaringBitmap::from_iter(titled),
+                }));
+            }
             Rows::Many(rows) => {
-                rows.insert(row);
+                rows.all.insert(row);
+                if in_title {
+                    rows.titled.insert(row);
+                }
             }
         }
     }
@@ -55,16 +79,50 @@ impl Rows {
     /// Takes `row` out; true when no row is left.
     fn remove(&mut self, row: u32) -> bool {
         match self {
-            Rows::One(one) => *one == row,
+            Rows::One { row: one, .. } => *one == row,
             Rows::Many(rows) => {
-                rows.remove(row);
-                if rows.len() == 1 {
-                    *self = Rows::One(rows.min().unwrap_or(row));
+                rows.all.remove(row);
+                rows.titled.remove(row);
+                if rows.all.len() == 1 {
+                    let one = rows.all.min().unwrap_or(row);
+                    *self = Rows::new(one, rows.titled.contains(one));
                 }
                 false
             }
         }
     }
+}
+
+/// The distinct words of a row's title.
+fn title_words(meta: &PackedMeta) -> Vec<String> {
+    let lowered = lower(meta.title());
+    let mut all: Vec<String> = words(&lowered).map(str::to_string).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// The rows of `held` holding a word that begins with `start` (in their title only, when
+/// `titled`).
+fn beginning(held: &BTreeMap<Box<str>, Rows>, start: &str, titled: bool) -> RoaringBitmap {
+    let mut ones = RoaringBitmap::new();
+    let mut many = Vec::new();
+    for (_, rows) in held
+        .range::<str, _>((Bound::Included(start), Bound::Unbounded))
+        .take_while(|(w, _)| w.starts_with(start))
+    {
+        match rows {
+            Rows::One { row, titled: t } => {
+                if *t || !titled {
+                    ones.insert(*row);
+                }
+            }
+            Rows::Many(rows) if titled => many.push(&rows.titled),
+            Rows::Many(rows) => many.push(&rows.all),
+        }
+    }
+    many.push(&ones);
+    many.union()
 }
 
 /// The distinct words of a row's searched fields, and each with the sign after it.
@@ -107,10 +165,12 @@ impl Index {
         &mut self,
         rows: impl IntoIterator<Item = (u32, &'a PackedMeta, Option<i32>)>,
     ) {
-        let mut by_word: HashMap<String, Vec<u32>> = HashMap::new();
+        let mut by_word: HashMap<String, Vec<(u32, bool)>> = HashMap::new();
         for (row, meta, year) in rows {
+            let title = title_words(meta);
             for word in words_of(meta) {
-                by_word.entry(word).or_default().push(row);
+                let in_title = title.binary_search(&word).is_ok();
+                by_word.entry(word).or_default().push((row, in_title));
             }
             if let Some(year) = year {
                 for (held, at) in self.year_maps(year) {
@@ -120,10 +180,10 @@ impl Index {
         }
         for (word, rows) in by_word {
             match self.words.get_mut(word.as_str()) {
-                Some(held) => rows.into_iter().for_each(|row| held.insert(row)),
+                Some(held) => rows.into_iter().for_each(|(row, t)| held.insert(row, t)),
                 None => {
-                    let mut held = Rows::One(rows[0]);
-                    rows[1..].iter().for_each(|&row| held.insert(row));
+                    let mut held = Rows::new(rows[0].0, rows[0].1);
+                    rows[1..].iter().for_each(|&(row, t)| held.insert(row, t));
                     self.words.insert(word.into_boxed_str(), held);
                 }
             }
@@ -197,30 +257,27 @@ impl Index {
     /// The rows holding `word` itself.
     fn holding(&self, word: &str) -> RoaringBitmap {
         match self.words.get(word) {
-            Some(Rows::One(row)) => RoaringBitmap::from_iter([*row]),
-            Some(Rows::Many(rows)) => (**rows).clone(),
+            Some(Rows::One { row, .. }) => RoaringBitmap::from_iter([*row]),
+            Some(Rows::Many(rows)) => rows.all.clone(),
             None => RoaringBitmap::new(),
         }
     }
 
     /// The rows holding a word that begins with `start`.
     fn beginning(&self, start: &str) -> RoaringBitmap {
-        let mut ones = RoaringBitmap::new();
-        let mut many = Vec::new();
-        for (_, rows) in self
-            .words
-            .range::<str, _>((Bound::Included(start), Bound::Unbounded))
-            .take_while(|(w, _)| w.starts_with(start))
-        {
-            match rows {
-                Rows::One(row) => {
-                    ones.insert(*row);
-                }
-                Rows::Many(rows) => many.push(&**rows),
-            }
-        }
-        many.push(&ones);
-        many.union()
+        beginning(&self.words, start, false)
+    }
+
+    /// The rows whose title holds a word beginning with each word of `query` (with their
+    /// signs left out), or None when the query asks for no words.
+    pub fn in_titles(&self, query: &Query) -> Option<RoaringBitmap> {
+        let starts: HashSet<&str> = query.words.iter().flat_map(|w| words(w)).collect();
+        let mut sets: Vec<RoaringBitmap> = starts
+            .into_iter()
+            .map(|start| beginning(&self.words, start, true))
+            .collect();
+        sets.sort_by_key(RoaringBitmap::len);
+        sets.into_iter().reduce(|a, b| a & b)
     }
 
     /// The rows that may match `query`, or None when it asks for nothing the index holds (no

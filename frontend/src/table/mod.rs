@@ -177,6 +177,19 @@ pub struct Query {
     pub artist: String,
     pub from_year: Option<i32>,
     pub to_year: Option<i32>,
+    pub order: Order,
+}
+
+/// The order of a search's results.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// By title, those whose title holds every word asked first (the title is what names a
+    /// work: a search for "harbour" shows "The Harbour at Dawn" before a portrait whose
+    /// description mentions a harbour). Without words: by title.
+    #[default]
+    BestFirst,
+    /// By title only.
+    Title,
 }
 
 impl Query {
@@ -192,11 +205,16 @@ impl Query {
             artist: if asks(&artist) { artist } else { String::new() },
             from_year: from.trim().parse().ok(),
             to_year: to.trim().parse().ok(),
+            order: Order::default(),
         }
     }
 
+    /// Whether it asks for nothing: every row matches.
     pub fn is_empty(&self) -> bool {
-        *self == Query::default()
+        self.words.is_empty()
+            && self.artist.is_empty()
+            && self.from_year.is_none()
+            && self.to_year.is_none()
     }
 
     fn matches(&self, row: &Stored) -> bool {
@@ -685,8 +703,24 @@ impl Table {
             self.check(query, &candidates.rows)
         };
         let inner = self.read();
-        let shown = inner
-            .page_of(&matches, first, per_page)
+        let best = match query.order {
+            Order::BestFirst => inner.index.in_titles(query),
+            Order::Title => None,
+        };
+        let shown = match best {
+            Some(titled) => {
+                let first_tier = titled & &matches;
+                let rest = &matches - &first_tier;
+                let mut shown = inner.page_of(&first_tier, first, per_page);
+                if shown.len() < per_page {
+                    let skip = first.saturating_sub(first_tier.len() as usize);
+                    shown.extend(inner.page_of(&rest, skip, per_page - shown.len()));
+                }
+                shown
+            }
+            None => inner.page_of(&matches, first, per_page),
+        };
+        let shown = shown
             .into_iter()
             .filter(|r| candidates.exact || query.matches(r))
             .map(Stored::row)
@@ -1008,7 +1042,8 @@ mod tests {
     }
 
     /// Whatever the rows and the changes, a search through the index answers what reading
-    /// every row in the gallery's order answers, page by page.
+    /// every row in the gallery's order answers, page by page: in title order, or best first
+    /// (the rows whose title holds every word asked, then the others).
     mod against_every_row {
         use super::*;
         use proptest::prelude::*;
@@ -1062,6 +1097,7 @@ mod tests {
                 artist in 0usize..3,
                 years in (proptest::option::of(1825i32..1840), proptest::option::of(1825i32..1840)),
                 per_page in 1usize..7,
+                by_title in any::<bool>(),
             ) {
                 let t = Table::new(&[("a".into(), "http://a".into()), ("b".into(), "http://b".into())]);
                 for (version, (id, on_a, kept, title_words, year)) in changes.into_iter().enumerate() {
@@ -1076,16 +1112,31 @@ mod tests {
                     artist: ["", "hoku", "art g"][artist].to_string(),
                     from_year: years.0,
                     to_year: years.1,
+                    order: if by_title { Order::Title } else { Order::BestFirst },
+                };
+                // Every row read, in title order; best first: those whose title has a word
+                // beginning with each word asked (its letters and digits), then the rest.
+                let in_title = |r: &Stored| {
+                    let title = r.meta.title().to_lowercase();
+                    query.words.iter().flat_map(|w| words::words(w)).all(|part| {
+                        words::words(&title).any(|t| t.starts_with(part))
+                    })
                 };
                 let every: Vec<String> = {
                     let inner = t.read();
-                    inner
+                    let matching: Vec<&Stored> = inner
                         .order
                         .iter_from(0)
                         .filter_map(|p| inner.stored(p.row))
                         .filter(|r| query.is_empty() || query.matches(r))
-                        .map(|r| r.place.id.to_string())
-                        .collect()
+                        .collect();
+                    let (mut first, rest): (Vec<&Stored>, Vec<&Stored>) = if by_title {
+                        (matching, Vec::new())
+                    } else {
+                        matching.into_iter().partition(|r| in_title(r))
+                    };
+                    first.extend(rest);
+                    first.into_iter().map(|r| r.place.id.to_string()).collect()
                 };
                 for page_no in 0..every.len() / per_page + 2 {
                     let (rows, total) = t.search(&query, page_no, per_page);
