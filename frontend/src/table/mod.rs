@@ -392,27 +392,58 @@ impl Inner {
         // places 2 ms, a sort of 110,000 matches 4-5 ms).
         let walk = want.saturating_mul(self.order.len()) / found;
         if walk <= 2 * found {
-            return self
-                .order
-                .iter_from(0)
-                .filter(|p| matches.contains(p.row))
-                .skip(first)
-                .take(count)
-                .filter_map(|p| self.stored(p.row))
-                .collect();
+            // That estimate takes the matches as spread evenly over the order; those whose
+            // title holds a word often are not (titles that begin with it sit together): the
+            // walk stops at four times its estimate (or twice the matches' number of places),
+            // and the sort takes over. At a million rows, walking 2 * found first made a
+            // search's first page 8 ms (its sort alone: 3).
+            let budget = (4 * walk + 1024).min(2 * found);
+            let mut walked = 0;
+            let mut page = Vec::new();
+            let mut seen = 0;
+            for p in self.order.iter_from(0).take(budget) {
+                walked += 1;
+                if matches.contains(p.row) {
+                    if seen >= first {
+                        page.extend(self.stored(p.row));
+                    }
+                    seen += 1;
+                    if seen == want {
+                        return page;
+                    }
+                }
+            }
+            if walked < budget {
+                return page; // the whole order walked
+            }
         }
-        // Each match's title key and row, copied once from the keys side by side: the
-        // partial sorts below compare these, and read a place elsewhere in memory only when
-        // two keys are equal (sorting references to the places read two rows for every
-        // comparison).
-        let mut places: Vec<([u64; 2], u32)> = matches
-            .iter()
-            .filter_map(|n| self.title_keys.get(n as usize).map(|&key| (key, n)))
-            .collect();
+        // Each match's title key and row, copied from the keys side by side: the partial
+        // sorts below compare these, and read a place elsewhere in memory only when two keys
+        // are equal (sorting references to the places read two rows for every comparison).
         let place = |n: u32| self.stored(n).map(|r| &r.place);
         let order = |a: &([u64; 2], u32), b: &([u64; 2], u32)| {
             a.0.cmp(&b.0).then_with(|| place(a.1).cmp(&place(b.1)))
         };
+        // Only the `want` first are kept: once twice as many are held, the first half is
+        // selected, and a match after the last kept is passed over with one comparison (a
+        // first page of 110,000 matches copied and selected them all: 3 ms).
+        let mut places: Vec<([u64; 2], u32)> = Vec::with_capacity((2 * want).min(found));
+        let mut last_kept: Option<([u64; 2], u32)> = None;
+        for n in matches {
+            let Some(&key) = self.title_keys.get(n as usize) else {
+                continue;
+            };
+            let match_ = (key, n);
+            if last_kept.is_some_and(|last| order(&match_, &last).is_ge()) {
+                continue;
+            }
+            places.push(match_);
+            if places.len() == 2 * want {
+                places.select_nth_unstable_by(want - 1, order);
+                places.truncate(want);
+                last_kept = places.last().copied();
+            }
+        }
         let want = want.min(places.len());
         if want < places.len() {
             places.select_nth_unstable_by(want, order); // the `want` first are before the rest
@@ -980,6 +1011,40 @@ mod tests {
         );
         assert_eq!(gallery(&t), ["fuji"]);
         assert_eq!(t.titles(0, 10).1, 1);
+    }
+
+    /// Matches that sit together at the end of the order (titles that begin with the word
+    /// asked) are found whole, on every page, though walking the order to them from the
+    /// start looked short for their number; the walk gives up and the matches are selected
+    /// by their title keys, here all the same.
+    #[test]
+    fn matches_together_at_the_end_of_the_order_are_found_on_every_page() {
+        let t = Table::new(&[("a".into(), "http://a".into())]);
+        t.set_health("a", Ok(HashSet::new()));
+        let (others, harbours) = (1000, 300);
+        let entries = (0..others + harbours)
+            .map(|i| {
+                let title = if i < others {
+                    format!("Field {i:04}")
+                } else {
+                    // Longer than a title key: every key the same, the titles decide.
+                    format!("Harbour at dawn, number {i:04}")
+                };
+                entry(&format!("img-{i:05}"), "a1", ReplicaState::Ok, &title, "")
+            })
+            .collect();
+        t.apply(page("a", "a-1", 1, entries));
+        let q = Query::parse("harbour", "", "", "");
+        let mut all = Vec::new();
+        for page_no in 0..harbours / 24 + 1 {
+            let (rows, total) = t.search(&q, page_no, 24);
+            assert_eq!(total, harbours);
+            all.extend(rows.into_iter().map(|r| r.meta.title));
+        }
+        let want: Vec<String> = (others..others + harbours)
+            .map(|i| format!("Harbour at dawn, number {i:04}"))
+            .collect();
+        assert_eq!(all, want);
     }
 
     /// A search walks the order a slice at a time: across many slices it misses no row and
