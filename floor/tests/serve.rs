@@ -1,18 +1,21 @@
 //! The one HTTP server on a real loopback socket, with short limits so a test waits seconds:
 //! slow-loris heads are closed after the header timeout while a keep-alive client is served
 //! throughout, an idle connection rests past the header timeout and is closed when idle, a
-//! stalled body is closed, a slow handler is not, connections beyond the bound wait, and a
-//! shutdown lets the request in flight finish.
+//! stalled body is closed, a slow handler is not, connections beyond the bound wait, a
+//! shutdown lets the request in flight finish, and quick answers and the routes' share a
+//! connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use floor::serve::{serve, Limits};
+use floor::serve::{serve_quick, Limits, Quick};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::time::{timeout, Instant};
+use warp::http::{HeaderMap, Method, Response, Uri};
+use warp::hyper::body::Bytes;
 use warp::Filter;
 
 /// How long a test waits for something that must happen before it calls it a failure.
@@ -20,7 +23,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A server of `/hello`, `/peer` (the client's address), `/echo` (a POST's body), `/slow`
 /// (answers after `pause`) and `/held` (answers when the test says), torn down with the test's
-/// runtime.
+/// runtime; `/echo` without a body is a quick answer, "quick".
 struct Server {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
@@ -66,13 +69,28 @@ fn start(limits: Limits, held: Option<(oneshot::Sender<()>, oneshot::Receiver<()
         .recover(|_| async { Ok::<_, Infallible>("not found".to_string()) })
         .unify();
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, routes, limits, async move {
-        let _ = stopped.await;
-    }));
+    let done = tokio::spawn(serve_quick(
+        listener,
+        std::sync::Arc::new(QuickEcho),
+        routes,
+        limits,
+        None,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Server {
         addr,
         stop: Some(stop),
         done,
+    }
+}
+
+struct QuickEcho;
+
+impl Quick for QuickEcho {
+    fn answer(&self, _: &Method, uri: &Uri, _: &HeaderMap) -> Option<Response<Bytes>> {
+        (uri.path() == "/echo").then(|| Response::new(Bytes::from_static(b"quick")))
     }
 }
 
@@ -350,4 +368,42 @@ async fn a_shutdown_closes_the_listener_and_idle_connections_and_lets_a_request_
         .await
         .expect("the server ends once its last request is answered")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_answers_and_the_routes_share_a_keep_alive_connection_that_then_rests_and_closes() {
+    let server = start(limits(200, 500, 8), None);
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    // A quick answer, readable from other websites as every public answer is.
+    client
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\nquick") {
+        let mut byte = [0u8; 1];
+        assert_eq!(client.read(&mut byte).await.unwrap(), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    // A request with a body is the routes' even where a quick answer would be given.
+    client
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 3\r\n\r\nabc")
+        .await
+        .unwrap();
+    assert_eq!(answer(&mut client).await.unwrap(), (200, "3 bytes".into()));
+    assert_eq!(
+        get(&mut client, "/echo").await.unwrap(),
+        (200, "quick".into())
+    );
+    assert_eq!(
+        get(&mut client, "/hello").await.unwrap(),
+        (200, "hello".into())
+    );
+    // Answered, the connection waits for the next request and is closed when idle.
+    let answered = Instant::now();
+    let closed_at = closed(&mut client).await.expect("closed when idle");
+    assert!(closed_at - answered >= Duration::from_millis(400));
 }
