@@ -711,10 +711,17 @@ fn tile_asked(
     let Some(image) = node.library.get(&id) else {
         return Err(text(StatusCode::NOT_FOUND, "no image with this id"));
     };
-    stored_asked(image, (level, col, row), if_none_match, None)
+    let tile = stored_asked(image, (level, col, row), if_none_match, None)?;
+    // A replica found damaged, or on a disk out of service, answers 503 at once, even for tiles
+    // still cached: the visitor's viewer goes to the other replica, as every other path does.
+    // (An IIIF request checks it before anything else.)
+    if !tile.image.readable() {
+        return Err(replica_unavailable("tile"));
+    }
+    Ok(tile)
 }
 
-/// A stored tile of `image`, by either URL: its ETag checked, its replica's state too.
+/// A stored tile of `image`, by either URL: found in its index, its ETag checked.
 // The error is an answer, sent as it is; boxing it would only add an allocation.
 #[allow(clippy::result_large_err)]
 fn stored_asked(
@@ -729,15 +736,6 @@ fn stored_asked(
     let etag = tile_etag(&entry);
     if if_none_match.is_some_and(|v| etag_matches(v, &etag)) {
         return Err(not_modified(etag));
-    }
-    // A replica found damaged, or on a disk out of service, answers 503 at once, even for tiles
-    // still cached: the visitor's viewer goes to the other replica, as every other path does.
-    if !image.readable() {
-        return Err(replica_unavailable(if iiif.is_some() {
-            "image"
-        } else {
-            "tile"
-        }));
     }
     Ok(TileAsked {
         image,

@@ -593,7 +593,9 @@ where
             if let Some(mut answer) = quick {
                 crate::cors::allow(&mut answer);
                 self.activity.request(true);
-                let answer = self.finish(answer.map(|b| Either::Left(Full::new(b))));
+                let answer = self
+                    .finisher()
+                    .finish(answer.map(|b| Either::Left(Full::new(b))));
                 return Box::pin(std::future::ready(Ok(answer)));
             }
         }
@@ -618,10 +620,6 @@ impl<S> Served<S> {
             activity: self.activity.clone(),
             hsts: self.hsts,
         }
-    }
-
-    fn finish<B>(&self, answer: Response<B>) -> Response<AnswerBody<B>> {
-        self.finisher().finish(answer)
     }
 }
 
