@@ -5,6 +5,11 @@
 //!
 //! `cargo run --release -p frontend --example table_scale [ROWS]` (default 1,000,000, two
 //! backends, each image on both).
+//!
+//! `... table_scale ROWS searches`: the rows described as `bench/collection` describes its
+//! images (a title beginning with one of 18 common words, an artist of 20,000, a date, a
+//! sentence, keywords), then that bench's 2,000 searches, one at a time, timed each: the
+//! table's share of a search page's time, without HTTP or the page's rendering.
 
 use cluster::{CatalogEntry, CatalogPage, ImageMeta, ReplicaState};
 use frontend::table::{Query, Table};
@@ -14,6 +19,9 @@ fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(1_000_000, |a| a.parse().unwrap());
+    if std::env::args().nth(2).as_deref() == Some("searches") {
+        return searches(n);
+    }
     let t = Table::new(&[
         ("a".into(), "http://a".into()),
         ("b".into(), "http://b".into()),
@@ -22,33 +30,19 @@ fn main() {
     for node in ["a", "b"] {
         for chunk in 0..(n / 100_000).max(1) {
             let entries = (chunk * 100_000..((chunk + 1) * 100_000).min(n))
-                .map(|i| CatalogEntry {
-                    id: format!("img-{i:08}"),
-                    version: i as u64,
-                    state: ReplicaState::Ok,
-                    disk: "d1".into(),
-                    nodes: vec!["a".into(), "b".into()],
-                    epoch: 0,
-                    width: 6000,
-                    height: 4000,
-                    meta: ImageMeta {
+                .map(|i| {
+                    let meta = ImageMeta {
                         title: format!("Harbour view number {}", (i * 7919) % n),
                         artist: format!("Artist {}", i % 5000),
                         date: format!("{}", 1500 + i % 500),
                         description: "A sentence of description about the work.".into(),
                         keywords: vec!["harbour".into(), "sea".into()],
                         ..ImageMeta::default()
-                    },
-                    files: vec![],
+                    };
+                    entry(format!("img-{i:08}"), i as u64, meta)
                 })
                 .collect();
-            t.apply(CatalogPage {
-                more: false,
-                node: node.into(),
-                catalog: format!("{node}-1"),
-                version: (chunk + 1) as u64,
-                entries,
-            });
+            t.apply(page(node, (chunk + 1) as u64, entries));
         }
     }
     println!(
@@ -74,25 +68,17 @@ fn main() {
     );
     let s = Instant::now();
     for v in 0..20u64 {
-        t.apply(CatalogPage {
-            more: false,
-            node: "a".into(),
-            catalog: "a-1".into(),
-            version: 100 + v,
-            entries: vec![],
-        });
+        t.apply(page("a", 100 + v, vec![]));
     }
     println!("empty catalog page applied: {:?} each", s.elapsed() / 20);
     let s = Instant::now();
     t.search(&q, 0, 48);
     println!("gallery page after those empty pages: {:?}", s.elapsed());
     // A new image, then the gallery at once: its order is kept, not sorted again.
-    t.apply(CatalogPage {
-        more: false,
-        node: "a".into(),
-        catalog: "a-1".into(),
-        version: 200,
-        entries: vec![CatalogEntry {
+    t.apply(page(
+        "a",
+        200,
+        vec![CatalogEntry {
             id: "img-new".into(),
             version: 200,
             state: ReplicaState::Ok,
@@ -107,7 +93,7 @@ fn main() {
             },
             files: vec![],
         }],
-    });
+    ));
     let s = Instant::now();
     t.search(&q, 0, 48);
     println!("gallery page just after a new image: {:?}", s.elapsed());
@@ -196,6 +182,229 @@ fn main() {
         memory_kib("VmRSS:") / 1024,
         memory_kib("VmHWM:") / 1024
     );
+}
+
+/// An image's entry as both backends list it: healthy, on disk d1 of each.
+fn entry(id: String, version: u64, meta: ImageMeta) -> CatalogEntry {
+    CatalogEntry {
+        id,
+        version,
+        state: ReplicaState::Ok,
+        disk: "d1".into(),
+        nodes: vec!["a".into(), "b".into()],
+        epoch: 0,
+        width: 6000,
+        height: 4000,
+        meta,
+        files: vec![],
+    }
+}
+
+/// A page of backend `node`'s catalog.
+fn page(node: &str, version: u64, entries: Vec<CatalogEntry>) -> CatalogPage {
+    CatalogPage {
+        more: false,
+        node: node.into(),
+        catalog: format!("{node}-1"),
+        version,
+        entries,
+    }
+}
+
+/// A small random number generator (xorshift), so that runs describe the same rows.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+
+    fn pick<'a>(&mut self, from: &'a [String]) -> &'a str {
+        &from[self.below(from.len())]
+    }
+}
+
+const COMMON: [&str; 18] = [
+    "harbour",
+    "portrait",
+    "landscape",
+    "view",
+    "study",
+    "still",
+    "life",
+    "river",
+    "sea",
+    "garden",
+    "city",
+    "night",
+    "morning",
+    "figure",
+    "woman",
+    "man",
+    "child",
+    "bridge",
+];
+
+/// Rows described as bench/collection describes its images, then its searches, each timed.
+fn searches(n: usize) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let syllables = [
+        "ar", "ben", "cor", "da", "el", "fa", "gor", "ha", "in", "jo", "ka", "lu", "mar", "no",
+        "or", "pa", "qui", "ro", "sa", "ta", "um", "ve", "wi", "xa", "yo", "ze",
+    ];
+    let mut words: Vec<String> = (0..6000)
+        .map(|_| {
+            (0..2 + rng.below(3))
+                .map(|_| syllables[rng.below(syllables.len())])
+                .collect()
+        })
+        .collect();
+    words.sort();
+    words.dedup();
+    let capital = |w: &str| w[..1].to_uppercase() + &w[1..];
+    let artists: Vec<String> = (0..20_000)
+        .map(|_| {
+            format!(
+                "{} {}",
+                capital(rng.pick(&words)),
+                capital(rng.pick(&words))
+            )
+        })
+        .collect();
+    let common: Vec<String> = COMMON.iter().map(|w| w.to_string()).collect();
+    let mixed: Vec<String> = words.iter().chain(&common).cloned().collect();
+    let t = Table::new(&[
+        ("a".into(), "http://a".into()),
+        ("b".into(), "http://b".into()),
+    ]);
+    let start = Instant::now();
+    let describe = |i: usize, rng: &mut Rng| {
+        let mut title = capital(rng.pick(&common));
+        for _ in 0..1 + rng.below(3) {
+            title = format!("{title} {}", rng.pick(&words));
+        }
+        if rng.below(10) < 3 {
+            title = format!("{title} no. {}", 1 + rng.below(500));
+        }
+        let year = 1400 + rng.below(601);
+        let description: Vec<&str> = (0..12).map(|_| rng.pick(&mixed)).collect();
+        let meta = ImageMeta {
+            title,
+            artist: rng.pick(&artists).to_string(),
+            date: if rng.below(5) == 0 {
+                format!("c. {year}")
+            } else {
+                year.to_string()
+            },
+            description: capital(&description.join(" ")) + ".",
+            keywords: vec![
+                rng.pick(&common).to_string(),
+                rng.pick(&words).to_string(),
+                rng.pick(&words).to_string(),
+            ],
+            ..ImageMeta::default()
+        };
+        (format!("img-{i:07}"), meta)
+    };
+    let metas: Vec<(String, ImageMeta)> = (0..n).map(|i| describe(i, &mut rng)).collect();
+    for node in ["a", "b"] {
+        for (chunk, rows) in metas.chunks(10_000).enumerate() {
+            let entries = rows
+                .iter()
+                .map(|(id, meta)| entry(id.clone(), 1, meta.clone()))
+                .collect();
+            t.apply(page(node, (chunk + 1) as u64, entries));
+        }
+    }
+    drop(metas);
+    println!(
+        "{n} rows built in {:?}; memory {} MiB (peak {} MiB)",
+        start.elapsed(),
+        memory_kib("VmRSS:") / 1024,
+        memory_kib("VmHWM:") / 1024
+    );
+    // bench/collection's searches: a common word, with years, with a sign, with its own
+    // beginning, a deep page; years alone.
+    let deepest = (n / 48 / 20).max(1);
+    let asked: Vec<(Query, usize, &str)> = (0..2000)
+        .map(|_| {
+            let w = COMMON[[0, 1, 2, 3, 7, 9, 11, 17][rng.below(8)]];
+            match rng.below(6) {
+                0 => (Query::parse(w, "", "", ""), 0, "a word"),
+                1 => (Query::parse(w, "", "1600", "1700"), 0, "a word, years"),
+                2 => (
+                    Query::parse(&format!("{w} no."), "", "", ""),
+                    0,
+                    "a word, a sign",
+                ),
+                3 => (
+                    Query::parse(&format!("{w} {}", &w[..3]), "", "", ""),
+                    0,
+                    "two words",
+                ),
+                4 => (
+                    Query::parse(w, "", "", ""),
+                    1 + rng.below(deepest),
+                    "a deep page",
+                ),
+                _ => {
+                    let from = (1400 + rng.below(501)).to_string();
+                    (Query::parse("", "", &from, "2000"), 0, "years alone")
+                }
+            }
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut by_kind: std::collections::BTreeMap<&str, Vec<std::time::Duration>> =
+        Default::default();
+    for (query, page, kind) in &asked {
+        let s = Instant::now();
+        let (shown, _) = t.search(query, *page, 48);
+        let took = s.elapsed();
+        assert!(!shown.is_empty() || *page > 0, "{kind}: nothing found");
+        all.push(took);
+        by_kind.entry(kind).or_default().push(took);
+    }
+    // Rows retitled a page at a time: the ranks are counted again once a thirty-second of
+    // the rows moved, at the end of the page that crosses it.
+    let mut pages = Vec::new();
+    for (p, rows) in (0..n)
+        .collect::<Vec<_>>()
+        .chunks(10_000)
+        .take(5)
+        .enumerate()
+    {
+        let entries = rows
+            .iter()
+            .map(|&i| {
+                let title = format!("Retitled {i}");
+                let meta = ImageMeta {
+                    title,
+                    ..ImageMeta::default()
+                };
+                entry(format!("img-{i:07}"), 2, meta)
+            })
+            .collect();
+        let s = Instant::now();
+        t.apply(page("a", 1000 + p as u64, entries));
+        pages.push(format!("{:.1?}", s.elapsed()));
+    }
+    println!(
+        "pages of 10,000 rows retitled, each applied in: {}",
+        pages.join(", ")
+    );
+    let quantiles = |times: &mut Vec<std::time::Duration>| {
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        format!("p50 {:?}, p99 {:?}, max {:?}", at(0.5), at(0.99), at(1.0))
+    };
+    println!("2,000 searches: {}", quantiles(&mut all));
+    for (kind, mut times) in by_kind {
+        println!("  {kind} ({}): {}", times.len(), quantiles(&mut times));
+    }
 }
 
 /// A line of /proc/self/status, in KiB.
