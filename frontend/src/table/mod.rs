@@ -402,8 +402,8 @@ impl Inner {
         }
         let want = (first + count).min(found);
         // Walking the order finds the last match wanted after about want * rows / found
-        // places; selecting by rank reads every match twice, at about a tenth of a walked
-        // place's cost each (a place is compared with the matches; a match's rank is read
+        // places; selecting by rank reads every match once, at a fraction of a walked
+        // place's cost (a walked place is looked up in the matches; a match's rank is read
         // from one array, in the order of the row numbers).
         let walk = want.saturating_mul(self.order.len()) / found;
         if walk <= found / 8 {
