@@ -52,13 +52,61 @@ pub struct BackendView {
     pub redirects: u64,
 }
 
-/// A replica as the table keeps it: its node and disk as numbers of [`Names`].
-#[derive(Debug, Clone)]
+/// A replica as the table keeps it: its node and disk as numbers of [`Names`], and what its
+/// state means here (12 bytes; its node's reasons stay with the node).
+#[derive(Debug, Clone, Copy)]
 struct Replica {
     node: u32,
     disk: u32,
-    state: ReplicaState,
+    state: Kept,
 }
+
+/// A replica's state as a frontend uses it: to send visitors or not, and to count an image's
+/// redundancy (`cluster::redundancy::classify`, which reads no reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    Ok,
+    Suspect,
+    Unreadable,
+}
+
+impl Kept {
+    /// `None` for a replica gone from its node (removed, withdrawn): the table drops it.
+    fn of(state: &ReplicaState) -> Option<Kept> {
+        match state {
+            ReplicaState::Ok => Some(Kept::Ok),
+            ReplicaState::Suspect { .. } => Some(Kept::Suspect),
+            ReplicaState::Unreadable { .. } => Some(Kept::Unreadable),
+            ReplicaState::Removed | ReplicaState::Deleted { .. } => None,
+        }
+    }
+
+    fn servable(self) -> bool {
+        matches!(self, Kept::Ok | Kept::Suspect)
+    }
+
+    /// The node's state this stands for, as `classify` reads it.
+    fn state(self) -> &'static ReplicaState {
+        static OK: ReplicaState = ReplicaState::Ok;
+        static SUSPECT: ReplicaState = ReplicaState::Suspect {
+            reason: String::new(),
+        };
+        static UNREADABLE: ReplicaState = ReplicaState::Unreadable {
+            reason: String::new(),
+            since_ms: 0,
+        };
+        match self {
+            Kept::Ok => &OK,
+            Kept::Suspect => &SUSPECT,
+            Kept::Unreadable => &UNREADABLE,
+        }
+    }
+}
+
+/// An image's replicas, two of them in the row itself: a redirect reads the row and has them,
+/// with no further read elsewhere in memory (a third, a re-mirror's copy waiting for its trim,
+/// goes to the heap).
+type Replicas = smallvec::SmallVec<[Replica; 2]>;
 
 /// A row's place in the gallery: its title in lower case, then its id; and its number.
 /// `key` is the title's first 16 bytes, so that most comparisons end without reading the
@@ -108,9 +156,12 @@ struct Later {
 /// One image as the table keeps it, compact: a million of them must fit well under 1 GiB.
 #[derive(Debug, Clone)]
 struct Stored {
-    place: Place,
+    /// Its title in lower case and its id, shared with its place in the gallery's order
+    /// (whose title key is `Inner::title_keys`).
+    title: Arc<str>,
+    id: Arc<str>,
     meta: PackedMeta,
-    replicas: Box<[Replica]>,
+    replicas: Replicas,
     width: u32,
     height: u32,
     /// The year its date names, for searches by years.
@@ -129,7 +180,7 @@ pub struct Row {
 impl Stored {
     fn row(&self) -> Row {
         Row {
-            id: self.place.id.to_string(),
+            id: self.id.to_string(),
             meta: self.meta.unpack(),
             width: self.width,
             height: self.height,
@@ -278,11 +329,18 @@ struct Inner {
 }
 
 impl Stored {
-    fn drop_replica_of(&mut self, node: u32) {
-        if self.replicas.iter().any(|r| r.node == node) {
-            let replicas = std::mem::take(&mut self.replicas).into_vec();
-            self.replicas = replicas.into_iter().filter(|r| r.node != node).collect();
+    /// Its place in the gallery's order: row `n`, whose title key is in `title_keys`.
+    fn place(&self, n: u32, title_keys: &[[u64; 2]]) -> Place {
+        Place {
+            key: title_keys.get(n as usize).copied().unwrap_or_default(),
+            title: self.title.clone(),
+            id: self.id.clone(),
+            row: n,
         }
+    }
+
+    fn drop_replica_of(&mut self, node: u32) {
+        self.replicas.retain(|r| r.node != node);
     }
 }
 
@@ -304,9 +362,10 @@ impl Inner {
         let n = self.free.pop().unwrap_or(self.rows.len() as u32);
         let id: Arc<str> = Arc::from(id);
         let stored = Stored {
-            place: Place::new("", id.clone(), n),
+            title: Arc::from(""),
+            id: id.clone(),
             meta: PackedMeta::pack(&ImageMeta::default()),
-            replicas: Box::new([]),
+            replicas: Replicas::new(),
             width: 0,
             height: 0,
             year: None,
@@ -335,6 +394,7 @@ impl Inner {
     ) {
         let Inner {
             rows,
+            title_keys,
             order,
             index,
             ranks,
@@ -351,13 +411,14 @@ impl Inner {
         }
         later.indexed.push(n);
         let title = meta.title().to_lowercase();
-        if new || *row.place.title != *title {
+        if new || *row.title != *title {
             if !new {
-                order.remove(&row.place);
+                order.remove(&row.place(n, title_keys));
             }
             ranks.moved(n);
-            row.place = Place::new(&title, row.place.id.clone(), n);
-            later.placed.push(row.place.clone());
+            let place = Place::new(&title, row.id.clone(), n);
+            row.title = place.title.clone();
+            later.placed.push(place);
         }
         (row.meta, row.year) = (meta, year);
     }
@@ -388,9 +449,9 @@ impl Inner {
             return;
         };
         self.index.remove(n, &row.meta, row.year);
-        self.order.remove(&row.place);
+        self.order.remove(&row.place(n, &self.title_keys));
         self.ranks.moved(n);
-        self.ids.remove(&row.place.id);
+        self.ids.remove(&row.id);
         self.free.push(n);
     }
 
@@ -456,11 +517,11 @@ impl Inner {
             .into_iter()
             .map(key)
             .collect();
-        // The unranked in title order: compared by their keys, and by their places when two
-        // keys are equal (a place elsewhere in memory is read only then).
-        let place = |n: u32| self.stored(n).map(|r| &r.place);
+        // The unranked in title order: compared by their keys, and as their places are when
+        // two keys are equal (by title, id, number: a row elsewhere in memory is read only then).
+        let rest = |n: u32| self.stored(n).map(|r| (&*r.title, &*r.id, n));
         let order = |a: &([u64; 2], u32), b: &([u64; 2], u32)| {
-            a.0.cmp(&b.0).then_with(|| place(a.1).cmp(&place(b.1)))
+            a.0.cmp(&b.0).then_with(|| rest(a.1).cmp(&rest(b.1)))
         };
         let mut moved: Vec<([u64; 2], u32)> = unranked.iter().map(key).collect();
         moved.sort_unstable_by(order);
@@ -559,7 +620,7 @@ impl Table {
                 .map(|r| Seen {
                     node: inner.names.name(r.node),
                     disk: inner.names.name(r.disk),
-                    state: &r.state,
+                    state: r.state.state(),
                     node_up: inner.serves(r),
                 })
                 .collect();
@@ -686,20 +747,18 @@ impl Table {
             if matches!(entry.state, ReplicaState::Deleted { .. }) {
                 inner.withdrawn.insert(entry.id.clone());
             }
-            let replica = Replica {
-                node: node_number,
-                disk: inner.names.number(&entry.disk),
-                state: entry.state.clone(),
-            };
+            let disk = inner.names.number(&entry.disk);
             let (n, new) = inner.number(&entry.id);
             let Some(row) = inner.rows.get_mut(n as usize).and_then(Option::as_mut) else {
                 continue;
             };
             row.drop_replica_of(node_number);
-            if !entry.state.gone() {
-                let mut replicas = std::mem::take(&mut row.replicas).into_vec();
-                replicas.push(replica);
-                row.replicas = replicas.into_boxed_slice();
+            if let Some(state) = Kept::of(&entry.state) {
+                row.replicas.push(Replica {
+                    node: node_number,
+                    disk,
+                    state,
+                });
                 (row.width, row.height) = (entry.width, entry.height);
                 inner.describe(n, new, meta, year, &mut later);
             }
@@ -824,7 +883,7 @@ impl Table {
             .iter_from(first)
             .take(count)
             .filter_map(|p| inner.stored(p.row))
-            .map(|r| (r.place.id.to_string(), r.meta.title().to_string()))
+            .map(|r| (r.id.to_string(), r.meta.title().to_string()))
             .collect();
         (shown, inner.order.len())
     }
@@ -1245,7 +1304,7 @@ mod tests {
                         matching.into_iter().partition(|r| in_title(r))
                     };
                     first.extend(rest);
-                    first.into_iter().map(|r| r.place.id.to_string()).collect()
+                    first.into_iter().map(|r| r.id.to_string()).collect()
                 };
                 for page_no in 0..every.len() / per_page + 2 {
                     let (rows, total) = t.search(&query, page_no, per_page);
@@ -1256,6 +1315,89 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A row keeps two replicas in place and a third beside it (a re-mirror's copy before
+    /// the trim); what a replica's state means survives the compact form: a suspect replica
+    /// is served and counted readable, an unreadable one neither.
+    #[test]
+    fn a_third_replica_and_each_state_are_kept_as_the_nodes_say() {
+        let t = Table::new(&[
+            ("a".into(), "http://a".into()),
+            ("b".into(), "http://b".into()),
+            ("c".into(), "http://c".into()),
+        ]);
+        t.set_domains(&[
+            ("a".into(), "A".into()),
+            ("b".into(), "B".into()),
+            ("c".into(), "C".into()),
+        ]);
+        for node in ["a", "b", "c"] {
+            let e = entry(
+                "wave",
+                &format!("{node}1"),
+                ReplicaState::Ok,
+                "Wave",
+                "1831",
+            );
+            t.apply(page(node, &format!("{node}-1"), 2, vec![e]));
+            t.set_health(node, Ok(HashSet::new()));
+        }
+        let mut held = t.replicas("wave");
+        held.sort();
+        let on = |node: &str, disk: &str, ok| (node.to_string(), disk.to_string(), ok);
+        assert_eq!(
+            held,
+            [
+                on("a", "a1", true),
+                on("b", "b1", true),
+                on("c", "c1", true)
+            ]
+        );
+        let picks: HashSet<_> = (0..3).map(|_| format!("{:?}", t.choose("wave"))).collect();
+        assert_eq!(
+            picks.len(),
+            3,
+            "each of the three is chosen in turn: {picks:?}"
+        );
+
+        let state = |node: &str, version, state| {
+            let e = entry("wave", &format!("{node}1"), state, "Wave", "1831");
+            t.apply(page(node, &format!("{node}-1"), version, vec![e]));
+        };
+        state("a", 3, ReplicaState::Removed);
+        state(
+            "b",
+            3,
+            ReplicaState::Suspect {
+                reason: "tile 3 damaged".into(),
+            },
+        );
+        state("c", 3, ReplicaState::unreadable("disk c1 failed"));
+        assert_eq!(
+            t.replicas("wave"),
+            [on("b", "b1", true), on("c", "c1", false)]
+        );
+        assert!((0..3).all(|_| t.choose("wave") == Choice::Origin("http://b".into())));
+        let r = t.redundancy();
+        assert_eq!(
+            (r.images, r.healthy, r.under_replicated),
+            (1, 0, 1),
+            "{r:?}"
+        );
+        state("c", 4, ReplicaState::Ok);
+        assert_eq!(
+            t.redundancy().healthy,
+            1,
+            "suspect b and ok c: two domains readable"
+        );
+        state("b", 4, ReplicaState::Removed);
+        state("c", 5, ReplicaState::Removed);
+        assert_eq!(
+            t.choose("wave"),
+            Choice::Unknown,
+            "no replica left: the row is gone"
+        );
     }
 
     /// Counted once per change, whatever the number of requests, and never stale.
