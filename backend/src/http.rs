@@ -110,9 +110,21 @@ pub fn routes(
         .and(lib.clone())
         .then(|q: SinceQuery, node: Arc<Node>| async move {
             // Reading a page of 10,000 entries from the store takes a while: off the async
-            // threads, so visitors' tiles are not held up behind it.
-            let page = tokio::task::spawn_blocking(move || catalog_page(&q, &node)).await;
-            page.unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "catalog read failed"))
+            // threads, so visitors' tiles are not held up behind it. A page without what the
+            // content providers said is what the other nodes' re-mirror workers read (a
+            // frontend always asks for it): background work, built at background priority,
+            // so that a new frontend's pages come first while the nodes of a large cluster
+            // start and read each other's catalogs whole.
+            let page = if q.meta == Some(false) {
+                floor::background::run("catalog-page", move || catalog_page(&q, &node))
+                    .await
+                    .ok()
+            } else {
+                tokio::task::spawn_blocking(move || catalog_page(&q, &node))
+                    .await
+                    .ok()
+            };
+            page.unwrap_or_else(|| text(StatusCode::INTERNAL_SERVER_ERROR, "catalog read failed"))
         });
     let witness = warp::path!("witness" / String).and(lib.clone()).then(
         |name: String, node: Arc<Node>| async move {

@@ -288,7 +288,7 @@ impl Client {
     ) -> Result<T, CallError> {
         let what = format!("{} {}", call.method, call.path);
         let body = self.call(node, call, deadline).await?;
-        parse(node, &what, body).await
+        parse(node, &what, body, Priority::Normal).await
     }
 
     /// An unsigned `GET url`; an answer with any status, at most `max` bytes of body.
@@ -343,9 +343,33 @@ impl Client {
         deadline: Duration,
         max: usize,
     ) -> Result<T, CallError> {
+        self.get_json_for(url, deadline, max, Priority::Normal)
+            .await
+    }
+
+    /// [`Client::get_json`] for background work (a node reading the others' catalogs): a large
+    /// answer is parsed at background priority (`crate::background`), so that it never takes
+    /// the CPU from a visitor's request or a frontend's own reading.
+    pub async fn get_json_in_background<T: DeserializeOwned + Send + 'static>(
+        &self,
+        url: &str,
+        deadline: Duration,
+        max: usize,
+    ) -> Result<T, CallError> {
+        self.get_json_for(url, deadline, max, Priority::Background)
+            .await
+    }
+
+    async fn get_json_for<T: DeserializeOwned + Send + 'static>(
+        &self,
+        url: &str,
+        deadline: Duration,
+        max: usize,
+        priority: Priority,
+    ) -> Result<T, CallError> {
         let peer = peer_of(url);
         let answer = self.get(url, deadline, max).await?.ok(&peer)?;
-        parse(&peer, url, answer.body).await
+        parse(&peer, url, answer.body, priority).await
     }
 
     async fn exchange(
@@ -407,10 +431,19 @@ impl Default for Client {
     }
 }
 
+/// Who waits for a parse: a request (at once, off the async threads when large) or background
+/// work (at background priority when large).
+#[derive(Clone, Copy)]
+enum Priority {
+    Normal,
+    Background,
+}
+
 async fn parse<T: DeserializeOwned + Send + 'static>(
     peer: &str,
     what: &str,
     body: Bytes,
+    priority: Priority,
 ) -> Result<T, CallError> {
     let not_json = |detail: String| CallError::NotJson {
         peer: peer.to_string(),
@@ -420,10 +453,15 @@ async fn parse<T: DeserializeOwned + Send + 'static>(
     let len = body.len();
     let parse = move || serde_json::from_slice::<T>(&body).map_err(|e| e.to_string());
     if len > PARSE_INLINE {
-        tokio::task::spawn_blocking(parse)
-            .await
-            .map_err(|e| not_json(format!("parsing stopped: {e}")))?
-            .map_err(not_json)
+        match priority {
+            Priority::Normal => tokio::task::spawn_blocking(parse)
+                .await
+                .map_err(|e| not_json(format!("parsing stopped: {e}")))?,
+            Priority::Background => crate::background::run("parse", parse)
+                .await
+                .map_err(|e| not_json(format!("parsing stopped: {e}")))?,
+        }
+        .map_err(not_json)
     } else {
         parse().map_err(not_json)
     }
@@ -499,6 +537,50 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(warp::serve(routes).incoming(listener).run());
         addr
+    }
+
+    /// Parses any JSON and says the nice value of the thread that parsed it.
+    struct ParsedAt(libc::c_int);
+
+    impl<'de> serde::Deserialize<'de> for ParsedAt {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            serde::de::IgnoredAny::deserialize(d)?;
+            Ok(ParsedAt(crate::background::nice_here()))
+        }
+    }
+
+    /// A large answer read for background work is parsed at background priority; read for a
+    /// request, at the priority it had. A small one is parsed where it arrives either way.
+    #[tokio::test]
+    async fn a_large_answer_for_background_work_is_parsed_at_background_priority() {
+        let large = format!("[{}0]", "12345678,".repeat(2 * PARSE_INLINE / 9));
+        assert!(large.len() > PARSE_INLINE);
+        let addr = serve(
+            warp::path("large")
+                .map(move || large.clone())
+                .or(warp::path("small").map(|| "[1, 2, 3]")),
+        )
+        .await;
+        let client = Client::new();
+        let here = crate::background::nice_here();
+        assert!(here < crate::background::NICE, "the test runs at {here}");
+        let deadline = Duration::from_secs(5);
+        let at = |path: &str| format!("http://{addr}/{path}");
+        let ParsedAt(nice) = client
+            .get_json_in_background(&at("large"), deadline, MAX_ANSWER)
+            .await
+            .unwrap();
+        assert_eq!(nice, crate::background::NICE);
+        let ParsedAt(nice) = client
+            .get_json(&at("large"), deadline, MAX_ANSWER)
+            .await
+            .unwrap();
+        assert_eq!(nice, here);
+        let ParsedAt(nice) = client
+            .get_json_in_background(&at("small"), deadline, MAX_ANSWER)
+            .await
+            .unwrap();
+        assert_eq!(nice, here);
     }
 
     #[tokio::test]

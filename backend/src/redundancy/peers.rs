@@ -167,7 +167,7 @@ async fn read_pages(
     let mut pages: Vec<CatalogPage> = Vec::new();
     while pages.len() < PAGES_PER_ROUND {
         let url = format!("{origin}/catalog?since={since}&files=false&meta=false&limit={PAGE}");
-        let page: CatalogPage = match client.get_json(&url, ASK, MAX_PAGE).await {
+        let page: CatalogPage = match client.get_json_in_background(&url, ASK, MAX_PAGE).await {
             Ok(p) => p,
             Err(_) if !pages.is_empty() => break,
             Err(e) => return Err(e),
