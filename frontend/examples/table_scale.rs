@@ -1,4 +1,4 @@
-//! The lookup table at a museum's size, in one process (no HTTP): how long it takes to fill,
+//! The lookup table at a museum's size, in one process: how long it takes to fill,
 //! its memory, to serve a gallery page, to apply the empty catalog page each backend
 //! sends every second (redirects wait while it holds the lock), to answer the IIIF
 //! collection's top and a page of it, to search it, and to choose a replica.
@@ -10,17 +10,27 @@
 //! images (a title beginning with one of 18 common words, an artist of 20,000, a date, a
 //! sentence, keywords), then that bench's 2,000 searches, one at a time, timed each: the
 //! table's share of a search page's time, without HTTP or the page's rendering.
+//!
+//! `... table_scale ROWS serve ADDRESS`: the same rows served over HTTP by the frontend's routes
+//! at ADDRESS until stopped, to time pages with their rendering (wrk) against a table of 3 rows
+//! served beside it.
 
 use cluster::{CatalogEntry, CatalogPage, ImageMeta, ReplicaState};
 use frontend::table::{Query, Table};
 use std::time::Instant;
 
+/// The allocator `td` runs with (glibc's took a sixth of a search page's time in `malloc`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let n: usize = std::env::args()
         .nth(1)
         .map_or(1_000_000, |a| a.parse().unwrap());
-    if std::env::args().nth(2).as_deref() == Some("searches") {
-        return searches(n);
+    match std::env::args().nth(2).as_deref() {
+        Some("searches") => return searches(n),
+        Some("serve") => return serve(n, &std::env::args().nth(3).expect("serve ADDRESS")),
+        _ => {}
     }
     let t = Table::new(&[
         ("a".into(), "http://a".into()),
@@ -285,9 +295,10 @@ const COMMON: [&str; 18] = [
     "bridge",
 ];
 
-/// Rows described as bench/collection describes its images, then its searches, each timed.
-fn searches(n: usize) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+/// Rows described as bench/collection describes its images (the same rows every run): a
+/// title beginning with one of the common words, an artist of 20,000, a date, a sentence,
+/// keywords; filled into `t` as backends "a" and "b" list them.
+fn described(t: &Table, n: usize, rng: &mut Rng) {
     let syllables = [
         "ar", "ben", "cor", "da", "el", "fa", "gor", "ha", "in", "jo", "ka", "lu", "mar", "no",
         "or", "pa", "qui", "ro", "sa", "ta", "um", "ve", "wi", "xa", "yo", "ze",
@@ -313,11 +324,6 @@ fn searches(n: usize) {
         .collect();
     let common: Vec<String> = COMMON.iter().map(|w| w.to_string()).collect();
     let mixed: Vec<String> = words.iter().chain(&common).cloned().collect();
-    let t = Table::new(&[
-        ("a".into(), "http://a".into()),
-        ("b".into(), "http://b".into()),
-    ]);
-    let start = Instant::now();
     let describe = |i: usize, rng: &mut Rng| {
         let mut title = capital(rng.pick(&common));
         for _ in 0..1 + rng.below(3) {
@@ -346,7 +352,7 @@ fn searches(n: usize) {
         };
         (format!("img-{i:07}"), meta)
     };
-    let metas: Vec<(String, ImageMeta)> = (0..n).map(|i| describe(i, &mut rng)).collect();
+    let metas: Vec<(String, ImageMeta)> = (0..n).map(|i| describe(i, rng)).collect();
     for node in ["a", "b"] {
         for (chunk, rows) in metas.chunks(10_000).enumerate() {
             let entries = rows
@@ -356,12 +362,77 @@ fn searches(n: usize) {
             t.apply(page(node, (chunk + 1) as u64, entries));
         }
     }
-    drop(metas);
+}
+
+/// Rows described as bench/collection describes them, served over HTTP at `address` by the
+/// frontend's own routes, as `td frontend` serves them (its backends "a" and "b" answer
+/// nowhere), until the process is stopped.
+fn serve(n: usize, address: &str) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let config = dir.path().join("cluster.toml");
+    std::fs::write(
+        &config,
+        "name = \"table scale\"\n\
+         [[frontend]]\nname = \"fe-1\"\naddress = \"127.0.0.1:7\"\n\
+         [[node]]\nname = \"a\"\naddress = \"127.0.0.1:9\"\npower_domain = \"A\"\n\
+         [[node]]\nname = \"b\"\naddress = \"127.0.0.1:11\"\npower_domain = \"B\"\n",
+    )
+    .expect("the configuration written");
+    let config = cluster::ClusterConfig::load(&config).expect("the configuration read");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        // Its watch workers find nothing at the backends' addresses: the rows stay as filled.
+        let front = frontend::open(&config, "fe-1").expect("a frontend");
+        let start = Instant::now();
+        described(&front.table, n, &mut Rng(0x9e37_79b9_7f4a_7c15));
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("the address bound");
+        println!(
+            "{n} rows built in {:?}, memory {} MiB; serving at http://{}",
+            start.elapsed(),
+            memory_kib("VmRSS:") / 1024,
+            listener.local_addr().expect("an address")
+        );
+        // Each backend says every second that nothing changed, as a quiet cluster's do.
+        let table = front.table.clone();
+        let version = n.div_ceil(10_000) as u64;
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                for node in ["a", "b"] {
+                    table.apply(page(node, version, Vec::new()));
+                }
+            }
+        });
+        frontend::http::serve(listener, front, std::future::pending()).await;
+    });
+}
+
+/// Rows described as bench/collection describes its images, then its searches, each timed.
+fn searches(n: usize) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let t = Table::new(&[
+        ("a".into(), "http://a".into()),
+        ("b".into(), "http://b".into()),
+    ]);
+    let start = Instant::now();
+    described(&t, n, &mut rng);
     println!(
         "{n} rows built in {:?}; memory {} MiB (peak {} MiB)",
         start.elapsed(),
         memory_kib("VmRSS:") / 1024,
         memory_kib("VmHWM:") / 1024
+    );
+    // The rows placed since the last count are ranked at the first empty page (each backend
+    // sends one every second) once the table was quiet for a while, as after a table's build.
+    std::thread::sleep(std::time::Duration::from_secs(11));
+    let s = Instant::now();
+    t.apply(page("a", n.div_ceil(10_000) as u64, Vec::new()));
+    println!(
+        "empty page after a quiet while (the ranks counted again): {:?}",
+        s.elapsed()
     );
     // bench/collection's searches: a common word, with years, with a sign, with its own
     // beginning, a deep page; years alone.
@@ -397,6 +468,9 @@ fn searches(n: usize) {
     let mut all = Vec::new();
     let mut by_kind: std::collections::BTreeMap<&str, Vec<std::time::Duration>> =
         Default::default();
+    // A search asked before (any page of it) may be cut from what the table kept of it.
+    let mut seen = std::collections::HashSet::new();
+    let (mut first_asked, mut asked_again) = (Vec::new(), Vec::new());
     for (query, page, kind) in &asked {
         let s = Instant::now();
         let (shown, found) = t.search(query, *page, 48);
@@ -410,6 +484,11 @@ fn searches(n: usize) {
         );
         all.push(took);
         by_kind.entry(kind).or_default().push(took);
+        if seen.insert(format!("{query:?}")) {
+            first_asked.push(took);
+        } else {
+            asked_again.push(took);
+        }
     }
     // Rows retitled a page at a time: the ranks are counted again once a thirty-second of
     // the rows moved, at the end of the page that crosses it.
@@ -445,6 +524,16 @@ fn searches(n: usize) {
         format!("p50 {:?}, p99 {:?}, max {:?}", at(0.5), at(0.99), at(1.0))
     };
     println!("2,000 searches: {}", quantiles(&mut all));
+    println!(
+        "  asked the first time ({}): {}",
+        first_asked.len(),
+        quantiles(&mut first_asked)
+    );
+    println!(
+        "  asked again ({}): {}",
+        asked_again.len(),
+        quantiles(&mut asked_again)
+    );
     for (kind, mut times) in by_kind {
         println!("  {kind} ({}): {}", times.len(), quantiles(&mut times));
     }

@@ -6,6 +6,7 @@
 //! It answers for rows only by their numbers: a frontend that one day asks a search service
 //! instead would replace this module and keep the table.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 
@@ -29,11 +30,49 @@ pub struct Index {
     centuries: BTreeMap<i32, RoaringBitmap>,
 }
 
-/// The rows a query may match.
-pub struct Candidates {
-    pub rows: RoaringBitmap,
+/// One bitmap of the index that a search combines with others. A search is a [`Plan`] of
+/// terms, so that the bitmaps of the terms asked often can be kept between searches
+/// (`super::terms`), each built once instead of once per search.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Term {
+    /// The rows holding a word that begins with `start` (in their title, when `titled`).
+    Beginning {
+        start: Box<str>,
+        titled: bool,
+    },
+    /// The rows holding exactly this word with its sign ("no.").
+    Holding(Box<str>),
+    Year(i32),
+    /// Years divided by 10, by 100.
+    Decade(i32),
+    Century(i32),
+}
+
+/// What a query asks of the index: the rows in every one of `all`, each the union of its
+/// terms (a union of none holds no row).
+#[derive(Debug)]
+pub struct Plan {
+    pub all: Vec<Vec<Term>>,
     /// Whether every row of them matches, without reading it.
     pub exact: bool,
+}
+
+/// The rows in every one of `all`, each the union of its terms' rows as `rows_of` gives
+/// them; None when `all` is empty (nothing asked).
+pub fn combine<B: std::ops::Deref<Target = RoaringBitmap>>(
+    all: &[Vec<Term>],
+    mut rows_of: impl FnMut(&Term) -> B,
+) -> Option<RoaringBitmap> {
+    let mut sets: Vec<RoaringBitmap> = all
+        .iter()
+        .map(|any| {
+            let held: Vec<B> = any.iter().map(&mut rows_of).collect();
+            held.iter().map(|b| &**b).union()
+        })
+        .collect();
+    // The smallest first, so the intersection shrinks at once.
+    sets.sort_by_key(RoaringBitmap::len);
+    sets.into_iter().reduce(|a, b| a & b)
 }
 
 /// The rows of one word, and which of them hold it in their title. Most words of a
@@ -143,17 +182,18 @@ fn whole_units(a: i64, b: i64, size: i64) -> (i64, i64) {
     (-(-a).div_euclid(size), (b + 1).div_euclid(size) - 1)
 }
 
-/// Adds to `parts` the rows of `held`'s keys `a..=b` (none when `a > b`).
-fn keys_between<'a>(
-    held: &'a BTreeMap<i32, RoaringBitmap>,
+/// Adds to `parts` the terms of `held`'s keys `a..=b` (none when `a > b`), each made by `term`.
+fn keys_between(
+    held: &BTreeMap<i32, RoaringBitmap>,
     a: i64,
     b: i64,
-    parts: &mut Vec<&'a RoaringBitmap>,
+    term: fn(i32) -> Term,
+    parts: &mut Vec<Term>,
 ) {
     if a <= b {
         // Within the years held (or their tenths or hundredths): they fit an i32.
         let (a, b) = (a as i32, b as i32);
-        parts.extend(held.range(a..=b).map(|(_, rows)| rows));
+        parts.extend(held.range(a..=b).map(|(&k, _)| term(k)));
     }
 }
 
@@ -222,13 +262,13 @@ impl Index {
         ]
     }
 
-    /// The rows of the years `from..=to` (either end open): whole centuries, then whole
+    /// The terms of the years `from..=to` (either end open): whole centuries, then whole
     /// decades, then single years at the ends.
-    fn years_between(&self, from: Option<i32>, to: Option<i32>) -> RoaringBitmap {
+    fn year_terms(&self, from: Option<i32>, to: Option<i32>) -> Vec<Term> {
         let (Some((&first, _)), Some((&last, _))) =
             (self.years.first_key_value(), self.years.last_key_value())
         else {
-            return RoaringBitmap::new();
+            return Vec::new();
         };
         let lo = i64::from(from.map_or(first, |f| f.max(first)));
         let hi = i64::from(to.map_or(last, |t| t.min(last)));
@@ -236,7 +276,7 @@ impl Index {
         let mut ends = Vec::new();
         let (c0, c1) = whole_units(lo, hi, 100);
         if c0 <= c1 {
-            keys_between(&self.centuries, c0, c1, &mut parts);
+            keys_between(&self.centuries, c0, c1, Term::Century, &mut parts);
             ends.extend([(lo, c0 * 100 - 1), ((c1 + 1) * 100, hi)]);
         } else {
             ends.push((lo, hi));
@@ -244,47 +284,67 @@ impl Index {
         for (a, b) in ends {
             let (d0, d1) = whole_units(a, b, 10);
             if d0 <= d1 {
-                keys_between(&self.decades, d0, d1, &mut parts);
-                keys_between(&self.years, a, d0 * 10 - 1, &mut parts);
-                keys_between(&self.years, (d1 + 1) * 10, b, &mut parts);
+                keys_between(&self.decades, d0, d1, Term::Decade, &mut parts);
+                keys_between(&self.years, a, d0 * 10 - 1, Term::Year, &mut parts);
+                keys_between(&self.years, (d1 + 1) * 10, b, Term::Year, &mut parts);
             } else {
-                keys_between(&self.years, a, b, &mut parts);
+                keys_between(&self.years, a, b, Term::Year, &mut parts);
             }
         }
-        parts.union()
+        parts
+    }
+
+    /// The rows of the years `from..=to` (either end open).
+    #[cfg(test)]
+    fn years_between(&self, from: Option<i32>, to: Option<i32>) -> RoaringBitmap {
+        combine(&[self.year_terms(from, to)], |t| self.rows(t)).unwrap_or_default()
+    }
+
+    /// The rows of `term`.
+    pub fn rows(&self, term: &Term) -> Cow<'_, RoaringBitmap> {
+        let (held, at) = match term {
+            Term::Beginning { start, titled } => {
+                return Cow::Owned(beginning(&self.words, start, *titled))
+            }
+            Term::Holding(word) => return self.holding(word),
+            Term::Year(y) => (&self.years, y),
+            Term::Decade(d) => (&self.decades, d),
+            Term::Century(c) => (&self.centuries, c),
+        };
+        held.get(at)
+            .map_or_else(|| Cow::Owned(RoaringBitmap::new()), Cow::Borrowed)
     }
 
     /// The rows holding `word` itself.
-    fn holding(&self, word: &str) -> RoaringBitmap {
+    fn holding(&self, word: &str) -> Cow<'_, RoaringBitmap> {
         match self.words.get(word) {
-            Some(Rows::One { row, .. }) => RoaringBitmap::from_iter([*row]),
-            Some(Rows::Many(rows)) => rows.all.clone(),
-            None => RoaringBitmap::new(),
+            Some(Rows::One { row, .. }) => Cow::Owned(RoaringBitmap::from_iter([*row])),
+            Some(Rows::Many(rows)) => Cow::Borrowed(&rows.all),
+            None => Cow::Owned(RoaringBitmap::new()),
         }
-    }
-
-    /// The rows holding a word that begins with `start`.
-    fn beginning(&self, start: &str) -> RoaringBitmap {
-        beginning(&self.words, start, false)
     }
 
     /// The rows whose title holds a word beginning with each word of `query` (with their
     /// signs left out), or None when the query asks for no words.
-    pub fn in_titles(&self, query: &Query) -> Option<RoaringBitmap> {
+    pub fn title_plan(&self, query: &Query) -> Option<Vec<Vec<Term>>> {
         let starts: HashSet<&str> = query.words.iter().flat_map(|w| words(w)).collect();
-        let mut sets: Vec<RoaringBitmap> = starts
+        let all: Vec<Vec<Term>> = starts
             .into_iter()
-            .map(|start| beginning(&self.words, start, true))
+            .map(|start| {
+                vec![Term::Beginning {
+                    start: start.into(),
+                    titled: true,
+                }]
+            })
             .collect();
-        sets.sort_by_key(RoaringBitmap::len);
-        sets.into_iter().reduce(|a, b| a & b)
+        (!all.is_empty()).then_some(all)
     }
 
     /// The rows that may match `query`, or None when it asks for nothing the index holds (no
     /// words but signs, no years): every row matches.
-    pub fn candidates(&self, query: &Query) -> Option<Candidates> {
+    pub fn plan(&self, query: &Query) -> Option<Plan> {
         let mut exact = true;
-        let mut sets = Vec::new();
+        let mut all = Vec::new();
         let mut starts = HashSet::new();
         for word in &query.words {
             if words(word).next() == Some(word.as_str()) {
@@ -292,7 +352,7 @@ impl Index {
                 starts.insert(word.as_str());
             } else if is_word_and_sign(word) {
                 // A word and its sign ("no."): the rows holding exactly that.
-                sets.push(self.holding(word));
+                all.push(vec![Term::Holding(word.as_str().into())]);
             } else {
                 // Any other: a superset, each row of it read.
                 exact = false;
@@ -303,19 +363,21 @@ impl Index {
             exact = false; // the artist's words must be in the artist field
             starts.extend(words(&query.artist));
         }
-        sets.extend(starts.into_iter().map(|s| self.beginning(s)));
+        all.extend(starts.into_iter().map(|start| {
+            vec![Term::Beginning {
+                start: start.into(),
+                titled: false,
+            }]
+        }));
         if query.from_year.is_some() || query.to_year.is_some() {
-            let years = if query.from_year > query.to_year && query.to_year.is_some() {
-                RoaringBitmap::new()
+            let backwards = query.from_year > query.to_year && query.to_year.is_some();
+            all.push(if backwards {
+                Vec::new()
             } else {
-                self.years_between(query.from_year, query.to_year)
-            };
-            sets.push(years);
+                self.year_terms(query.from_year, query.to_year)
+            });
         }
-        // The smallest first, so the intersection shrinks at once.
-        sets.sort_by_key(RoaringBitmap::len);
-        let rows = sets.into_iter().reduce(|a, b| a & b)?;
-        Some(Candidates { rows, exact })
+        (!all.is_empty()).then_some(Plan { all, exact })
     }
 }
 

@@ -7,6 +7,7 @@ mod index;
 mod order;
 mod packed;
 mod ranks;
+mod terms;
 mod words;
 
 use std::borrow::Cow;
@@ -18,10 +19,11 @@ use cluster::{CatalogPage, ImageMeta, ReplicaState};
 use roaring::RoaringBitmap;
 use serde::Serialize;
 
-use index::Index;
+use index::{combine, Index};
 use order::Sorted;
 use packed::PackedMeta;
 use ranks::Ranks;
+use terms::{Answer, Asked, Terms};
 
 /// A backend as this frontend sees it.
 #[derive(Debug)]
@@ -294,6 +296,29 @@ fn year_of(date: &str) -> Option<i32> {
         .then(|| digits.parse().ok())?
 }
 
+/// The part of a search's matches a page is cut from (its number: its place in
+/// `Answer::by_rank`).
+#[derive(Debug, Clone, Copy)]
+enum Tier {
+    All = 0,
+    /// Those whose title holds every word asked (first, best first).
+    Titled = 1,
+    /// The others.
+    Rest = 2,
+}
+
+/// A part of a search's matches by rank: kept, or made at the first asking.
+struct RankedPart<'a> {
+    kept: &'a std::sync::OnceLock<RoaringBitmap>,
+    make: Box<dyn Fn() -> RoaringBitmap + 'a>,
+}
+
+impl RankedPart<'_> {
+    fn get(&self) -> &RoaringBitmap {
+        self.kept.get_or_init(&self.make)
+    }
+}
+
 /// Rows a search reads under one taking of the lock.
 const SEARCH_SLICE: usize = 4096;
 
@@ -318,6 +343,9 @@ struct Inner {
     ranks: Ranks,
     /// Which rows hold which words and years.
     index: Index,
+    /// The index's bitmaps searched lately, by number and by rank; forgotten at every change
+    /// of the index or the ranks.
+    terms: Terms,
     /// Node → power domain, for counting redundancy.
     domains: BTreeMap<String, String>,
     /// Images some node keeps a tombstone of (withdrawn), for the portal's list of uploads:
@@ -398,6 +426,7 @@ impl Inner {
             order,
             index,
             ranks,
+            terms,
             ..
         } = self;
         let Some(row) = rows.get_mut(n as usize).and_then(Option::as_mut) else {
@@ -406,6 +435,7 @@ impl Inner {
         if !new && row.meta == meta && row.year == year {
             return; // the other replica's node says the same: the usual case
         }
+        terms.forget();
         if !new {
             index.remove(n, &row.meta, row.year);
         }
@@ -438,9 +468,23 @@ impl Inner {
             Some((n, &row.meta, row.year))
         }));
         if self.ranks.stale(self.order.len()) {
-            let order = self.order.iter_from(0).map(|p| p.row);
-            self.ranks.count(self.rows.len(), order);
+            self.count_ranks();
         }
+    }
+
+    /// Counts every row's rank again (a walk of the order).
+    fn count_ranks(&mut self) {
+        let start = std::time::Instant::now();
+        let moved = self.ranks.unranked().len();
+        let order = self.order.iter_from(0).map(|p| p.row);
+        self.ranks.count(self.rows.len(), order);
+        self.terms.forget();
+        tracing::debug!(
+            rows = self.order.len(),
+            moved,
+            took_ms = start.elapsed().as_millis() as u64,
+            "ranks counted"
+        );
     }
 
     /// Takes row `n` out of everything.
@@ -451,23 +495,33 @@ impl Inner {
         self.index.remove(n, &row.meta, row.year);
         self.order.remove(&row.place(n, &self.title_keys));
         self.ranks.moved(n);
+        self.terms.forget();
         self.ids.remove(&row.id);
         self.free.push(n);
     }
 
-    /// Rows `first..first + count` of `matches` in the gallery's order.
-    fn page_of(&self, matches: &RoaringBitmap, first: usize, count: usize) -> Vec<&Stored> {
+    /// Rows `first..first + count` of `matches` in the gallery's order. `by_rank` gives the
+    /// ranked of them by rank (`terms.rs`): a page is then cut from ranks instead of selected
+    /// among all the matches, and when they are kept already, the order is not walked either.
+    fn page_of(
+        &self,
+        matches: &RoaringBitmap,
+        by_rank: Option<RankedPart>,
+        first: usize,
+        count: usize,
+    ) -> Vec<&Stored> {
         let found = matches.len() as usize;
         if first >= found {
             return Vec::new();
         }
         let want = (first + count).min(found);
+        let kept = by_rank.as_ref().is_some_and(|p| p.kept.get().is_some());
         // Walking the order finds the last match wanted after about want * rows / found
         // places; selecting by rank reads every match once, at a fraction of a walked
         // place's cost (a walked place is looked up in the matches; a match's rank is read
         // from one array, in the order of the row numbers).
         let walk = want.saturating_mul(self.order.len()) / found;
-        if walk <= found / 8 {
+        if walk <= found / 8 && !kept {
             // That estimate takes the matches as spread evenly over the order; those whose
             // title holds a word often are not (titles that begin with it sit together): the
             // walk stops at four times its estimate, and the selection takes over.
@@ -511,12 +565,11 @@ impl Inner {
                 n,
             )
         };
-        let selected: Vec<([u64; 2], u32)> = self
-            .ranks
-            .select(&ranked, from, to)
-            .into_iter()
-            .map(key)
-            .collect();
+        let selected = match by_rank {
+            Some(part) => self.ranks.select_ranked(part.get(), from, to),
+            None => self.ranks.select(&ranked, from, to),
+        };
+        let selected: Vec<([u64; 2], u32)> = selected.into_iter().map(key).collect();
         // The unranked in title order: compared by their keys, and as their places are when
         // two keys are equal (by title, id, number: a row elsewhere in memory is read only then).
         let rest = |n: u32| self.stored(n).map(|r| (&*r.title, &*r.id, n));
@@ -556,6 +609,37 @@ impl Inner {
             .skip(first - at)
             .filter_map(|n| self.stored(n))
             .collect()
+    }
+
+    /// Rows `first..first + count` of `answer` best first: those whose title holds every word
+    /// asked (`answer.titled`), then the others, each part in title order; in title order
+    /// only without that part. `by_rank` makes a part by rank, kept in `answer.by_rank`.
+    fn best_first(
+        &self,
+        answer: &Answer,
+        by_rank: Option<&dyn Fn(Tier) -> RoaringBitmap>,
+        first: usize,
+        count: usize,
+    ) -> Vec<&Stored> {
+        let part = |tier: Tier| {
+            by_rank.map(|make| RankedPart {
+                kept: &answer.by_rank[tier as usize],
+                make: Box::new(move || make(tier)),
+            })
+        };
+        match &answer.titled {
+            Some(first_tier) => {
+                let mut shown = self.page_of(first_tier, part(Tier::Titled), first, count);
+                if shown.len() < count {
+                    let rest = &answer.matches - first_tier;
+                    let skip = first.saturating_sub(first_tier.len() as usize);
+                    let more = count - shown.len();
+                    shown.extend(self.page_of(&rest, part(Tier::Rest), skip, more));
+                }
+                shown
+            }
+            None => self.page_of(&answer.matches, part(Tier::All), first, count),
+        }
     }
 
     /// Whether the replica's node answers and its disk has not failed.
@@ -732,6 +816,11 @@ impl Table {
         if !fresh && page.entries.is_empty() {
             backend.version = page.version;
             backend.last_error = None;
+            // A quiet moment (each backend says so every second): the rows moved since the
+            // last count are ranked, at most every few seconds.
+            if inner.ranks.settle() {
+                inner.count_ranks();
+            }
             return;
         }
         let node_number = inner.names.number(&node);
@@ -822,40 +911,81 @@ impl Table {
                 .collect();
             return (shown, inner.order.len());
         }
-        let candidates = self.read().index.candidates(query);
-        let Some(candidates) = candidates else {
+        let inner = self.read();
+        let Some(plan) = inner.index.plan(query) else {
             // Only signs were asked for, which every row matches: the gallery.
+            drop(inner);
             return self.search(&Query::default(), page, per_page);
         };
-        let matches = if candidates.exact {
-            candidates.rows
-        } else {
-            self.check(query, &candidates.rows)
-        };
-        let inner = self.read();
-        let best = match query.order {
-            Order::BestFirst => inner.index.in_titles(query),
+        let titles = match query.order {
+            Order::BestFirst => inner.index.title_plan(query),
             Order::Title => None,
         };
-        let shown = match best {
-            Some(titled) => {
-                let first_tier = titled & &matches;
-                let mut shown = inner.page_of(&first_tier, first, per_page);
-                if shown.len() < per_page {
-                    let rest = &matches - &first_tier;
-                    let skip = first.saturating_sub(first_tier.len() as usize);
-                    shown.extend(inner.page_of(&rest, skip, per_page - shown.len()));
-                }
-                shown
+        if plan.exact {
+            // The index's answer is the matches: all under this taking of the lock, with the
+            // bitmaps kept of its terms, or of the same search asked before.
+            let (index, ranks, terms) = (&inner.index, &inner.ranks, &inner.terms);
+            let asked = Asked {
+                all: plan.all,
+                titles,
+            };
+            let kept = terms.answer(&asked);
+            let answer = kept.clone().unwrap_or_else(|| {
+                let matches =
+                    combine(&asked.all, |t| terms.by_number(index, t)).unwrap_or_default();
+                let titled = asked.titles.as_ref().map(|all| {
+                    let titled = combine(all, |t| terms.by_number(index, t));
+                    titled.unwrap_or_default() & &matches
+                });
+                Arc::new(Answer::new(matches, titled))
+            });
+            // A part by rank: the parts' terms by rank, combined as by number. (Each part is
+            // made into its place in `answer.by_rank` by `page_of`, and made here of the others.)
+            let [all_kept, titled_kept, _] = &answer.by_rank;
+            let make_all =
+                || combine(&asked.all, |t| terms.by_rank(index, ranks, t)).unwrap_or_default();
+            let all = || all_kept.get_or_init(make_all);
+            let make_titled = || {
+                let parts = asked.titles.as_deref().unwrap_or_default();
+                let titled = combine(parts, |t| terms.by_rank(index, ranks, t));
+                titled.unwrap_or_default() & all()
+            };
+            let by_rank = |tier: Tier| match tier {
+                Tier::All => make_all(),
+                Tier::Titled => make_titled(),
+                Tier::Rest => all() - titled_kept.get_or_init(make_titled),
+            };
+            // By rank once every term was asked before (a search asked once selects among its
+            // matches, as cheap as that is); a kept answer, always.
+            let mut terms_asked = asked.all.iter().chain(asked.titles.iter().flatten());
+            let rank_them =
+                kept.is_some() || terms_asked.all(|any| any.iter().all(|t| terms.asked_again(t)));
+            let by_rank = rank_them.then_some(&by_rank as &dyn Fn(Tier) -> RoaringBitmap);
+            let shown = inner.best_first(&answer, by_rank, first, per_page);
+            let shown = shown.into_iter().map(Stored::row).collect();
+            if kept.is_none() && answer.by_rank.iter().any(|b| b.get().is_some()) {
+                terms.keep(asked, answer.clone());
             }
-            None => inner.page_of(&matches, first, per_page),
-        };
-        let shown = shown
+            return (shown, answer.matches.len() as usize);
+        }
+        // Some rows must be read to know: those the index names, a slice at a time, each
+        // taking of the lock short (a catalog page may be waiting, and redirects behind it).
+        let candidates = combine(&plan.all, |t| inner.index.rows(t)).unwrap_or_default();
+        drop(inner);
+        let matches = self.check(query, &candidates);
+        let inner = self.read();
+        let titled = titles.map(|all| {
+            let titled = combine(&all, |t| inner.index.rows(t));
+            titled.unwrap_or_default() & &matches
+        });
+        let answer = Answer::new(matches, titled);
+        let shown = inner
+            .best_first(&answer, None, first, per_page)
             .into_iter()
-            .filter(|r| candidates.exact || query.matches(r))
+            .filter(|r| query.matches(r))
             .map(Stored::row)
             .collect();
-        (shown, matches.len() as usize)
+        (shown, answer.matches.len() as usize)
     }
 
     /// Those of `rows` that match `query`, read a slice at a time under the lock, so that a
@@ -1263,18 +1393,12 @@ mod tests {
                 per_page in 1usize..7,
                 by_title in any::<bool>(),
                 recount_from in 0usize..80,
+                asked_before in 0usize..200,
             ) {
                 let t = Table::new(&[("a".into(), "http://a".into()), ("b".into(), "http://b".into())]);
                 // Counted again after a few rows moved, or many: pages mix rows ranked at the
                 // last count and rows placed since, in every proportion.
                 t.write().ranks.recount_from(recount_from);
-                for (version, (id, on_a, kept, title_words, year)) in changes.into_iter().enumerate() {
-                    let node = if on_a { "a" } else { "b" };
-                    let state = if kept { ReplicaState::Ok } else { ReplicaState::Removed };
-                    let mut e = entry(&format!("img-{id}"), "d1", state, &title(&title_words), &year.to_string());
-                    e.meta.artist = ["Hokusai", "Art Group", ""][id as usize % 3].into();
-                    t.apply(page(node, &format!("{node}-1"), version as u64 + 1, vec![e]));
-                }
                 let query = Query {
                     words: words.iter().map(|&w| SEARCHED[w].to_string()).collect(),
                     artist: ["", "hoku", "art g"][artist].to_string(),
@@ -1282,39 +1406,104 @@ mod tests {
                     to_year: years.1,
                     order: if by_title { Order::Title } else { Order::BestFirst },
                 };
-                // Every row read, in title order; best first: those whose title has a word
-                // beginning with each word asked (its letters and digits), then the rest.
-                let in_title = |r: &Stored| {
-                    let title = r.meta.title().to_lowercase();
-                    query.words.iter().flat_map(|w| words::words(w)).all(|part| {
-                        words::words(&title).any(|t| t.starts_with(part))
-                    })
-                };
-                let every: Vec<String> = {
-                    let inner = t.read();
-                    let matching: Vec<&Stored> = inner
-                        .order
-                        .iter_from(0)
-                        .filter_map(|p| inner.stored(p.row))
-                        .filter(|r| query.is_empty() || query.matches(r))
-                        .collect();
-                    let (mut first, rest): (Vec<&Stored>, Vec<&Stored>) = if by_title {
-                        (matching, Vec::new())
-                    } else {
-                        matching.into_iter().partition(|r| in_title(r))
+                // Every page of the search against every row read, in title order; best first:
+                // those whose title has a word beginning with each word asked (its letters and
+                // digits), then the rest.
+                let every_page = |t: &Table| -> Result<(), TestCaseError> {
+                    let in_title = |r: &Stored| {
+                        let title = r.meta.title().to_lowercase();
+                        query.words.iter().flat_map(|w| words::words(w)).all(|part| {
+                            words::words(&title).any(|t| t.starts_with(part))
+                        })
                     };
-                    first.extend(rest);
-                    first.into_iter().map(|r| r.id.to_string()).collect()
+                    let every: Vec<String> = {
+                        let inner = t.read();
+                        let matching: Vec<&Stored> = inner
+                            .order
+                            .iter_from(0)
+                            .filter_map(|p| inner.stored(p.row))
+                            .filter(|r| query.is_empty() || query.matches(r))
+                            .collect();
+                        let (mut first, rest): (Vec<&Stored>, Vec<&Stored>) = if by_title {
+                            (matching, Vec::new())
+                        } else {
+                            matching.into_iter().partition(|r| in_title(r))
+                        };
+                        first.extend(rest);
+                        first.into_iter().map(|r| r.id.to_string()).collect()
+                    };
+                    // Each page asked twice: the second may be cut from what the first kept.
+                    for page_no in (0..every.len() / per_page + 2).flat_map(|p| [p, p]) {
+                        let (rows, total) = t.search(&query, page_no, per_page);
+                        prop_assert_eq!(total, every.len());
+                        let ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+                        let want = every.iter().skip(page_no * per_page).take(per_page).cloned().collect::<Vec<_>>();
+                        prop_assert_eq!(ids, want, "page {} of {:?}", page_no, query);
+                    }
+                    Ok(())
                 };
-                for page_no in 0..every.len() / per_page + 2 {
-                    let (rows, total) = t.search(&query, page_no, per_page);
-                    prop_assert_eq!(total, every.len());
-                    let ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
-                    let want = every.iter().skip(page_no * per_page).take(per_page).cloned().collect::<Vec<_>>();
-                    prop_assert_eq!(ids, want, "page {} of {:?}", page_no, query);
+                // The same search asked midway too: what it kept must not outlive the changes
+                // that follow.
+                for (version, (id, on_a, kept, title_words, year)) in changes.into_iter().enumerate() {
+                    if version == asked_before {
+                        every_page(&t)?;
+                    }
+                    let node = if on_a { "a" } else { "b" };
+                    let state = if kept { ReplicaState::Ok } else { ReplicaState::Removed };
+                    let mut e = entry(&format!("img-{id}"), "d1", state, &title(&title_words), &year.to_string());
+                    e.meta.artist = ["Hokusai", "Art Group", ""][id as usize % 3].into();
+                    t.apply(page(node, &format!("{node}-1"), version as u64 + 1, vec![e]));
                 }
+                every_page(&t)?;
             }
         }
+    }
+
+    /// A search asked again is cut by rank and keeps its answer, later pages are cut from it,
+    /// and any change of the table forgets it.
+    #[test]
+    fn a_search_asked_again_is_kept_until_the_table_changes() {
+        let t = Table::new(&[("a".into(), "http://a".into())]);
+        t.write().ranks.recount_from(0); // every row ranked at each page's end
+        let entries = (0..600)
+            .map(|i| {
+                // A few zebras at the end of the order: a walk from the start would be long.
+                let title = if i % 10 == 0 { "Zebra" } else { "Apple" };
+                let (id, title) = (format!("img-{i:03}"), format!("{title} {i:03}"));
+                entry(&id, "d1", ReplicaState::Ok, &title, "1850")
+            })
+            .collect();
+        t.apply(page("a", "a-1", 1, entries));
+        let zebra = Query::parse("zebra", "", "", "");
+        let page_of = |n: usize| {
+            let (rows, total) = t.search(&zebra, n, 4);
+            let ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+            (ids.join(" "), total, t.read().terms.answers())
+        };
+        assert_eq!(
+            page_of(0),
+            ("img-000 img-010 img-020 img-030".into(), 60, 0)
+        );
+        assert_eq!(
+            page_of(1),
+            ("img-040 img-050 img-060 img-070".into(), 60, 1)
+        );
+        assert_eq!(
+            page_of(2),
+            ("img-080 img-090 img-100 img-110".into(), 60, 1)
+        );
+        // A zebra retitled: what was kept is forgotten, and the search sees the change.
+        let apple = entry("img-000", "d1", ReplicaState::Ok, "Apple 000", "1850");
+        t.apply(page("a", "a-1", 2, vec![apple]));
+        assert_eq!(t.read().terms.answers(), 0);
+        assert_eq!(
+            page_of(0),
+            ("img-010 img-020 img-030 img-040".into(), 59, 0)
+        );
+        assert_eq!(
+            page_of(0),
+            ("img-010 img-020 img-030 img-040".into(), 59, 1)
+        );
     }
 
     /// A row keeps two replicas in place and a third beside it (a re-mirror's copy before

@@ -9,6 +9,8 @@
 //! it by its title instead. The ranks of the others still order them as the order does (none
 //! of them moved, and rows coming and going around them change no two ranks' comparison).
 
+use std::time::{Duration, Instant};
+
 use roaring::RoaringBitmap;
 
 /// No rank: not in the order at the last count.
@@ -17,21 +19,32 @@ const NONE: u32 = u32::MAX;
 pub struct Ranks {
     /// The rank of every row by its number, as last counted.
     of_row: Vec<u32>,
+    /// The row of every rank, as last counted.
+    row_of_rank: Vec<u32>,
     /// Rows placed, retitled or dropped since the last count.
     unranked: RoaringBitmap,
     /// Rows that may move before a count, whatever the table's size.
     recount_from: usize,
+    /// When the ranks were last counted.
+    counted_at: Instant,
 }
 
 impl Default for Ranks {
     fn default() -> Self {
         Ranks {
             of_row: Vec::new(),
+            row_of_rank: Vec::new(),
             unranked: RoaringBitmap::new(),
             recount_from: 4096,
+            counted_at: Instant::now(),
         }
     }
 }
+
+/// How long rows stay unranked at most while the table is quiet: a count then ranks them, so
+/// that pages stop sorting them (after a new frontend's table is built from pages, up to a
+/// thirty-second of the rows are left unranked, and every search sorted its share of them).
+const SETTLE: Duration = Duration::from_secs(10);
 
 /// Buckets of ranks a selection counts its matches in: few enough to count quickly, many
 /// enough that the buckets holding the page are small.
@@ -56,6 +69,12 @@ impl Ranks {
         self.unranked.len() as usize > (len / 32).max(self.recount_from)
     }
 
+    /// Whether some rows are unranked and the last count is old enough that counting again is
+    /// worth its walk while nothing else is asked of the table.
+    pub fn settle(&self) -> bool {
+        !self.unranked.is_empty() && self.counted_at.elapsed() >= SETTLE
+    }
+
     /// Counts again once more than `rows` moved, at any size (tests mix ranked and unranked
     /// rows with it).
     #[cfg(test)]
@@ -67,12 +86,49 @@ impl Ranks {
     pub fn count(&mut self, rows: usize, order: impl Iterator<Item = u32>) {
         self.of_row.clear();
         self.of_row.resize(rows, NONE);
-        for (rank, row) in order.enumerate() {
+        self.row_of_rank.clear();
+        for row in order {
             if let Some(slot) = self.of_row.get_mut(row as usize) {
-                *slot = rank as u32;
+                *slot = self.row_of_rank.len() as u32;
+                self.row_of_rank.push(row);
             }
         }
         self.unranked.clear();
+        self.counted_at = Instant::now();
+    }
+
+    /// The ranks of the rows of `rows` not unranked: the same rows, named by their places in
+    /// the order as last counted, so that a page of them is a slice of this bitmap
+    /// ([`Ranks::select_ranked`]) instead of a selection among all of them.
+    pub fn to_ranks(&self, rows: &RoaringBitmap) -> RoaringBitmap {
+        let ranked = rows - &self.unranked;
+        let ranks = ranked
+            .iter()
+            .filter_map(|n| self.of_row.get(n as usize).copied())
+            .filter(|&r| r != NONE);
+        if ranked.len() < 4096 {
+            let mut few: Vec<u32> = ranks.collect();
+            few.sort_unstable();
+            return RoaringBitmap::from_sorted_iter(few).unwrap_or_default();
+        }
+        // Many: set as bits, read in one pass (sorting them cost more than the bits' memory).
+        let mut bits = vec![0u8; self.row_of_rank.len().div_ceil(8)];
+        for r in ranks {
+            bits[r as usize / 8] |= 1 << (r % 8);
+        }
+        RoaringBitmap::from_lsb0_bytes(0, &bits)
+    }
+
+    /// The rows at places `from..to` of `ranked`, ranks as [`Ranks::to_ranks`] gives them.
+    pub fn select_ranked(&self, ranked: &RoaringBitmap, from: usize, to: usize) -> Vec<u32> {
+        let Some(first) = u32::try_from(from).ok().and_then(|f| ranked.select(f)) else {
+            return Vec::new();
+        };
+        ranked
+            .range(first..)
+            .take(to.saturating_sub(from))
+            .filter_map(|r| self.row_of_rank.get(r as usize).copied())
+            .collect()
     }
 
     /// The rows of `ranked` (none of them unranked) at places `from..to` when ordered by rank.
