@@ -48,6 +48,15 @@ pub enum Term {
     Century(i32),
 }
 
+impl Term {
+    fn beginning(start: &str, titled: bool) -> Term {
+        Term::Beginning {
+            start: start.into(),
+            titled,
+        }
+    }
+}
+
 /// What a query asks of the index: the rows in every one of `all`, each the union of its
 /// terms (a union of none holds no row).
 #[derive(Debug)]
@@ -330,12 +339,7 @@ impl Index {
         let starts: HashSet<&str> = query.words.iter().flat_map(|w| words(w)).collect();
         let all: Vec<Vec<Term>> = starts
             .into_iter()
-            .map(|start| {
-                vec![Term::Beginning {
-                    start: start.into(),
-                    titled: true,
-                }]
-            })
+            .map(|start| vec![Term::beginning(start, true)])
             .collect();
         (!all.is_empty()).then_some(all)
     }
@@ -363,12 +367,11 @@ impl Index {
             exact = false; // the artist's words must be in the artist field
             starts.extend(words(&query.artist));
         }
-        all.extend(starts.into_iter().map(|start| {
-            vec![Term::Beginning {
-                start: start.into(),
-                titled: false,
-            }]
-        }));
+        all.extend(
+            starts
+                .into_iter()
+                .map(|start| vec![Term::beginning(start, false)]),
+        );
         if query.from_year.is_some() || query.to_year.is_some() {
             let backwards = query.from_year > query.to_year && query.to_year.is_some();
             all.push(if backwards {

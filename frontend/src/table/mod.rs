@@ -10,7 +10,6 @@ mod ranks;
 mod terms;
 mod words;
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -550,13 +549,9 @@ impl Inner {
         // among them by title. Of the ranked, only those that can fall on the page are
         // selected: up to `unranked` places before it, since each unranked match before them
         // pushes them one place on.
-        let (ranked, unranked) = if self.ranks.unranked().is_empty() {
-            (Cow::Borrowed(matches), RoaringBitmap::new())
-        } else {
-            let unranked = matches & self.ranks.unranked();
-            (Cow::Owned(matches - &unranked), unranked)
-        };
-        let (n_ranked, n_unranked) = (ranked.len() as usize, unranked.len() as usize);
+        let unranked = matches & self.ranks.unranked();
+        let n_unranked = unranked.len() as usize;
+        let n_ranked = found - n_unranked;
         let from = first.saturating_sub(n_unranked);
         let to = n_ranked.min(want);
         let key = |n: u32| {
@@ -567,7 +562,9 @@ impl Inner {
         };
         let selected = match by_rank {
             Some(part) => self.ranks.select_ranked(part.get(), from, to),
-            None => self.ranks.select(&ranked, from, to),
+            // Without them, selected among the ranked matches (a copy only if some moved).
+            None if unranked.is_empty() => self.ranks.select(matches, from, to),
+            None => self.ranks.select(&(matches - &unranked), from, to),
         };
         let selected: Vec<([u64; 2], u32)> = selected.into_iter().map(key).collect();
         // The unranked in title order: compared by their keys, and as their places are when
