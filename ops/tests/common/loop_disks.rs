@@ -71,13 +71,22 @@ impl LoopDisks {
 
     /// A loop device of `bytes` with ext4 on it, mounted at `dir/name`.
     pub fn add_sized(&mut self, dir: &Path, name: &str, bytes: u64) -> PathBuf {
+        self.add_formatted(dir, name, bytes, &[])
+    }
+
+    /// [`LoopDisks::add_sized`] with more options for `mkfs.ext4` (block size, inode size and
+    /// count, features).
+    pub fn add_formatted(&mut self, dir: &Path, name: &str, bytes: u64, mkfs: &[&str]) -> PathBuf {
         let image = dir.join(format!("{name}.img"));
         let file = std::fs::File::create(&image).unwrap();
         file.set_len(bytes).unwrap();
         let dev = sh("losetup", &["-f", "--show", image.to_str().unwrap()]);
         let mnt = dir.join(name);
         std::fs::create_dir(&mnt).unwrap();
-        sh("mkfs.ext4", &["-q", &dev]);
+        let mut args = vec!["-q"];
+        args.extend_from_slice(mkfs);
+        args.push(&dev);
+        sh("mkfs.ext4", &args);
         sh("mount", &[&dev, mnt.to_str().unwrap()]);
         self.mounted.push((mnt.clone(), dev));
         mnt
