@@ -100,8 +100,8 @@ pub enum SourceError {
     },
     #[error(
         "{path}: decoding this {width}×{height} image whole needs {:.1} MiB, over the limit of \
-         {:.1} MiB (save it as an upright baseline RGB JPEG, a PNG without interlacing or a \
-         tiled TIFF to stream it, or raise --max-memory)",
+         {:.1} MiB (save it as an upright baseline RGB JPEG of at most 65,500 pixels a side, a \
+         PNG without interlacing or a tiled TIFF to stream it, or raise --max-memory)",
         *need as f64 / 1048576.0,
         *limit as f64 / 1048576.0
     )]
