@@ -113,10 +113,9 @@ fn a_collection_of_fifty_thousand_images_is_served_whole_and_in_order() {
             .flat_map(|im| {
                 im.replicas
                     .iter()
-                    .map(move |(node, disk)| (node, disk, &im.id))
+                    .filter(|(node, _)| node == name)
+                    .map(|(_, disk)| (im.id.as_str(), disk.as_str()))
             })
-            .filter(|(node, _, _)| node == name)
-            .map(|(_, disk, id)| (id.as_str(), disk.as_str()))
             .collect();
         assert!(
             nodes[i]
@@ -164,42 +163,52 @@ fn a_collection_of_fifty_thousand_images_is_served_whole_and_in_order() {
 
     let mut by_title: Vec<&Image> = images.iter().collect();
     by_title.sort_by_cached_key(|im| title_order(im));
-    let gallery = pages_of(&frontend, "/?", n);
-    assert!(
-        gallery.iter().eq(by_title.iter().map(|im| &im.id)),
-        "the gallery's pages are not every image once in title order"
+    same_images(
+        "the gallery's pages",
+        &pages_of(&frontend, "/?", n),
+        &by_title,
     );
 
     for search in searches() {
         let expected = search.expect(&images);
         eprintln!("/search?{}: {} images", search.query(), expected.len());
         assert!(
-            !expected.is_empty() || search.q == "zzyzx",
+            !expected.is_empty() || search.q == NOWHERE,
             "{search:?} matches nothing"
         );
         for asked in ["first", "again"] {
-            let shown = pages_of(
-                &frontend,
-                &format!("/search?{}&", search.query()),
-                expected.len(),
-            );
-            assert!(
-                shown.iter().eq(expected.iter().map(|im| &im.id)),
-                "{search:?} asked {asked}: {} shown, {} expected; first difference at {:?}",
-                shown.len(),
-                expected.len(),
-                shown.iter().zip(&expected).position(|(s, e)| *s != e.id)
-            );
+            let path = format!("/search?{}&", search.query());
+            let shown = pages_of(&frontend, &path, expected.len());
+            same_images(&format!("{path} asked {asked}"), &shown, &expected);
         }
     }
 
-    let iiif = iiif_collection(&frontend, n);
-    assert!(
-        iiif.iter().eq(by_title.iter().map(|im| &im.id)),
-        "the IIIF collection's pages are not every image once in title order"
+    same_images(
+        "the IIIF collection's pages",
+        &iiif_collection(&frontend, n),
+        &by_title,
     );
     drop(fe);
     drop(nodes);
+}
+
+/// Checks that `what` lists the images `expected`, each once, in that order; else names the
+/// first place where they differ.
+fn same_images(what: &str, shown: &[String], expected: &[&Image]) {
+    let first_difference = shown
+        .iter()
+        .zip(expected)
+        .position(|(s, e)| *s != e.id)
+        .or((shown.len() != expected.len()).then(|| shown.len().min(expected.len())));
+    if let Some(at) = first_difference {
+        panic!(
+            "{what}: {} images shown, {} expected; at {at}, {:?} shown where {:?} was expected",
+            shown.len(),
+            expected.len(),
+            shown.get(at),
+            expected.get(at).map(|e| &e.id)
+        );
+    }
 }
 
 /// `cluster.toml` for the four nodes, their disks folders of `fs`, and one frontend; the
@@ -258,6 +267,8 @@ impl Dice {
     }
 }
 
+/// A word in no image's metadata.
+const NOWHERE: &str = "zzyzx";
 /// Words the searches ask for; none begins another, nor any made-up word below.
 const COMMON: [&str; 10] = [
     "harbour",
@@ -594,7 +605,7 @@ fn searches() -> Vec<Search> {
         s("étude", "", None, false),
         s("ωMEGA", "", None, false),
         s("", "söhne", None, false),
-        s("zzyzx", "", None, false),
+        s(NOWHERE, "", None, false),
     ]
 }
 
