@@ -54,6 +54,8 @@ pub struct Ingest {
     pub status: StatusBook,
     /// The SHA-256 of each original as it arrives.
     pub sums: staging::RunningSums,
+    /// The SHA-256 of each replica file as it is written here (image/file).
+    pub(super) written: staging::RunningSums,
     /// Upload id → held while it is driven (see [`Ingest::drive_lock`]).
     pub(super) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Upload id → held while a chunk of it is written here, or it expires (see
@@ -106,6 +108,7 @@ impl Ingest {
             off,
             status,
             sums: staging::RunningSums::default(),
+            written: staging::RunningSums::default(),
             locks: Mutex::new(HashMap::new()),
             receiving: Mutex::new(HashMap::new()),
             mirrors: Mutex::new(HashMap::new()),

@@ -91,6 +91,28 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_
 /// (appends reach the disk before the size that covers them), so the length a resumed upload
 /// asks for is where to go on from. Starting the writeback at once keeps that final fsync short.
 pub(crate) fn append_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<u64, IngestError> {
+    append(path, offset, bytes, Cache::Keep)
+}
+
+/// Whether what a file was given stays in the page cache once it is on the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cache {
+    /// Read again soon (an original, tiled from staging).
+    Keep,
+    /// Not read again here (a replica's files on a target): each chunk waits for the writeback
+    /// of the ones before it and they leave the cache, so a copy of gigabytes holds one chunk
+    /// of dirty pages per file instead of evicting the tiles visitors are looking at, and
+    /// reuses its pages instead of asking the kernel for fresh ones.
+    Drop,
+}
+
+/// [`append_at`], keeping the file's pages cached or not.
+pub(crate) fn append(
+    path: &Path,
+    offset: u64,
+    bytes: &[u8],
+    cache: Cache,
+) -> Result<u64, IngestError> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
     let mut file = std::fs::OpenOptions::new()
@@ -111,14 +133,28 @@ pub(crate) fn append_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<u64, I
             source: e,
         });
     }
-    // SAFETY: a plain call on a file descriptor we own, over the range just written.
+    // SAFETY: plain calls on a file descriptor we own, over ranges of it written before.
     unsafe {
         libc::sync_file_range(
             file.as_raw_fd(),
             at as i64,
             bytes.len() as i64,
             libc::SYNC_FILE_RANGE_WRITE,
-        )
+        );
+        if cache == Cache::Drop && at > 0 {
+            // The chunks before this one: written out (started at their own appends), then
+            // dropped. Advice only: a failure costs memory, never data (the fsync at sealing
+            // is what makes the file durable, and it reports any write error).
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                0,
+                at as i64,
+                libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                    | libc::SYNC_FILE_RANGE_WRITE
+                    | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+            );
+            libc::posix_fadvise(file.as_raw_fd(), 0, at as i64, libc::POSIX_FADV_DONTNEED);
+        }
     };
     Ok(at + bytes.len() as u64)
 }

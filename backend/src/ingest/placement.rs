@@ -4,7 +4,7 @@
 //! ```text
 //! images/.ID.incoming/   files arriving (fsynced chunks); debris if the sender died
 //! images/.ID.placed/     every file whole, fsynced, and replica.json written ("placed")
-//! images/.ID.verified/   every file read back from the disk and matched ("verified")
+//! images/.ID.verified/   every file matched, by its sum as written or read back ("verified")
 //! images/ID/             published: in the catalog, served, visible to frontends
 //! ```
 //!
@@ -12,10 +12,11 @@
 //! one state, and a step asked for again after a crash is done again or found done.
 //! `replica::list` (and so the catalog) sees only the last name.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{append_at, io, roomiest, sync_dir, write_durable, IngestError};
+use super::{append, io, roomiest, sync_dir, write_durable, Cache, IngestError};
 use crate::disk::Disk;
 use crate::replica::{self, Manifest, MANIFEST, META, PYRAMID, THUMBNAIL};
 
@@ -158,10 +159,11 @@ pub fn write(
         )));
     }
     match find(disks, id) {
-        Some((d, Placement::Incoming)) => append_at(
+        Some((d, Placement::Incoming)) => append(
             &hidden(&d, id, Placement::Incoming).join(file),
             offset,
             bytes,
+            Cache::Drop,
         ),
         Some((_, stage)) => Err(IngestError::Invalid(format!(
             "replica {id} is already {} here",
@@ -217,10 +219,17 @@ pub fn seal(disks: &[Arc<Disk>], id: &str, manifest: &Manifest) -> Result<(), In
     advance(&disk, id, Placement::Incoming, Placement::Placed)
 }
 
-/// Reads every file of the placed replica back from the disk and compares it with `expected`
-/// (the sender's manifest). A match makes it "verified"; a mismatch throws the replica away so
-/// it is placed again, and says what was wrong.
-pub fn verify(disks: &[Arc<Disk>], id: &str, expected: &Manifest) -> Result<(), IngestError> {
+/// Compares every file of the placed replica with `expected` (the sender's manifest): by the
+/// SHA-256 it had as it was written (`written`: file name → sum, for files hashed whole as
+/// their chunks were written and sealed since), or else read back from the disk. A match makes
+/// it "verified"; a mismatch throws the replica away so it is placed again, and says what was
+/// wrong.
+pub fn verify(
+    disks: &[Arc<Disk>],
+    id: &str,
+    expected: &Manifest,
+    written: &HashMap<String, String>,
+) -> Result<(), IngestError> {
     check_image_id(id)?;
     check_manifest(id, expected)?;
     let disk = match find(disks, id) {
@@ -244,9 +253,20 @@ pub fn verify(disks: &[Arc<Disk>], id: &str, expected: &Manifest) -> Result<(), 
     };
     if wrong.is_empty() {
         for f in &expected.files {
-            replica::drop_cache(&dir.join(&f.name));
+            match written.get(&f.name) {
+                Some(sum) if *sum != f.sha256 => wrong.push(format!(
+                    "{}: written with SHA-256 {sum}, not {}",
+                    f.name, f.sha256
+                )),
+                Some(_) => {}
+                None => replica::drop_cache(&dir.join(&f.name)),
+            }
         }
-        let mismatches = replica::verify(&dir, expected, &mut |_| {});
+    }
+    if wrong.is_empty() {
+        let mut unhashed = expected.clone();
+        unhashed.files.retain(|f| !written.contains_key(&f.name));
+        let mismatches = replica::verify(&dir, &unhashed, &mut |_| {});
         for m in &mismatches {
             tracing::warn!(image = id, disk = %disk.config.id, file = %m.file.display(), problem = %m.problem, "a placed replica does not verify");
         }
@@ -328,6 +348,89 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(bytes))
+    }
+
+    /// A replica of `files` placed (written, sealed) on the one disk, and its manifest.
+    fn placed(disks: &[Arc<Disk>], id: &str, files: &[(&str, &[u8])]) -> Manifest {
+        let size = files.iter().map(|(_, b)| b.len() as u64).sum();
+        begin(disks, "node-a", id, size).unwrap();
+        for (name, bytes) in files {
+            write(disks, id, name, 0, bytes).unwrap();
+        }
+        let m = Manifest {
+            format: crate::replica::FORMAT,
+            id: id.into(),
+            nodes: vec!["node-a".into(), "node-b".into()],
+            placed_at: 1,
+            files: files
+                .iter()
+                .map(|(name, bytes)| cluster::FileSum {
+                    name: name.to_string(),
+                    size: bytes.len() as u64,
+                    sha256: sha256(bytes),
+                })
+                .collect(),
+        };
+        seal(disks, id, &m).unwrap();
+        m
+    }
+
+    #[test]
+    fn a_file_hashed_as_written_is_matched_by_that_sum_and_the_others_are_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let disks = vec![Arc::new(Disk::new(cluster::DiskConfig {
+            id: "d1".into(),
+            path: dir.path().to_path_buf(),
+            serial: None,
+            location: Default::default(),
+        }))];
+        let (pyramid, meta): (&[u8], &[u8]) = (b"the pyramid's bytes", b"{\"title\": \"Art\"}");
+        let files = [(PYRAMID, pyramid), (META, meta)];
+        let on_disk = |name: &str| hidden(&disks[0], "art", Placement::Placed).join(name);
+        let flip = |path: PathBuf| {
+            let mut b = std::fs::read(&path).unwrap();
+            b[3] ^= 1;
+            std::fs::write(&path, b).unwrap();
+        };
+        let sums = |names: &[(&str, String)]| -> HashMap<String, String> {
+            names
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.clone()))
+                .collect()
+        };
+
+        // The pyramid has its sum as written; the metadata has none, so it is read back, and
+        // a byte changed on the disk is found: the replica is thrown away to be placed again.
+        let m = placed(&disks, "art", &files);
+        flip(on_disk(META));
+        let err = verify(&disks, "art", &m, &sums(&[(PYRAMID, sha256(pyramid))])).unwrap_err();
+        assert!(err.to_string().contains(META), "{err}");
+        assert!(find(&disks, "art").is_none());
+
+        // A sum as written that is not the sender's fails it, naming the file and both sums.
+        let m = placed(&disks, "art", &files);
+        let err = verify(&disks, "art", &m, &sums(&[(PYRAMID, sha256(b"other"))])).unwrap_err();
+        assert!(
+            err.to_string().contains(PYRAMID) && err.to_string().contains(&sha256(b"other")),
+            "{err}"
+        );
+        assert!(find(&disks, "art").is_none());
+
+        // With both sums as written, nothing is read again: what the disk does to the bytes
+        // after they were written and flushed is the scrub's to find.
+        let m = placed(&disks, "art", &files);
+        flip(on_disk(PYRAMID));
+        let all = sums(&[(PYRAMID, sha256(pyramid)), (META, sha256(meta))]);
+        verify(&disks, "art", &m, &all).unwrap();
+        assert_eq!(
+            find(&disks, "art").map(|(_, s)| s),
+            Some(Placement::Verified)
+        );
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub struct Facts {
     pub targets: Option<[NodeId; 2]>,
     /// Targets holding the replica set (hidden until published).
     pub placed: BTreeSet<NodeId>,
-    /// Targets whose replica was read back and matched every checksum.
+    /// Targets whose replica matched every checksum (each file as it was written, or read back).
     pub verified: BTreeSet<NodeId>,
     /// Targets whose catalog shows the image.
     pub published: BTreeSet<NodeId>,

@@ -67,16 +67,24 @@ pub struct Failed {
     pub at: u64,
 }
 
-/// The SHA-256 of each original being received, computed as its chunks arrive so that
-/// sealing it needs no second read of gigabytes. Only in memory: after a restart, or chunks out
-/// of order, the file is read once to hash it.
+/// The SHA-256 of each file being received (an original into staging, a replica's files into
+/// placement), computed as its chunks are written so that checking it needs no second read of
+/// gigabytes. Only in memory: after a restart, or chunks out of order, there is no sum and the
+/// file is read to hash it.
 #[derive(Default)]
 pub struct RunningSums(Mutex<HashMap<String, (u64, Sha256)>>);
 
+/// Files hashed at once, at most: past it a new file starts afresh (the others are read back).
+const RUNNING_SUMS: usize = 4096;
+
 impl RunningSums {
-    fn update(&self, id: &str, offset: u64, bytes: &[u8]) {
+    /// `bytes` were written at `offset` of file `id`.
+    pub(crate) fn update(&self, id: &str, offset: u64, bytes: &[u8]) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if offset == 0 {
+            if map.len() >= RUNNING_SUMS {
+                map.clear();
+            }
             map.insert(id.to_string(), (0, Sha256::new()));
         }
         match map.get_mut(id) {
@@ -95,7 +103,8 @@ impl RunningSums {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 
-    fn take(&self, id: &str, length: u64) -> Option<String> {
+    /// The SHA-256 of file `id`, if every one of its `length` bytes was hashed as written.
+    pub(crate) fn take(&self, id: &str, length: u64) -> Option<String> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match map.remove(id) {
             Some((at, hasher)) if at == length => Some(hex::encode(hasher.finalize())),

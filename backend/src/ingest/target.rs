@@ -246,17 +246,21 @@ impl Ingest {
         .await
     }
 
-    /// `PATCH /internal/replicas/IMAGE/files/NAME?offset=N`: a chunk of one of its files.
+    /// `PATCH /internal/replicas/IMAGE/files/NAME?offset=N`: a chunk of one of its files,
+    /// hashed as it is written (see [`Ingest::verify_replica`]).
     pub async fn replica_file(
-        &self,
+        self: &Arc<Self>,
         image: &str,
         name: &str,
         offset: u64,
         bytes: Bytes,
     ) -> Result<OffsetAnswer, IngestError> {
-        let (disks, image, name) = (self.disks.clone(), image.to_string(), name.to_string());
+        let (me, image, name) = (self.clone(), image.to_string(), name.to_string());
         let offset = super::background_call("replica-write", move || {
-            placement::write(&disks, &image, &name, offset, &bytes)
+            let at = placement::write(&me.disks, &image, &name, offset, &bytes)?;
+            me.written
+                .update(&written_key(&image, &name), offset, &bytes);
+            Ok(at)
         })
         .await?;
         Ok(OffsetAnswer { offset })
@@ -274,12 +278,28 @@ impl Ingest {
         Ok(())
     }
 
-    /// `POST /internal/replicas/IMAGE/verify` (the sender's manifest): every file read back
-    /// and matched; the replica becomes "verified".
-    pub async fn verify_replica(&self, image: &str, manifest: Manifest) -> Result<(), IngestError> {
-        let (disks, image) = (self.disks.clone(), image.to_string());
+    /// `POST /internal/replicas/IMAGE/verify` (the sender's manifest): every file matched; the
+    /// replica becomes "verified". A file hashed whole as this node wrote it (and sealed: fsynced)
+    /// is matched by that sum; one that was not (a restart between its chunks and now) is read
+    /// back from the disk. Reading back what was just written would make every copy cost its
+    /// target a second pass over the disk, and an image whose other replica was lost waits that
+    /// much longer for its second; what the disk does to the bytes later is the scrub's to find.
+    pub async fn verify_replica(
+        self: &Arc<Self>,
+        image: &str,
+        manifest: Manifest,
+    ) -> Result<(), IngestError> {
+        let (me, image) = (self.clone(), image.to_string());
         super::background_call("replica-verify", move || {
-            placement::verify(&disks, &image, &manifest)
+            let written: std::collections::HashMap<String, String> = manifest
+                .files
+                .iter()
+                .filter_map(|f| {
+                    let sum = me.written.take(&written_key(&image, &f.name), f.size)?;
+                    Some((f.name.clone(), sum))
+                })
+                .collect();
+            placement::verify(&me.disks, &image, &manifest, &written)
         })
         .await?;
         self.crash_point("target-verified");
@@ -319,6 +339,11 @@ impl Ingest {
 /// An upload another node asks this one to hold a copy of: its ids (they name folders), its
 /// home (a node of this cluster), its size, file name and metadata, as strictly as a new
 /// upload's.
+/// The key of a replica's file among the sums of what was written.
+fn written_key(image: &str, file: &str) -> String {
+    format!("{image}/{file}")
+}
+
 pub(super) fn check_upload(cluster: &ClusterConfig, u: &Upload) -> Result<(), IngestError> {
     check_upload_id(&u.id)?;
     check_image_id(&u.image)?;
