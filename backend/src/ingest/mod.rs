@@ -90,29 +90,14 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_
 /// then is anything acknowledged). After a power loss the file holds a prefix of what was sent
 /// (appends reach the disk before the size that covers them), so the length a resumed upload
 /// asks for is where to go on from. Starting the writeback at once keeps that final fsync short.
+///
+/// The chunks before this one are waited for on their way to the disk and then dropped from
+/// the page cache: a copy of gigabytes (an original staged, a replica placed) then holds one
+/// chunk of dirty pages per file instead of evicting the tiles visitors are looking at, and
+/// reuses its pages instead of asking the kernel for fresh ones (through the page cache, a
+/// 1 GiB upload spent more CPU copying into new pages than on anything else; a staged original
+/// is read again only to be tiled, from the disk, once).
 pub(crate) fn append_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<u64, IngestError> {
-    append(path, offset, bytes, Cache::Keep)
-}
-
-/// Whether what a file was given stays in the page cache once it is on the disk.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Cache {
-    /// Read again soon (an original, tiled from staging).
-    Keep,
-    /// Not read again here (a replica's files on a target): each chunk waits for the writeback
-    /// of the ones before it and they leave the cache, so a copy of gigabytes holds one chunk
-    /// of dirty pages per file instead of evicting the tiles visitors are looking at, and
-    /// reuses its pages instead of asking the kernel for fresh ones.
-    Drop,
-}
-
-/// [`append_at`], keeping the file's pages cached or not.
-pub(crate) fn append(
-    path: &Path,
-    offset: u64,
-    bytes: &[u8],
-    cache: Cache,
-) -> Result<u64, IngestError> {
     use std::io::Write;
     use std::os::fd::AsRawFd;
     let mut file = std::fs::OpenOptions::new()
@@ -141,7 +126,7 @@ pub(crate) fn append(
             bytes.len() as i64,
             libc::SYNC_FILE_RANGE_WRITE,
         );
-        if cache == Cache::Drop && at > 0 {
+        if at > 0 {
             // The chunks before this one: written out (started at their own appends), then
             // dropped. Advice only: a failure costs memory, never data (the fsync at sealing
             // is what makes the file durable, and it reports any write error).

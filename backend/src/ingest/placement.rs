@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{append, io, roomiest, sync_dir, write_durable, Cache, IngestError};
+use super::{append_at, io, roomiest, sync_dir, write_durable, IngestError};
 use crate::disk::Disk;
 use crate::replica::{self, Manifest, MANIFEST, META, PYRAMID, THUMBNAIL};
 
@@ -159,11 +159,10 @@ pub fn write(
         )));
     }
     match find(disks, id) {
-        Some((d, Placement::Incoming)) => append(
+        Some((d, Placement::Incoming)) => append_at(
             &hidden(&d, id, Placement::Incoming).join(file),
             offset,
             bytes,
-            Cache::Drop,
         ),
         Some((_, stage)) => Err(IngestError::Invalid(format!(
             "replica {id} is already {} here",
