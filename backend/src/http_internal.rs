@@ -60,6 +60,8 @@ impl warp::reject::Reject for Failed {}
 struct Signed {
     user: String,
     body: Bytes,
+    /// The body's hash as the signature covers it ([`cluster::auth::body_sum`]).
+    body_sum: String,
 }
 
 /// Checks the request's signature (method, path and query, account, this node as the target,
@@ -119,7 +121,11 @@ fn signed(
                         .verify_request_summed(auth, &parts, &body_sum, now)
                         .map_err(refuse)?;
                     nonces.first_use(&nonce, now).map_err(refuse)?;
-                    Ok::<_, Rejection>(Signed { user, body })
+                    Ok::<_, Rejection>(Signed {
+                        user,
+                        body,
+                        body_sum,
+                    })
                 }
             },
         )
@@ -165,6 +171,15 @@ fn user_and_bytes(
     auth: impl Filter<Extract = (Signed,), Error = Rejection> + Clone,
 ) -> impl Filter<Extract = (String, Bytes), Error = Rejection> + Clone {
     auth.map(|s: Signed| (s.user, s.body)).untuple_one()
+}
+
+/// The account, the raw body and its hash (as checked) of a signed request: for a body passed
+/// on to another node, whose signature covers the same hash.
+fn user_bytes_and_sum(
+    auth: impl Filter<Extract = (Signed,), Error = Rejection> + Clone,
+) -> impl Filter<Extract = (String, Bytes, String), Error = Rejection> + Clone {
+    auth.map(|s: Signed| (s.user, s.body, s.body_sum))
+        .untuple_one()
 }
 
 /// The account and the JSON body (at most `limit` bytes) of a signed request.
@@ -215,7 +230,7 @@ pub fn routes(
         .and_then(upload_offset);
     let append = patch()
         .and(warp::path!("uploads" / String))
-        .and(with_bytes.clone())
+        .and(user_bytes_and_sum(auth.clone()))
         .and(upload_offset_header())
         .and(n.clone())
         .and_then(append_chunk);
@@ -436,12 +451,13 @@ async fn append_chunk(
     id: String,
     user: String,
     bytes: Bytes,
+    body_sum: String,
     offset: u64,
     node: Arc<Node>,
 ) -> Result<Response<Body>, Rejection> {
     let (at, status) = node
         .ingest
-        .append(&user, &id, offset, bytes)
+        .append(&user, &id, offset, bytes, body_sum)
         .await
         .map_err(failed(About::upload(&id)))?;
     Ok(Response::builder()

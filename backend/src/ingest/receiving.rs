@@ -139,13 +139,15 @@ impl Ingest {
     /// this node and never more than one chunk behind, and the last chunk is answered only once
     /// the mirror has everything. A mirror that falls behind for good (it fails, or this node
     /// restarts) is dropped, as one that fails: the coordinator's Stage step then copies what
-    /// it lacks, before the acknowledgement.
+    /// it lacks, before the acknowledgement. `body_sum`: the chunk's hash as its signature
+    /// covered it, signed again for the mirror rather than hashed again.
     pub async fn append(
         self: &Arc<Self>,
         owner: &str,
         id: &str,
         offset: u64,
         bytes: Bytes,
+        body_sum: String,
     ) -> Result<(u64, UploadStatus), IngestError> {
         check_upload_id(id)?;
         // Held until the chunk is written here (and the one before it on the mirror): the
@@ -166,7 +168,11 @@ impl Ingest {
             let peers = self.peers()?.clone();
             let send = tokio::spawn(async move {
                 peers
-                    .call(&node, Call::new("PATCH", &path).body(bytes), CHUNK_DEADLINE)
+                    .call(
+                        &node,
+                        Call::new("PATCH", &path).body_summed(bytes, body_sum),
+                        CHUNK_DEADLINE,
+                    )
                     .await
                     .map(|_| ())
                     .map_err(|e| e.to_string())
