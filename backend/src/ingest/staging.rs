@@ -76,26 +76,48 @@ pub struct RunningSums(Mutex<HashMap<String, (u64, Sha256)>>);
 
 /// Files hashed at once, at most: past it a new file starts afresh (the others are read back).
 const RUNNING_SUMS: usize = 4096;
+/// A chunk at least this large is hashed on a second thread while it is written.
+const HASH_BESIDE: usize = 1 << 20;
 
 impl RunningSums {
-    /// `bytes` were written at `offset` of file `id`.
-    pub(crate) fn update(&self, id: &str, offset: u64, bytes: &[u8]) {
+    /// Writes `bytes` at `offset` of file `id` (`write`, which says the new length) and hashes
+    /// them into the file's sum, both at once for a large chunk: the chunk is answered when
+    /// the slower of the two is done, not after both. A failed write leaves the file no sum.
+    pub(crate) fn write_hashed(
+        &self,
+        id: &str,
+        offset: u64,
+        bytes: &[u8],
+        write: impl FnOnce() -> Result<u64, IngestError>,
+    ) -> Result<u64, IngestError> {
+        let running = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            match map.remove(id) {
+                _ if offset == 0 => Some(Sha256::new()),
+                Some((at, hasher)) if at == offset => Some(hasher),
+                _ => None,
+            }
+        };
+        let Some(mut hasher) = running else {
+            return write();
+        };
+        let written = if bytes.len() >= HASH_BESIDE {
+            std::thread::scope(|s| {
+                let hashing = s.spawn(|| hasher.update(bytes));
+                let written = write();
+                let _ = hashing.join();
+                written
+            })
+        } else {
+            hasher.update(bytes);
+            write()
+        }?;
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if offset == 0 {
-            if map.len() >= RUNNING_SUMS {
-                map.clear();
-            }
-            map.insert(id.to_string(), (0, Sha256::new()));
+        if map.len() >= RUNNING_SUMS {
+            map.clear();
         }
-        match map.get_mut(id) {
-            Some((at, hasher)) if *at == offset => {
-                hasher.update(bytes);
-                *at += bytes.len() as u64;
-            }
-            _ => {
-                map.remove(id);
-            }
-        }
+        map.insert(id.to_string(), (written, hasher));
+        Ok(written)
     }
 
     /// The upload is gone (expired): its running sum too.
@@ -273,9 +295,9 @@ impl Staging {
                 offset + bytes.len() as u64
             )));
         }
-        let at = append_at(&self.path(PART), offset, bytes)?;
-        sums.update(&self.id(), offset, bytes);
-        Ok(at)
+        sums.write_hashed(&self.id(), offset, bytes, || {
+            append_at(&self.path(PART), offset, bytes)
+        })
     }
 
     /// The whole original is here: checks its size and SHA-256 (hashed as it arrived, or read
@@ -372,5 +394,52 @@ pub fn clear_debris(disks: &[Arc<Disk>]) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha256(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn a_file_written_in_order_has_its_sum_and_one_written_otherwise_has_none() {
+        let sums = RunningSums::default();
+        // One chunk hashed beside its write (large), one inline (small).
+        let whole: Vec<u8> = (0..(HASH_BESIDE + 1000)).map(|i| (i % 251) as u8).collect();
+        let (big, small) = whole.split_at(HASH_BESIDE);
+        let len = |b: &[u8]| b.len() as u64;
+        assert_eq!(
+            sums.write_hashed("a", 0, big, || Ok(len(big))).unwrap(),
+            len(big)
+        );
+        let end = len(big) + len(small);
+        assert_eq!(
+            sums.write_hashed("a", len(big), small, || Ok(end)).unwrap(),
+            end
+        );
+        assert_eq!(sums.take("a", end), Some(sha256(&whole)));
+        // Taken: asked again (a restart's reseal), it is read back instead.
+        assert_eq!(sums.take("a", end), None);
+
+        // A write that fails leaves the file without a sum, even once later chunks succeed.
+        let refused = || Err(IngestError::Conflict { at: 0, got: 3 });
+        sums.write_hashed("b", 0, b"abc", || Ok(3)).unwrap();
+        assert!(sums.write_hashed("b", 3, b"def", refused).is_err());
+        sums.write_hashed("b", 3, b"def", || Ok(6)).unwrap();
+        assert_eq!(sums.take("b", 6), None);
+
+        // A chunk at another offset than the sum's end (a restart, a client that lost track).
+        sums.write_hashed("c", 0, b"abc", || Ok(3)).unwrap();
+        sums.write_hashed("c", 6, b"ghi", || Ok(9)).unwrap();
+        assert_eq!(sums.take("c", 9), None);
+
+        // Starting again from the beginning starts the sum again.
+        sums.write_hashed("d", 0, b"old", || Ok(3)).unwrap();
+        sums.write_hashed("d", 0, b"new", || Ok(3)).unwrap();
+        assert_eq!(sums.take("d", 3), Some(sha256(b"new")));
     }
 }

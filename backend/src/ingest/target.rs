@@ -257,10 +257,10 @@ impl Ingest {
     ) -> Result<OffsetAnswer, IngestError> {
         let (me, image, name) = (self.clone(), image.to_string(), name.to_string());
         let offset = super::background_call("replica-write", move || {
-            let at = placement::write(&me.disks, &image, &name, offset, &bytes)?;
             me.written
-                .update(&written_key(&image, &name), offset, &bytes);
-            Ok(at)
+                .write_hashed(&written_key(&image, &name), offset, &bytes, || {
+                    placement::write(&me.disks, &image, &name, offset, &bytes)
+                })
         })
         .await?;
         Ok(OffsetAnswer { offset })
