@@ -208,20 +208,16 @@ pub(crate) fn read_chunk(
     offset: u64,
     size: usize,
 ) -> Result<Bytes, IngestError> {
-    use std::os::unix::fs::FileExt;
-    let file = std::fs::File::open(path).map_err(super::io(path))?;
-    let mut buf = vec![0; size];
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = file
-            .read_at(&mut buf[filled..], offset + filled as u64)
-            .map_err(super::io(path))?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    buf.truncate(filled);
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).map_err(super::io(path))?;
+    file.seek(SeekFrom::Start(offset))
+        .map_err(super::io(path))?;
+    // Read into room not zeroed first: zeroing 8 MiB before every read was 3% of both cores
+    // while a re-mirror ran.
+    let mut buf = Vec::with_capacity(size);
+    file.take(size as u64)
+        .read_to_end(&mut buf)
+        .map_err(super::io(path))?;
     Ok(Bytes::from(buf))
 }
 
