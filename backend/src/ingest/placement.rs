@@ -250,21 +250,24 @@ pub fn verify(
             vec!["its manifest cannot be read".into()]
         }
     };
-    if wrong.is_empty() {
-        for f in &expected.files {
-            match written.get(&f.name) {
-                Some(sum) if *sum != f.sha256 => wrong.push(format!(
+    // The files without a sum as written are read back from the disk, page cache dropped.
+    let mut unhashed = expected.clone();
+    unhashed.files.retain(|f| match written.get(&f.name) {
+        Some(sum) => {
+            if *sum != f.sha256 {
+                wrong.push(format!(
                     "{}: written with SHA-256 {sum}, not {}",
                     f.name, f.sha256
-                )),
-                Some(_) => {}
-                None => replica::drop_cache(&dir.join(&f.name)),
+                ));
             }
+            false
         }
-    }
+        None => {
+            replica::drop_cache(&dir.join(&f.name));
+            true
+        }
+    });
     if wrong.is_empty() {
-        let mut unhashed = expected.clone();
-        unhashed.files.retain(|f| !written.contains_key(&f.name));
         let mismatches = replica::verify(&dir, &unhashed, &mut |_| {});
         for m in &mismatches {
             tracing::warn!(image = id, disk = %disk.config.id, file = %m.file.display(), problem = %m.problem, "a placed replica does not verify");

@@ -336,14 +336,14 @@ impl Ingest {
     }
 }
 
-/// An upload another node asks this one to hold a copy of: its ids (they name folders), its
-/// home (a node of this cluster), its size, file name and metadata, as strictly as a new
-/// upload's.
 /// The key of a replica's file among the sums of what was written.
 fn written_key(image: &str, file: &str) -> String {
     format!("{image}/{file}")
 }
 
+/// An upload another node asks this one to hold a copy of: its ids (they name folders), its
+/// home (a node of this cluster), its size, file name and metadata, as strictly as a new
+/// upload's.
 pub(super) fn check_upload(cluster: &ClusterConfig, u: &Upload) -> Result<(), IngestError> {
     check_upload_id(&u.id)?;
     check_image_id(&u.image)?;
