@@ -121,18 +121,8 @@ async fn answer(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|l| l.trim().parse().ok())
-                .unwrap_or(0);
-            if bytes.len() >= end + 4 + length {
-                let status = head[9..12].parse().unwrap();
-                let body = String::from_utf8_lossy(&bytes[end + 4..end + 4 + length]).into();
-                return Ok((status, body));
-            }
+        if let Some((status, body, _)) = parse_answer(&bytes) {
+            return Ok((status, body));
         }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
@@ -140,6 +130,23 @@ async fn answer(stream: &mut TcpStream) -> std::io::Result<(u16, String)> {
         }
         bytes.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// The first whole answer (with a `content-length`) in `bytes`: its status, body and length.
+fn parse_answer(bytes: &[u8]) -> Option<(u16, String, usize)> {
+    let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    let whole = end + 4 + length;
+    (bytes.len() >= whole).then(|| {
+        let status = head[9..12].parse().unwrap();
+        let body = String::from_utf8_lossy(&bytes[end + 4..whole]).into();
+        (status, body, whole)
+    })
 }
 
 /// Waits until the server closes `stream`; when, or `None` if it was still open after
@@ -406,4 +413,106 @@ async fn quick_answers_and_the_routes_share_a_keep_alive_connection_that_then_re
     let answered = Instant::now();
     let closed_at = closed(&mut client).await.expect("closed when idle");
     assert!(closed_at - answered >= Duration::from_millis(400));
+}
+
+/// Reads `count` answers with a `content-length` sent back to back: their statuses and bodies.
+async fn several(stream: &mut TcpStream, count: usize) -> Vec<(u16, String)> {
+    let mut bytes = Vec::new();
+    let mut found = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while found.len() < count {
+        if let Some((status, body, whole)) = parse_answer(&bytes) {
+            found.push((status, body));
+            bytes.drain(..whole);
+            continue;
+        }
+        let n = timeout(PATIENCE, stream.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed after {} answers", found.len());
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    assert!(bytes.is_empty(), "more than {count} answers");
+    found
+}
+
+/// Reads until the end of an answer's head (no body is read), and gives the head.
+async fn head_only(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "{head:?}");
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).to_ascii_lowercase()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_sent_back_to_back_are_answered_in_order_whoever_answers_them() {
+    let server = start(limits(2000, 5000, 8), None);
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    // Five requests in one write: quick ones, one for the routes among them, and one whose head
+    // is longer than a quick answer reads (hyper takes it, with what came before it).
+    let long = "x".repeat(floor::serve::MAX_QUICK_HEAD + 1);
+    let sent = format!(
+        "GET /echo HTTP/1.1\r\nhost: test\r\n\r\n\
+         GET /echo HTTP/1.1\r\nhost: test\r\nconnection: keep-alive\r\n\r\n\
+         GET /hello HTTP/1.1\r\nhost: test\r\n\r\n\
+         GET /echo HTTP/1.1\r\nhost: test\r\n\r\n\
+         GET /echo HTTP/1.1\r\nhost: test\r\nx-long: {long}\r\n\r\n"
+    );
+    client.write_all(sent.as_bytes()).await.unwrap();
+    let bodies: Vec<String> = several(&mut client, 5)
+        .await
+        .into_iter()
+        .map(|(status, body)| {
+            assert_eq!(status, 200, "{body}");
+            body
+        })
+        .collect();
+    assert_eq!(bodies, ["quick", "quick", "hello", "quick", "quick"]);
+    // A fresh connection, answered below hyper throughout.
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    // HEAD: the length of what GET would send, and no body (the next answer follows at once).
+    client
+        .write_all(
+            b"HEAD /echo HTTP/1.1\r\nhost: test\r\n\r\nGET /echo HTTP/1.1\r\nhost: test\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let head = head_only(&mut client).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(head.contains("\r\ncontent-length: 5\r\n"), "{head}");
+    assert!(head.contains("\r\ndate: "), "{head}");
+    assert_eq!(answer(&mut client).await.unwrap(), (200, "quick".into()));
+    // A head split over several writes is read whole.
+    for part in ["GET /ec", "ho HTTP/1.1\r\nho", "st: test\r\n", "\r\n"] {
+        client.write_all(part.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(answer(&mut client).await.unwrap(), (200, "quick".into()));
+    // A malformed head is refused as hyper refuses it, and the connection closed.
+    client
+        .write_all(b"GET /echo HTTP/1.1\r\nhost test\r\n\r\n")
+        .await
+        .unwrap();
+    let (status, _) = answer(&mut client).await.unwrap();
+    assert_eq!(status, 400);
+    assert!(closed(&mut client).await.is_some());
+    // A client that asks to close gets its answer, then the connection is closed.
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    client
+        .write_all(b"GET /echo HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(answer(&mut client).await.unwrap(), (200, "quick".into()));
+    assert!(closed(&mut client).await.is_some());
+    // HTTP/1.0 is hyper's too, and answered.
+    let mut client = TcpStream::connect(server.addr).await.unwrap();
+    client
+        .write_all(b"GET /echo HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(answer(&mut client).await.unwrap(), (200, "quick".into()));
 }

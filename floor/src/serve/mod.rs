@@ -27,8 +27,12 @@
 //!
 //! A server may also give [`Quick`] answers: the few requests that are nearly all of its traffic
 //! (a frontend's redirects, a node's cached tiles), answered from memory before the routes are
-//! tried. warp's filter tree costs about a quarter of a redirect's time (perf); a quick answer
-//! costs a function call. Whatever the quick answer declines, the routes answer as before.
+//! tried. A connection's requests are read below hyper first ([`quick`]): as long as each is a
+//! quick answer, it is parsed, answered and written there, and at the first that is not, hyper
+//! serves the rest of the connection, which also tries the quick answers before the routes.
+//! Whatever the quick answer declines, the routes answer as before. A server with quick answers
+//! and plain HTTP accepts on [`lanes`], one thread per core with a runtime of its own, and moves
+//! a connection to the caller's runtime when it needs the routes.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -40,7 +44,6 @@ use std::time::Duration;
 
 use http_body_util::{Either, Full};
 use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
-use hyper::http::{HeaderMap, Method, Uri};
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -52,6 +55,11 @@ use tokio_rustls::TlsAcceptor;
 use warp::{Filter, Reply};
 
 use crate::tls::ServerTls;
+
+mod lanes;
+mod quick;
+
+pub use quick::{NoQuick, Quick, MAX_HEAD as MAX_QUICK_HEAD};
 
 /// The first byte of a TLS handshake record; a plain HTTP request starts with a letter.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -111,24 +119,6 @@ pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallib
         .map(|p: Option<Peer>, warp: Option<SocketAddr>| p.map(|Peer(addr)| addr).or(warp))
 }
 
-/// Answers given before the routes are tried, from what the request's head says alone.
-///
-/// `None` leaves the request to the routes, so an answer here must be the one the routes would
-/// give (each server tests that it is). Only requests without a body are offered, and every
-/// quick answer is made readable from other websites, as the routes' public answers are.
-pub trait Quick: Send + Sync + 'static {
-    fn answer(&self, method: &Method, uri: &Uri, headers: &HeaderMap) -> Option<Response<Bytes>>;
-}
-
-/// No quick answers: every request goes to the routes.
-pub struct NoQuick;
-
-impl Quick for NoQuick {
-    fn answer(&self, _: &Method, _: &Uri, _: &HeaderMap) -> Option<Response<Bytes>> {
-        None
-    }
-}
-
 /// Serves `routes` on `listener` within `limits` until `shutdown` ends, then lets the requests
 /// in flight finish and returns when every connection has closed.
 pub async fn serve<F, R>(
@@ -178,18 +168,102 @@ pub async fn serve_quick<F, R>(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.idle + limits.header_read)
         .keep_alive(true);
+    let shutdown = pin!(shutdown);
+    let serving = Serving {
+        quick,
+        routes,
+        http,
+        limits,
+        stopping,
+    };
+    if tls.is_none() && serving.quick.any() {
+        match lanes::start(&listener, &places, &serving) {
+            Ok(_) => {
+                drop((listener, serving));
+                shutdown.await;
+                stop.send_replace(true);
+                let _ = places.acquire_many(connections as u32).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot serve on threads of their own: serving on the runtime's")
+            }
+        }
+    }
+    accept_on_runtime(listener, places, serving, tls, (stop, shutdown)).await
+}
+
+/// What every connection of a server is served with.
+struct Serving<F> {
+    quick: Arc<dyn Quick>,
+    routes: F,
+    http: hyper::server::conn::http1::Builder,
+    limits: Limits,
+    /// Becomes true when the server shuts down.
+    stopping: watch::Receiver<bool>,
+}
+
+impl<F: Clone> Clone for Serving<F> {
+    fn clone(&self) -> Self {
+        Serving {
+            quick: self.quick.clone(),
+            routes: self.routes.clone(),
+            http: self.http.clone(),
+            limits: self.limits,
+            stopping: self.stopping.clone(),
+        }
+    }
+}
+
+/// Accepts and serves every connection on the caller's runtime until `shutdown` ends.
+async fn accept_on_runtime<F, R>(
+    listener: TcpListener,
+    places: Arc<Semaphore>,
+    serving: Serving<F>,
+    tls: Option<ServerTls>,
+    (stop, shutdown): (watch::Sender<bool>, Pin<&mut impl Future<Output = ()>>),
+) where
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    let connections = places.available_permits();
+    accept(&listener, &places, shutdown, |stream, peer, place| {
+        let serving = serving.clone();
+        match &tls {
+            None => {
+                tokio::spawn(quick_first(stream, peer, false, serving, place));
+            }
+            Some(tls) => {
+                let tls = tls.clone();
+                tokio::spawn(secure_connection(stream, peer, serving, tls, place));
+            }
+        }
+    })
+    .await;
+    drop(listener);
+    stop.send_replace(true);
+    // Every connection holds a place until it ends: all places back, all connections done.
+    let _ = places.acquire_many(connections as u32).await;
+}
+
+/// Accepts connections until `stop` ends, each once a place is free (beyond the bound,
+/// connections wait in the kernel's backlog), and gives each to `serve` with its place.
+async fn accept(
+    listener: &TcpListener,
+    places: &Arc<Semaphore>,
+    mut stop: Pin<&mut impl Future<Output = ()>>,
+    mut serve: impl FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+) {
     let local = listener.local_addr().ok();
-    let mut shutdown = pin!(shutdown);
     let mut said_full = false;
     loop {
         if places.available_permits() == 0 && !said_full {
-            tracing::warn!(listen = ?local, connections, "as many connections as allowed: new ones wait");
+            tracing::warn!(listen = ?local, "as many connections as allowed: new ones wait");
         }
         said_full = places.available_permits() == 0;
-        // A place first: beyond the bound, connections wait in the kernel's backlog.
         let place = tokio::select! {
             biased;
-            () = &mut shutdown => break,
+            () = stop.as_mut() => break,
             place = places.clone().acquire_owned() => match place {
                 Ok(place) => place,
                 Err(_) => break, // never closed
@@ -197,7 +271,7 @@ pub async fn serve_quick<F, R>(
         };
         let (stream, peer) = tokio::select! {
             biased;
-            () = &mut shutdown => break,
+            () = stop.as_mut() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => continue,
@@ -210,27 +284,8 @@ pub async fn serve_quick<F, R>(
         };
         // Small answers go out at once rather than after the client's delayed ACK.
         let _ = stream.set_nodelay(true);
-        let (routes, http, stopping) = (routes.clone(), http.clone(), stopping.clone());
-        let quick = quick.clone();
-        match &tls {
-            None => {
-                let service = TowerToHyperService::new(warp::service(routes));
-                let served = Served::new(service, quick, peer, false);
-                tokio::spawn(connection(stream, served, http, limits, stopping, place));
-            }
-            Some(tls) => {
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let to = (stream, peer, quick);
-                    secure_connection(to, routes, http, limits, tls, stopping, place).await
-                });
-            }
-        }
+        serve(stream, peer, place);
     }
-    drop(listener);
-    stop.send_replace(true);
-    // Every connection holds a place until it ends: all places back, all connections done.
-    let _ = places.acquire_many(connections as u32).await;
 }
 
 /// Errors of one connection that `accept` reports; the listener itself is fine.
@@ -246,17 +301,16 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 /// A connection to a TLS listener: its handshake, or a redirect to https for plain HTTP. The
 /// handshake holds the connection's place, and has [`Limits::header_read`] to be done.
 async fn secure_connection<F, R>(
-    (stream, peer, quick): (TcpStream, SocketAddr, Arc<dyn Quick>),
-    routes: F,
-    http: hyper::server::conn::http1::Builder,
-    limits: Limits,
+    stream: TcpStream,
+    peer: SocketAddr,
+    serving: Serving<F>,
     tls: ServerTls,
-    stopping: watch::Receiver<bool>,
     place: OwnedSemaphorePermit,
 ) where
     F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
     R: Reply + 'static,
 {
+    let limits = serving.limits;
     let mut first = [0u8; 1];
     match tokio::time::timeout(limits.header_read, stream.peek(&mut first)).await {
         Ok(Ok(1..)) => {}
@@ -265,6 +319,8 @@ async fn secure_connection<F, R>(
     if first[0] != TLS_HANDSHAKE {
         let service = TowerToHyperService::new(warp::service(to_https(tls)));
         let served = Served::new(service, Arc::new(NoQuick), peer, false);
+        let Serving { http, stopping, .. } = serving;
+        let stream = (stream, Vec::new());
         return connection(stream, served, http, limits, stopping, place).await;
     }
     let acceptor = TlsAcceptor::from(tls.config());
@@ -279,9 +335,67 @@ async fn secure_connection<F, R>(
             return;
         }
     };
+    quick_first(stream, peer, true, serving, place).await
+}
+
+/// A connection's requests: quick answers first (see [`quick`]), and from the first request
+/// that is not one, the routes through hyper.
+async fn quick_first<S, F, R>(
+    stream: S,
+    peer: SocketAddr,
+    hsts: bool,
+    serving: Serving<F>,
+    place: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    let rest = if serving.quick.any() {
+        match quick::serve(stream, serving.answering(hsts)).await {
+            quick::Ended::Closed => return,
+            quick::Ended::Routes { read, stream } => (stream, read),
+        }
+    } else {
+        (stream, Vec::new())
+    };
+    by_routes(rest, peer, hsts, serving, place).await
+}
+
+/// The rest of a connection, served by hyper (`read` of it first): the quick answers, then the
+/// routes.
+async fn by_routes<S, F, R>(
+    (stream, read): (S, Vec<u8>),
+    peer: SocketAddr,
+    hsts: bool,
+    serving: Serving<F>,
+    place: OwnedSemaphorePermit,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Filter<Extract = (R,), Error = Infallible> + Clone + Send + Sync + 'static,
+    R: Reply + 'static,
+{
+    let Serving {
+        quick,
+        routes,
+        http,
+        limits,
+        stopping,
+    } = serving;
     let service = TowerToHyperService::new(warp::service(routes));
-    let served = Served::new(service, quick, peer, true);
-    connection(stream, served, http, limits, stopping, place).await
+    let served = Served::new(service, quick, peer, hsts);
+    connection((stream, read), served, http, limits, stopping, place).await
+}
+
+impl<F> Serving<F> {
+    fn answering(&self, hsts: bool) -> quick::Answering<'_> {
+        quick::Answering {
+            quick: &*self.quick,
+            limits: self.limits,
+            stopping: self.stopping.clone(),
+            hsts,
+        }
+    }
 }
 
 /// The answer to plain HTTP on a TLS listener: the same path and query over https, at the
@@ -320,8 +434,9 @@ fn to_https(
         )
 }
 
+/// Serves a connection with hyper, `read` (bytes already taken from it) first.
 async fn connection<S, T, B>(
-    stream: S,
+    (stream, read): (S, Vec<u8>),
     service: Served<T>,
     http: hyper::server::conn::http1::Builder,
     limits: Limits,
@@ -341,6 +456,8 @@ async fn connection<S, T, B>(
     let activity = service.activity.clone();
     let io = TokioIo::new(Watched {
         stream,
+        read,
+        at: 0,
         activity: activity.clone(),
     });
     let mut conn = pin!(http.serve_connection(io, service));
@@ -493,9 +610,12 @@ impl Activity {
     }
 }
 
-/// The connection's socket (or TLS stream), telling its [`Activity`] of every byte.
+/// The connection's socket (or TLS stream), telling its [`Activity`] of every byte; `read`
+/// (from `at`) is what the quick answers read and left to the routes, read again first.
 struct Watched<S> {
     stream: S,
+    read: Vec<u8>,
+    at: usize,
     activity: Arc<Activity>,
 }
 
@@ -505,6 +625,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if self.at < self.read.len() {
+            let n = buf.remaining().min(self.read.len() - self.at);
+            let at = self.at;
+            buf.put_slice(&self.read[at..at + n]);
+            self.at += n;
+            if self.at == self.read.len() {
+                self.read = Vec::new();
+                self.at = 0;
+            }
+            self.activity.read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
