@@ -516,3 +516,37 @@ async fn requests_sent_back_to_back_are_answered_in_order_whoever_answers_them()
         .unwrap();
     assert_eq!(answer(&mut client).await.unwrap(), (200, "quick".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_requests_and_never_reads_the_answers_is_closed_when_idle() {
+    let server = start(limits(500, 1000, 8), None);
+    let client = TcpStream::connect(server.addr).await.unwrap();
+    let (_reader, mut writer) = client.into_split();
+    // Quick requests back to back, as fast as the server takes them; no answer is ever read, so
+    // the server's writes stall once the socket's buffers are full, then its reads.
+    let started = Instant::now();
+    let batch = "GET /echo HTTP/1.1\r\nhost: test\r\n\r\n".repeat(100);
+    let mut sent = 0usize;
+    let refused = timeout(PATIENCE, async {
+        loop {
+            if let Err(e) = writer.write_all(batch.as_bytes()).await {
+                return e;
+            }
+            sent += 100;
+        }
+    })
+    .await
+    .expect("the connection is closed, not kept for ever");
+    // Closed for idleness (nothing taken for a second), not at once.
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "{refused}"
+    );
+    assert!(sent > 100, "the server read requests before it stalled");
+    // The server still serves everyone else.
+    let mut other = TcpStream::connect(server.addr).await.unwrap();
+    assert_eq!(
+        get(&mut other, "/echo").await.unwrap(),
+        (200, "quick".into())
+    );
+}
