@@ -37,7 +37,45 @@ struct Backend {
     pub catalog: String,
     pub version: u64,
     /// Visitors sent to it by this frontend: the load it is spread by.
-    pub redirects: AtomicU64,
+    pub redirects: Counted,
+}
+
+/// A count kept in several lanes, each on a cache line of its own, each thread adding to one:
+/// the threads that answer redirects at once (one per core) would otherwise pass one line
+/// back and forth at every answer. Each thread spreads its own visitors by its own lane's
+/// counts, so the whole is spread as evenly.
+#[derive(Debug, Default)]
+struct Counted {
+    lanes: [Lane; COUNTED_LANES],
+}
+
+const COUNTED_LANES: usize = 8;
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Lane(AtomicU64);
+
+impl Counted {
+    /// This thread's lane.
+    fn lane() -> usize {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        thread_local! {
+            static LANE: usize = (NEXT.fetch_add(1, Ordering::Relaxed) as usize) % COUNTED_LANES;
+        }
+        LANE.with(|lane| *lane)
+    }
+
+    fn of_lane(&self, lane: usize) -> u64 {
+        self.lanes[lane].0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, lane: usize) {
+        self.lanes[lane].0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn total(&self) -> u64 {
+        self.lanes.iter().map(|l| l.0.load(Ordering::Relaxed)).sum()
+    }
 }
 
 /// A backend's record as `/health` shows it.
@@ -641,9 +679,14 @@ impl Inner {
 
     /// Whether the replica's node answers and its disk has not failed.
     fn serves(&self, r: &Replica) -> bool {
+        self.serving(r).is_some()
+    }
+
+    /// The backend that serves replica `r`, if it is up and `r`'s disk is not failed.
+    fn serving(&self, r: &Replica) -> Option<&Backend> {
         self.backends
             .get(self.names.name(r.node))
-            .is_some_and(|b| b.up && !b.failed_disks.contains(self.names.name(r.disk)))
+            .filter(|b| b.up && !b.failed_disks.contains(self.names.name(r.disk)))
     }
 }
 
@@ -731,7 +774,7 @@ impl Table {
                     failed_disks: HashSet::new(),
                     catalog: String::new(),
                     version: 0,
-                    redirects: AtomicU64::new(0),
+                    redirects: Counted::default(),
                 },
             );
         }
@@ -878,15 +921,21 @@ impl Table {
         let Some(row) = inner.get(id) else {
             return Choice::Unknown;
         };
+        let lane = Counted::lane();
+        let n = row.replicas.len().max(1);
+        // The least sent to by this thread; on a tie, each thread starts from another replica,
+        // so two visitors in a row are sent to two replicas whichever threads answer them.
         let best = row
             .replicas
             .iter()
-            .filter(|r| r.state.servable() && inner.serves(r))
-            .filter_map(|r| inner.backends.get(inner.names.name(r.node)))
-            .min_by_key(|b| b.redirects.load(Ordering::Relaxed));
+            .enumerate()
+            .filter(|(_, r)| r.state.servable())
+            .filter_map(|(i, r)| inner.serving(r).map(|b| (i, b)))
+            .min_by_key(|(i, b)| (b.redirects.of_lane(lane), (i + lane) % n))
+            .map(|(_, b)| b);
         match best {
             Some(b) => {
-                b.redirects.fetch_add(1, Ordering::Relaxed);
+                b.redirects.add(lane);
                 Choice::Origin(b.origin.clone())
             }
             None => Choice::Unavailable,
@@ -1030,7 +1079,7 @@ impl Table {
                     failed_disks,
                     catalog: b.catalog.clone(),
                     version: b.version,
-                    redirects: b.redirects.load(Ordering::Relaxed),
+                    redirects: b.redirects.total(),
                 }
             })
             .collect()
@@ -1139,6 +1188,28 @@ mod tests {
             t.set_health(node, Ok(HashSet::new()));
         }
         t
+    }
+
+    #[test]
+    fn visitors_answered_by_different_threads_are_spread_as_evenly() {
+        let t = table();
+        // Two visitors, each answered by a thread of its own (as two connections on two
+        // cores are): two replicas.
+        let pick = |t: &Table| std::thread::scope(|s| s.spawn(|| t.choose("wave")).join().unwrap());
+        assert_ne!(pick(&t), pick(&t));
+        // Many, by a few threads at once: even, to within one per thread.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..500 {
+                        t.choose("wave");
+                    }
+                });
+            }
+        });
+        let counts: Vec<u64> = t.backends().iter().map(|b| b.redirects).collect();
+        assert_eq!(counts.iter().sum::<u64>(), 2002, "{counts:?}");
+        assert!(counts[0].abs_diff(counts[1]) <= 6, "{counts:?}");
     }
 
     #[test]
