@@ -149,10 +149,45 @@ fn bounded_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone 
                     format!("a chunk may be at most {} MiB", MAX_CHUNK >> 20),
                 )));
             }
-            Ok(())
+            Ok(length.unwrap_or(0))
         })
-        .untuple_one()
-        .and(warp::body::bytes())
+        .and(warp::body::stream())
+        .and_then(gather)
+}
+
+/// Reads a body of `length` bytes into memory laid out so that a disk can take it direct
+/// ([`crate::ingest::direct`]); where hyper's pieces would be joined anyway, so no copy is
+/// added.
+async fn gather(
+    length: u64,
+    body: impl futures_util::Stream<Item = Result<impl bytes::Buf, warp::Error>>,
+) -> Result<Bytes, Rejection> {
+    use futures_util::StreamExt;
+    let refused = |why: String| warp::reject::custom(BodyRefused(StatusCode::BAD_REQUEST, why));
+    let length = length as usize;
+    let (mut buf, pad) = crate::ingest::direct::aligned_room(length);
+    let mut body = std::pin::pin!(body);
+    while let Some(part) = body.next().await {
+        let mut part = part.map_err(|e| refused(format!("the body could not be read: {e}")))?;
+        if buf.len() - pad + part.remaining() > length {
+            return Err(refused(format!(
+                "the body is longer than its Content-Length ({length} bytes)"
+            )));
+        }
+        while part.has_remaining() {
+            let piece = part.chunk();
+            buf.extend_from_slice(piece);
+            let n = piece.len();
+            part.advance(n);
+        }
+    }
+    if buf.len() - pad != length {
+        return Err(refused(format!(
+            "the body ended after {} of its {length} bytes",
+            buf.len() - pad
+        )));
+    }
+    Ok(crate::ingest::direct::aligned_freeze(buf, pad))
 }
 
 #[derive(Debug)]

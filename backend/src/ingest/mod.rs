@@ -5,6 +5,7 @@
 //!   `backend/tests/ingest_model.rs`;
 //! - [`staging`]: an upload's folder on a node, appended in fsynced chunks, one marker file per
 //!   fact (the truth the protocol resumes from after any crash);
+//! - [`direct`]: chunks written to a disk around the page cache, from bodies gathered for it;
 //! - [`placement`]: a replica arriving on a target node, hidden until published
 //!   (`images/.ID.incoming` → `.ID.placed` → `.ID.verified` → `ID`);
 //! - the other nodes' internal API is called through `floor::Client` (signed, one pool);
@@ -31,6 +32,7 @@
 use std::path::Path;
 
 pub mod coordinator;
+pub mod direct;
 pub mod driving;
 pub mod error;
 pub mod expiry;
@@ -89,35 +91,50 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_
 /// Not fsynced per chunk: the whole file is, before it counts as staged or placed (and only
 /// then is anything acknowledged). After a power loss the file holds a prefix of what was sent
 /// (appends reach the disk before the size that covers them), so the length a resumed upload
-/// asks for is where to go on from. Starting the writeback at once keeps that final fsync short.
+/// asks for is where to go on from.
 ///
-/// Every 8 MiB, the chunks before are waited for on their way to the disk and then dropped
-/// from the page cache: a copy of gigabytes (an original staged, a replica placed) then holds one
-/// chunk of dirty pages per file instead of evicting the tiles visitors are looking at, and
-/// reuses its pages instead of asking the kernel for fresh ones (through the page cache, a
-/// 1 GiB upload spent more CPU copying into new pages than on anything else; a staged original
-/// is read again only to be tiled, from the disk, once).
+/// A chunk gathered for it ([`direct`]: a request's body, at a block-aligned offset) is
+/// written to the disk direct, around the page cache: the copies and uploads of gigabytes
+/// neither evict the tiles visitors are looking at nor make the kernel find a fresh page for
+/// every 4 KiB. Any other chunk goes through the page cache, its writeback started at once
+/// (which keeps the final fsync short); every 8 MiB the chunks before are waited for on their
+/// way to the disk and dropped from the page cache, for the same two reasons.
 pub(crate) fn append_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<u64, IngestError> {
     const DROP_STEP: u64 = 8 << 20;
-    use std::io::Write;
     use std::os::fd::AsRawFd;
-    let mut file = std::fs::OpenOptions::new()
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
         .create(true)
-        .append(true)
+        .write(true)
+        .truncate(false)
         .open(path)
         .map_err(io(path))?;
     let at = file.metadata().map_err(io(path))?.len();
     if at != offset {
         return Err(IngestError::Conflict { at, got: offset });
     }
-    if let Err(e) = file.write_all(bytes) {
-        // A partial chunk (a full disk) is cut off, so the length stays a chunk boundary the
-        // client was told about.
-        let _ = file.set_len(at);
-        return Err(IngestError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        });
+    let written = match direct::can_write_direct(at, bytes) {
+        true => direct::write_at(&file, at, bytes),
+        false => Ok(false),
+    }
+    .and_then(|direct| match direct {
+        true => Ok(true),
+        false => file.write_all_at(bytes, at).map(|()| false),
+    });
+    let direct = match written {
+        Ok(direct) => direct,
+        Err(e) => {
+            // A partial chunk (a full disk) is cut off, so the length stays a chunk boundary
+            // the client was told about.
+            let _ = file.set_len(at);
+            return Err(IngestError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            });
+        }
+    };
+    if direct {
+        return Ok(at + bytes.len() as u64);
     }
     // SAFETY: plain calls on a file descriptor we own, over ranges of it written before.
     unsafe {

@@ -209,6 +209,9 @@ pub(crate) fn read_chunk(
     size: usize,
 ) -> Result<Bytes, IngestError> {
     use std::io::{Read, Seek, SeekFrom};
+    if let Some(chunk) = super::direct::read(path, offset, size).map_err(super::io(path))? {
+        return Ok(chunk);
+    }
     let mut file = std::fs::File::open(path).map_err(super::io(path))?;
     file.seek(SeekFrom::Start(offset))
         .map_err(super::io(path))?;
