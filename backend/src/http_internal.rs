@@ -84,7 +84,7 @@ fn signed(
                   path: warp::path::FullPath,
                   query: String,
                   headers: warp::http::HeaderMap,
-                  body: Bytes| {
+                  body: floor::body::Gathered| {
                 let (secret, me, nonces) = (secret.clone(), me.clone(), nonces.clone());
                 async move {
                     let refuse = |r: Refused| warp::reject::custom(Unsigned(r.to_string()));
@@ -114,7 +114,10 @@ fn signed(
                         upload_offset: header("upload-offset"),
                         content_type: header("content-type"),
                     };
-                    let body_sum = floor::client::signed_body_sum(&body).await;
+                    let floor::body::Gathered {
+                        bytes: body,
+                        sum: body_sum,
+                    } = body;
                     let now = cluster::unix_now();
                     let auth = headers.get(AUTH_HEADER).and_then(|v| v.to_str().ok());
                     let nonce = secret
@@ -132,8 +135,9 @@ fn signed(
 }
 
 /// The body, at most [`MAX_CHUNK`] and announced by its `Content-Length` (a chunked body of
-/// unknown length is refused before it is read).
-fn bounded_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
+/// unknown length is refused before it is read), gathered for a disk and hashed as it arrives
+/// ([`floor::body`]).
+fn bounded_body() -> impl Filter<Extract = (floor::body::Gathered,), Error = Rejection> + Clone {
     warp::header::optional::<u64>("content-length")
         .and(warp::header::optional::<String>("transfer-encoding"))
         .and_then(|length: Option<u64>, chunked: Option<String>| async move {
@@ -152,42 +156,11 @@ fn bounded_body() -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone 
             Ok(length.unwrap_or(0))
         })
         .and(warp::body::stream())
-        .and_then(gather)
-}
-
-/// Reads a body of `length` bytes into memory laid out so that a disk can take it direct
-/// ([`crate::ingest::direct`]); where hyper's pieces would be joined anyway, so no copy is
-/// added.
-async fn gather(
-    length: u64,
-    body: impl futures_util::Stream<Item = Result<impl bytes::Buf, warp::Error>>,
-) -> Result<Bytes, Rejection> {
-    use futures_util::StreamExt;
-    let refused = |why: String| warp::reject::custom(BodyRefused(StatusCode::BAD_REQUEST, why));
-    let length = length as usize;
-    let (mut buf, pad) = crate::ingest::direct::aligned_room(length);
-    let mut body = std::pin::pin!(body);
-    while let Some(part) = body.next().await {
-        let mut part = part.map_err(|e| refused(format!("the body could not be read: {e}")))?;
-        if buf.len() - pad + part.remaining() > length {
-            return Err(refused(format!(
-                "the body is longer than its Content-Length ({length} bytes)"
-            )));
-        }
-        while part.has_remaining() {
-            let piece = part.chunk();
-            buf.extend_from_slice(piece);
-            let n = piece.len();
-            part.advance(n);
-        }
-    }
-    if buf.len() - pad != length {
-        return Err(refused(format!(
-            "the body ended after {} of its {length} bytes",
-            buf.len() - pad
-        )));
-    }
-    Ok(crate::ingest::direct::aligned_freeze(buf, pad))
+        .and_then(|length, body| async move {
+            floor::body::gather(length, body).await.map_err(|e| {
+                warp::reject::custom(BodyRefused(StatusCode::BAD_REQUEST, e.to_string()))
+            })
+        })
 }
 
 #[derive(Debug)]

@@ -256,6 +256,21 @@ pub fn body_sum(body: &[u8]) -> String {
     hex(blake3::hash(body).as_bytes())
 }
 
+/// [`body_sum`] worked out piece by piece, as a body arrives: the sum is ready when its last
+/// byte is, instead of a pass over the whole body after it.
+#[derive(Default)]
+pub struct BodySummer(blake3::Hasher);
+
+impl BodySummer {
+    pub fn update(&mut self, piece: &[u8]) {
+        self.0.update(piece);
+    }
+
+    pub fn finish(&self) -> String {
+        hex(self.0.finalize().as_bytes())
+    }
+}
+
 /// A nonce unique to this process and call: a random prefix drawn once per process, and a
 /// counter. (It needs to be unique, not secret: the signature covers it.)
 fn next_nonce() -> String {
@@ -381,6 +396,17 @@ mod tests {
             upload_offset: offset,
             content_type: "application/offset+octet-stream",
         }
+    }
+
+    #[test]
+    fn a_body_summed_piece_by_piece_has_the_sum_of_the_whole() {
+        let body: Vec<u8> = (0..3 * HASH_APART + 5).map(|i| (i % 251) as u8).collect();
+        let mut summer = BodySummer::default();
+        for piece in body.chunks(HASH_APART / 3 + 1) {
+            summer.update(piece);
+        }
+        assert_eq!(summer.finish(), body_sum(&body));
+        assert_ne!(summer.finish(), body_sum(&body[1..]));
     }
 
     #[test]

@@ -13,12 +13,14 @@
 //!   client trusts ([`tls::ServerTls`], [`tls::trust_cluster`]).
 //! - [`cors`]: what a page on another website may fetch (public answers, read-only).
 //! - [`background`]: threads of lower priority for the disk work visitors must not wait behind.
+//! - [`body`]: a request's body read whole, aligned for direct I/O and hashed as it arrives.
 //!
 //! It must never hold policy: what a fault means, where a replica goes or when to retry belongs
 //! to the crates above. Every blocking function here (stores, probes, durable writes) must be
 //! called off the async threads.
 
 pub mod background;
+pub mod body;
 pub mod client;
 pub mod cors;
 pub mod durable;

@@ -8,7 +8,7 @@
 //! the cache was dropped), and a re-mirror spent a fifth of both cores in that copy (perf).
 //!
 //! Direct I/O needs the memory, the file offset and the length aligned to the disk's block:
-//! [`aligned_body`] gathers a request's body where it can be written from as it is, and
+//! [`floor::body`] gathers a request's body where it can be written from as it is, and
 //! [`write_at`] writes the aligned part direct and only the file's last, partial block through
 //! the page cache. Anything else (a body from elsewhere, an offset a client chose, a filesystem
 //! that refuses `O_DIRECT`) is written through the page cache as before: the same bytes, the same
@@ -20,25 +20,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
-/// What direct I/O aligns memory, offsets and lengths to: a page, which covers every disk's
-/// logical block (512 or 4096 bytes).
-pub const ALIGN: usize = 4096;
-
-/// Room for `length` bytes whose first byte is at an [`ALIGN`]ed address; fill it with
-/// [`BytesMut::extend_from_slice`] and [`aligned_freeze`] it.
-pub fn aligned_room(length: usize) -> (BytesMut, usize) {
-    let mut buf = BytesMut::with_capacity(length + ALIGN);
-    let pad = buf.as_ptr().align_offset(ALIGN).min(ALIGN);
-    buf.resize(pad, 0);
-    (buf, pad)
-}
-
-/// The bytes gathered after the padding of [`aligned_room`], without a copy.
-pub fn aligned_freeze(buf: BytesMut, pad: usize) -> Bytes {
-    buf.freeze().slice(pad..)
-}
+pub use floor::body::ALIGN;
+use floor::body::{aligned_freeze, aligned_room};
 
 /// Whether `bytes` at file offset `offset` can be written direct: memory and offset aligned,
 /// and at least one whole block.
@@ -181,17 +166,6 @@ mod tests {
 
     fn pattern(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 + i / 4096) as u8).collect()
-    }
-
-    #[test]
-    fn aligned_room_gives_an_aligned_body_of_the_bytes_put_in() {
-        for n in [0, 1, ALIGN, 3 * ALIGN + 17] {
-            let (mut buf, pad) = aligned_room(n);
-            buf.extend_from_slice(&pattern(n));
-            let body = aligned_freeze(buf, pad);
-            assert_eq!(body.as_ptr().align_offset(ALIGN), 0);
-            assert_eq!(&body[..], &pattern(n)[..]);
-        }
     }
 
     #[test]

@@ -68,11 +68,11 @@ impl Ingest {
         while offset < size {
             let (path, o) = (file.to_path_buf(), offset);
             let chunk = blocking(move || read_chunk(&path, o, SEND_CHUNK)).await?;
-            let n = chunk.len() as u64;
+            let n = chunk.bytes.len() as u64;
             peers
                 .call(
                     node,
-                    Call::new("PATCH", &at(offset)).body(chunk),
+                    Call::new("PATCH", &at(offset)).body_summed(chunk.bytes, chunk.sum),
                     CHUNK_DEADLINE,
                 )
                 .await
@@ -202,15 +202,17 @@ pub(super) fn slow(bytes: u64) -> std::time::Duration {
     std::time::Duration::from_secs(30 + bytes / 20_000_000)
 }
 
-/// Up to `size` bytes of `path` from `offset` (fewer at its end).
+/// Up to `size` bytes of `path` from `offset` (fewer at its end), with the sum a signature
+/// covers, worked out here on the blocking thread that read them (for a re-mirror, while the
+/// chunk before is on its way).
 pub(crate) fn read_chunk(
     path: &std::path::Path,
     offset: u64,
     size: usize,
-) -> Result<Bytes, IngestError> {
+) -> Result<floor::body::Gathered, IngestError> {
     use std::io::{Read, Seek, SeekFrom};
     if let Some(chunk) = super::direct::read(path, offset, size).map_err(super::io(path))? {
-        return Ok(chunk);
+        return Ok(floor::body::Gathered::of(chunk));
     }
     let mut file = std::fs::File::open(path).map_err(super::io(path))?;
     file.seek(SeekFrom::Start(offset))
@@ -221,7 +223,7 @@ pub(crate) fn read_chunk(
     file.take(size as u64)
         .read_to_end(&mut buf)
         .map_err(super::io(path))?;
-    Ok(Bytes::from(buf))
+    Ok(floor::body::Gathered::of(Bytes::from(buf)))
 }
 
 /// `original.EXT` from the provider's file name.

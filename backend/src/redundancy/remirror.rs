@@ -1006,10 +1006,10 @@ impl Redundancy {
             let mut chunk = read(0, size).await?;
             loop {
                 // An empty file is still sent once, so that it exists on the target.
-                if chunk.is_empty() && offset > 0 {
+                if chunk.bytes.is_empty() && offset > 0 {
                     break;
                 }
-                let n = chunk.len() as u64;
+                let n = chunk.bytes.len() as u64;
                 let last = n < size as u64;
                 let at = format!(
                     "/internal/replicas/{image}/files/{}?offset={offset}",
@@ -1018,7 +1018,11 @@ impl Redundancy {
                 let began = Instant::now();
                 let send = async {
                     self.client
-                        .call_any(target, Call::new("PATCH", &at).body(chunk), ASK * 6)
+                        .call_any(
+                            target,
+                            Call::new("PATCH", &at).body_summed(chunk.bytes, chunk.sum),
+                            ASK * 6,
+                        )
                         .await?
                         .ok(target)
                 };

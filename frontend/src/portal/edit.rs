@@ -230,7 +230,7 @@ async fn to_replicas(
                 path,
                 user,
                 headers,
-                body.clone(),
+                Gathered::of(body.clone()),
                 Duration::from_secs(10),
             )
             .await;

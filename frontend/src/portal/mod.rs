@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use cluster::auth::Secret;
 use cluster::{Stage, UploadStatus, MAX_CHUNK};
+use floor::body::Gathered;
 use floor::client::Call;
 use serde::Deserialize;
 use warp::http::{header, HeaderMap, Method, Response, StatusCode};
@@ -131,13 +132,13 @@ impl Portal {
         path: &str,
         user: &str,
         headers: &[(&str, String)],
-        body: Bytes,
+        body: Gathered,
         deadline: Duration,
     ) -> Result<Answer, String> {
         let call = Call::new(method.as_str(), path)
             .user(user)
             .headers(headers)
-            .body(body);
+            .body_summed(body.bytes, body.sum);
         let answer = self
             .client
             .call_any(node, call, deadline)
@@ -221,7 +222,7 @@ impl Portal {
                     "/internal/uploads",
                     user,
                     &[],
-                    Bytes::new(),
+                    Gathered::empty(),
                     Duration::from_secs(3),
                 )
                 .await;
@@ -568,8 +569,8 @@ pub fn routes(portal: Arc<Portal>) -> warp::filters::BoxedFilter<(Response<Body>
         .and(warp::header::optional::<String>("upload-offset"))
         .and(
             warp::body::content_length_limit(MAX_CHUNK)
-                .and(warp::body::bytes())
-                .or(warp::any().map(Bytes::new))
+                .and(floor::body::whole())
+                .or(warp::any().map(Gathered::empty))
                 .unify(),
         )
         .and(p.clone())

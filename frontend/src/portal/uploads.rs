@@ -56,7 +56,7 @@ pub(super) async fn create(
                 "/internal/uploads",
                 &s.user,
                 &[("content-type", "application/json".into())],
-                body.clone(),
+                Gathered::of(body.clone()),
                 Duration::from_secs(10),
             )
             .await;
@@ -104,7 +104,7 @@ pub(super) async fn chunk(
     c: Option<String>,
     token: Option<String>,
     offset: Option<String>,
-    body: Bytes,
+    body: Gathered,
     p: Arc<Portal>,
 ) -> Response<Body> {
     let s = match p.api_session(c.as_deref(), token.as_deref()) {
