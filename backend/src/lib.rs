@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod catalog;
+pub mod direct;
 pub mod disk;
 pub mod disk_probe;
 pub mod faults;
