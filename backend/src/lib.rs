@@ -15,7 +15,6 @@
 pub mod accounts;
 pub mod audit;
 pub mod catalog;
-pub mod direct;
 pub mod disk;
 pub mod disk_probe;
 pub mod faults;

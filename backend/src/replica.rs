@@ -178,29 +178,23 @@ pub fn sha256(bytes: &[u8]) -> String {
 ///
 /// The file is read on a second thread while the first hashes what was read: a verification
 /// or a scrub reads from the disk and hashes at once, not one after the other (each read
-/// otherwise waits for the disk with the CPU idle, then the hash waits with the disk idle). It
-/// is read around the page cache where its filesystem allows ([`crate::direct::Reader`]): the
-/// bytes checked are the disk's, and a scrub does not evict the tiles visitors are viewing.
+/// otherwise waits for the disk with the CPU idle, then the hash waits with the disk idle).
 pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<(u64, String)> {
-    use crate::direct::{aligned, aligned_buffer, Reader};
     use std::sync::mpsc::sync_channel;
-    // Read direct, each read waits for the disk with nothing read ahead: reads this long keep
-    // it busy (4 MiB read direct was as fast as 1 MiB through the page cache on a loop disk).
-    const BUFFER: usize = 4 << 20;
-    let mut file = Reader::open(path)?;
-    // Buffers go round: empty ones to the reader, full ones (how much of each, or the reader's
-    // error) to the hasher.
-    let (full_tx, full_rx) = sync_channel::<std::io::Result<(Vec<u8>, usize)>>(READ_BUFFERS);
+    const BUFFER: usize = 1 << 20;
+    let mut file = std::fs::File::open(path)?;
+    // Buffers go round: empty ones to the reader, full ones (or its error) to the hasher.
+    let (full_tx, full_rx) = sync_channel::<std::io::Result<Vec<u8>>>(READ_BUFFERS);
     let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(READ_BUFFERS);
     for _ in 0..READ_BUFFERS {
-        let _ = empty_tx.send(aligned_buffer(BUFFER));
+        let _ = empty_tx.send(Vec::new());
     }
     std::thread::scope(|scope| {
         scope.spawn(move || {
             // Ends when the file does, on an error, or when the hasher stopped taking buffers.
             while let Ok(mut buf) = empty_rx.recv() {
-                let at = aligned(&buf);
-                let n = match file.read_up_to(&mut buf[at..][..BUFFER]) {
+                buf.resize(BUFFER, 0);
+                let n = match read_up_to(&mut file, &mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) => {
@@ -208,17 +202,18 @@ pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<
                         break;
                     }
                 };
-                if full_tx.send(Ok((buf, n))).is_err() {
+                buf.truncate(n);
+                if full_tx.send(Ok(buf)).is_err() {
                     break;
                 }
             }
         });
         let mut hasher = Sha256::new();
         let mut size = 0;
-        for read in full_rx {
-            let (buf, n) = read?;
-            hasher.update(&buf[aligned(&buf)..][..n]);
-            size += n as u64;
+        for buf in full_rx {
+            let buf = buf?;
+            hasher.update(&buf);
+            size += buf.len() as u64;
             progress(size);
             let _ = empty_tx.send(buf);
         }
@@ -228,6 +223,20 @@ pub fn hash_file(path: &Path, progress: &mut dyn FnMut(u64)) -> std::io::Result<
 
 /// Buffers of a [`hash_file`] between its reader and its hasher.
 const READ_BUFFERS: usize = 3;
+
+/// Reads until `buf` is full or the file ends: the bytes read.
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
 
 /// Asks the kernel to forget a file's cached pages (they are clean once fsynced), so the next
 /// read comes from the disk: a verification that reads the page cache proves nothing.

@@ -32,6 +32,7 @@
 use std::path::Path;
 
 pub mod coordinator;
+pub mod direct;
 pub mod driving;
 pub mod error;
 pub mod expiry;
@@ -112,7 +113,6 @@ pub(crate) fn append_at(path: &Path, offset: u64, bytes: &[u8]) -> Result<u64, I
     if at != offset {
         return Err(IngestError::Conflict { at, got: offset });
     }
-    use crate::direct;
     let written = match direct::can_write_direct(at, bytes) {
         true => direct::write_at(&file, at, bytes),
         false => Ok(false),

@@ -211,7 +211,7 @@ pub(crate) fn read_chunk(
     size: usize,
 ) -> Result<floor::body::Gathered, IngestError> {
     use std::io::{Read, Seek, SeekFrom};
-    if let Some(chunk) = crate::direct::read(path, offset, size).map_err(super::io(path))? {
+    if let Some(chunk) = super::direct::read(path, offset, size).map_err(super::io(path))? {
         return Ok(floor::body::Gathered::of(chunk));
     }
     let mut file = std::fs::File::open(path).map_err(super::io(path))?;

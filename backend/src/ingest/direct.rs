@@ -1,4 +1,4 @@
-//! Chunks written to and files read from a disk without the page cache (`O_DIRECT`).
+//! Chunks written to a disk without the page cache (`O_DIRECT`).
 //!
 //! A copy between nodes or an upload writes gigabytes that nobody reads again soon (a staged
 //! original is read once, to be tiled; a placed replica only as visitors ask for its tiles).
@@ -13,10 +13,6 @@
 //! the page cache. Anything else (a body from elsewhere, an offset a client chose, a filesystem
 //! that refuses `O_DIRECT`) is written through the page cache as before: the same bytes, the same
 //! durability (the file is fsynced before it counts, either way).
-//!
-//! A check of what a disk holds (a copy's verification, the scrub, an audit) reads it with a
-//! [`Reader`]: direct, the bytes hashed are the disk's and not a cached page's, the tiles
-//! visitors are looking at stay cached, and no page is filled only to be copied once.
 
 use std::fs::File;
 use std::io;
@@ -126,89 +122,6 @@ pub fn read(path: &Path, offset: u64, size: usize) -> io::Result<Option<Bytes>> 
     Ok(Some(aligned_freeze(buf, pad)))
 }
 
-/// A file read from its start to its end around the page cache (`O_DIRECT`) where its
-/// filesystem allows, through the page cache otherwise (or from where a direct read stopped).
-pub struct Reader {
-    file: File,
-    direct: bool,
-    at: u64,
-}
-
-impl Reader {
-    pub fn open(path: &Path) -> io::Result<Reader> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let direct = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path);
-        let (file, direct) = match direct {
-            Ok(file) => (file, true),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (File::open(path)?, false),
-            Err(e) => return Err(e),
-        };
-        Ok(Reader {
-            file,
-            direct,
-            at: 0,
-        })
-    }
-
-    /// Whether the next read goes around the page cache.
-    pub fn is_direct(&self) -> bool {
-        self.direct
-    }
-
-    /// Reads the next bytes into `buf` until it is full or the file ends; how many. Read
-    /// direct, `buf` must start on an [`ALIGN`] boundary and be a multiple of it long
-    /// ([`aligned_buffer`]); otherwise this read and the rest go through the page cache.
-    pub fn read_up_to(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.direct
-            && (buf.as_ptr().align_offset(ALIGN) != 0 || !buf.len().is_multiple_of(ALIGN))
-        {
-            self.through_cache()?;
-        }
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.file.read_at(&mut buf[filled..], self.at) {
-                Ok(0) => break,
-                Ok(n) => {
-                    filled += n;
-                    self.at += n as u64;
-                    // A direct read ends short only at the file's end; anything after an
-                    // unaligned end (a filesystem that ends short elsewhere) is read cached.
-                    if self.direct && !self.at.is_multiple_of(ALIGN as u64) {
-                        self.through_cache()?;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // Some filesystems take the flag at open and refuse the read.
-                Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.through_cache()?
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(filled)
-    }
-
-    fn through_cache(&mut self) -> io::Result<()> {
-        set_direct(&self.file, false)?;
-        self.direct = false;
-        Ok(())
-    }
-}
-
-/// A zeroed buffer of `size` bytes (a multiple of [`ALIGN`]) with room to start on an
-/// [`ALIGN`] boundary: the part a [`Reader`] reads into is `&mut buf[aligned(&buf)..][..size]`.
-pub fn aligned_buffer(size: usize) -> Vec<u8> {
-    vec![0; size + ALIGN]
-}
-
-/// Where the aligned part of an [`aligned_buffer`] starts.
-pub fn aligned(buf: &[u8]) -> usize {
-    buf.as_ptr().align_offset(ALIGN).min(ALIGN)
-}
-
 /// Reads into `buf` from `offset` until it is full or the file ends; how much was read.
 fn read_full_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
     let mut n = 0;
@@ -312,23 +225,18 @@ mod tests {
         }
     }
 
-    /// A file of `data` in a new folder, out of the page cache (written back, then dropped), so
-    /// that what is read direct could only come from the disk.
-    fn uncached(data: &[u8]) -> (tempfile::TempDir, std::path::PathBuf, File) {
+    #[test]
+    fn a_file_read_direct_is_its_bytes_to_the_end_and_not_cached() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        std::fs::write(&path, data).unwrap();
+        let data = pattern(3 * ALIGN + 99);
+        std::fs::write(&path, &data).unwrap();
         let file = File::open(&path).unwrap();
+        // Out of the page cache first (written back, then dropped), so that what is read
+        // direct could only come from the disk.
         file.sync_all().unwrap();
         // SAFETY: advice on a descriptor we own.
         unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
-        (dir, path, file)
-    }
-
-    #[test]
-    fn a_file_read_direct_is_its_bytes_to_the_end_and_not_cached() {
-        let data = pattern(3 * ALIGN + 99);
-        let (_dir, path, file) = uncached(&data);
         let Some(first) = read(&path, 0, 2 * ALIGN).unwrap() else {
             return; // this filesystem has no direct I/O: nothing to check here
         };
@@ -344,38 +252,6 @@ mod tests {
         // Offsets or sizes a disk cannot take direct are left to the caller.
         assert!(read(&path, 1, ALIGN).unwrap().is_none());
         assert!(read(&path, 0, 100).unwrap().is_none());
-    }
-
-    #[test]
-    fn a_file_read_through_a_reader_is_its_bytes_direct_to_its_partial_end() {
-        let data = pattern(5 * ALIGN + 99);
-        let (_dir, path, file) = uncached(&data);
-        let mut reader = Reader::open(&path).unwrap();
-        let direct = reader.is_direct();
-        let mut buf = aligned_buffer(2 * ALIGN);
-        let at = aligned(&buf);
-        let mut got = Vec::new();
-        loop {
-            let n = reader.read_up_to(&mut buf[at..][..2 * ALIGN]).unwrap();
-            got.extend_from_slice(&buf[at..][..n]);
-            if n < 2 * ALIGN {
-                break;
-            }
-        }
-        assert_eq!(got, data);
-        assert_eq!(reader.read_up_to(&mut buf[at..][..ALIGN]).unwrap(), 0);
-        if direct {
-            // Its partial last page too: a direct read at the file's end ends short.
-            assert_eq!(pages_cached(&file, 6), [false; 6]);
-            // Anything after an unaligned end would be read through the page cache.
-            assert!(!reader.is_direct());
-        }
-        // Memory a disk cannot take direct is read through the page cache, the same bytes.
-        let mut reader = Reader::open(&path).unwrap();
-        let mut odd = vec![0; data.len() + 10];
-        assert_eq!(reader.read_up_to(&mut odd[1..]).unwrap(), data.len());
-        assert_eq!(&odd[1..=data.len()], &data[..]);
-        assert!(!reader.is_direct());
     }
 
     #[test]
