@@ -6,9 +6,11 @@
 
 mod common;
 
-use common::ingest::{header, Cluster};
+use common::ingest::{header, noise_png, Cluster};
+use common::monitor::wait_until;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use std::time::Duration;
 
 /// What an `Upload-Offset` header may say: anything printable, numbers in every spelling a
 /// parser might be lenient with, and the offset the node is at (so chunks are also taken).
@@ -106,4 +108,88 @@ fn any_upload_offset_is_taken_exactly_or_refused_never_a_5xx() {
     assert!((200..300).contains(&status), "{head}");
     assert_eq!(offset_now(&c), TOTAL);
     assert!(!c.stderr(0).contains("panicked"), "{}", c.stderr(0));
+}
+
+/// The page sends two chunks at once, and they may pass each other on the way. A chunk that
+/// comes before the one it follows (the gap is its own length: the page's chunks are of one
+/// size) waits for it, and both are taken in order. A chunk with any other gap, or a second one
+/// ahead while one waits (a client parking its bytes on the node), is refused at once.
+#[test]
+fn a_chunk_that_passed_the_one_before_it_waits_for_it_and_no_other_chunk_waits() {
+    let mut c = Cluster::new(&["A", "B"]);
+    c.start(0, None);
+    c.start(1, None);
+    let png = noise_png(c.dir.path(), "300x300");
+    let bytes = std::fs::read(&png).unwrap();
+    let chunk = bytes.len() / 3;
+    let (id, image) = c.create_upload(0, "ada", "noise.png", bytes.len(), "Ahead");
+    let offset_of = |answer: &(u16, String, Vec<u8>)| header(&answer.1, "upload-offset");
+
+    // Not a chunk that follows one on its way: refused at once, as ever.
+    let short = c.send_chunk(0, "ada", &id, chunk, &bytes[chunk..chunk + 10]);
+    assert_eq!(short.0, 409, "{}", short.1);
+    assert_eq!(offset_of(&short).as_deref(), Some("0"));
+
+    std::thread::scope(|s| {
+        let second = s.spawn(|| c.send_chunk(0, "ada", &id, chunk, &bytes[chunk..2 * chunk]));
+        wait_until(
+            "the node to say the second chunk waits for the first",
+            Duration::from_secs(30),
+            || {
+                c.stderr(0)
+                    .contains("a chunk came before the one it follows")
+                    .then_some(())
+            },
+        );
+        // The same chunk again while it waits: the one place is taken.
+        let again = c.send_chunk(0, "ada", &id, chunk, &bytes[chunk..2 * chunk]);
+        assert_eq!(again.0, 409, "{}", again.1);
+        assert_eq!(offset_of(&again).as_deref(), Some("0"));
+        assert!(!second.is_finished(), "the chunk ahead did not wait");
+
+        let first = c.send_chunk(0, "ada", &id, 0, &bytes[..chunk]);
+        assert_eq!(first.0, 204, "{}", first.1);
+        let second = second.join().unwrap();
+        assert_eq!(second.0, 204, "{}", second.1);
+        assert_eq!(offset_of(&second), Some((2 * chunk).to_string()));
+    });
+    let last = c.send_chunk(0, "ada", &id, 2 * chunk, &bytes[2 * chunk..]);
+    assert_eq!(last.0, 204, "{}", last.1);
+    assert_eq!(header(&last.1, "td-stage").as_deref(), Some("durable"));
+
+    // Published, its two replicas' originals the file's bytes in their order.
+    wait_until(
+        "the upload to be published",
+        Duration::from_secs(120),
+        || {
+            let s = c.status_of(0, "ada", &id)?;
+            assert_ne!(s["stage"], "failed", "{s}");
+            (s["stage"] == "published").then_some(())
+        },
+    );
+    let originals: Vec<_> = (0..2)
+        .flat_map(|i| walk(&c.disk(i)))
+        .filter(|p| p.ends_with(format!("{image}/original.png")))
+        .collect();
+    assert_eq!(originals.len(), 2, "{originals:?}");
+    for o in &originals {
+        assert!(
+            std::fs::read(o).unwrap() == bytes,
+            "{o:?} differs from the upload"
+        );
+    }
+    assert!(!c.stderr(0).contains("panicked"), "{}", c.stderr(0));
+}
+
+/// Every path under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut all = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            all.extend(walk(&p));
+        }
+        all.push(p);
+    }
+    all
 }

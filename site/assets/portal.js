@@ -1,5 +1,6 @@
-// The upload portal: sends each chosen original in 8 MiB chunks (tus 1.0 style: PATCH at
-// Upload-Offset, HEAD to learn where to go on from), with a progress bar per file; an
+// The upload portal: sends each chosen original in 8 MiB chunks, two on their way at once
+// (tus 1.0 style: PATCH at Upload-Offset, HEAD to learn where to go on from), with a progress
+// bar per file; an
 // interrupted upload resumes where it stopped, also after a reload (the upload's address is kept
 // in localStorage under the file's name, size and date). An upload left without a chunk for
 // too long expires on the server (410 Gone): the page says so and forgets its address, so
@@ -7,6 +8,8 @@
 "use strict";
 (function () {
   const CHUNK = 8 << 20;
+  // Chunks on their way at once.
+  const WINDOW = 2;
   const RETRIES = 8;
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
   const STAGES = { receiving: "receiving", received: "received", durable: "durable on two nodes",
@@ -81,35 +84,58 @@
     if (head.status === 410) throw gone();
     if (head.status === 200) offset = Number(head.getResponseHeader("upload-offset")) || 0;
     show(offset);
+    // Each chunk on its way, by where it starts: how much of it was sent.
+    const sending = new Map();
+    const showSent = () => show(offset + [...sending.values()].reduce((a, b) => a + b, 0));
+    const put = (at) => {
+      const end = Math.min(at + CHUNK, file.size);
+      sending.set(at, 0);
+      const answer = request("PATCH", url, file.slice(at, end),
+        { "content-type": "application/offset+octet-stream", "upload-offset": String(at) },
+        (n) => { sending.set(at, n); showSent(); })
+        .catch(() => null)
+        .then((x) => { sending.delete(at); return x; });
+      return { end, answer };
+    };
+    // WINDOW chunks on their way at once, each from where the one before it ends: the next one
+    // travels while the server writes the one before (which it waits for, should they pass
+    // each other). An empty chunk at the end asks the server to seal an upload it has whole.
+    let onWay = [];
     while (offset < file.size || stage === "receiving") {
-      const end = Math.min(offset + CHUNK, file.size);
-      let x;
-      try {
-        x = await request("PATCH", url, file.slice(offset, end),
-          { "content-type": "application/offset+octet-stream", "upload-offset": String(offset) },
-          (n) => show(offset + n));
-      } catch (e) {
-        x = null;
+      let next = onWay.length ? onWay[onWay.length - 1].end : offset;
+      while (onWay.length < WINDOW && (next < file.size || onWay.length === 0)) {
+        const c = put(next);
+        onWay.push(c);
+        next = c.end;
       }
+      const x = await onWay.shift().answer;
       if (x && x.status === 204) {
         offset = Number(x.getResponseHeader("upload-offset"));
         stage = x.getResponseHeader("td-stage") || stage;
         failures = 0;
-        show(offset);
+        showSent();
         continue;
       }
+      // The chunks after it cannot land beyond a gap: their answers are awaited, and the
+      // server says where to go on from.
+      await Promise.all(onWay.map((c) => c.answer));
+      onWay = [];
       if (x && x.status === 410) throw gone();
       if (x && x.status >= 400 && x.status < 500 && x.status !== 409) {
         localStorage.removeItem(keyOf(file));
         throw new Error(x.responseText.trim() || `refused (${x.status})`);
       }
-      // Lost, or the server knows another offset: ask it where to go on from.
+      // Lost, or the server knows another offset: ask it where to go on from (at once when it
+      // answered; after a growing pause when the connection was lost).
       if (++failures > RETRIES) throw new Error("the upload stopped; choose the file again to resume it");
-      state.textContent = `connection trouble; resuming (try ${failures})`;
-      await sleep(Math.min(500 * 2 ** failures, 15000));
+      if (!x || x.status !== 409) {
+        state.textContent = `connection trouble; resuming (try ${failures})`;
+        await sleep(Math.min(500 * 2 ** failures, 15000));
+      }
       const h = await request("HEAD", url).catch(() => null);
       if (h && h.status === 410) throw gone();
       if (h && h.status === 200) offset = Number(h.getResponseHeader("upload-offset"));
+      showSent();
     }
     localStorage.removeItem(keyOf(file));
     bar.value = file.size;

@@ -99,6 +99,23 @@ async function send(page, path, details) {
       chunks.push(r.status());
     }
   });
+  // How many chunks the page had on their way at once, at most: counted in the page, from a
+  // chunk's send to its answer's arrival (before the page's own handlers run).
+  await page.evaluate(() => {
+    const count = (window.chunksOnWay = { now: 0, most: 0 });
+    const { open, send } = XMLHttpRequest.prototype;
+    XMLHttpRequest.prototype.open = function (method, ...rest) {
+      this.isChunk = method === "PATCH";
+      return open.call(this, method, ...rest);
+    };
+    XMLHttpRequest.prototype.send = function (...body) {
+      if (this.isChunk) {
+        count.most = Math.max(count.most, ++count.now);
+        this.addEventListener("readystatechange", () => this.readyState === 4 && count.now--);
+      }
+      return send.apply(this, body);
+    };
+  });
   await page.setInputFiles("#file", path);
   for (const [id, value] of Object.entries(details)) await page.fill(`#${id}`, value);
   await page.click("#send");
@@ -111,7 +128,8 @@ async function send(page, path, details) {
   }, null, { timeout: 60_000, polling: 100 });
   const rows = await page.locator("#progress li").count();
   const bar = await page.$eval("#progress li progress", (p) => ({ value: p.value, max: p.max }));
-  return { state: await state.jsonValue(), rows, bar, chunks };
+  const most = await page.evaluate(() => window.chunksOnWay.most);
+  return { state: await state.jsonValue(), rows, bar, chunks, most };
 }
 
 /// The signed-in account's upload titled `title`, from the JSON API.
@@ -264,10 +282,11 @@ test("an original uploaded in chunks becomes durable, is published, and shows in
   await page.close();
 });
 
-test("a file that is not an image is kept, then fails with a plain reason and never reaches the gallery", { timeout: 120_000 }, async () => {
+test("a file that is not an image is sent in chunks two at a time, kept, then fails with a plain reason and never reaches the gallery", { timeout: 120_000 }, async () => {
   const title = "Notes, not a picture";
   const path = join(files, "notes.png");
-  const content = "this is not an image";
+  // Over two of the page's 8 MiB chunks: the third is sent while the second is on its way.
+  const content = "this is not an image\n".repeat(1_000_000);
   writeFileSync(path, content);
   const imagesBefore = (await (await answers(`${demo.canonical}/health`)).json()).images;
   const page = await context.newPage();
@@ -278,8 +297,9 @@ test("a file that is not an image is kept, then fails with a plain reason and ne
   assert.ok(sent.state === "durable on two nodes" || /failed.*not a JPEG, PNG or TIFF image/.test(sent.state),
     `the upload was acknowledged: ${sent.state}`);
   assert.deepEqual(sent.bar, { value: content.length, max: content.length });
-  assert.ok(sent.chunks.length > 0 && sent.chunks.every((s) => s >= 200 && s < 300),
+  assert.ok(sent.chunks.length >= 3 && sent.chunks.every((s) => s >= 200 && s < 300),
     `every chunk was taken: ${sent.chunks}`);
+  assert.equal(sent.most, 2, "two chunks on their way at once, never more");
 
   const upload = await uploadTitled(page, title);
   await page.goto(`${demo.canonical}/portal/uploads`);

@@ -9,7 +9,7 @@
 //! waits ([`super::receiving`]), so "done" in the portal means two durable copies; the worker
 //! drives everything after, and anything a crash interrupted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,7 @@ use cluster::ClusterConfig;
 use super::error::About;
 use super::placement;
 use super::protocol::{NodeId, Step};
+use super::receiving::Receiving;
 use super::staging::{self, Staging};
 use super::status::StatusBook;
 use super::IngestError;
@@ -30,6 +31,9 @@ use crate::worker::{BoxFuture, Worker, WorkerState};
 pub(super) const ASK: Duration = Duration::from_secs(3);
 /// How long a chunk may take to arrive and be fsynced.
 pub(super) const CHUNK_DEADLINE: Duration = Duration::from_secs(60);
+
+/// A chunk on its way to an upload's mirror: what the mirror said.
+pub(super) type Forward = tokio::task::JoinHandle<Result<(), String>>;
 
 /// What one call of [`Ingest::drive`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,14 +62,13 @@ pub struct Ingest {
     pub(super) written: staging::RunningSums,
     /// Upload id → held while it is driven (see [`Ingest::drive_lock`]).
     pub(super) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Upload id → held while a chunk of it is written here, or it expires (see
-    /// [`Ingest::receiving_lock`]).
-    pub(super) receiving: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Upload id → its chunks as they arrive here (see [`Ingest::receiving_lock`]).
+    pub(super) receiving: Mutex<HashMap<String, Arc<Receiving>>>,
     /// Upload id → the node receiving its chunks as they arrive (see [`Ingest::mirror`]).
     pub(super) mirrors: Mutex<HashMap<String, Option<String>>>,
-    /// Upload id → its last chunk on its way to the mirror, sent after the answer to it (see
-    /// [`Ingest::append`]): what the mirror said.
-    pub(super) forwarding: Mutex<HashMap<String, tokio::task::JoinHandle<Result<(), String>>>>,
+    /// Upload id → its last chunks on their way to the mirror, oldest first, sent after the
+    /// answer to them (see [`Ingest::append`]): what the mirror said.
+    pub(super) forwarding: Mutex<HashMap<String, VecDeque<Forward>>>,
     /// Upload id → the last failure of a step the log was told of, so that one that repeats
     /// every second is logged once.
     pub(super) told: Mutex<HashMap<String, String>>,
@@ -162,10 +165,11 @@ impl Ingest {
         locks.entry(id.to_string()).or_default().clone()
     }
 
-    /// Held while a chunk of upload `id` is written here (on its home node with the copy sent
-    /// to its mirror, or on the mirror), or while it expires: so a chunk never lands in a copy
-    /// being cleared, and an upload that just received one does not expire.
-    pub(super) fn receiving_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// Upload `id`'s chunks as they arrive here: its lock is held while a chunk is written (on
+    /// its home node with the copy sent to its mirror, or on the mirror), or while it expires,
+    /// so a chunk never lands in a copy being cleared, and an upload that just received one
+    /// does not expire.
+    pub(super) fn receiving_lock(&self, id: &str) -> Arc<Receiving> {
         let mut locks = self.receiving.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(id.to_string()).or_default().clone()
     }

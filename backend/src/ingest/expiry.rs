@@ -141,7 +141,7 @@ impl Ingest {
             return Ok(false);
         };
         let receiving = self.receiving_lock(id);
-        let Ok(_receiving) = receiving.try_lock() else {
+        let Ok(_receiving) = receiving.lock.try_lock() else {
             return Ok(false);
         };
         let Some((idle, received)) = self.still_due(staging, limit).await? else {
@@ -213,7 +213,7 @@ impl Ingest {
     ) -> Result<bool, IngestError> {
         let id = upload.id.as_str();
         let receiving = self.receiving_lock(id);
-        let Ok(_receiving) = receiving.try_lock() else {
+        let Ok(_receiving) = receiving.lock.try_lock() else {
             return Ok(false);
         };
         let Some((idle, received)) = self.still_due(staging, limit).await? else {

@@ -5,10 +5,13 @@
 //! seals the original and drives the upload up to the acknowledgement before it is answered.
 
 use floor::client::Call;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cluster::{ImageMeta, NewUpload, OffsetAnswer};
 use hyper::body::Bytes;
+use tokio::sync::MutexGuard;
 
 use super::coordinator::{blocking, Driven, Ingest, ASK, CHUNK_DEADLINE};
 use super::meta_edit::check_meta;
@@ -21,6 +24,105 @@ use super::{IngestError, MAX_UPLOAD};
 pub const MAX_OPEN_UPLOADS: usize = 16;
 /// The quotas' day, in seconds.
 pub const DAY: u64 = 24 * 60 * 60;
+
+/// How many chunks the mirror may be behind this node: as many may be on their way to it at
+/// once, so that the copy to the mirror (its way there and its write) overlaps the next
+/// chunks' writes here.
+pub const MIRROR_BEHIND: usize = 2;
+
+/// How long a chunk that came ahead of the one before it waits for it: the page sends the
+/// next chunk while one is on its way, and the two may pass each other between the frontend and
+/// here. Past this the chunk is refused as at the wrong offset, and the page asks where to go
+/// on from.
+pub const AHEAD_WAIT: Duration = Duration::from_secs(30);
+
+/// One upload's chunks as they arrive here.
+pub(super) struct Receiving {
+    /// Held while a chunk is written here, or the upload expires.
+    pub lock: tokio::sync::Mutex<()>,
+    /// Told each time a chunk was written here, or failed to be.
+    arrived: tokio::sync::Notify,
+    /// Where the last chunk that failed to be written here started (`u64::MAX`: none did).
+    failed_at: AtomicU64,
+    /// A chunk is waiting for the one before it: at most one does per upload, so a client
+    /// cannot park its chunks' bytes here by sending them ahead.
+    ahead: AtomicBool,
+}
+
+impl Default for Receiving {
+    fn default() -> Self {
+        Receiving {
+            lock: Default::default(),
+            arrived: Default::default(),
+            failed_at: AtomicU64::new(u64::MAX),
+            ahead: Default::default(),
+        }
+    }
+}
+
+impl Receiving {
+    /// The chunk at `offset` was written here (`ok`) or failed to be: a chunk waiting for it
+    /// looks again.
+    pub(super) fn tried(&self, offset: u64, ok: bool) {
+        self.failed_at
+            .store(if ok { u64::MAX } else { offset }, SeqCst);
+        self.arrived.notify_waiters();
+    }
+
+    /// The lock, with this node's bytes up to `offset` when the chunk at `offset` follows one
+    /// that may still be on its way: `follows(gap)` says whether a gap of that many bytes may
+    /// be such a chunk. It then waits, without the lock, until the bytes before it were
+    /// written (or a chunk failed, or [`AHEAD_WAIT`] passed). Anything else is left to the
+    /// write's own check of the offset. Returns the lock and the bytes here.
+    pub(super) async fn turn<'a>(
+        &'a self,
+        mut held: MutexGuard<'a, ()>,
+        staging: &Staging,
+        offset: u64,
+        follows: impl Fn(u64) -> bool,
+    ) -> Result<(MutexGuard<'a, ()>, u64), IngestError> {
+        let mut here = staging.offset()?;
+        // Not when the chunk it follows failed already: the page asks where to go on from.
+        let failed = |here| self.failed_at.load(SeqCst) == here;
+        if offset <= here
+            || !follows(offset - here)
+            || failed(here)
+            || self.ahead.swap(true, SeqCst)
+        {
+            return Ok((held, here));
+        }
+        tracing::info!(
+            upload = %staging.id(),
+            offset,
+            here,
+            "a chunk came before the one it follows: it waits for it"
+        );
+        // Given back however this ends, also when the request is dropped.
+        let _slot = AheadSlot(&self.ahead);
+        let until = tokio::time::Instant::now() + AHEAD_WAIT;
+        while here < offset {
+            // Made before the lock is given back, so no write after it goes unnoticed.
+            let arrived = self.arrived.notified();
+            drop(held);
+            let woke = tokio::time::timeout_at(until, arrived).await;
+            held = self.lock.lock().await;
+            here = staging.offset()?;
+            if woke.is_err() || failed(here) {
+                break;
+            }
+        }
+        Ok((held, here))
+    }
+}
+
+/// Gives an upload's one place for a chunk ahead back when dropped.
+struct AheadSlot<'a>(&'a AtomicBool);
+
+impl Drop for AheadSlot<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, SeqCst);
+    }
+}
 
 impl Ingest {
     /// Starts an upload for `owner`: checks what was sent and makes its staging folder.
@@ -133,13 +235,15 @@ impl Ingest {
     /// Appends a chunk. When it was the last, the upload is sealed and driven up to the
     /// acknowledgement (two durable copies) before this returns.
     ///
-    /// The chunk is sent on to the mirror once it is written here, and answered without waiting
-    /// for the mirror: the next chunk is answered once the mirror took this one. So the copy to
-    /// the mirror overlaps the next chunk's way from the provider, the mirror is never ahead of
-    /// this node and never more than one chunk behind, and the last chunk is answered only once
-    /// the mirror has everything. A mirror that falls behind for good (it fails, or this node
-    /// restarts) is dropped, as one that fails: the coordinator's Stage step then copies what
-    /// it lacks, before the acknowledgement. `body_sum`: the chunk's hash as its signature
+    /// A chunk that passed the one before it on the way (the page sends two at once) waits for
+    /// it ([`Receiving::turn`]). The chunk is sent on to the mirror once it is written here, and
+    /// answered without waiting for the mirror: a chunk is answered once the mirror took the
+    /// one [`MIRROR_BEHIND`] before it. So the copy to the mirror overlaps the next chunks' ways
+    /// from the provider and their writes here, the mirror is never ahead of this node and
+    /// never more than two chunks behind, and the last chunk is answered only once the mirror
+    /// has everything. A mirror that falls behind for good (it fails, or this node restarts) is
+    /// dropped, as one that fails: the coordinator's Stage step then copies what it lacks,
+    /// before the acknowledgement. `body_sum`: the chunk's hash as its signature
     /// covered it, signed again for the mirror rather than hashed again.
     pub async fn append(
         self: &Arc<Self>,
@@ -154,14 +258,19 @@ impl Ingest {
         // upload does not expire under it, nor does a second request for the same upload write
         // beside it.
         let receiving = self.receiving_lock(id);
-        let held = receiving.lock().await;
+        let held = receiving.lock.lock().await;
         let (staging, upload) = self.owned(owner, id)?;
         let length = upload.length;
-        let here = staging.offset()?;
+        // A chunk that passed the one before it on the way: the page sends chunks of one size.
+        let len = bytes.len() as u64;
+        let (held, here) = receiving
+            .turn(held, &staging, offset, |gap| gap == len)
+            .await?;
         let mirror = self.mirror(&upload, offset, here).await;
         let (s, me, b) = (staging.clone(), self.clone(), bytes.clone());
         let local = blocking(move || s.append(length, offset, &b, &me.sums));
-        let (local, mirrored) = tokio::join!(local, self.forwarded(id));
+        let (local, mirrored) = tokio::join!(local, self.forwarded(id, MIRROR_BEHIND - 1));
+        receiving.tried(offset, local.is_ok());
         let at = local?;
         if let (Some(node), true) = (mirror, mirrored) {
             let path = format!("/internal/staging/{}?offset={offset}", upload.id);
@@ -180,7 +289,9 @@ impl Ingest {
             self.forwarding
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(upload.id.clone(), send);
+                .entry(upload.id.clone())
+                .or_default()
+                .push_back(send);
         }
         let mut status = self
             .status
@@ -191,7 +302,7 @@ impl Ingest {
         drop(held);
         if at == length {
             // The mirror has every byte before the original is sealed and acknowledged.
-            self.forwarded(id).await;
+            self.forwarded(id, 0).await;
             let (s, me) = (staging.clone(), self.clone());
             blocking(move || s.seal(length, None, &me.sums)).await?;
             self.mirrors
@@ -213,27 +324,35 @@ impl Ingest {
         Ok((at, status))
     }
 
-    /// Waits for upload `id`'s chunk on its way to the mirror, if one is, and drops the mirror
-    /// if it did not take it. Whether it took it (true when none was on its way).
-    async fn forwarded(&self, id: &str) -> bool {
-        let sending = self
-            .forwarding
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        let Some(send) = sending else {
-            return true;
-        };
-        match send.await {
-            Ok(Ok(())) => true,
-            Ok(Err(why)) => {
-                self.drop_mirror(id, Some(why));
-                false
-            }
-            Err(e) => {
-                self.drop_mirror(id, Some(e.to_string()));
-                false
-            }
+    /// Waits, oldest first, until at most `keep` of upload `id`'s chunks are on their way to the
+    /// mirror. When one did not arrive, the mirror is dropped and the chunks after it are called
+    /// off (they cannot land after a gap). Whether every chunk waited for arrived (true when
+    /// none was on its way).
+    async fn forwarded(&self, id: &str, keep: usize) -> bool {
+        loop {
+            let oldest = {
+                let mut forwarding = self.forwarding.lock().unwrap_or_else(|p| p.into_inner());
+                match forwarding.get_mut(id) {
+                    Some(sending) if sending.len() > keep => sending.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some(send) = oldest else {
+                return true;
+            };
+            let why = match send.await {
+                Ok(Ok(())) => continue,
+                Ok(Err(why)) => why,
+                Err(e) => e.to_string(),
+            };
+            let after = self
+                .forwarding
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
+            after.into_iter().flatten().for_each(|send| send.abort());
+            self.drop_mirror(id, Some(why));
+            return false;
         }
     }
 

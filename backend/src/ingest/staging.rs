@@ -268,7 +268,7 @@ impl Staging {
             .any(|name| !matches!(self.path(name).try_exists(), Ok(false)))
     }
 
-    fn id(&self) -> String {
+    pub(super) fn id(&self) -> String {
         self.dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use cluster::{ClusterConfig, FileSum, OffsetAnswer};
+use cluster::{ClusterConfig, FileSum, OffsetAnswer, MAX_CHUNK};
 use hyper::body::Bytes;
 
 use super::coordinator::{blocking, Ingest};
@@ -58,7 +58,7 @@ impl Ingest {
         check_upload(&self.cluster, &upload)?;
         // Not beside an expiry of the same copy (see `expiry`).
         let receiving = self.receiving_lock(id);
-        let _held = receiving.lock().await;
+        let _held = receiving.lock.lock().await;
         let (disks, me) = (self.disks.clone(), self.me.clone());
         let offset = blocking(move || Staging::create(&disks, &me, &upload)?.offset()).await?;
         // The worker watches the copy from now on (it expires if no chunk comes).
@@ -75,15 +75,20 @@ impl Ingest {
     ) -> Result<OffsetAnswer, IngestError> {
         check_upload_id(id)?;
         let receiving = self.receiving_lock(id);
-        let _held = receiving.lock().await;
+        let held = receiving.lock.lock().await;
         let s = self.held(id)?;
+        // The home sends the next chunk before this node answered the one before.
+        let (_held, _) = receiving
+            .turn(held, &s, offset, |gap| gap <= MAX_CHUNK)
+            .await?;
         let me = self.clone();
-        let offset = blocking(move || {
+        let written = blocking(move || {
             let length = s.upload()?.length;
             s.append(length, offset, &bytes, &me.sums)
         })
-        .await?;
-        Ok(OffsetAnswer { offset })
+        .await;
+        receiving.tried(offset, written.is_ok());
+        Ok(OffsetAnswer { offset: written? })
     }
 
     /// `POST /internal/staging/UPLOAD/seal?sha256=`: the copy is whole; checked against the
