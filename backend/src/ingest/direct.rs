@@ -1,7 +1,8 @@
 //! Chunks written to a disk without the page cache (`O_DIRECT`).
 //!
-//! A copy between nodes or an upload writes gigabytes that nobody reads again soon (a staged
-//! original is read once, to be tiled; a placed replica only as visitors ask for its tiles).
+//! A copy between nodes writes gigabytes that nobody reads again soon (a placed replica is
+//! read only as visitors ask for its tiles). (An upload's chunks are written through the page
+//! cache: their sender waits for each answer; see `ingest::Write`.)
 //! Through the page cache, each byte is copied into a page the kernel must first find and
 //! account for: writing 1 GiB of a copy from memory cost this machine 0.40-3.0 s of kernel time
 //! against 0.21 s written direct (`dd conv=fsync` against `oflag=direct`, the 3.0 s right after

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{append_at, io, roomiest, sync_dir, write_durable, IngestError};
+use super::{append_at, io, roomiest, sync_dir, write_durable, IngestError, Write};
 use crate::disk::Disk;
 use crate::replica::{self, Manifest, MANIFEST, META, PYRAMID, THUMBNAIL};
 
@@ -163,6 +163,7 @@ pub fn write(
             &hidden(&d, id, Placement::Incoming).join(file),
             offset,
             bytes,
+            Write::Direct,
         ),
         Some((_, stage)) => Err(IngestError::Invalid(format!(
             "replica {id} is already {} here",

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use cluster::{valid_upload_id, FileSum, ImageMeta};
 use serde::{Deserialize, Serialize};
 
-use super::{append_at, io, read_json, roomiest, sync_dir, write_durable, IngestError};
+use super::{append_at, io, read_json, roomiest, sync_dir, write_durable, IngestError, Write};
 use crate::disk::Disk;
 
 pub const STAGING_DIR: &str = "staging";
@@ -296,7 +296,7 @@ impl Staging {
             )));
         }
         sums.write_hashed(&self.id(), offset, bytes, || {
-            append_at(&self.path(PART), offset, bytes)
+            append_at(&self.path(PART), offset, bytes, Write::Cached)
         })
     }
 
