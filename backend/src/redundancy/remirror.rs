@@ -975,85 +975,83 @@ impl Redundancy {
         let manifest = self.new_manifest(job)?;
         let (_, dir) = self.folder(&job.image)?;
         let image = &job.image;
-        self.client
-            .call(
-                target,
-                Call::new(
-                    "POST",
-                    &format!(
-                        "/internal/replicas/{image}/begin?size={total}&epoch={}",
-                        job.epoch
-                    ),
-                ),
-                ASK,
-            )
-            .await
-            .map_err(peer)?;
+        let files = &entry.files;
+        let read = |piece: Piece| {
+            let path = dir.join(&files[piece.file].name);
+            crate::ingest::background_call("copy-read", move || {
+                crate::ingest::transfers::read_chunk(&path, piece.offset, piece.ask)
+            })
+        };
+        let mut pieces = Pieces::new(files);
+        let mut visitors_there = false;
+        let first = pieces.next(self.chunk_size(visitors_there));
+        // The first chunk is read from the disk while the target makes room for the copy.
+        let begin_at = format!(
+            "/internal/replicas/{image}/begin?size={total}&epoch={}",
+            job.epoch
+        );
+        let begin = self.client.call(target, Call::new("POST", &begin_at), ASK);
+        let mut chunk = match first {
+            Some(piece) => {
+                let (begun, bytes) = tokio::join!(begin, read(piece));
+                begun.map_err(peer)?;
+                Some((piece, bytes?))
+            }
+            None => {
+                begin.await.map_err(peer)?;
+                None
+            }
+        };
         let start = Instant::now();
         let mut sent = 0u64;
-        let mut visitors_there = false;
         let _sending = self.throttle.sending();
-        for f in &entry.files {
-            let path = dir.join(&f.name);
-            let read = |o: u64, size: usize| {
-                let p = path.clone();
-                crate::ingest::background_call("copy-read", move || {
-                    crate::ingest::transfers::read_chunk(&p, o, size)
-                })
+        while let Some((piece, bytes)) = chunk {
+            let n = bytes.bytes.len() as u64;
+            let at = format!(
+                "/internal/replicas/{image}/files/{}?offset={}",
+                files[piece.file].name, piece.offset
+            );
+            let turn = self.throttle.turn(since_visit(visitors_there)).await;
+            let began = Instant::now();
+            let send = async {
+                self.client
+                    .call_any(
+                        target,
+                        Call::new("PATCH", &at).body_summed(bytes.bytes, bytes.sum),
+                        ASK * 6,
+                    )
+                    .await?
+                    .ok(target)
             };
-            let mut offset = 0;
-            let mut size = self.chunk_size(visitors_there);
-            let mut chunk = read(0, size).await?;
-            loop {
-                // An empty file is still sent once, so that it exists on the target.
-                if chunk.bytes.is_empty() && offset > 0 {
-                    break;
+            // The next chunk, of this file or the next one, is read from the disk while this
+            // one is on its way: a disk read between two files would leave the target idle.
+            pieces.read(piece, n);
+            let (answer, next) = match pieces.next(self.chunk_size(visitors_there)) {
+                None => (send.await, None),
+                Some(next) => {
+                    let (answer, bytes) = tokio::join!(send, read(next));
+                    (answer, Some((next, bytes)))
                 }
-                let n = chunk.bytes.len() as u64;
-                let last = n < size as u64;
-                let at = format!(
-                    "/internal/replicas/{image}/files/{}?offset={offset}",
-                    f.name
-                );
-                let began = Instant::now();
-                let send = async {
-                    self.client
-                        .call_any(
-                            target,
-                            Call::new("PATCH", &at).body_summed(chunk.bytes, chunk.sum),
-                            ASK * 6,
-                        )
-                        .await?
-                        .ok(target)
-                };
-                // The next chunk is read from the disk while this one is on its way.
-                let next_size = self.chunk_size(visitors_there);
-                let (answer, next) = if last {
-                    (send.await, None)
-                } else {
-                    let (answer, next) = tokio::join!(send, read(offset + n, next_size));
-                    (answer, Some(next))
-                };
-                let answer = answer.map_err(peer)?;
-                offset += n;
-                sent += n;
-                let rate = (sent as f64 / start.elapsed().as_secs_f64().max(0.001)) as u64;
-                self.show(job, "place", Some((sent, total, rate)));
-                // Visitors here, or on the target (it says so in its answer).
-                visitors_there = answer
-                    .headers
-                    .contains_key(super::throttle::VISITORS_HEADER);
-                let pause = self
-                    .throttle
-                    .pause(n, began.elapsed(), since_visit(visitors_there));
-                if !pause.is_zero() {
-                    tokio::time::sleep(pause).await;
-                }
-                match next {
-                    Some(next) => (chunk, size) = (next?, next_size),
-                    None => break,
-                }
+            };
+            drop(turn);
+            let answer = answer.map_err(peer)?;
+            sent += n;
+            let rate = (sent as f64 / start.elapsed().as_secs_f64().max(0.001)) as u64;
+            self.show(job, "place", Some((sent, total, rate)));
+            // Visitors here, or on the target (it says so in its answer).
+            visitors_there = answer
+                .headers
+                .contains_key(super::throttle::VISITORS_HEADER);
+            let pause = self
+                .throttle
+                .pause(n, began.elapsed(), since_visit(visitors_there));
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
             }
+            chunk = match next {
+                Some((next, bytes)) => Some((next, bytes?)),
+                None => None,
+            };
         }
         let body = Bytes::from(serde_json::to_vec(&manifest).expect("plain data"));
         self.client
@@ -1214,9 +1212,120 @@ impl Worker for RemirrorWorker {
     }
 }
 
+/// Where a copy reads its next chunk: each file of the replica from its start to its size
+/// (the catalog's), one after the other, an empty file once (so that it exists on the target).
+struct Pieces<'a> {
+    files: &'a [cluster::FileSum],
+    file: usize,
+    offset: u64,
+    /// Whether the current file was asked for once (an empty one is then done).
+    asked: bool,
+}
+
+/// A chunk to read: `ask` bytes of `files[file]` from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Piece {
+    file: usize,
+    offset: u64,
+    ask: usize,
+}
+
+impl<'a> Pieces<'a> {
+    fn new(files: &'a [cluster::FileSum]) -> Self {
+        Pieces {
+            files,
+            file: 0,
+            offset: 0,
+            asked: false,
+        }
+    }
+
+    /// The next chunk, at most `size` bytes, rounded up to a whole block so that it can be
+    /// read around the page cache (the file's end cuts it short).
+    fn next(&mut self, size: usize) -> Option<Piece> {
+        loop {
+            let f = self.files.get(self.file)?;
+            if self.offset < f.size || !self.asked {
+                self.asked = true;
+                let left = (f.size - self.offset).min(size as u64) as usize;
+                return Some(Piece {
+                    file: self.file,
+                    offset: self.offset,
+                    ask: left.next_multiple_of(crate::ingest::direct::ALIGN),
+                });
+            }
+            (self.file, self.offset, self.asked) = (self.file + 1, 0, false);
+        }
+    }
+
+    /// `piece` gave `n` bytes: the next begins after them, or with the next file when this
+    /// one ended (short of what was asked: the disk's file is shorter than the catalog says,
+    /// and the target's check of the sums will say so).
+    fn read(&mut self, piece: Piece, n: u64) {
+        self.offset = piece.offset + n;
+        if n < piece.ask as u64 {
+            self.offset = self.offset.max(self.files[piece.file].size);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn file(name: &str, size: u64) -> cluster::FileSum {
+        cluster::FileSum {
+            name: name.into(),
+            size,
+            sha256: String::new(),
+        }
+    }
+
+    /// Every piece a copy reads, each answered with what a disk holding files of `on_disk`
+    /// bytes gives.
+    fn pieces_read(files: &[cluster::FileSum], on_disk: &[u64], size: usize) -> Vec<Piece> {
+        let mut pieces = Pieces::new(files);
+        let mut all = Vec::new();
+        while let Some(p) = pieces.next(size) {
+            assert!(all.len() < 100, "never ends: {all:?}");
+            let n = (p.ask as u64).min(on_disk[p.file].saturating_sub(p.offset));
+            pieces.read(p, n);
+            all.push(p);
+        }
+        all
+    }
+
+    #[test]
+    fn a_copy_reads_each_file_whole_in_block_multiples_an_empty_one_once() {
+        let files = [
+            file("a", 10_000),
+            file("empty", 0),
+            file("b", 8192),
+            file("c", 1),
+        ];
+        let got = pieces_read(&files, &[10_000, 0, 8192, 1], 4096);
+        let at: Vec<_> = got.iter().map(|p| (p.file, p.offset, p.ask)).collect();
+        assert_eq!(
+            at,
+            [
+                (0, 0, 4096),
+                (0, 4096, 4096),
+                (0, 8192, 4096),
+                (1, 0, 0),
+                (2, 0, 4096),
+                (2, 4096, 4096),
+                (3, 0, 4096),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_shorter_on_the_disk_than_in_the_catalog_ends_where_the_disk_does() {
+        let files = [file("a", 20_000), file("b", 5)];
+        let got = pieces_read(&files, &[5000, 5], 8192);
+        let at: Vec<_> = got.iter().map(|p| (p.file, p.offset)).collect();
+        assert_eq!(at, [(0, 0), (1, 0)]);
+    }
 
     fn entry(n: usize) -> cluster::CatalogEntry {
         cluster::CatalogEntry {
