@@ -79,9 +79,10 @@ impl Throttle {
     /// While the limit holds, a node's copies send their chunks one at a time: held while a
     /// chunk is read and sent, given back before the pause after it. Two copies' reads and
     /// writes at once kept both cores busy with them, and visitors' requests waited for a core
-    /// (`bench/remirror` 2 GiB at 50M per node: visitor p99 1.19-1.45 times that without a
-    /// re-mirror, over four runs, against 0.82 and 0.86 with a single copy at a time). `None`
-    /// while visitors are idle: the copies then go at once, as fast as the disks do.
+    /// (`bench/remirror` 2 GiB at 50M per node, visitor p99 against the same load without a
+    /// re-mirror: 1.19-1.45 in four runs with both copies at once, 1.00 and 1.21 taking
+    /// turns). `None` while visitors are idle: the copies then go at once, as fast as the
+    /// disks do.
     pub async fn turn(
         &self,
         since_visit: Option<Duration>,
